@@ -1,0 +1,69 @@
+// Package bridge connects the port (the BEAM's side of stdin and stdout)
+// to the Python pool: it frames packets, routes requests and writes
+// replies.
+package bridge
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DefaultMaxFrame is the largest packet accepted unless told otherwise.
+const DefaultMaxFrame = 512 << 20
+
+// ErrFrameTooLarge is returned for a packet over the reader's limit; the
+// packet has been skipped, so the stream is still in step.
+var ErrFrameTooLarge = errors.New("bridge: packet over the size limit")
+
+// FrameReader reads {packet, 4} frames: a 4-byte big-endian length, then
+// that many bytes.
+type FrameReader struct {
+	r   *bufio.Reader
+	max int
+}
+
+// NewFrameReader reads frames from r, refusing any over max bytes
+// (DefaultMaxFrame when max <= 0).
+func NewFrameReader(r io.Reader, max int) *FrameReader {
+	if max <= 0 {
+		max = DefaultMaxFrame
+	}
+	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// Next returns the next frame in a new slice that the caller owns, so
+// terms decoded from it may alias it. It returns io.EOF at a clean end of
+// stream and io.ErrUnexpectedEOF inside a frame.
+func (f *FrameReader) Next() ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(f.r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if uint64(n) > uint64(f.max) {
+		if _, err := f.r.Discard(int(n)); err != nil {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, f.max)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(f.r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf, nil
+}
+
+// AppendFrameHeader appends the 4-byte length of a payload of n bytes.
+func AppendFrameHeader(dst []byte, n int) []byte {
+	return binary.BigEndian.AppendUint32(dst, uint32(n))
+}
+
+// Buffered reports how many bytes are read ahead, so a writer can flush
+// only when no request is waiting.
+func (f *FrameReader) Buffered() int { return f.r.Buffered() }
