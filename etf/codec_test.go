@@ -188,3 +188,21 @@ func TestMapGetAndEqual(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, int64(7), i)
 }
+
+func TestDecodeRefusesDuplicateMapKeys(t *testing.T) {
+	// #{a => 1, a => 1}, which binary_to_term refuses too.
+	_, err := Decode([]byte{131, 116, 0, 0, 0, 2, 119, 1, 'a', 97, 1, 119, 1, 'a', 97, 1})
+	assert.ErrorContains(t, err, "duplicate key")
+	// The same key written two ways (Latin-1 and UTF-8 atom) is still one key.
+	_, err = Decode([]byte{131, 116, 0, 0, 0, 2, 100, 0, 1, 'a', 97, 1, 119, 1, 'a', 97, 2})
+	assert.ErrorContains(t, err, "duplicate key")
+	big := Map{}
+	for i := range 20 {
+		big = append(big, Pair{int64(i), int64(i)})
+	}
+	big = append(big, Pair{int64(3), int64(0)})
+	b, err := Encode(big)
+	require.NoError(t, err)
+	_, err = Decode(b)
+	assert.ErrorContains(t, err, "duplicate key")
+}

@@ -552,7 +552,38 @@ func (r *reader) mapBody(depth int) (Term, error) {
 			return nil, err
 		}
 	}
+	if hasDuplicateKey(m) {
+		return nil, r.errf("map with a duplicate key") // as binary_to_term says
+	}
 	return m, nil
+}
+
+// hasDuplicateKey compares small maps' keys pairwise, and larger maps'
+// keys by their canonical encoding.
+func hasDuplicateKey(m Map) bool {
+	if len(m) <= 8 {
+		for i := range m {
+			for j := i + 1; j < len(m); j++ {
+				if Equal(m[i].Key, m[j].Key) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	seen := make(map[string]struct{}, len(m))
+	var buf []byte
+	for _, p := range m {
+		var err error
+		if buf, err = AppendTerm(buf[:0], p.Key); err != nil {
+			return false // cannot happen for a decoded key
+		}
+		if _, dup := seen[string(buf)]; dup {
+			return true
+		}
+		seen[string(buf)] = struct{}{}
+	}
+	return false
 }
 
 func (r *reader) pid(newer bool, depth int) (Term, error) {

@@ -1,0 +1,66 @@
+# erlang_python, port edition. `make demo` and `make test` install what is missing
+# (scripts/setup.sh) and build everything first.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := /usr/local/go/bin:$(PATH)
+
+REBAR3 ?= rebar3
+FUZZTIME ?= 5m
+SHORT_FUZZTIME ?= 15s
+# Go commands run with cgo pointed at the chosen Python (scripts/pick-python.sh).
+GO := scripts/with-python.sh go
+LOGS := _build/test-logs
+# Strip colour codes from logged output.
+NOCOLOR := sed -e 's/\x1b\[[0-9;]*m//g'
+
+.PHONY: all setup build test demo bench fuzz clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+# The rebar3 pre-compile hook also builds pyport; building it here first keeps
+# `make build` independent of the hook.
+build: setup
+	@bash scripts/build-pyport.sh
+	cd erlang && $(REBAR3) compile
+
+test: build
+	@mkdir -p $(LOGS)
+	@echo "== gofmt -l"
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
+	@echo "== go vet"
+	$(GO) vet ./...
+	@echo "== rebar3 xref"
+	cd erlang && $(REBAR3) xref
+	@echo "== rebar3 dialyzer"
+	cd erlang && $(REBAR3) dialyzer
+	@echo "== fuzz FuzzDecode ($(SHORT_FUZZTIME))"
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(SHORT_FUZZTIME) ./etf 2>&1 | tee $(LOGS)/fuzz.log
+	@echo "== rebar3 eunit"
+	cd erlang && $(REBAR3) eunit 2>&1 | tee ../$(LOGS)/eunit.log
+	@echo "== rebar3 ct"
+	cd erlang && $(REBAR3) ct 2>&1 | tee ../$(LOGS)/ct.log
+	@echo "== go test -race"
+	ETF_REQUIRE_ERL=1 $(GO) test -race ./... 2>&1 | tee $(LOGS)/go-test.log
+	@echo
+	@echo "== summary"
+	@printf 'fuzz:  %s\n' "$$($(NOCOLOR) $(LOGS)/fuzz.log | grep -E '^(ok|PASS|FAIL)' | tail -n1)"
+	@printf 'eunit: %s\n' "$$($(NOCOLOR) $(LOGS)/eunit.log | grep -E 'tests? passed|Failed:|There were no tests' | tail -n1 | sed 's/^ *//')"
+	@printf 'ct:    %s\n' "$$($(NOCOLOR) $(LOGS)/ct.log | grep -E 'tests? passed|Failed [0-9]+ tests?' | tail -n1)"
+	@$(NOCOLOR) $(LOGS)/go-test.log | grep -E '^(ok|FAIL|---)' | sed 's/^/go:    /'
+
+demo: build
+	escript demo/demo.escript erlang/priv/pyport
+
+bench: build
+	$(GO) test -run='^$$' -bench=. -benchmem ./etf
+	escript bench/bench.escript erlang/priv/pyport
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./etf
+
+clean:
+	rm -rf _build erlang/_build erlang/logs erlang/rebar3.crashdump erlang/priv/pyport
