@@ -1,6 +1,7 @@
 // Command pyport is the sidecar the erlang_python application runs as a
-// port: it reads External Term Format packets ({packet, 4}) on stdin and
-// writes replies on stdout.
+// port: it reads External Term Format packets ({packet, 4}) on stdin, runs
+// them in embedded Python and writes replies on stdout
+// (docs/PROTOCOL.md).
 package main
 
 import (
@@ -8,34 +9,77 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
+	"syscall"
 
 	"github.com/spf13/pflag"
 
 	"github.com/erlang-python/erlang_python/bridge"
 	"github.com/erlang-python/erlang_python/etf"
+	"github.com/erlang-python/erlang_python/pool"
 )
 
 const version = "0.1.0"
+
+// defaultExecutable is sys.executable, set at build time by
+// scripts/build-pyport.sh (-ldflags -X) to the Python linked in.
+var defaultExecutable = ""
 
 func main() {
 	echo := pflag.Bool("echo", false, "echo every term back, re-encoded (codec and framing check)")
 	showVersion := pflag.Bool("version", false, "print the version and exit")
 	maxPacket := pflag.Int("max-packet", bridge.DefaultMaxFrame, "largest packet accepted, in bytes")
+	pythonPath := pflag.StringArray("python-path", nil, "directory prepended to sys.path (repeatable)")
+	numExecutors := pflag.Int("num-executors", 4, "shared executor threads in multi_executor mode")
+	executable := pflag.String("python-executable", defaultExecutable, "sys.executable of the embedded Python")
+	spin := pflag.Int("spin-us", 100, "microseconds an idle context polls for work before it sleeps")
 	pflag.Parse()
 
+	logger := log.New(os.Stderr, "pyport: ", log.LstdFlags|log.Lmicroseconds)
 	switch {
 	case *showVersion:
 		fmt.Println("pyport", version)
 	case *echo:
 		if err := runEcho(os.Stdin, os.Stdout, *maxPacket); err != nil {
-			fmt.Fprintln(os.Stderr, "pyport:", err)
-			os.Exit(1)
+			logger.Fatal(err)
 		}
 	default:
-		fmt.Fprintln(os.Stderr, "pyport: no mode given (try --echo)")
-		os.Exit(2)
+		proto, err := privateStdout()
+		if err != nil {
+			logger.Fatal(err)
+		}
+		p, err := pool.Start(pool.Config{
+			PythonPath:   *pythonPath,
+			NumExecutors: *numExecutors,
+			Executable:   *executable,
+			SpinMicros:   *spin,
+		})
+		if err != nil {
+			logger.Fatal(err)
+		}
+		err = bridge.NewServer(p, os.Stdin, proto, *maxPacket, logger).Serve()
+		if err != nil {
+			logger.Print(err)
+		}
+		// Never finalise Python (PLATFORM.md): leave at once.
+		os.Exit(0)
 	}
+}
+
+// privateStdout keeps the protocol's stdout for us alone: it returns a
+// duplicate of fd 1 and points fd 1 at stderr, so a print() in Python or a
+// write(1, ...) in C lands in stderr instead of corrupting the packets.
+func privateStdout() (*os.File, error) {
+	fd, err := syscall.Dup(1)
+	if err != nil {
+		return nil, fmt.Errorf("dup stdout: %w", err)
+	}
+	syscall.CloseOnExec(fd)
+	if err := syscall.Dup3(2, 1, 0); err != nil {
+		return nil, fmt.Errorf("point stdout at stderr: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "protocol"), nil
 }
 
 // runEcho answers each packet with its term re-encoded by our codec, or

@@ -1,0 +1,235 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"sync"
+
+	"github.com/erlang-python/erlang_python/etf"
+	"github.com/erlang-python/erlang_python/pool"
+)
+
+// Server reads requests from the port, hands them to the pool and writes
+// the replies back (docs/PROTOCOL.md).
+type Server struct {
+	pool   *pool.Pool
+	frames *FrameReader
+	out    *ReplyWriter
+	log    *log.Logger
+
+	mu       sync.RWMutex
+	contexts map[int64]*pool.Context
+	inflight map[etf.Ref]inflight
+}
+
+type inflight struct {
+	ctx *pool.Context
+	req *pool.Request
+}
+
+// NewServer serves requests read from in, replies written to out.
+func NewServer(p *pool.Pool, in io.Reader, out io.Writer, maxPacket int, logger *log.Logger) *Server {
+	return &Server{
+		pool:     p,
+		frames:   NewFrameReader(in, maxPacket),
+		out:      NewReplyWriter(out),
+		log:      logger,
+		contexts: make(map[int64]*pool.Context),
+		inflight: make(map[etf.Ref]inflight),
+	}
+}
+
+// Serve runs until the input ends (nil) or cannot be read.
+func (s *Server) Serve() error {
+	for {
+		frame, err := s.frames.Next()
+		switch {
+		case err == io.EOF:
+			return nil
+		case errors.Is(err, ErrFrameTooLarge):
+			s.log.Printf("dropped a packet: %v", err)
+			continue
+		case err != nil:
+			return err
+		}
+		s.handle(frame)
+	}
+}
+
+var (
+	atomCall    = etf.Atom("call")
+	atomEval    = etf.Atom("eval")
+	atomExec    = etf.Atom("exec")
+	atomCancel  = etf.Atom("cancel")
+	atomCreate  = etf.Atom("create_context")
+	atomDestroy = etf.Atom("destroy_context")
+	atomInfo    = etf.Atom("info")
+)
+
+var ops = map[etf.Atom]pool.Op{atomCall: pool.Call, atomEval: pool.Eval, atomExec: pool.Exec}
+
+// handle reads one request's header and acts on it. It never blocks on
+// Python: work goes to the contexts' queues.
+func (s *Server) handle(frame []byte) {
+	var dec etf.Decoder
+	head, n, err := dec.DecodePrefix(frame)
+	if err != nil {
+		s.log.Printf("dropped a packet whose header cannot be read: %v", err)
+		return
+	}
+	h, _ := head.(etf.Tuple)
+	if len(h) < 2 {
+		s.log.Printf("dropped a packet with header %v", head)
+		return
+	}
+	tag, _ := h[0].(etf.Atom)
+	id := h[1]
+	if op, ok := ops[tag]; ok && len(h) == 3 {
+		s.request(id, op, h[2], frame[n:])
+		return
+	}
+	switch {
+	case tag == atomCancel && len(h) == 2:
+		s.cancel(id)
+	case tag == atomCreate && len(h) == 4:
+		go s.createContext(id, h[2], h[3]) // a sub-interpreter takes ~10 ms
+	case tag == atomDestroy && len(h) == 3:
+		s.destroyContext(id, h[2])
+	case tag == atomInfo && len(h) == 2:
+		s.reply(id, etf.OKTuple(etf.MapOf(
+			etf.Atom("mode"), etf.Atom(s.pool.Mode()),
+			etf.Atom("version"), etf.Binary(s.pool.Version()),
+			etf.Atom("num_executors"), s.pool.NumExecutors(),
+			etf.Atom("subinterp_supported"), s.pool.SubinterpSupported(),
+		)))
+	default:
+		s.reply(id, badRequest("unknown request %v", head))
+	}
+}
+
+func badRequest(format string, args ...any) etf.Tuple {
+	return etf.ErrorTuple(etf.Tuple{etf.Atom("bad_request"), etf.Binary(fmt.Sprintf(format, args...))})
+}
+
+func (s *Server) context(ctxID etf.Term) (*pool.Context, bool) {
+	n, ok := etf.ToInt64(ctxID)
+	if !ok {
+		return nil, false
+	}
+	s.mu.RLock()
+	c, ok := s.contexts[n]
+	s.mu.RUnlock()
+	return c, ok
+}
+
+func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte) {
+	ref, ok := id.(etf.Ref)
+	if !ok {
+		s.reply(id, badRequest("request id %v is not a reference", id))
+		return
+	}
+	ctx, ok := s.context(ctxID)
+	if !ok {
+		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("unknown_context"), ctxID}))
+		return
+	}
+	idBytes, err := etf.Encode(ref)
+	if err != nil {
+		s.log.Printf("dropped a request: %v", err)
+		return
+	}
+	req := &pool.Request{Op: op, Payload: payload}
+	req.Done = func(result []byte) {
+		s.mu.Lock()
+		delete(s.inflight, ref)
+		s.mu.Unlock()
+		if !req.Cancelled() { // the caller has given up on it
+			s.out.Send(idBytes, result)
+		}
+	}
+	s.mu.Lock()
+	s.inflight[ref] = inflight{ctx, req}
+	s.mu.Unlock()
+	if err := ctx.Submit(req); err != nil {
+		s.mu.Lock()
+		delete(s.inflight, ref)
+		s.mu.Unlock()
+		reason := etf.Term(etf.Tuple{etf.Atom("overloaded"), etf.Atom("queue")})
+		if errors.Is(err, pool.ErrClosed) {
+			reason = etf.Tuple{etf.Atom("unknown_context"), ctxID}
+		}
+		s.reply(id, etf.ErrorTuple(reason))
+	}
+}
+
+func (s *Server) cancel(id etf.Term) {
+	ref, ok := id.(etf.Ref)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	f, ok := s.inflight[ref]
+	delete(s.inflight, ref)
+	s.mu.Unlock()
+	if ok {
+		f.ctx.Cancel(f.req)
+	}
+}
+
+var kinds = map[etf.Atom]pool.Kind{"auto": pool.Auto, "subinterp": pool.SubInterpreter, "worker": pool.Worker}
+
+func (s *Server) createContext(id, ctxID, kindTerm etf.Term) {
+	n, ok := etf.ToInt64(ctxID)
+	kindAtom, _ := kindTerm.(etf.Atom)
+	kind, kindOK := kinds[kindAtom]
+	switch {
+	case !ok || n <= 0:
+		s.reply(id, badRequest("context id %v is not a positive integer", ctxID))
+		return
+	case !kindOK:
+		s.reply(id, badRequest("context kind %v is not auto, subinterp or worker", kindTerm))
+		return
+	}
+	if _, exists := s.context(ctxID); exists {
+		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("context_exists"), ctxID}))
+		return
+	}
+	ctx, err := s.pool.NewContext(kind)
+	if err != nil {
+		s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
+		return
+	}
+	s.mu.Lock()
+	s.contexts[n] = ctx
+	s.mu.Unlock()
+	s.reply(id, etf.OK)
+}
+
+func (s *Server) destroyContext(id, ctxID etf.Term) {
+	n, _ := etf.ToInt64(ctxID)
+	s.mu.Lock()
+	ctx, ok := s.contexts[n]
+	delete(s.contexts, n)
+	s.mu.Unlock()
+	if ok {
+		ctx.Close()
+	}
+	s.reply(id, etf.OK)
+}
+
+// reply sends a result built in Go.
+func (s *Server) reply(id, result etf.Term) {
+	idBytes, err := etf.Encode(id)
+	if err != nil {
+		s.log.Printf("cannot reply to %v: %v", id, err)
+		return
+	}
+	res, err := etf.Encode(result)
+	if err != nil {
+		s.log.Printf("cannot encode a reply to %v: %v", id, err)
+		return
+	}
+	s.out.Send(idBytes, res)
+}

@@ -1,0 +1,154 @@
+package bridge
+
+import (
+	"encoding/binary"
+	"io"
+	"log"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/erlang-python/erlang_python/etf"
+	"github.com/erlang-python/erlang_python/pool"
+)
+
+var testPool *pool.Pool
+
+func TestMain(m *testing.M) {
+	p, err := pool.Start(pool.Config{NumExecutors: 2})
+	if err != nil {
+		panic(err)
+	}
+	testPool = p
+	os.Exit(m.Run())
+}
+
+// harness runs a Server over pipes, as the BEAM would see it.
+type harness struct {
+	t       *testing.T
+	in      *io.PipeWriter
+	replies chan [2]etf.Term
+	nextRef uint32
+}
+
+func newHarness(t *testing.T, maxPacket int) *harness {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	h := &harness{t: t, in: inW, replies: make(chan [2]etf.Term, 64)}
+	srv := NewServer(testPool, inR, outW, maxPacket, log.New(io.Discard, "", 0))
+	go func() { _ = srv.Serve(); outW.Close() }()
+	go func() {
+		frames := NewFrameReader(outR, 0)
+		for {
+			f, err := frames.Next()
+			if err != nil {
+				close(h.replies)
+				return
+			}
+			var d etf.Decoder
+			id, n, err := d.DecodePrefix(f)
+			require.NoError(t, err)
+			res, err := (&etf.Decoder{CopyBinaries: true}).Decode(f[n:])
+			require.NoError(t, err)
+			h.replies <- [2]etf.Term{id, res}
+		}
+	}()
+	t.Cleanup(func() { inW.Close() })
+	return h
+}
+
+func (h *harness) ref() etf.Ref {
+	h.nextRef++
+	return etf.Ref{Node: "nonode@nohost", Len: 3, IDs: [5]uint32{h.nextRef}}
+}
+
+func (h *harness) send(parts ...etf.Term) {
+	var pkt []byte
+	for _, p := range parts {
+		b, err := etf.Encode(p)
+		require.NoError(h.t, err)
+		pkt = append(pkt, b...)
+	}
+	h.raw(pkt)
+}
+
+func (h *harness) raw(pkt []byte) {
+	_, err := h.in.Write(binary.BigEndian.AppendUint32(nil, uint32(len(pkt))))
+	require.NoError(h.t, err)
+	_, err = h.in.Write(pkt)
+	require.NoError(h.t, err)
+}
+
+func (h *harness) reply() (etf.Term, etf.Term) {
+	select {
+	case r := <-h.replies:
+		return r[0], r[1]
+	case <-time.After(20 * time.Second):
+		h.t.Fatal("no reply in 20 s")
+		return nil, nil
+	}
+}
+
+// ask sends a request and returns its result, checking the reply's id.
+func (h *harness) ask(header etf.Tuple, payload ...etf.Term) etf.Term {
+	id := h.ref()
+	header = append(etf.Tuple{header[0], id}, header[1:]...)
+	h.send(append([]etf.Term{header}, payload...)...)
+	gotID, res := h.reply()
+	require.Equal(h.t, id, gotID)
+	return res
+}
+
+func TestServerCallsAndContexts(t *testing.T) {
+	h := newHarness(t, 0)
+	info := h.ask(etf.Tuple{etf.Atom("info")})
+	tag, _ := etf.Tag(info)
+	require.Equal(t, etf.OK, tag)
+	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 7, etf.Atom("auto")}))
+	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Tuple{etf.Atom("context_exists"), 7}),
+		h.ask(etf.Tuple{etf.Atom("create_context"), 7, etf.Atom("auto")})))
+
+	res := h.ask(etf.Tuple{etf.Atom("call"), 7}, etf.Tuple{etf.Binary("math"), etf.Binary("sqrt"), etf.List{16}, etf.Map{}})
+	assert.True(t, etf.Equal(etf.OKTuple(4.0), res), "%#v", res)
+	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("exec"), 7}, etf.Tuple{etf.Binary("import os; os.write(1, b'stray')")}))
+	assert.True(t, etf.Equal(etf.OKTuple(3), h.ask(etf.Tuple{etf.Atom("eval"), 7},
+		etf.Tuple{etf.Binary("a + b"), etf.MapOf(etf.Atom("a"), 1, etf.Atom("b"), 2)})))
+
+	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Tuple{etf.Atom("unknown_context"), 99}),
+		h.ask(etf.Tuple{etf.Atom("eval"), 99}, etf.Tuple{etf.Binary("1"), etf.Map{}})))
+	tag, _ = etf.Tag(h.ask(etf.Tuple{etf.Atom("frobnicate")}))
+	assert.Equal(t, etf.ErrorAtom, tag)
+	tag, _ = etf.Tag(h.ask(etf.Tuple{etf.Atom("create_context"), 8, etf.Atom("bogus")}))
+	assert.Equal(t, etf.ErrorAtom, tag)
+
+	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("destroy_context"), 7}))
+	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Tuple{etf.Atom("unknown_context"), 7}),
+		h.ask(etf.Tuple{etf.Atom("eval"), 7}, etf.Tuple{etf.Binary("1"), etf.Map{}})))
+}
+
+func TestServerSurvivesBadPackets(t *testing.T) {
+	h := newHarness(t, 1024)
+	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 1, etf.Atom("auto")}))
+	h.raw([]byte{1, 2, 3})                          // not a term: dropped
+	h.raw([]byte{131, 109, 255, 255, 255, 255})     // a 4 GiB binary in 6 bytes: dropped
+	h.raw(make([]byte, 2048))                       // over --max-packet: skipped
+	h.send(etf.Tuple{etf.Atom("call"), h.ref(), 1}) // no payload: a Python error, not a crash
+	_, res := h.reply()
+	tag, _ := etf.Tag(res)
+	assert.Equal(t, etf.ErrorAtom, tag)
+	assert.True(t, etf.Equal(etf.OKTuple(2), h.ask(etf.Tuple{etf.Atom("eval"), 1}, etf.Tuple{etf.Binary("1 + 1"), etf.Map{}})))
+}
+
+func TestServerCancelStopsRunawayCode(t *testing.T) {
+	h := newHarness(t, 0)
+	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 1, etf.Atom("auto")}))
+	loop := h.ref()
+	h.send(etf.Tuple{etf.Atom("exec"), loop, 1}, etf.Tuple{etf.Binary("while True: pass")})
+	time.Sleep(100 * time.Millisecond)
+	h.send(etf.Tuple{etf.Atom("cancel"), loop})
+	// The interrupted request is forgotten: the next reply is the next request's.
+	assert.True(t, etf.Equal(etf.OKTuple(5), h.ask(etf.Tuple{etf.Atom("eval"), 1}, etf.Tuple{etf.Binary("2 + 3"), etf.Map{}})))
+}

@@ -1,0 +1,342 @@
+// Package pool runs Python: CPython embedded with cgo, one executor (an
+// OS thread with its own thread state) per context in subinterp mode, each
+// with its own interpreter and GIL; executors shared by contexts in the
+// main interpreter for worker contexts and older Pythons.
+//
+// Requests and results are versioned ETF: the pool converts them to and
+// from Python objects in C, in one cgo crossing per request.
+package pool
+
+/*
+#include <stdlib.h>
+#include "interp.h"
+#include "queue.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/cgo"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Mode is the execution mode of the Python the sidecar was built with.
+type Mode string
+
+const (
+	SubInterp     Mode = "subinterp"
+	MultiExecutor Mode = "multi_executor"
+	FreeThreaded  Mode = "free_threaded"
+)
+
+// Op is a kind of request.
+type Op int
+
+const (
+	Call Op = C.PYX_CALL
+	Eval Op = C.PYX_EVAL
+	Exec Op = C.PYX_EXEC
+)
+
+// Kind says where a context runs.
+type Kind int
+
+const (
+	// Auto: an own-GIL sub-interpreter in subinterp mode, else a
+	// namespace on one of the shared executors.
+	Auto Kind = iota
+	// SubInterpreter insists on an own-GIL sub-interpreter.
+	SubInterpreter
+	// Worker runs in the main interpreter, where extensions that refuse
+	// sub-interpreters (numpy, torch...) import.
+	Worker
+)
+
+// Config is fixed at Start.
+type Config struct {
+	PythonPath   []string // prepended to sys.path in every interpreter
+	NumExecutors int      // shared executors (multi_executor mode)
+	Executable   string   // sys.executable; empty lets Python guess
+	QueueLen     int      // requests waiting per executor
+	SpinMicros   int      // an idle executor polls this long before it sleeps
+}
+
+// A Request is one call, eval or exec. Done receives the versioned ETF of
+// the result; the slice is valid only during the call, on the executor's
+// thread, so Done must copy or write it out before returning.
+type Request struct {
+	Op      Op
+	Payload []byte // versioned ETF tuple: {M, F, Args, Kwargs}, {Code, Locals} or {Code}
+	Done    func(result []byte)
+
+	seq       int64
+	cancelled atomic.Bool
+}
+
+// Cancelled reports whether Cancel was called for the request.
+func (r *Request) Cancelled() bool { return r.cancelled.Load() }
+
+// ErrQueueFull: the executor already has QueueLen requests waiting.
+var ErrQueueFull = errors.New("pool: context queue full")
+
+// Pool owns the Python runtime. There is one per process.
+type Pool struct {
+	cfg    Config
+	mode   Mode
+	paths  *C.char
+	seq    atomic.Int64
+	mu     sync.Mutex
+	shared []*executor // multi_executor's executors, made on first use
+	next   int
+}
+
+var started atomic.Bool
+
+// Start initialises Python. It can be called once per process.
+func Start(cfg Config) (*Pool, error) {
+	if !started.CompareAndSwap(false, true) {
+		return nil, errors.New("pool: Python is already initialised")
+	}
+	if cfg.NumExecutors <= 0 {
+		cfg.NumExecutors = 4
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = 1024
+	}
+	p := &Pool{cfg: cfg, paths: C.CString(strings.Join(cfg.PythonPath, "\n"))}
+	switch C.pyx_mode() {
+	case C.PYX_SUBINTERP:
+		p.mode = SubInterp
+	case C.PYX_FREE_THREADED:
+		p.mode = FreeThreaded
+	default:
+		p.mode = MultiExecutor
+	}
+	exe := C.CString(cfg.Executable)
+	defer C.free(unsafe.Pointer(exe))
+	errc := make(chan error)
+	go func() {
+		// Python's main thread: it initialises, drops the GIL and
+		// stays parked, so its thread state never changes threads.
+		runtime.LockOSThread()
+		errc <- cError(C.pyx_init_main(p.paths, exe))
+		select {}
+	}()
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Mode is the execution mode.
+func (p *Pool) Mode() Mode { return p.mode }
+
+// NumExecutors is the number of shared executors.
+func (p *Pool) NumExecutors() int { return p.cfg.NumExecutors }
+
+// Version is Python's version string.
+func (p *Pool) Version() string { return C.GoString(C.pyx_version()) }
+
+// SubinterpSupported reports whether own-GIL sub-interpreters are used.
+func (p *Pool) SubinterpSupported() bool { return p.mode == SubInterp }
+
+// executor is one locked OS thread running one thread state. It waits for
+// jobs in C (queue.h): cgo.Handles of func().
+type executor struct {
+	c     *C.pyx_exec
+	queue *C.pyx_queue
+}
+
+// push queues a job without blocking.
+func (e *executor) push(job func()) error {
+	h := cgo.NewHandle(job)
+	switch C.pyx_queue_push(e.queue, C.uintptr_t(h)) {
+	case 0:
+		return nil
+	case -1:
+		h.Delete()
+		return ErrQueueFull
+	}
+	h.Delete()
+	return ErrClosed
+}
+
+func (p *Pool) newExecutor(ownInterp bool) (*executor, error) {
+	e := &executor{queue: C.pyx_queue_new(C.size_t(p.cfg.QueueLen))}
+	if e.queue == nil {
+		return nil, errors.New("pool: out of memory")
+	}
+	errc := make(chan error)
+	go func() {
+		runtime.LockOSThread() // for the executor's whole life
+		var cerr *C.char
+		e.c = C.pyx_exec_new(cBool(ownInterp), p.paths, &cerr)
+		if e.c == nil {
+			errc <- cError(cerr)
+			return
+		}
+		errc <- nil
+		for {
+			item := C.pyx_queue_pop(e.queue, C.longlong(p.cfg.SpinMicros*1000))
+			if item == 0 {
+				return // closed and drained; the queue stays allocated
+			}
+			h := cgo.Handle(item)
+			job := h.Value().(func())
+			h.Delete()
+			job()
+		}
+	}()
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Context is one Python namespace with its own __main__.
+type Context struct {
+	pool   *Pool
+	ex     *executor
+	own    bool // the executor is this context's alone
+	c      *C.pyx_ctx
+	mu     sync.RWMutex // Submit holds it shared, Close exclusive
+	closed bool
+}
+
+// NewContext creates a context of the given kind. It blocks until the
+// context is ready (a sub-interpreter takes about 10 ms).
+func (p *Pool) NewContext(kind Kind) (*Context, error) {
+	ex, own, err := p.executorFor(kind)
+	if err != nil {
+		return nil, err
+	}
+	ctx := &Context{pool: p, ex: ex, own: own}
+	errc := make(chan error, 1)
+	job := func() {
+		var cerr *C.char
+		ctx.c = C.pyx_ctx_new(ex.c, &cerr)
+		if ctx.c == nil {
+			errc <- cError(cerr)
+			return
+		}
+		errc <- nil
+	}
+	if err := ex.push(job); err != nil {
+		return nil, err
+	}
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return ctx, nil
+}
+
+// executorFor returns the executor for a new context, and whether it is
+// the context's alone.
+func (p *Pool) executorFor(kind Kind) (*executor, bool, error) {
+	switch {
+	case kind == SubInterpreter && p.mode != SubInterp:
+		return nil, false, fmt.Errorf("pool: sub-interpreters need Python 3.12+ with a GIL (mode %s)", p.mode)
+	case p.mode == SubInterp && kind != Worker:
+		e, err := p.newExecutor(true)
+		return e, true, err
+	case kind == Worker || p.mode == FreeThreaded:
+		e, err := p.newExecutor(false)
+		return e, true, err
+	}
+	// multi_executor: contexts share NumExecutors threads, round robin.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.shared) < p.cfg.NumExecutors {
+		e, err := p.newExecutor(false)
+		if err != nil {
+			return nil, false, err
+		}
+		p.shared = append(p.shared, e)
+	}
+	e := p.shared[p.next%len(p.shared)]
+	p.next++
+	return e, false, nil
+}
+
+// Close frees the context once the requests queued before it have run.
+// An executor of its own stops; its interpreter is never finalised
+// (PLATFORM.md: finalising crashes after some modules), only left idle.
+func (c *Context) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	if c.ex.push(func() { C.pyx_ctx_free(c.c) }) != nil {
+		return // queue full: leak the context rather than block
+	}
+	if c.own {
+		C.pyx_queue_close(c.ex.queue)
+	}
+}
+
+// ErrClosed: the context was closed.
+var ErrClosed = errors.New("pool: context closed")
+
+// Submit queues a request; it never blocks. The request's Done runs on
+// the executor's thread once it has run, unless it was cancelled first.
+func (c *Context) Submit(r *Request) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return ErrClosed
+	}
+	r.seq = c.pool.seq.Add(1)
+	job := func() {
+		if r.cancelled.Load() {
+			return
+		}
+		var out C.pyx_buf
+		var payload *C.uchar
+		if len(r.Payload) > 0 {
+			payload = (*C.uchar)(unsafe.Pointer(&r.Payload[0]))
+		}
+		C.pyx_run(c.c, C.longlong(r.seq), C.int(r.Op), payload, C.size_t(len(r.Payload)), &out)
+		r.Done(unsafe.Slice((*byte)(unsafe.Pointer(out.data)), int(out.len)))
+		C.pyx_buf_free(&out)
+	}
+	return c.ex.push(job)
+}
+
+// Cancel stops a request: if it has not started it never will (and its
+// Done is not called); if it is running, a TimeoutError is raised in its
+// thread at the next bytecode. It returns at once.
+func (c *Context) Cancel(r *Request) {
+	if r.cancelled.Swap(true) {
+		return
+	}
+	go func() {
+		// A thread state of its own, on a thread of its own: the wait
+		// for the GIL may be long if C code holds it.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		C.pyx_interrupt(c.ex.c, C.longlong(r.seq))
+	}()
+}
+
+func cBool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// cError turns a malloc'd C message into an error and frees it.
+func cError(msg *C.char) error {
+	if msg == nil {
+		return nil
+	}
+	defer C.free(unsafe.Pointer(msg))
+	return errors.New("pool: " + C.GoString(msg))
+}

@@ -1,0 +1,51 @@
+/* pyx.h: the C side of package pool, shared by its .c files.
+ *
+ * Rules for every function here unless it says otherwise: the caller
+ * holds the GIL of the interpreter the objects belong to; nothing here
+ * calls back into Go. */
+#ifndef PYX_H
+#define PYX_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+
+/* A growable byte buffer, malloc'd (not PyMem: Go frees it with free()
+ * without holding any GIL). */
+typedef struct {
+    unsigned char *data;
+    size_t len, cap;
+} pyx_buf;
+
+/* Makes room for extra more bytes. 0 on success, -1 (no exception set) when
+ * out of memory. */
+int pyx_buf_reserve(pyx_buf *b, size_t extra);
+/* Appends n bytes; 0 or -1 (out of memory, no exception set). */
+int pyx_buf_append(pyx_buf *b, const void *p, size_t n);
+void pyx_buf_free(pyx_buf *b);
+
+/* Per-interpreter classes of the `erlang` module that stand for Erlang
+ * terms Python has no type for. Strong references, owned by the context;
+ * each class is called with one bytes argument, the term's ETF encoding
+ * (tag first, no version byte), and keeps it in the attribute `_etf`. */
+typedef struct {
+    PyObject *pid_type;    /* erlang.Pid */
+    PyObject *ref_type;    /* erlang.Ref */
+    PyObject *opaque_type; /* erlang.Opaque: ports, funs, exports */
+    PyObject *atom_type;   /* erlang.Atom, a subclass of str */
+} pyx_types;
+
+/* ETF -> Python. Decodes one term without version byte from buf[*pos..len)
+ * and advances *pos past it. Returns a new reference, or NULL with an
+ * exception set: ValueError for malformed input, RecursionError when nested
+ * too deep, MemoryError. */
+PyObject *pyx_from_etf(const pyx_types *t, const unsigned char *buf, size_t len, size_t *pos);
+
+/* Python -> ETF. Appends the encoding of obj (no version byte) to out.
+ * 0 on success; -1 with an exception set: TypeError naming the type of an
+ * object that has no term, RecursionError when nested too deep (or
+ * self-referencing), OverflowError, MemoryError. On failure out->len may
+ * have grown; the caller truncates. */
+int pyx_to_etf(const pyx_types *t, PyObject *obj, pyx_buf *out);
+
+#endif
