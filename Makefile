@@ -11,6 +11,12 @@ SHORT_FUZZTIME ?= 15s
 # Go commands run with cgo pointed at the chosen Python (scripts/pick-python.sh).
 GO := scripts/with-python.sh go
 LOGS := _build/test-logs
+# The other Pythons the tests run on, when present: Debian's 3.11 (multi_executor,
+# installed by setup.sh) and pyenv's 3.12 (own-GIL sub-interpreters with the
+# decimal/datetime guard).
+PY311_CONFIG ?= /usr/bin/python3.11-config
+PY312_CONFIG ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null || echo /root/.pyenv)/versions/3.12*/bin/python3.12-config))
+PYPORT_311 := _build/pyport-py311
 # Strip colour codes from logged output.
 NOCOLOR := sed -e 's/\x1b\[[0-9;]*m//g'
 
@@ -43,20 +49,31 @@ test: build
 	cd erlang && $(REBAR3) eunit 2>&1 | tee ../$(LOGS)/eunit.log
 	@echo "== rebar3 ct"
 	cd erlang && $(REBAR3) ct 2>&1 | tee ../$(LOGS)/ct.log
+	@echo "== rebar3 ct on Python 3.11 (multi_executor)"
+	PYTHON_CONFIG=$(PY311_CONFIG) bash scripts/build-pyport.sh $(PYPORT_311)
+	cd erlang && ERLANG_PYTHON_PYPORT=$(CURDIR)/$(PYPORT_311) $(REBAR3) ct 2>&1 | tee ../$(LOGS)/ct-py311.log
 	@echo "== go test -race"
 	ETF_REQUIRE_ERL=1 $(GO) test -race ./... 2>&1 | tee $(LOGS)/go-test.log
+	@echo "== go test -race ./pool ./bridge on Python 3.12 and 3.11"
+	@: > $(LOGS)/go-test-other.log
+	for cfg in $(PY312_CONFIG) $(PY311_CONFIG); do \
+	  echo "python: $$cfg" | tee -a $(LOGS)/go-test-other.log; \
+	  PYTHON_CONFIG=$$cfg $(GO) test -race -count=1 ./pool ./bridge 2>&1 | tee -a $(LOGS)/go-test-other.log; \
+	done
 	@echo
 	@echo "== summary"
 	@printf 'fuzz:  %s\n' "$$($(NOCOLOR) $(LOGS)/fuzz.log | grep -E '^(ok|PASS|FAIL)' | tail -n1)"
 	@printf 'eunit: %s\n' "$$($(NOCOLOR) $(LOGS)/eunit.log | grep -E 'tests? passed|Failed:|There were no tests' | tail -n1 | sed 's/^ *//')"
 	@printf 'ct:    %s\n' "$$($(NOCOLOR) $(LOGS)/ct.log | grep -E 'tests? passed|Failed [0-9]+ tests?' | tail -n1)"
-	@$(NOCOLOR) $(LOGS)/go-test.log | grep -E '^(ok|FAIL|---)' | sed 's/^/go:    /'
+	@printf 'ct 3.11: %s\n' "$$($(NOCOLOR) $(LOGS)/ct-py311.log | grep -E 'tests? passed|Failed [0-9]+ tests?' | tail -n1)"
+	@$(NOCOLOR) $(LOGS)/go-test-other.log | grep -E '^(python:|ok|FAIL|---)' | sed 's/^/go:    /'
+	@$(NOCOLOR) $(LOGS)/go-test.log | grep -E '^(ok|FAIL|---)'
 
 demo: build
 	escript demo/demo.escript erlang/priv/pyport
 
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchmem ./etf
+	$(GO) test -run='^$$' -bench=. -benchmem ./etf ./pool
 	escript bench/bench.escript erlang/priv/pyport
 
 fuzz:

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Build the sidecar into erlang/priv/pyport, linked against the chosen Python.
+# Build the sidecar, linked against the chosen Python (pick-python.sh; set
+# PYTHON_CONFIG to choose), into erlang/priv/pyport or the path given.
 # Works from any directory (the rebar3 pre-compile hook runs it from erlang/).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 
 cd "$root"
-mkdir -p erlang/priv
-"$here/with-python.sh" go build -o erlang/priv/pyport ./cmd/pyport
-echo "pyport: built $root/erlang/priv/pyport"
+out=${1:-erlang/priv/pyport}
+mkdir -p "$(dirname "$out")"
+cfg=$("$here/pick-python.sh" 2>/dev/null)
+# sys.executable: the interpreter that sits beside its -config script.
+exe="$(dirname "$cfg")/$(basename "$cfg" -config)"
+[ -x "$exe" ] || exe=""
+PYTHON_CONFIG=$cfg "$here/with-python.sh" go build \
+    -ldflags "-X main.defaultExecutable=$exe" -o "$out" ./cmd/pyport
+echo "pyport: built $out for $cfg"

@@ -90,3 +90,11 @@ if ! "$here/pick-python.sh" >/dev/null 2>&1; then
     apt_install python3-dev
 fi
 "$here/pick-python.sh" >/dev/null # prints "python: using <path> (<version>)"
+
+# --- Debian's Python 3.11: the multi_executor (pre-3.12) case of the tests ---
+if [ ! -x /usr/bin/python3.11-config ] && command -v apt-get >/dev/null 2>&1; then
+    apt_install python3-dev
+fi
+if [ -x /usr/bin/python3.11-config ]; then
+    echo "setup: Debian Python 3.11 for the multi_executor tests: /usr/bin/python3.11-config"
+fi
