@@ -1,100 +1,130 @@
 #!/usr/bin/env escript
 %% -*- erlang -*-
-%% Proves the toolchain: the BEAM talks to the Go sidecar (`pyport --echo') over a
-%% {packet, 4} port, terms survive the Go ETF codec, and the pipe is fast.
+%% erlang_python in a few steps, with timings: the application starts the Go
+%% sidecar `pyport', which embeds Python and runs one context per
+%% sub-interpreter (own GIL) where the Python supports it.
 %%
 %% Usage: escript demo/demo.escript [path/to/pyport]
-%% (default: erlang/priv/pyport next to this script's parent directory)
+%% The application is loaded from erlang/_build/default/lib/*/ebin (`make build');
+%% it runs the pyport of its priv directory, erlang/priv/pyport.
 -mode(compile).
 
--define(TIMEOUT, 10000).
--define(SMALL_N, 10000).
--define(BIG_N, 50).
+-define(LOOP, 5000000).   % iterations of a pure-Python loop, ~0.3 s
 
 main(Args) ->
     ok = io:setopts([{encoding, unicode}]),
-    Exe = exe(Args),
-    io:format("erlang_python demo: ~ts --echo (OTP ~s)~n~n",
-              [Exe, erlang:system_info(otp_release)]),
-    Port = open_port({spawn_executable, Exe},
-                     [{packet, 4}, binary, exit_status, {args, ["--echo"]}]),
-    MiB = rand:bytes(1 bsl 20),
-    Cases = [{"map", #{name => <<"erlang_python">>, tags => [port, go, python], n => 1}},
-             {"big integer 2^100", 1 bsl 100},
-             {"unicode atom", 'λ_café_日本'},
-             {"pid", self()},
-             {"1 MiB binary", MiB}],
-    io:format("round trips through the Go codec:~n"),
-    Results = [roundtrip_case(Port, Name, Term) || {Name, Term} <- Cases],
+    Root = filename:dirname(filename:dirname(filename:absname(escript:script_name()))),
+    check_exe(Args, Root),
+    ok = code:add_pathsa(filelib:wildcard(
+                           filename:join([Root, "erlang", "_build", "default", "lib", "*", "ebin"]))),
+    ok = application:load(erlang_python),
+    ok = application:set_env(erlang_python, num_contexts, 2),
+    {T0, Started} = timed(fun() -> application:ensure_all_started(erlang_python) end),
+    case Started of
+        {ok, _} -> ok;
+        {error, Reason} -> fail("erlang_python did not start: ~p", [Reason])
+    end,
+    {ok, Version} = py:version(),
+    io:format("erlang_python demo (OTP ~s)~n", [erlang:system_info(otp_release)]),
+    io:format("  Python ~ts~n  mode ~p, ~b contexts, started in ~.1f ms~n~n",
+              [Version, py:execution_mode(), py_context_router:num_contexts(), T0 / 1000]),
+
+    section("calls"),
+    show("py:call(math, sqrt, [16])", fun() -> py:call(math, sqrt, [16]) end, {ok, 4.0}),
+    show("py:call(json, dumps, [Map], #{sort_keys => true})",
+         fun() -> py:call(json, dumps, [#{name => <<"erlang_python">>, tags => [port, go, python], n => 1}],
+                          #{sort_keys => true}) end,
+         {ok, <<"{\"n\": 1, \"name\": \"erlang_python\", \"tags\": [\"port\", \"go\", \"python\"]}">>}),
+    show("py:call(operator, add, [2^100, 1])", fun() -> py:call(operator, add, [1 bsl 100, 1]) end,
+         {ok, (1 bsl 100) + 1}),
+    latency("sequential py:call(operator, add, [1, 2])", fun() -> py:call(operator, add, [1, 2]) end),
+
     io:format("~n"),
-    {Median, P99} = latency(Port, {req, 1, <<"small">>}, ?SMALL_N),
-    Thru = throughput(Port, MiB, ?BIG_N),
-    io:format("~-42s ~12s~n", ["measure", "value"]),
-    io:format("~-42s ~12s~n", [lists:duplicate(42, $-), lists:duplicate(12, $-)]),
-    io:format("~-42ts ~9.1f µs~n", [io_lib:format("small term round trip, median (n=~b)", [?SMALL_N]), Median]),
-    io:format("~-42ts ~9.1f µs~n", [io_lib:format("small term round trip, p99 (n=~b)", [?SMALL_N]), P99]),
-    io:format("~-42ts ~7.1f MiB/s~n", [io_lib:format("1 MiB binary round trip (n=~b)", [?BIG_N]), Thru]),
-    port_close(Port),
-    case lists:all(fun(R) -> R end, Results) of
-        true ->
-            io:format("~ndemo: ok~n");
-        false ->
-            io:format("~ndemo: FAIL~n"),
-            halt(1)
-    end.
+    section("eval with locals"),
+    show("py:eval(<<\"x * y + 1\">>, #{x => 6, y => 7})",
+         fun() -> py:eval(<<"x * y + 1">>, #{x => 6, y => 7}) end, {ok, 43}),
+    show("py:eval(<<\"sorted(d.items())\">>, #{d => #{b => 2, a => 1}})",
+         fun() -> py:eval(<<"sorted(d.items())">>, #{d => #{b => 2, a => 1}}) end,
+         {ok, [{<<"a">>, 1}, {<<"b">>, 2}]}),
 
-exe([Path | _]) ->
-    check_exe(filename:absname(Path));
-exe([]) ->
-    Here = filename:dirname(filename:absname(escript:script_name())),
-    check_exe(filename:join([filename:dirname(Here), "erlang", "priv", "pyport"])).
+    io:format("~n"),
+    section("contexts: exec + eval, each with its own globals"),
+    C1 = py:context(1),
+    C2 = py:context(2),
+    show("py:exec(Ctx1, <<\"x = 42\">>)", fun() -> py:exec(C1, <<"x = 42">>) end, ok),
+    show("py:eval(Ctx1, <<\"x\">>)", fun() -> py:eval(C1, <<"x">>) end, {ok, 42}),
+    show("py:eval(Ctx2, <<\"x\">>)", fun() -> py:eval(C2, <<"x">>) end,
+         {error, {'NameError', <<"name 'x' is not defined">>}}),
+    show("py:exec(Ctx1, <<\"def greet(n): ...\">>)",
+         fun() -> py:exec(C1, <<"def greet(n):\n    return 'hello ' + n\n">>) end, ok),
+    show("py:call(Ctx1, '__main__', greet, [<<\"world\">>])",
+         fun() -> py:call(C1, '__main__', greet, [<<"world">>]) end, {ok, <<"hello world">>}),
 
-check_exe(Path) ->
-    case filelib:is_regular(Path) of
-        true -> Path;
-        false ->
-            io:format(standard_error, "demo: ~ts not found (run `make build` first)~n", [Path]),
-            halt(2)
-    end.
+    io:format("~n"),
+    section("py:parallel: CPU-bound Python on 1 context, then spread over 2"),
+    Burn = <<"def burn(n):\n    s = 0\n    for i in range(n):\n        s += i * i\n    return s\n">>,
+    ok = py:exec(C1, Burn),
+    ok = py:exec(C2, Burn),
+    Item = {'__main__', burn, [?LOOP]},
+    {One, _} = timed(fun() ->
+                             {ok, _} = py:call(C1, '__main__', burn, [?LOOP]),
+                             {ok, _} = py:call(C1, '__main__', burn, [?LOOP])
+                     end),
+    {Two, {ok, Results}} = timed(fun() -> py:parallel([Item, Item]) end),
+    true = lists:all(fun({ok, V}) -> is_integer(V); (_) -> false end, Results),
+    io:format("  2 loops on 1 context        ~8.1f ms~n", [One / 1000]),
+    io:format("  2 loops on 2 contexts       ~8.1f ms   speedup ~.2fx (~p)~n~n",
+              [Two / 1000, One / Two, py:execution_mode()]),
 
-roundtrip_case(Port, Name, Term) ->
-    Ok = try roundtrip(Port, Term) =:= Term
-         catch Class:Reason -> {Class, Reason}
-         end,
-    Status = case Ok of true -> "ok"; _ -> "FAIL" end,
-    io:format("  ~-4s ~-18s ~ts~n", [Status, Name, show(Term)]),
-    Ok =:= true.
+    section("errors"),
+    show("py:eval(<<\"1 / 0\">>)", fun() -> py:eval(<<"1 / 0">>) end,
+         {error, {'ZeroDivisionError', <<"division by zero">>}}),
+    show("py:call(no_such_module, f, [])", fun() -> py:call(no_such_module, f, []) end,
+         {error, {'ModuleNotFoundError', <<"No module named 'no_such_module'">>}}),
+    show("py:call(math, sqrt, not_a_list)", fun() -> py:call(math, sqrt, not_a_list) end,
+         {error, {badarg, {args, not_a_list}}}),
 
-show(Bin) when is_binary(Bin), byte_size(Bin) > 64 ->
-    io_lib:format("<<~b bytes>>", [byte_size(Bin)]);
-show(Term) ->
-    io_lib:format("~tp", [Term]).
+    io:format("~n"),
+    section("a timeout stops a runaway loop"),
+    ok = py:exec(C1, <<"def spin():\n    while True:\n        pass\n">>),
+    show("py_context:call(Ctx1, '__main__', spin, [], #{}, 500)",
+         fun() -> py_context:call(C1, '__main__', spin, [], #{}, 500) end, {error, timeout}),
+    show("then py:eval(Ctx1, <<\"'still serving'\">>)",
+         fun() -> py:eval(C1, <<"'still serving'">>) end, {ok, <<"still serving">>}),
 
-roundtrip(Port, Term) ->
-    true = port_command(Port, term_to_binary(Term)),
-    receive
-        {Port, {data, Reply}} -> binary_to_term(Reply);
-        {Port, {exit_status, Status}} -> error({port_exited, Status})
-    after ?TIMEOUT ->
-        error(timeout)
-    end.
+    ok = application:stop(erlang_python),
+    io:format("~ndemo: ok~n").
 
-%% Median and 99th percentile of N sequential round trips, in µs (after warm-up).
-latency(Port, Term, N) ->
-    _ = [roundtrip(Port, Term) || _ <- lists:seq(1, 1000)],
-    Times = lists:sort([timed(Port, Term) || _ <- lists:seq(1, N)]),
-    {percentile(Times, 0.50), percentile(Times, 0.99)}.
+check_exe([Path | _], _Root) ->
+    filelib:is_regular(Path) orelse fail("~ts not found (run `make build` first)", [Path]);
+check_exe([], Root) ->
+    check_exe([filename:join([Root, "erlang", "priv", "pyport"])], Root).
 
-%% Round trips of a 1 MiB binary: MiB/s from the median time.
-throughput(Port, Bin, N) ->
-    _ = [roundtrip(Port, Bin) || _ <- lists:seq(1, 5)],
-    Times = lists:sort([timed(Port, Bin) || _ <- lists:seq(1, N)]),
-    (byte_size(Bin) / (1 bsl 20)) / (percentile(Times, 0.50) / 1.0e6).
+section(Title) ->
+    io:format("~ts~n", [Title]).
 
-timed(Port, Term) ->
+%% Run Fun, print its result and time; stop the demo when the result is not
+%% the expected one.
+show(What, Fun, Expected) ->
+    {T, Result} = timed(Fun),
+    Mark = case Result of
+               Expected -> "";
+               _ -> "   <-- expected " ++ lists:flatten(io_lib:format("~0tp", [Expected]))
+           end,
+    io:format("  ~ts ~8.1f ms~n      -> ~0tp~ts~n", [string:pad(What, 58), T / 1000, Result, Mark]),
+    Result =:= Expected orelse fail("unexpected result for ~ts", [What]).
+
+latency(What, Fun) ->
+    _ = [Fun() || _ <- lists:seq(1, 500)],
+    Times = lists:sort([element(1, timed(Fun)) || _ <- lists:seq(1, 2000)]),
+    io:format("  ~ts ~8.1f µs median (n=2000)~n", [string:pad(What, 58), lists:nth(1000, Times)]).
+
+%% {Microseconds, Result}
+timed(Fun) ->
     T0 = erlang:monotonic_time(nanosecond),
-    Term = roundtrip(Port, Term),
-    (erlang:monotonic_time(nanosecond) - T0) / 1000.
+    R = Fun(),
+    {(erlang:monotonic_time(nanosecond) - T0) / 1000, R}.
 
-percentile(Sorted, P) ->
-    lists:nth(max(1, min(length(Sorted), round(P * length(Sorted)))), Sorted).
+fail(Fmt, Args) ->
+    io:format(standard_error, "demo: FAIL: " ++ Fmt ++ "~n", Args),
+    halt(1).

@@ -521,9 +521,7 @@ static PyObject *decode_atom(reader *r)
 }
 
 /* BINARY_EXT -> str when valid UTF-8, else (or when as_bytes) bytes.
- * BIT_BINARY_EXT -> bytes of all its bytes: the unused low bits of the
- * last byte are kept as they are and the bit count is dropped, so a
- * bitstring does not come back from Python as the same term.
+ * BIT_BINARY_EXT of whole bytes -> bytes; the others are opaque (decode()).
  * r->pos past the tag. New reference. */
 static PyObject *decode_binary(reader *r, unsigned tag, int as_bytes)
 {
@@ -762,6 +760,14 @@ static PyObject *decode(reader *r)
     case NEW_FUN_EXT:
     case EXPORT_EXT:
         return decode_opaque(r, r->t->opaque_type);
+    case BIT_BINARY_EXT: { /* no Python type keeps a bit count: opaque too */
+        if (need(r, 6) < 0)
+            return NULL;
+        const unsigned char *h = r->buf + at; /* tag, Len:32, Bits:8 */
+        if ((h[1] | h[2] | h[3] | h[4]) != 0 && h[5] >= 1 && h[5] <= 7)
+            return decode_opaque(r, r->t->opaque_type);
+        break; /* whole bytes, or a bad bit count: decode_binary() says */
+    }
     }
     r->pos++;
     switch (tag) {

@@ -1,4 +1,5 @@
-%% @doc The erlang_python application.
+%% @doc The erlang_python application: checks the environment (see
+%% {@link py_config}) and starts {@link erlang_python_sup}.
 -module(erlang_python_app).
 
 -behaviour(application).
@@ -7,8 +8,11 @@
 
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_StartType, _StartArgs) ->
-    erlang_python_sup:start_link().
+    case py_config:validate() of
+        ok -> erlang_python_sup:start_link();
+        {error, _} = Error -> Error
+    end.
 
 -spec stop(term()) -> ok.
 stop(_State) ->
-    ok.
+    py_context_router:forget().

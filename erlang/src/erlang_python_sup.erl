@@ -1,5 +1,12 @@
-%% @doc Top supervisor of erlang_python. No children yet: the sidecar and the
-%% context pool are added by later issues.
+%% @doc Top supervisor of erlang_python, `rest_for_one':
+%% <ol>
+%% <li>`py_semaphore': the load-control counter;</li>
+%% <li>`py_sidecar': owns the port to `pyport';</li>
+%% <li>`py_context_sup': the context processes (and their pid -> id table);</li>
+%% <li>`py_context_router': the pools and the routing of calls.</li>
+%% </ol>
+%% When the sidecar dies, the contexts and the router are restarted after it:
+%% contexts do not outlive the sidecar that holds them.
 -module(erlang_python_sup).
 
 -behaviour(supervisor).
@@ -13,5 +20,22 @@ start_link() ->
 
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
-    SupFlags = #{strategy => one_for_one, intensity => 5, period => 10},
-    {ok, {SupFlags, []}}.
+    SupFlags = #{strategy => rest_for_one, intensity => 5, period => 10},
+    Children = [worker(py_semaphore),
+                worker(py_sidecar),
+                #{id => py_context_sup,
+                  start => {py_context_sup, start_link, []},
+                  restart => permanent,
+                  shutdown => infinity,
+                  type => supervisor,
+                  modules => [py_context_sup]},
+                worker(py_context_router)],
+    {ok, {SupFlags, Children}}.
+
+worker(Module) ->
+    #{id => Module,
+      start => {Module, start_link, []},
+      restart => permanent,
+      shutdown => 5000,
+      type => worker,
+      modules => [Module]}.

@@ -8,10 +8,25 @@
 
 -define(EXE, "pyport").
 
-%% @doc Absolute path of `priv/pyport' of the erlang_python application.
+%% @doc Absolute path of the sidecar to run. A sidecar is built for one Python
+%% (`scripts/build-pyport.sh OUT' with `PYTHON_CONFIG' set builds one for
+%% another); the first of these wins:
+%% <ul>
+%% <li>the application environment `python': the path of such a build;</li>
+%% <li>the OS environment variable `ERLANG_PYTHON_PYPORT' (the tests use it to
+%%     run the suites on Python 3.11);</li>
+%% <li>`priv/pyport' of the erlang_python application, built by `rebar3 compile'.</li>
+%% </ul>
 -spec path() -> file:filename().
 path() ->
-    filename:absname(filename:join(priv_dir(), ?EXE)).
+    case {application:get_env(erlang_python, python), os:getenv("ERLANG_PYTHON_PYPORT")} of
+        {{ok, Path}, _} when is_list(Path); is_binary(Path) ->
+            filename:absname(Path);
+        {_, Path} when is_list(Path), Path =/= "" ->
+            filename:absname(Path);
+        _ ->
+            filename:absname(filename:join(priv_dir(), ?EXE))
+    end.
 
 %% @doc Open the sidecar with extra command-line arguments. The calling process
 %% becomes the port owner and receives `{Port, {data, Bin}}' and

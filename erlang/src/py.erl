@@ -1,0 +1,380 @@
+%% @doc The erlang_python API (API.md sections 2, 3, 4 and 10).
+%%
+%% Every call runs in the calling process: it checks its arguments, picks a
+%% context, takes a slot of {@link py_semaphore}, sends its request to the port
+%% and waits for the reply (see {@link py_request}). Results are
+%% `{ok, Term}' (or `ok' for exec) or `{error, Reason}', where a Python exception
+%% is `{error, {'ExceptionName', Message}}'.
+%%
+%% Arguments: Code may be a binary, a string or an iolist (UTF-8); Module and
+%% Function atoms or binaries; Args a proper list; Kwargs and Locals maps with
+%% atom or binary keys. Anything else gives `{error, {badarg, What}}' and
+%% nothing is sent.
+%%
+%% == Which form of call/4, call/5, eval/2, eval/3 ==
+%% The arities overlap; the arguments decide:
+%% <ul>
+%% <li>`call(A, B, C, D)': D a map means `call(Module, Function, Args, Kwargs)';
+%%     D a list means `call(CtxOrPool, Module, Function, Args)', where CtxOrPool
+%%     is a context pid or the name (atom) of a pool.</li>
+%% <li>`call(A, B, C, D, E)': E a map means
+%%     `call(CtxOrPool, Module, Function, Args, Kwargs)'; otherwise E is a timeout
+%%     and the form is `call(Module, Function, Args, Kwargs, TimeoutMs)'.</li>
+%% <li>`eval(A, B)': B a map means `eval(Code, Locals)'; otherwise
+%%     `eval(CtxOrPool, Code)'.</li>
+%% <li>`eval(A, B, C)': B a map means `eval(Code, Locals, TimeoutMs)'; otherwise
+%%     `eval(CtxOrPool, Code, Locals)'.</li>
+%% </ul>
+%% The same rules hold for cast/4 and spawn_call/4,5.
+%%
+%% == Which context ==
+%% Without an explicit context a call goes to the pool registered for its
+%% `{Module, Function}' or `Module' ({@link register_pool/2}), else to the
+%% caller's bound context ({@link py_context_router:bind_context/1}), else to the
+%% default pool's context for the caller's scheduler.
+-module(py).
+
+-export([call/3, call/4, call/5,
+         eval/1, eval/2, eval/3,
+         exec/1, exec/2,
+         cast/3, cast/4,
+         spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
+         parallel/1,
+         context/0, context/1,
+         start_contexts/0, start_contexts/1, stop_contexts/0, contexts_started/0,
+         execution_mode/0, subinterp_supported/0, num_executors/0, version/0,
+         register_pool/2, unregister_pool/1]).
+
+-type code() :: unicode:chardata() | iodata().
+-type name() :: atom() | binary().
+-type ctx() :: pid() | py_context_router:pool_name().
+-type result() :: {ok, term()} | {error, term()}.
+-type target() :: route | term().
+-export_type([code/0, name/0, ctx/0, result/0]).
+
+%% A prepared request: everything checked, the context chosen.
+-type prepared() :: {py_request:op(), pos_integer(), tuple(), timeout()}.
+
+%% Extra time await/1 gives a call beyond the call's own timeout.
+-define(AWAIT_MARGIN, 1000).
+
+%%--------------------------------------------------------------------
+%% Calls
+
+%% @doc Call `Module.Function(*Args)'.
+-spec call(name(), name(), list()) -> result().
+call(M, F, Args) ->
+    run(prepare_call(route, M, F, Args, #{}, default_timeout())).
+
+%% @doc `call(Module, Function, Args, Kwargs)' when the last argument is a map,
+%% `call(CtxOrPool, Module, Function, Args)' when it is a list.
+-spec call(name() | ctx(), name(), name() | list(), map() | list()) -> result().
+call(M, F, Args, Kwargs) when is_map(Kwargs) ->
+    run(prepare_call(route, M, F, Args, Kwargs, default_timeout()));
+call(Ctx, M, F, Args) when is_list(Args) ->
+    run(prepare_call(Ctx, M, F, Args, #{}, default_timeout()));
+call(_M, _F, _Args, Kwargs) ->
+    {error, {badarg, {kwargs, Kwargs}}}.
+
+%% @doc `call(CtxOrPool, Module, Function, Args, Kwargs)' when the last argument
+%% is a map, else `call(Module, Function, Args, Kwargs, TimeoutMs)'.
+-spec call(name() | ctx(), name(), name() | list(), list() | map(), map() | timeout()) ->
+          result().
+call(Ctx, M, F, Args, Kwargs) when is_map(Kwargs) ->
+    run(prepare_call(Ctx, M, F, Args, Kwargs, default_timeout()));
+call(M, F, Args, Kwargs, Timeout) ->
+    run(prepare_call(route, M, F, Args, Kwargs, Timeout)).
+
+%% @doc Evaluate a Python expression.
+-spec eval(code()) -> result().
+eval(Code) ->
+    run(prepare(eval, route, py_payload:eval(Code, #{}), default_timeout())).
+
+%% @doc `eval(Code, Locals)' when the second argument is a map, else
+%% `eval(CtxOrPool, Code)'.
+-spec eval(code() | ctx(), map() | code()) -> result().
+eval(Code, Locals) when is_map(Locals) ->
+    run(prepare(eval, route, py_payload:eval(Code, Locals), default_timeout()));
+eval(Ctx, Code) ->
+    run(prepare(eval, Ctx, py_payload:eval(Code, #{}), default_timeout())).
+
+%% @doc `eval(Code, Locals, TimeoutMs)' when the second argument is a map, else
+%% `eval(CtxOrPool, Code, Locals)'.
+-spec eval(code() | ctx(), map() | code(), timeout() | map()) -> result().
+eval(Code, Locals, Timeout) when is_map(Locals) ->
+    run(prepare(eval, route, py_payload:eval(Code, Locals), Timeout));
+eval(Ctx, Code, Locals) ->
+    run(prepare(eval, Ctx, py_payload:eval(Code, Locals), default_timeout())).
+
+%% @doc Run Python statements.
+-spec exec(code()) -> ok | {error, term()}.
+exec(Code) ->
+    run(prepare(exec, route, py_payload:exec(Code), default_timeout())).
+
+%% @doc Run Python statements in a context (its `__main__' globals) or a pool.
+-spec exec(ctx(), code()) -> ok | {error, term()}.
+exec(Ctx, Code) ->
+    run(prepare(exec, Ctx, py_payload:exec(Code), default_timeout())).
+
+%%--------------------------------------------------------------------
+%% Asynchronous calls
+
+%% @doc Fire and forget: returns `ok' at once (or `{error, {badarg, _}}' for bad
+%% arguments) and runs the call in a new process. Errors are logged.
+-spec cast(name(), name(), list()) -> ok | {error, term()}.
+cast(M, F, Args) ->
+    cast_prepared(prepare_call(route, M, F, Args, #{}, default_timeout())).
+
+%% @doc `cast(Module, Function, Args, Kwargs)' or `cast(CtxOrPool, Module,
+%% Function, Args)', by the rule of call/4.
+-spec cast(name() | ctx(), name(), name() | list(), map() | list()) -> ok | {error, term()}.
+cast(A, B, C, D) ->
+    cast_prepared(prepare4(A, B, C, D)).
+
+cast_prepared({ok, Prepared}) ->
+    _ = spawn(fun() ->
+                      case safe_run({ok, Prepared}) of
+                          {error, Reason} ->
+                              logger:warning("erlang_python: py:cast failed: ~tp", [Reason]);
+                          _ ->
+                              ok
+                      end
+              end),
+    ok;
+cast_prepared({error, _} = Error) ->
+    Error.
+
+%% @doc Start a call in a new process; get its result with {@link await/1,2}.
+-spec spawn_call(name(), name(), list()) -> reference().
+spawn_call(M, F, Args) ->
+    spawn_prepared(prepare_call(route, M, F, Args, #{}, default_timeout())).
+
+%% @doc `spawn_call(Module, Function, Args, Kwargs)' or `spawn_call(CtxOrPool,
+%% Module, Function, Args)', by the rule of call/4.
+-spec spawn_call(name() | ctx(), name(), name() | list(), map() | list()) -> reference().
+spawn_call(A, B, C, D) ->
+    spawn_prepared(prepare4(A, B, C, D)).
+
+%% @doc `spawn_call(CtxOrPool, Module, Function, Args, Kwargs)' or
+%% `spawn_call(Module, Function, Args, Kwargs, TimeoutMs)', by the rule of call/5.
+-spec spawn_call(name() | ctx(), name(), name() | list(), list() | map(), map() | timeout()) ->
+          reference().
+spawn_call(Ctx, M, F, Args, Kwargs) when is_map(Kwargs) ->
+    spawn_prepared(prepare_call(Ctx, M, F, Args, Kwargs, default_timeout()));
+spawn_call(M, F, Args, Kwargs, Timeout) ->
+    spawn_prepared(prepare_call(route, M, F, Args, Kwargs, Timeout)).
+
+%% The reference is an alias of the caller, deactivated by the first reply or
+%% by await giving up: a late result is dropped, not left in the mailbox.
+spawn_prepared(Prepared) ->
+    Ref = erlang:alias([reply]),
+    _ = case Prepared of
+            {ok, _} -> spawn(fun() -> Ref ! {py_result, Ref, safe_run(Prepared)} end);
+            {error, _} = Error -> Ref ! {py_result, Ref, Error}
+        end,
+    Ref.
+
+%% @doc The result of {@link spawn_call/3}; waits the default call timeout plus
+%% a second.
+-spec await(reference()) -> result().
+await(Ref) ->
+    case default_timeout() of
+        infinity -> await(Ref, infinity);
+        T -> await(Ref, T + ?AWAIT_MARGIN)
+    end.
+
+%% @doc The result of {@link spawn_call/3}, or `{error, timeout}'.
+-spec await(reference(), timeout()) -> result().
+await(Ref, Timeout) ->
+    receive
+        {py_result, Ref, Result} -> Result
+    after Timeout ->
+        erlang:unalias(Ref),
+        receive
+            {py_result, Ref, Result} -> Result
+        after 0 ->
+            {error, timeout}
+        end
+    end.
+
+%% @doc Run the calls spread over the default pool's contexts (item I on
+%% context I modulo the pool size) and return their results in input order.
+%% Items are `{Module, Function, Args}' or `{Module, Function, Args, Kwargs}'.
+-spec parallel([{name(), name(), list()} | {name(), name(), list(), map()}]) ->
+          {ok, [result()]} | {error, term()}.
+parallel(Items) when is_list(Items) ->
+    case proper_list(Items) andalso py_context_router:pool_ctx_ids(default) of
+        false ->
+            {error, {badarg, {items, improper_list}}};
+        {ok, Ctxs} ->
+            Timeout = default_timeout(),
+            N = length(Ctxs),
+            Indexed = lists:zip(lists:seq(0, length(Items) - 1), Items),
+            Groups = [{Ctx, [{I, Item} || {I, Item} <- Indexed, I rem N =:= K]}
+                      || {K, Ctx} <- lists:zip(lists:seq(0, N - 1), Ctxs)],
+            Parent = self(),
+            Tag = make_ref(),
+            Workers = [{spawn_monitor(
+                          fun() ->
+                                  Parent ! {Tag, self(),
+                                            [{I, run_item(Ctx, Item, Timeout)} || {I, Item} <- Group]}
+                          end), Group}
+                       || {Ctx, Group} <- Groups, Group =/= []],
+            Results = lists:append([collect(Tag, Worker) || Worker <- Workers]),
+            {ok, [R || {_, R} <- lists:keysort(1, Results)]};
+        {error, _} ->
+            {error, not_started}
+    end;
+parallel(Items) ->
+    {error, {badarg, {items, Items}}}.
+
+proper_list(L) ->
+    try length(L) of
+        _ -> true
+    catch
+        error:badarg -> false
+    end.
+
+run_item(Ctx, {M, F, Args}, Timeout) ->
+    run_item(Ctx, {M, F, Args, #{}}, Timeout);
+run_item(Ctx, {M, F, Args, Kwargs}, Timeout) ->
+    case py_payload:call(M, F, Args, Kwargs) of
+        {ok, Payload} -> safe_run({ok, {call, Ctx, Payload, Timeout}});
+        {error, _} = Error -> Error
+    end;
+run_item(_Ctx, Item, _Timeout) ->
+    {error, {badarg, {item, Item}}}.
+
+collect(Tag, {{Pid, MRef}, Group}) ->
+    receive
+        {Tag, Pid, Results} ->
+            erlang:demonitor(MRef, [flush]),
+            Results;
+        {'DOWN', MRef, process, Pid, Reason} ->
+            [{I, {error, {worker_crashed, Reason}}} || {I, _} <- Group]
+    end.
+
+%%--------------------------------------------------------------------
+%% Contexts
+
+%% @doc The caller's context: its bound one, else its scheduler's.
+-spec context() -> pid() | {error, not_started}.
+context() ->
+    py_context_router:get_context().
+
+%% @doc Context N (1-based) of the default pool.
+-spec context(pos_integer()) -> pid() | {error, term()}.
+context(N) ->
+    py_context_router:get_context(N).
+
+-spec start_contexts() -> {ok, [pid()]} | {error, term()}.
+start_contexts() ->
+    py_context_router:start().
+
+-spec start_contexts(#{contexts => pos_integer()}) -> {ok, [pid()]} | {error, term()}.
+start_contexts(Opts) ->
+    py_context_router:start(Opts).
+
+-spec stop_contexts() -> ok.
+stop_contexts() ->
+    py_context_router:stop().
+
+-spec contexts_started() -> boolean().
+contexts_started() ->
+    py_context_router:started().
+
+%% @doc Route calls to `Module' (or `{Module, Function}') to pool `Name'.
+-spec register_pool(py_context_router:pool_name(), name() | {name(), name()}) ->
+          ok | {error, term()}.
+register_pool(Name, Target) ->
+    py_context_router:register_pool(Name, Target).
+
+-spec unregister_pool(name() | {name(), name()}) -> ok | {error, term()}.
+unregister_pool(Target) ->
+    py_context_router:unregister_pool(Target).
+
+%%--------------------------------------------------------------------
+%% Introspection (from the sidecar's `info' at start-up)
+
+%% @doc `subinterp', `free_threaded' or `multi_executor'.
+-spec execution_mode() -> subinterp | multi_executor | free_threaded | {error, not_started}.
+execution_mode() ->
+    info(mode).
+
+-spec subinterp_supported() -> boolean() | {error, not_started}.
+subinterp_supported() ->
+    info(subinterp_supported).
+
+-spec num_executors() -> non_neg_integer() | {error, not_started}.
+num_executors() ->
+    info(num_executors).
+
+%% @doc The Python version, as `sys.version'.
+-spec version() -> {ok, binary()} | {error, not_started}.
+version() ->
+    case info(version) of
+        {error, _} = Error -> Error;
+        Version -> {ok, Version}
+    end.
+
+info(Key) ->
+    case py_sidecar:info() of
+        {ok, Info} -> maps:get(Key, Info);
+        {error, _} = Error -> Error
+    end.
+
+%%--------------------------------------------------------------------
+%% Internals
+
+default_timeout() ->
+    py_config:call_timeout().
+
+prepare4(M, F, Args, Kwargs) when is_map(Kwargs) ->
+    prepare_call(route, M, F, Args, Kwargs, default_timeout());
+prepare4(Ctx, M, F, Args) when is_list(Args) ->
+    prepare_call(Ctx, M, F, Args, #{}, default_timeout());
+prepare4(_M, _F, _Args, Kwargs) ->
+    {error, {badarg, {kwargs, Kwargs}}}.
+
+-spec prepare_call(target(), term(), term(), term(), term(), term()) ->
+          {ok, prepared()} | {error, term()}.
+prepare_call(Target, M, F, Args, Kwargs, Timeout) ->
+    case py_payload:call(M, F, Args, Kwargs) of
+        {ok, {MB, FB, _, _} = Payload} ->
+            with_timeout(Timeout, call, context(Target, MB, FB), Payload);
+        {error, _} = Error ->
+            Error
+    end.
+
+-spec prepare(py_request:op(), target(), {ok, tuple()} | {error, term()}, term()) ->
+          {ok, prepared()} | {error, term()}.
+prepare(Op, Target, {ok, Payload}, Timeout) ->
+    with_timeout(Timeout, Op, context(Target, undefined, undefined), Payload);
+prepare(_Op, _Target, {error, _} = Error, _Timeout) ->
+    Error.
+
+with_timeout(Timeout, Op, {ok, Ctx}, Payload) ->
+    case py_payload:timeout(Timeout) of
+        {ok, T} -> {ok, {Op, Ctx, Payload, T}};
+        {error, _} = Error -> Error
+    end;
+with_timeout(_Timeout, _Op, {error, _} = Error, _Payload) ->
+    Error.
+
+context(route, M, F) ->
+    py_context_router:route(M, F);
+context(Ctx, _M, _F) ->
+    py_context_router:resolve(Ctx).
+
+run({ok, {Op, Ctx, Payload, Timeout}}) ->
+    py_request:run(Op, Ctx, Payload, Timeout);
+run({error, _} = Error) ->
+    Error.
+
+%% For processes we spawn: whatever happens, a result.
+safe_run(Prepared) ->
+    try
+        run(Prepared)
+    catch
+        Class:Reason -> {error, {Class, Reason}}
+    end.

@@ -1,0 +1,165 @@
+%% @doc One Python context: an execution environment with its own globals in
+%% the sidecar (API.md section 3).
+%%
+%% The process is a handle and the owner of the context's lifetime: it creates
+%% the sidecar context when it starts and destroys it when it stops. Calls do
+%% not go through it: callers look the sidecar's integer context id up in an
+%% ETS table (pid -> id) and talk to the port themselves, so calls on one
+%% context run in parallel with everything else in Erlang.
+-module(py_context).
+
+-behaviour(gen_server).
+
+-export([start_link/2, stop/1, exec/2, exec/3, eval/3, eval/4, call/5, call/6,
+         ctx_id/1, mode/1, new_table/0, cleanup/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-define(TAB, py_contexts).
+
+-type mode() :: auto | subinterp | worker.
+-export_type([mode/0]).
+
+-record(state, {id :: term(), ctx :: pos_integer(), mode :: mode()}).
+
+%% @doc Create a context in the sidecar, then start its handle process.
+%% `Id' is a label of the caller's choice (the router uses `{Pool, Index}');
+%% the sidecar's context id is allocated here, unique for the VM's life.
+%% Mode: `auto' (the sidecar's mode: a sub-interpreter where supported),
+%% `subinterp' or `worker' (the main interpreter, for extensions that refuse
+%% sub-interpreters).
+-spec start_link(term(), mode()) -> {ok, pid()} | {error, term()}.
+start_link(Id, Mode) when Mode =:= auto; Mode =:= subinterp; Mode =:= worker ->
+    case ets:whereis(?TAB) of
+        undefined ->
+            {error, not_started};
+        _ ->
+            Ctx = erlang:unique_integer([positive, monotonic]),
+            case py_request:control([create_context, Ctx, Mode], py_config:call_timeout()) of
+                ok ->
+                    case gen_server:start_link(?MODULE, {Id, Ctx, Mode}, []) of
+                        {ok, Pid} -> {ok, Pid};
+                        {error, _} = Error -> destroy(Ctx), Error
+                    end;
+                {error, Reason} ->
+                    {error, {create_context, Reason}}
+            end
+    end;
+start_link(_Id, Mode) ->
+    {error, {badarg, {mode, Mode}}}.
+
+%% @doc Stop the context: its globals are gone.
+-spec stop(pid()) -> ok.
+stop(Pid) ->
+    gen_server:stop(Pid).
+
+%% @doc Run statements in the context's `__main__'.
+-spec exec(pid(), iodata() | unicode:chardata()) -> ok | {error, term()}.
+exec(Ctx, Code) ->
+    exec(Ctx, Code, py_config:call_timeout()).
+
+-spec exec(pid(), iodata() | unicode:chardata(), timeout()) -> ok | {error, term()}.
+exec(Ctx, Code, Timeout) ->
+    run(exec, Ctx, py_payload:exec(Code), Timeout).
+
+%% @doc Evaluate an expression with the context's `__main__' as globals and
+%% `Locals' as locals.
+-spec eval(pid(), iodata() | unicode:chardata(), map()) -> {ok, term()} | {error, term()}.
+eval(Ctx, Code, Locals) ->
+    eval(Ctx, Code, Locals, py_config:call_timeout()).
+
+-spec eval(pid(), iodata() | unicode:chardata(), map(), timeout()) ->
+          {ok, term()} | {error, term()}.
+eval(Ctx, Code, Locals, Timeout) ->
+    run(eval, Ctx, py_payload:eval(Code, Locals), Timeout).
+
+%% @doc Call `Module.Function(*Args, **Kwargs)' in the context.
+-spec call(pid(), atom() | binary(), atom() | binary(), list(), map()) ->
+          {ok, term()} | {error, term()}.
+call(Ctx, M, F, Args, Kwargs) ->
+    call(Ctx, M, F, Args, Kwargs, py_config:call_timeout()).
+
+-spec call(pid(), atom() | binary(), atom() | binary(), list(), map(), timeout()) ->
+          {ok, term()} | {error, term()}.
+call(Ctx, M, F, Args, Kwargs, Timeout) ->
+    run(call, Ctx, py_payload:call(M, F, Args, Kwargs), Timeout).
+
+run(Op, Ctx, {ok, Payload}, Timeout) ->
+    case {ctx_id(Ctx), py_payload:timeout(Timeout)} of
+        {{ok, Id}, {ok, T}} -> py_request:run(Op, Id, Payload, T);
+        {{error, _} = Error, _} -> Error;
+        {_, {error, _} = Error} -> Error
+    end;
+run(_Op, _Ctx, {error, _} = Error, _Timeout) ->
+    Error.
+
+%% @doc The sidecar's integer id of a context process.
+-spec ctx_id(term()) -> {ok, pos_integer()} | {error, not_started | {bad_context, term()}}.
+ctx_id(Pid) when is_pid(Pid) ->
+    try ets:lookup_element(?TAB, Pid, 2) of
+        Id -> {ok, Id}
+    catch
+        error:badarg ->
+            case ets:whereis(?TAB) of
+                undefined -> {error, not_started};
+                _ -> {error, {bad_context, Pid}}
+            end
+    end;
+ctx_id(Other) ->
+    {error, {bad_context, Other}}.
+
+%% @doc The mode the context was created with.
+-spec mode(pid()) -> {ok, mode()} | {error, not_started | {bad_context, pid()}}.
+mode(Pid) ->
+    try ets:lookup_element(?TAB, Pid, 3) of
+        Mode -> {ok, Mode}
+    catch
+        error:badarg -> {error, {bad_context, Pid}}
+    end.
+
+%% @doc Create the pid -> context id table; called by the owner, `py_context_sup'.
+-spec new_table() -> ok.
+new_table() ->
+    ?TAB = ets:new(?TAB, [named_table, public, set, {read_concurrency, true}]),
+    ok.
+
+%% @doc Clean up after a context process that died without running its
+%% `terminate/2' (e.g. killed): forget its id and destroy the sidecar context.
+-spec cleanup(pid(), pos_integer()) -> ok.
+cleanup(Pid, Ctx) ->
+    catch ets:delete(?TAB, Pid),
+    destroy(Ctx).
+
+%% Fire and forget: the reply goes to a reference that is no alias and is dropped.
+destroy(Ctx) ->
+    case py_sidecar:lookup() of
+        {ok, Port, _Owner} ->
+            catch erlang:port_command(Port, term_to_binary({destroy_context, make_ref(), Ctx})),
+            ok;
+        {error, _} ->
+            ok
+    end.
+
+%%--------------------------------------------------------------------
+
+-spec init({term(), pos_integer(), mode()}) -> {ok, #state{}}.
+init({Id, Ctx, Mode}) ->
+    process_flag(trap_exit, true),
+    true = ets:insert(?TAB, {self(), Ctx, Mode}),
+    {ok, #state{id = Id, ctx = Ctx, mode = Mode}}.
+
+-spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast(term(), State) -> {noreply, State}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), State) -> {noreply, State}.
+handle_info(_Msg, State) ->
+    {noreply, State}.
+
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, #state{ctx = Ctx}) ->
+    catch ets:delete(?TAB, self()),
+    destroy(Ctx).

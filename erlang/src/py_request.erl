@@ -1,0 +1,97 @@
+%% @doc Send one request to the sidecar and wait for its reply, in the calling
+%% process (docs/PROTOCOL.md).
+%%
+%% The request id is an alias of the caller made by monitoring the port owner
+%% (`py_sidecar'), so:
+%% <ul>
+%% <li>the reply comes straight to the caller;</li>
+%% <li>a dead sidecar gives `{error, {python_crashed, Info}}' through the
+%%     monitor, never a hang;</li>
+%% <li>a reply that comes after the caller gave up is dropped by the runtime
+%%     (the alias is inactive).</li>
+%% </ul>
+%% On timeout a `{cancel, Id}' packet tells the sidecar to drop or interrupt
+%% the request.
+-module(py_request).
+
+-export([run/4, control/2]).
+
+-type op() :: call | eval | exec.
+-export_type([op/0]).
+
+%% @doc A call, eval or exec on context `Ctx' (the sidecar's integer id), within
+%% a slot of {@link py_semaphore}.
+-spec run(op(), pos_integer(), tuple(), timeout()) -> term().
+run(Op, Ctx, Payload, Timeout) ->
+    case py_semaphore:acquire() of
+        ok ->
+            try
+                request([Op, Ctx], term_to_binary(Payload), Timeout)
+            after
+                py_semaphore:release()
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc A control request without payload, outside the semaphore. The header is
+%% `{Tag, Id | Rest}' where `[Tag | Rest]' is the first argument, e.g.
+%% `control([create_context, Ctx, auto], 5000)' sends
+%% `{create_context, Id, Ctx, auto}'.
+-spec control([term(), ...], timeout()) -> term().
+control(TagAndArgs, Timeout) ->
+    request(TagAndArgs, <<>>, Timeout).
+
+%% Everything from the alias to the reply happens in this one function, so the
+%% compiler's selective-receive optimisation for fresh references applies.
+request([Tag | Rest], Payload, Timeout) ->
+    case py_sidecar:lookup() of
+        {ok, Port, Owner} ->
+            Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
+            Packet = [term_to_binary(list_to_tuple([Tag, Alias | Rest])), Payload],
+            case send(Port, Packet) of
+                true ->
+                    receive
+                        {py_reply, Alias, Bin} ->
+                            erlang:demonitor(Alias, [flush]),
+                            decode(Bin);
+                        {'DOWN', Alias, process, _, Reason} ->
+                            {error, crashed(Reason)}
+                    after Timeout ->
+                        give_up(Port, Alias)
+                    end;
+                false ->
+                    erlang:demonitor(Alias, [flush]),
+                    {error, {python_crashed, #{reason => port_closed}}}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+send(Port, Packet) ->
+    try
+        erlang:port_command(Port, Packet)
+    catch
+        error:badarg -> false
+    end.
+
+give_up(Port, Alias) ->
+    erlang:demonitor(Alias, [flush]),
+    _ = send(Port, term_to_binary({cancel, Alias})),
+    %% A reply that arrived between the timeout and the demonitor.
+    receive
+        {py_reply, Alias, _} -> ok
+    after 0 ->
+        ok
+    end,
+    {error, timeout}.
+
+decode(Bin) ->
+    try
+        binary_to_term(Bin)
+    catch
+        error:badarg -> {error, {bad_reply, Bin}}
+    end.
+
+crashed({python_crashed, Info}) -> {python_crashed, Info};
+crashed(Reason) -> {python_crashed, #{reason => Reason}}.

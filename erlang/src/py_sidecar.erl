@@ -1,0 +1,141 @@
+%% @doc The process that owns the port to the Go sidecar `pyport'.
+%%
+%% It opens the port with the flags of docs/PROTOCOL.md built from the
+%% application environment, asks the sidecar for its `info' (mode, version,
+%% executors) and publishes `{Port, self()}' in `persistent_term'. Callers send
+%% their requests themselves with `erlang:port_command/2', in parallel
+%% (see {@link py_request}); this process only routes replies: it reads the id,
+%% the first term of a reply, and forwards the rest, undecoded, to that id
+%% (an alias of the caller), so a large result is decoded once, by the caller.
+%%
+%% When the sidecar exits, this process stops with
+%% `{python_crashed, #{status => N}}': callers in flight monitor it and get
+%% that error, and the supervisor starts a new sidecar.
+-module(py_sidecar).
+
+-behaviour(gen_server).
+
+-export([start_link/0, lookup/0, port/0, info/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-define(KEY, {?MODULE, port}).
+-define(INFO_KEY, {?MODULE, info}).
+-define(START_TIMEOUT, 60000).
+
+-type info() :: #{mode := subinterp | multi_executor | free_threaded,
+                  version := binary(),
+                  num_executors := non_neg_integer(),
+                  subinterp_supported := boolean()}.
+-export_type([info/0]).
+
+-record(state, {port :: port() | undefined}).
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc The port and its owner, for callers that send requests themselves.
+-spec lookup() -> {ok, port(), pid()} | {error, not_started}.
+lookup() ->
+    case persistent_term:get(?KEY, undefined) of
+        {Port, Pid} -> {ok, Port, Pid};
+        undefined -> {error, not_started}
+    end.
+
+%% @doc The port, or `undefined' when the application is not running.
+-spec port() -> port() | undefined.
+port() ->
+    case persistent_term:get(?KEY, undefined) of
+        {Port, _Pid} -> Port;
+        undefined -> undefined
+    end.
+
+%% @doc What the running sidecar said about itself at start-up.
+-spec info() -> {ok, info()} | {error, not_started}.
+info() ->
+    case persistent_term:get(?INFO_KEY, undefined) of
+        undefined -> {error, not_started};
+        Info -> {ok, Info}
+    end.
+
+%%--------------------------------------------------------------------
+
+-spec init([]) -> {ok, #state{}} | {stop, term()}.
+init([]) ->
+    process_flag(trap_exit, true),
+    %% Replies for many callers may queue here; keep them off the heap.
+    process_flag(message_queue_data, off_heap),
+    Port = py_port_exe:open(py_config:port_args()),
+    case handshake(Port) of
+        {ok, Info} ->
+            persistent_term:put(?INFO_KEY, Info),
+            persistent_term:put(?KEY, {Port, self()}),
+            {ok, #state{port = Port}};
+        {error, Reason} ->
+            catch port_close(Port),
+            {stop, Reason}
+    end.
+
+%% Ask for `info' and wait for the answer: the first reply, as nobody else
+%% knows the port yet.
+handshake(Port) ->
+    Id = make_ref(),
+    true = erlang:port_command(Port, term_to_binary({info, Id})),
+    receive
+        {Port, {data, Bin}} ->
+            case decode_reply(Bin) of
+                {Id, {ok, Info}} when is_map(Info) -> {ok, Info};
+                Other -> {error, {bad_info_reply, Other}}
+            end;
+        {Port, {exit_status, N}} ->
+            {error, {python_crashed, #{status => N}}}
+    after ?START_TIMEOUT ->
+        {error, {sidecar_start_timeout, ?START_TIMEOUT}}
+    end.
+
+decode_reply(Bin) ->
+    try
+        {Id, Used} = binary_to_term(Bin, [used]),
+        {Id, binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used))}
+    catch
+        error:_ -> {undecodable, Bin}
+    end.
+
+-spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast(term(), State) -> {noreply, State}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
+handle_info({Port, {data, Bin}}, #state{port = Port} = State) ->
+    route(Bin),
+    {noreply, State};
+handle_info({Port, {exit_status, N}}, #state{port = Port} = State) ->
+    {stop, {python_crashed, #{status => N}}, State#state{port = undefined}};
+handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
+    {stop, {python_crashed, #{reason => Reason}}, State#state{port = undefined}};
+handle_info(_Other, State) ->
+    {noreply, State}.
+
+%% The hot path: read the id only, forward the rest as a sub-binary. A reply
+%% for a caller that gave up goes to a dead alias and is dropped by the runtime.
+route(Bin) ->
+    try
+        {Id, Used} = binary_to_term(Bin, [used]),
+        Id ! {py_reply, Id, binary_part(Bin, Used, byte_size(Bin) - Used)},
+        ok
+    catch
+        error:_ ->
+            logger:warning("erlang_python: dropped an unreadable reply (~b bytes)",
+                           [byte_size(Bin)])
+    end.
+
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, #state{port = Port}) ->
+    _ = persistent_term:erase(?KEY),
+    _ = persistent_term:erase(?INFO_KEY),
+    _ = is_port(Port) andalso (catch port_close(Port)),
+    ok.

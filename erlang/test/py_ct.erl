@@ -1,0 +1,77 @@
+%% Helpers shared by the common_test suites: start the application with a
+%% given environment, Python version, polling.
+-module(py_ct).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([start/1, stop/0, py_version/0, mode/0, wait_until/3, timed/1,
+         has_module/2, equal/3]).
+
+-define(KEYS, [num_contexts, max_concurrent, num_executors, python, python_path,
+               call_timeout, sandbox]).
+
+%% Start erlang_python afresh with Env (a proplist of application env keys);
+%% every other key is back to its default.
+start(Env) ->
+    stop(),
+    case application:load(erlang_python) of
+        ok -> ok;
+        {error, {already_loaded, _}} -> ok
+    end,
+    [application:unset_env(erlang_python, K) || K <- ?KEYS],
+    %% the defaults of the .app file
+    ok = application:set_env(erlang_python, num_executors, 4),
+    ok = application:set_env(erlang_python, python_path, []),
+    ok = application:set_env(erlang_python, call_timeout, 30000),
+    [ok = application:set_env(erlang_python, K, V) || {K, V} <- Env],
+    case application:ensure_all_started(erlang_python) of
+        {ok, _} -> ok;
+        {error, Reason} -> ct:fail("erlang_python did not start: ~p", [Reason])
+    end.
+
+stop() ->
+    _ = application:stop(erlang_python),
+    ok.
+
+%% {Major, Minor} of the Python the sidecar runs.
+py_version() ->
+    {ok, V} = py:version(),
+    [Major, Minor | _] = binary:split(hd(binary:split(V, <<" ">>)), <<".">>, [global]),
+    {binary_to_integer(Major), binary_to_integer(Minor)}.
+
+mode() ->
+    py:execution_mode().
+
+%% Is the module importable (find_spec) in context Ctx?
+has_module(Ctx, Name) ->
+    Code = <<"__import__('importlib.util').util.find_spec(name) is not None">>,
+    case py:eval(Ctx, Code, #{name => Name}) of
+        {ok, Bool} when is_boolean(Bool) -> Bool;
+        Other -> ct:fail("find_spec(~s) failed: ~p", [Name, Other])
+    end.
+
+%% Poll Fun until it returns true, or fail with What after Ms milliseconds.
+wait_until(Fun, Ms, What) when Ms =< 0 ->
+    case Fun() of
+        true -> ok;
+        _ -> ct:fail("timed out waiting for ~s", [What])
+    end;
+wait_until(Fun, Ms, What) ->
+    case Fun() of
+        true -> ok;
+        _ ->
+            timer:sleep(10),
+            wait_until(Fun, Ms - 10, What)
+    end.
+
+%% {Milliseconds, Result}
+timed(Fun) ->
+    T0 = erlang:monotonic_time(microsecond),
+    R = Fun(),
+    {(erlang:monotonic_time(microsecond) - T0) / 1000, R}.
+
+%% ?equal(Expected, Expr): Expected is a value (not a pattern).
+equal(Expected, Expected, _Text) ->
+    ok;
+equal(Expected, Got, Text) ->
+    ct:fail("~s~n  expected: ~p~n  got: ~p", [Text, Expected, Got]).

@@ -1,0 +1,116 @@
+%% API.md section 10: load control.
+-module(py_semaphore_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2,
+         end_per_testcase/2]).
+-export([defaults/1, overloaded_at_once/1, limit_holds_under_load/1,
+         slots_released_on_errors/1, killed_caller_slot_reclaimed/1, env_limit/1]).
+
+-define(expect(Pattern, Expr),
+        (fun() ->
+                 case (Expr) of
+                     Pattern -> ok;
+                     __Got -> ct:fail("~s~n  expected: ~s~n  got: ~p", [??Expr, ??Pattern, __Got])
+                 end
+         end)()).
+
+-define(equal(Expected, Expr), py_ct:equal(Expected, Expr, ??Expr)).
+
+
+all() ->
+    [defaults, overloaded_at_once, limit_holds_under_load, slots_released_on_errors,
+     killed_caller_slot_reclaimed, env_limit].
+
+init_per_suite(Config) ->
+    py_ct:start([{num_contexts, 2}]),
+    Config.
+
+end_per_suite(_Config) ->
+    py_ct:stop().
+
+init_per_testcase(_Case, Config) ->
+    [{max, py_semaphore:max_concurrent()} | Config].
+
+end_per_testcase(_Case, Config) ->
+    case whereis(py_semaphore) of
+        undefined -> ok;
+        _ -> py_semaphore:set_max_concurrent(?config(max, Config))
+    end.
+
+defaults(_Config) ->
+    ?expect(0, py_semaphore:current()),
+    Max = erlang:system_info(schedulers) * 2 + 1,
+    ?expect(Max, py_semaphore:max_concurrent()).
+
+%% With the limit at 1 and a slow call in flight, the next call is refused at once.
+overloaded_at_once(_Config) ->
+    ok = py_semaphore:set_max_concurrent(1),
+    ?expect(1, py_semaphore:max_concurrent()),
+    Slow = py:spawn_call(time, sleep, [1]),
+    py_ct:wait_until(fun() -> py_semaphore:current() =:= 1 end, 5000, "the slow call in flight"),
+    {T, R} = py_ct:timed(fun() -> py:call(math, sqrt, [4]) end),
+    ?expect({error, {overloaded, 1, 1}}, R),
+    true = T < 200 orelse ct:fail("overloaded took ~.1f ms, not at once", [T]),
+    ?expect({error, {overloaded, 1, 1}}, py:eval(<<"1">>)),
+    ?expect({error, {overloaded, 1, 1}}, py:exec(<<"x = 1">>)),
+    ?expect(1, py_semaphore:current()),
+    ?expect({ok, none}, py:await(Slow, 5000)),
+    ?expect(0, py_semaphore:current()),
+    ?expect({ok, 2.0}, py:call(math, sqrt, [4])).
+
+%% 10 slow callers at a limit of 3: 3 run, 7 are refused.
+limit_holds_under_load(_Config) ->
+    ok = py_semaphore:set_max_concurrent(3),
+    Parent = self(),
+    Pids = [spawn_link(fun() -> Parent ! {done, self(), py:call(time, sleep, [0.5])} end)
+            || _ <- lists:seq(1, 10)],
+    Results = [receive {done, P, R} -> R after 10000 -> ct:fail("a caller hung") end || P <- Pids],
+    Ok = length([R || {ok, none} = R <- Results]),
+    Over = length([R || {error, {overloaded, 3, 3}} = R <- Results]),
+    {3, 7} =:= {Ok, Over} orelse ct:fail("expected 3 ok and 7 overloaded, got ~p", [Results]),
+    ?expect(0, py_semaphore:current()).
+
+%% Errors, timeouts and crashes give their slot back.
+slots_released_on_errors(_Config) ->
+    ?expect({error, {'ZeroDivisionError', _}}, py:eval(<<"1 / 0">>)),
+    ?expect({error, timeout}, py:eval(<<"sum(1 for _ in iter(int, 1))">>, #{}, 100)),
+    ?expect({error, {badarg, _}}, py:call(math, sqrt, oops)),
+    ?expect(0, py_semaphore:current()),
+    ok = py_semaphore:set_max_concurrent(1),
+    [?expect({error, timeout}, py:eval(<<"sum(1 for _ in iter(int, 1))">>, #{}, 50))
+     || _ <- lists:seq(1, 3)],
+    ?expect({ok, 3}, py:eval(<<"1 + 2">>)),
+    ?expect(0, py_semaphore:current()),
+    %% acquire and release by hand
+    ?expect(ok, py_semaphore:acquire()),
+    ?expect({error, {overloaded, 1, 1}}, py_semaphore:acquire()),
+    ?expect(ok, py_semaphore:release()),
+    ?expect(0, py_semaphore:current()),
+    ?expect(ok, py_semaphore:release()),
+    ?expect(0, py_semaphore:current()).
+
+%% A caller killed in the middle of a call never releases its slot itself: the
+%% next caller that finds the semaphore full reclaims it.
+killed_caller_slot_reclaimed(_Config) ->
+    ok = py_semaphore:set_max_concurrent(1),
+    Victim = spawn(fun() -> py:call(time, sleep, [0.5]) end),
+    py_ct:wait_until(fun() -> py_semaphore:current() =:= 1 end, 5000, "the victim's call in flight"),
+    exit(Victim, kill),
+    timer:sleep(150),
+    ?expect(1, py_semaphore:current()),
+    %% the sleep still runs in Python: a refused call would be fine for the
+    %% context, but the slot is free for Erlang
+    ?expect({ok, 2.0}, py:call(py:context(2), math, sqrt, [4])),
+    ?expect(0, py_semaphore:current()),
+    timer:sleep(600).
+
+env_limit(_Config) ->
+    py_ct:start([{num_contexts, 2}, {max_concurrent, 7}]),
+    try
+        ?expect(7, py_semaphore:max_concurrent()),
+        ?expect({ok, 2.0}, py:call(math, sqrt, [4]))
+    after
+        py_ct:start([{num_contexts, 2}])
+    end.
