@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <time.h>
 
 typedef struct {
@@ -61,14 +62,16 @@ static inline long long pyx_now_ns(void)
 
 /* Blocks until an item comes; 0 once closed and drained. It first polls
  * for spin_ns: a sleeping thread takes tens of microseconds to wake on
- * these machines, longer than a request. */
+ * these machines, longer than a request. The poll yields the CPU at each
+ * turn, so that on a busy machine it gives way to the threads (the BEAM's
+ * among them) that have work, instead of starving them. */
 static inline uintptr_t pyx_queue_pop(pyx_queue *q, long long spin_ns)
 {
     uintptr_t item = 0;
     if (spin_ns > 0 && __atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == 0) {
         long long until = pyx_now_ns() + spin_ns;
         while (__atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == 0 && pyx_now_ns() < until)
-            __builtin_ia32_pause();
+            sched_yield();
     }
     pthread_mutex_lock(&q->mu);
     while (q->n == 0 && !q->closed)
