@@ -182,6 +182,17 @@ pyx_exec *pyx_exec_new(int own_interp, const char *paths, char **err)
     return ex;
 }
 
+/* Drops the context's references (any may be NULL); GIL held. */
+static void ctx_release(pyx_ctx *c)
+{
+    Py_CLEAR(c->globals);
+    Py_CLEAR(c->eval_cache);
+    Py_CLEAR(c->types.pid_type);
+    Py_CLEAR(c->types.ref_type);
+    Py_CLEAR(c->types.opaque_type);
+    Py_CLEAR(c->types.atom_type);
+}
+
 pyx_ctx *pyx_ctx_new(pyx_exec *ex, char **err)
 {
     pyx_ctx *c = calloc(1, sizeof *c);
@@ -221,12 +232,7 @@ pyx_ctx *pyx_ctx_new(pyx_exec *ex, char **err)
 fail:
     *err = take_error("context");
     Py_XDECREF(erl);
-    Py_XDECREF(c->globals);
-    Py_XDECREF(c->eval_cache);
-    Py_XDECREF(c->types.pid_type);
-    Py_XDECREF(c->types.ref_type);
-    Py_XDECREF(c->types.opaque_type);
-    Py_XDECREF(c->types.atom_type);
+    ctx_release(c);
     PyEval_SaveThread();
     free(c);
     return NULL;
@@ -235,12 +241,7 @@ fail:
 void pyx_ctx_free(pyx_ctx *c)
 {
     PyEval_RestoreThread(c->ex->ts);
-    Py_XDECREF(c->globals);
-    Py_XDECREF(c->eval_cache);
-    Py_XDECREF(c->types.pid_type);
-    Py_XDECREF(c->types.ref_type);
-    Py_XDECREF(c->types.opaque_type);
-    Py_XDECREF(c->types.atom_type);
+    ctx_release(c);
     PyEval_SaveThread();
     free(c);
 }

@@ -2,21 +2,11 @@
 -module(py_app_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
+-include("py_ct.hrl").
 
 -export([all/0, end_per_testcase/2]).
 -export([starts_with_defaults/1, num_contexts_env/1, python_path_env/1,
          call_timeout_env/1, bad_config/1, restart/1]).
-
--define(expect(Pattern, Expr),
-        (fun() ->
-                 case (Expr) of
-                     Pattern -> ok;
-                     __Got -> ct:fail("~s~n  expected: ~s~n  got: ~p", [??Expr, ??Pattern, __Got])
-                 end
-         end)()).
-
--define(equal(Expected, Expr), py_ct:equal(Expected, Expr, ??Expr)).
-
 
 all() ->
     [starts_with_defaults, num_contexts_env, python_path_env, call_timeout_env,

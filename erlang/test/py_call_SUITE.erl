@@ -2,6 +2,7 @@
 -module(py_call_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
+-include("py_ct.hrl").
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
@@ -14,17 +15,6 @@
          timeout_interrupts_loop/1, timeout_eval/1, timeout_exec_loop/1,
          stdout_is_protected/1, pipelined_callers/1,
          sidecar_crash/1, after_stop/1]).
-
--define(expect(Pattern, Expr),
-        (fun() ->
-                 case (Expr) of
-                     Pattern -> ok;
-                     __Got -> ct:fail("~s~n  expected: ~s~n  got: ~p", [??Expr, ??Pattern, __Got])
-                 end
-         end)()).
-
--define(equal(Expected, Expr), py_ct:equal(Expected, Expr, ??Expr)).
-
 
 all() ->
     [{group, api}, {group, errors}, {group, timeouts}, stdout_is_protected,

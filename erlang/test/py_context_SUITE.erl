@@ -2,6 +2,7 @@
 -module(py_context_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
+-include("py_ct.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2,
          end_per_testcase/2]).
@@ -9,17 +10,6 @@
          num_contexts/1, named_pool/1, register_pool/1, own_context/1,
          dead_context_replaced/1, parallel_order/1, parallel_spreads/1,
          start_stop_contexts/1]).
-
--define(expect(Pattern, Expr),
-        (fun() ->
-                 case (Expr) of
-                     Pattern -> ok;
-                     __Got -> ct:fail("~s~n  expected: ~s~n  got: ~p", [??Expr, ??Pattern, __Got])
-                 end
-         end)()).
-
--define(equal(Expected, Expr), py_ct:equal(Expected, Expr, ??Expr)).
-
 
 -define(N, 3).
 

@@ -2,23 +2,13 @@
 -module(py_mode_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
+-include("py_ct.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([execution_mode/1, subinterp_supported/1, num_executors/1, subinterp_contexts/1,
          worker_pool_imports/1, worker_contexts_share_modules/1,
          single_phase_refused_in_subinterp/1, single_phase_in_worker/1,
          num_executors_env/1]).
-
--define(expect(Pattern, Expr),
-        (fun() ->
-                 case (Expr) of
-                     Pattern -> ok;
-                     __Got -> ct:fail("~s~n  expected: ~s~n  got: ~p", [??Expr, ??Pattern, __Got])
-                 end
-         end)()).
-
--define(equal(Expected, Expr), py_ct:equal(Expected, Expr, ??Expr)).
-
 
 all() ->
     [execution_mode, subinterp_supported, num_executors, subinterp_contexts,

@@ -2,22 +2,12 @@
 -module(py_semaphore_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
+-include("py_ct.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2,
          end_per_testcase/2]).
 -export([defaults/1, overloaded_at_once/1, limit_holds_under_load/1,
          slots_released_on_errors/1, killed_caller_slot_reclaimed/1, env_limit/1]).
-
--define(expect(Pattern, Expr),
-        (fun() ->
-                 case (Expr) of
-                     Pattern -> ok;
-                     __Got -> ct:fail("~s~n  expected: ~s~n  got: ~p", [??Expr, ??Pattern, __Got])
-                 end
-         end)()).
-
--define(equal(Expected, Expr), py_ct:equal(Expected, Expr, ??Expr)).
-
 
 all() ->
     [defaults, overloaded_at_once, limit_holds_under_load, slots_released_on_errors,

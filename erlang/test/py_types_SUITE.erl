@@ -2,22 +2,12 @@
 -module(py_types_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
+-include("py_ct.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([integers/1, floats/1, special_floats/1, strings/1, bytes/1, booleans/1,
          none/1, atoms/1, lists/1, tuples/1, maps/1, pids_and_refs/1, erlang_atom/1,
          kwargs_keys/1, unconvertible/1, nested/1]).
-
--define(expect(Pattern, Expr),
-        (fun() ->
-                 case (Expr) of
-                     Pattern -> ok;
-                     __Got -> ct:fail("~s~n  expected: ~s~n  got: ~p", [??Expr, ??Pattern, __Got])
-                 end
-         end)()).
-
--define(equal(Expected, Expr), py_ct:equal(Expected, Expr, ??Expr)).
-
 
 all() ->
     [integers, floats, special_floats, strings, bytes, booleans, none, atoms, lists,
