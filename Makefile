@@ -63,9 +63,9 @@ test: build
 	@echo
 	@echo "== summary"
 	@printf 'fuzz:  %s\n' "$$($(NOCOLOR) $(LOGS)/fuzz.log | grep -E '^(ok|PASS|FAIL)' | tail -n1)"
-	@printf 'eunit: %s\n' "$$($(NOCOLOR) $(LOGS)/eunit.log | grep -E 'tests? passed|Failed:|There were no tests' | tail -n1 | sed 's/^ *//')"
-	@printf 'ct:    %s\n' "$$($(NOCOLOR) $(LOGS)/ct.log | grep -E 'tests? passed|Failed [0-9]+ tests?' | tail -n1)"
-	@printf 'ct 3.11: %s\n' "$$($(NOCOLOR) $(LOGS)/ct-py311.log | grep -E 'tests? passed|Failed [0-9]+ tests?' | tail -n1)"
+	@printf 'eunit: %s\n' "$$($(NOCOLOR) $(LOGS)/eunit.log | grep -a -E 'tests? passed|Failed:|There were no tests' | tail -n1 | sed 's/^ *//')"
+	@printf 'ct:    %s\n' "$$($(NOCOLOR) $(LOGS)/ct.log | grep -a -E 'tests? passed|Passed [0-9]+ tests|Failed [0-9]+ tests?' | tail -n1)"
+	@printf 'ct 3.11: %s\n' "$$($(NOCOLOR) $(LOGS)/ct-py311.log | grep -a -E 'tests? passed|Passed [0-9]+ tests|Failed [0-9]+ tests?' | tail -n1)"
 	@$(NOCOLOR) $(LOGS)/go-test-other.log | grep -E '^(python:|ok|FAIL|---)' | sed 's/^/go:    /'
 	@$(NOCOLOR) $(LOGS)/go-test.log | grep -E '^(ok|FAIL|---)'
 
