@@ -471,6 +471,8 @@ void pyx_run(pyx_ctx *c, long long seq, int op, const unsigned char *payload, si
     PyEval_SaveThread(); /* ... to here */
 }
 
+/* Raises KeyboardInterrupt, a BaseException: code that catches Exception
+ * in its loop cannot swallow it. */
 int pyx_interrupt(pyx_exec *ex, long long seq)
 {
     /* A thread state of our own in ex's interpreter, for this call only. */
@@ -480,7 +482,7 @@ int pyx_interrupt(pyx_exec *ex, long long seq)
     PyEval_RestoreThread(ts); /* waits for the interpreter's GIL */
     int hit = 0;
     if (ex->current == seq) {
-        hit = PyThreadState_SetAsyncExc(ex->thread_id, PyExc_TimeoutError) > 0;
+        hit = PyThreadState_SetAsyncExc(ex->thread_id, PyExc_KeyboardInterrupt) > 0;
     }
     PyThreadState_Clear(ts);
     PyThreadState_DeleteCurrent(); /* and releases the GIL */

@@ -46,7 +46,7 @@ void pyx_ctx_free(pyx_ctx *ctx);
  * payload is a versioned ETF term; the versioned ETF result is appended to
  * out. */
 void pyx_run(pyx_ctx *ctx, long long seq, int op, const unsigned char *payload, size_t len, pyx_buf *out);
-/* Raises TimeoutError in ex's thread if request seq is still running
+/* Raises KeyboardInterrupt in ex's thread if request seq is still running
  * there. Any thread; blocks until it gets the interpreter's GIL. */
 int pyx_interrupt(pyx_exec *ex, long long seq);
 const char *pyx_version(void);

@@ -310,7 +310,7 @@ func (c *Context) Submit(r *Request) error {
 }
 
 // Cancel stops a request: if it has not started it never will (and its
-// Done is not called); if it is running, a TimeoutError is raised in its
+// Done is not called); if it is running, a KeyboardInterrupt is raised in its
 // thread at the next bytecode. It returns at once.
 func (c *Context) Cancel(r *Request) {
 	if r.cancelled.Swap(true) {

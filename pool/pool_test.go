@@ -120,6 +120,18 @@ func TestCancelInterruptsRunningCode(t *testing.T) {
 	<-called // an interrupted request still reports (the bridge drops it)
 }
 
+func TestCancelGetsPastExceptHandlers(t *testing.T) {
+	c := newCtx(t, Auto)
+	src := "def stubborn():\n    while True:\n        try:\n            while True: pass\n        except Exception:\n            pass\n"
+	require.True(t, etf.Equal(etf.OK, run(t, c, Exec, etf.Tuple{etf.Binary(src)})))
+	payload, _ := etf.Encode(etf.Tuple{etf.Binary("__main__"), etf.Binary("stubborn"), etf.List{}, etf.Map{}})
+	req := &Request{Op: Call, Payload: payload, Done: func([]byte) {}}
+	require.NoError(t, c.Submit(req))
+	time.Sleep(100 * time.Millisecond)
+	c.Cancel(req)
+	assert.True(t, etf.Equal(etf.OKTuple(7), eval(t, c, "3 + 4")), "an except Exception in the loop must not keep the context")
+}
+
 func TestCancelBeforeStartSkipsRequest(t *testing.T) {
 	c := newCtx(t, Auto)
 	block, _ := etf.Encode(etf.Tuple{etf.Binary("__import__('time').sleep(0.3)"), etf.Map{}})
