@@ -141,6 +141,7 @@ func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte
 		return
 	}
 	req := &pool.Request{Op: op, Payload: payload}
+	req.Traceback = func(text []byte) { s.logToBEAM(etf.Atom("info"), ctxID, text) }
 	req.Done = func(result []byte) {
 		s.mu.Lock()
 		delete(s.inflight, ref)
@@ -217,6 +218,15 @@ func (s *Server) destroyContext(id, ctxID etf.Term) {
 		ctx.Close()
 	}
 	s.reply(id, etf.OK)
+}
+
+// logTag is the id of a packet for the BEAM's logger rather than a caller.
+var logTag = etf.Atom("$log")
+
+// logToBEAM sends {Level, Ctx, Text} to the logger of the BEAM: a
+// packet with the id '$log' (docs/PROTOCOL.md).
+func (s *Server) logToBEAM(level etf.Atom, ctxID etf.Term, text []byte) {
+	s.reply(logTag, etf.Tuple{level, ctxID, etf.Binary(text)})
 }
 
 // reply sends a result built in Go.

@@ -129,6 +129,23 @@ func TestServerCallsAndContexts(t *testing.T) {
 		h.ask(etf.Tuple{etf.Atom("eval"), 7}, etf.Tuple{etf.Binary("1"), etf.Map{}})))
 }
 
+func TestServerSendsTracebacksToTheLogger(t *testing.T) {
+	h := newHarness(t, 0)
+	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 3, etf.Atom("auto")}))
+	id := h.ref()
+	h.send(etf.Tuple{etf.Atom("eval"), id, 3}, etf.Tuple{etf.Binary("undefined_name"), etf.Map{}})
+	logID, entry := h.reply()
+	require.Equal(t, etf.Atom("$log"), logID)
+	e := entry.(etf.Tuple)
+	assert.Equal(t, etf.Atom("info"), e[0])
+	assert.True(t, etf.Equal(3, e[1]))
+	assert.Contains(t, string(e[2].(etf.Binary)), "NameError: name 'undefined_name' is not defined")
+	gotID, res := h.reply()
+	assert.Equal(t, id, gotID)
+	tag, _ := etf.Tag(res)
+	assert.Equal(t, etf.ErrorAtom, tag)
+}
+
 func TestServerSurvivesBadPackets(t *testing.T) {
 	h := newHarness(t, 1024)
 	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 1, etf.Atom("auto")}))

@@ -434,7 +434,35 @@ static PyObject *do_exec(pyx_ctx *c, PyObject *req)
     return res;
 }
 
-void pyx_run(pyx_ctx *c, long long seq, int op, const unsigned char *payload, size_t len, pyx_buf *out)
+/* Appends the formatted traceback of the pending exception to out, when it
+ * has one (it was raised in Python code); the exception stays pending. An
+ * interrupt's traceback is left out: nobody waits for that request. */
+static void put_traceback(pyx_buf *out)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && !PyErr_GivenExceptionMatches(type, PyExc_KeyboardInterrupt)) {
+        PyObject *mod = PyImport_ImportModule("traceback");
+        PyObject *lines = mod ? PyObject_CallMethod(mod, "format_exception", "OOO", type, value, tb) : NULL;
+        PyObject *sep = lines ? PyUnicode_FromString("") : NULL;
+        PyObject *text = sep ? PyUnicode_Join(sep, lines) : NULL;
+        Py_ssize_t n = 0;
+        const char *s = text ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
+        if (s != NULL)
+            pyx_buf_append(out, s, (size_t)n);
+        else
+            PyErr_Clear(); /* no traceback, but the error itself still goes back */
+        Py_XDECREF(text);
+        Py_XDECREF(sep);
+        Py_XDECREF(lines);
+        Py_XDECREF(mod);
+    }
+    PyErr_Restore(type, value, tb);
+}
+
+void pyx_run(pyx_ctx *c, long long seq, int op, const unsigned char *payload, size_t len, pyx_buf *out,
+             pyx_buf *traceback)
 {
     PyEval_RestoreThread(c->ex->ts); /* GIL held from here ... */
     c->ex->current = seq;
@@ -454,9 +482,10 @@ void pyx_run(pyx_ctx *c, long long seq, int op, const unsigned char *payload, si
         else
             res = do_exec(c, req);
     }
-    if (res == NULL)
+    if (res == NULL) {
+        put_traceback(traceback);
         put_exception(out);
-    else if (op == PYX_EXEC)
+    } else if (op == PYX_EXEC)
         put_atom(out, "ok");
     else
         put_ok(c, res, out);

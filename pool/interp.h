@@ -44,8 +44,9 @@ pyx_ctx *pyx_ctx_new(pyx_exec *ex, char **err);
 void pyx_ctx_free(pyx_ctx *ctx);
 /* Runs one request on ctx's executor thread: takes and drops the GIL.
  * payload is a versioned ETF term; the versioned ETF result is appended to
- * out. */
-void pyx_run(pyx_ctx *ctx, long long seq, int op, const unsigned char *payload, size_t len, pyx_buf *out);
+ * out, and the traceback (UTF-8 text) of a Python exception to traceback. */
+void pyx_run(pyx_ctx *ctx, long long seq, int op, const unsigned char *payload, size_t len, pyx_buf *out,
+             pyx_buf *traceback);
 /* Raises KeyboardInterrupt in ex's thread if request seq is still running
  * there. Any thread; blocks until it gets the interpreter's GIL. */
 int pyx_interrupt(pyx_exec *ex, long long seq);

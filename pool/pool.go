@@ -73,6 +73,9 @@ type Request struct {
 	Op      Op
 	Payload []byte // versioned ETF tuple: {M, F, Args, Kwargs}, {Code, Locals} or {Code}
 	Done    func(result []byte)
+	// Traceback, if set, receives the traceback text of a Python
+	// exception, before Done and on the same terms.
+	Traceback func(text []byte)
 
 	seq       int64
 	cancelled atomic.Bool
@@ -297,12 +300,18 @@ func (c *Context) Submit(r *Request) error {
 		if r.cancelled.Load() {
 			return
 		}
-		var out C.pyx_buf
+		var out, tb C.pyx_buf
 		var payload *C.uchar
 		if len(r.Payload) > 0 {
 			payload = (*C.uchar)(unsafe.Pointer(&r.Payload[0]))
 		}
-		C.pyx_run(c.c, C.longlong(r.seq), C.int(r.Op), payload, C.size_t(len(r.Payload)), &out)
+		C.pyx_run(c.c, C.longlong(r.seq), C.int(r.Op), payload, C.size_t(len(r.Payload)), &out, &tb)
+		if tb.len > 0 {
+			if r.Traceback != nil {
+				r.Traceback(unsafe.Slice((*byte)(unsafe.Pointer(tb.data)), int(tb.len)))
+			}
+			C.pyx_buf_free(&tb)
+		}
 		r.Done(unsafe.Slice((*byte)(unsafe.Pointer(out.data)), int(out.len)))
 		C.pyx_buf_free(&out)
 	}

@@ -183,3 +183,22 @@ func TestDecimalAndDatetimeInManyInterpreters(t *testing.T) {
 		assert.True(t, etf.Equal(etf.OKTuple(etf.Binary("2.12024-01-02")), res), "%#v", res)
 	}
 }
+
+func TestTracebackOfPythonErrors(t *testing.T) {
+	c := newCtx(t, Auto)
+	run(t, c, Exec, etf.Tuple{etf.Binary("def inner():\n    return 1 / 0\ndef outer():\n    return inner()\n")})
+	submit := func(op Op, payload etf.Term) string {
+		b, _ := etf.Encode(payload)
+		tb := make(chan string, 2)
+		require.NoError(t, c.Submit(&Request{Op: op, Payload: b,
+			Traceback: func(text []byte) { tb <- string(text) },
+			Done:      func([]byte) { close(tb) }}))
+		return <-tb // "" when Done came first: no traceback
+	}
+	text := submit(Call, etf.Tuple{etf.Binary("__main__"), etf.Binary("outer"), etf.List{}, etf.Map{}})
+	assert.Contains(t, text, "Traceback (most recent call last)")
+	assert.Contains(t, text, "in inner")
+	assert.Contains(t, text, "ZeroDivisionError: division by zero")
+	assert.Empty(t, submit(Eval, etf.Tuple{etf.Binary("1 + 1"), etf.Map{}}), "no traceback without an error")
+	assert.Empty(t, submit(Call, etf.Tuple{etf.Binary("math")}), "a bad payload raises no Python traceback")
+}

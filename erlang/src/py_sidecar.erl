@@ -122,16 +122,26 @@ handle_info(_Other, State) ->
 
 %% The hot path: read the id only, forward the rest as a sub-binary. A reply
 %% for a caller that gave up goes to a dead alias and is dropped by the runtime.
+%% A packet whose id is '$log' is for the logger (docs/PROTOCOL.md).
 route(Bin) ->
     try
-        {Id, Used} = binary_to_term(Bin, [used]),
-        Id ! {py_reply, Id, binary_part(Bin, Used, byte_size(Bin) - Used)},
-        ok
+        case binary_to_term(Bin, [used]) of
+            {'$log', Used} ->
+                log(binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)));
+            {Id, Used} ->
+                Id ! {py_reply, Id, binary_part(Bin, Used, byte_size(Bin) - Used)},
+                ok
+        end
     catch
         error:_ ->
             logger:warning("erlang_python: dropped an unreadable reply (~b bytes)",
                            [byte_size(Bin)])
     end.
+
+%% A Python traceback (or another message of the sidecar) for the logger.
+log({Level, Ctx, Text}) when is_atom(Level), is_binary(Text) ->
+    logger:log(Level, "Python, context ~p:~n~ts", [Ctx, Text],
+               #{domain => [erlang_python], py_context => Ctx}).
 
 -spec terminate(term(), #state{}) -> ok.
 terminate(_Reason, #state{port = Port}) ->

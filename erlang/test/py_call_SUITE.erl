@@ -11,10 +11,11 @@
          spawn_call_await/1, parallel/1,
          python_exceptions/1, unknown_module_function/1, wrong_arity/1,
          bad_arguments/1, improper_values/1, deep_nesting/1, huge_ints/1,
-         non_utf8_binaries/1, context_out_of_range/1,
+         non_utf8_binaries/1, context_out_of_range/1, traceback_to_logger/1,
          timeout_interrupts_loop/1, timeout_eval/1, timeout_exec_loop/1,
          stdout_is_protected/1, pipelined_callers/1,
          sidecar_crash/1, after_stop/1]).
+-export([log/2]). % a logger handler, for traceback_to_logger
 
 all() ->
     [{group, api}, {group, errors}, {group, timeouts}, stdout_is_protected,
@@ -26,7 +27,7 @@ groups() ->
                 spawn_call_await, parallel]},
      {errors, [], [python_exceptions, unknown_module_function, wrong_arity,
                    bad_arguments, improper_values, deep_nesting, huge_ints,
-                   non_utf8_binaries, context_out_of_range]},
+                   non_utf8_binaries, context_out_of_range, traceback_to_logger]},
      {timeouts, [], [timeout_interrupts_loop, timeout_eval, timeout_exec_loop]}].
 
 init_per_suite(Config) ->
@@ -408,3 +409,28 @@ still_serving() ->
     ?expect({ok, 4.0}, py:call(math, sqrt, [16])),
     ?expect({ok, 2}, py:eval(py:context(1), <<"1 + 1">>)),
     ?expect({ok, 2}, py:eval(py:context(2), <<"1 + 1">>)).
+
+%% API.md section 2: "a traceback is available through the logger".
+traceback_to_logger(_Config) ->
+    #{level := Level} = logger:get_primary_config(),
+    ok = logger:set_primary_config(level, info),
+    ok = logger:add_handler(py_tb, ?MODULE, #{config => #{pid => self()}}),
+    try
+        Ctx = py:context(1),
+        ok = py:exec(Ctx, <<"def inner():\n    return {}['missing']\ndef outer():\n    return inner()\n">>),
+        ?expect({error, {'KeyError', _}}, py:call(Ctx, '__main__', outer, [])),
+        receive
+            {py_tb, #{msg := {Format, Args}, meta := #{domain := [erlang_python]}}} ->
+                Text = unicode:characters_to_binary(io_lib:format(Format, Args)),
+                [?expect(match, re:run(Text, Re, [{capture, none}]))
+                 || Re <- [<<"Traceback">>, <<"in outer">>, <<"in inner">>, <<"KeyError: 'missing'">>]]
+        after 5000 ->
+            ct:fail("no traceback reached the logger")
+        end
+    after
+        ok = logger:remove_handler(py_tb),
+        ok = logger:set_primary_config(level, Level)
+    end.
+
+log(Event, #{config := #{pid := Pid}}) ->
+    Pid ! {py_tb, Event}.
