@@ -250,7 +250,9 @@ func TestConvertErlangTerms(t *testing.T) {
 		}
 		switch {
 		case strings.HasSuffix(c.repr, "…"):
-			assert.True(t, strings.HasPrefix(repr, strings.TrimSuffix(c.repr, "…")), "%s: repr %q", c.name, repr)
+			// Python quotes bytes with " when they hold a ' (random ids can).
+			single := strings.ReplaceAll(repr, `b"`, `b'`)
+			assert.True(t, strings.HasPrefix(single, strings.TrimSuffix(c.repr, "…")), "%s: repr %q", c.name, repr)
 		case c.repr != "":
 			assert.Equal(t, c.repr, repr, c.name)
 		}
