@@ -11,33 +11,26 @@ import (
 	"github.com/erlang-python/erlang_python/pool"
 )
 
-// Server reads requests from the port, hands them to the pool and writes
-// the replies back (docs/PROTOCOL.md).
+// Server reads requests from the port and hands them to the pool, whose
+// executors write the replies to out themselves (docs/PROTOCOL.md).
 type Server struct {
 	pool   *pool.Pool
 	frames *FrameReader
-	out    *ReplyWriter
+	out    *pool.Output
 	log    *log.Logger
 
 	mu       sync.RWMutex
 	contexts map[int64]*pool.Context
-	inflight map[etf.Ref]inflight
-}
-
-type inflight struct {
-	ctx *pool.Context
-	req *pool.Request
 }
 
 // NewServer serves requests read from in, replies written to out.
-func NewServer(p *pool.Pool, in io.Reader, out io.Writer, maxPacket int, logger *log.Logger) *Server {
+func NewServer(p *pool.Pool, in io.Reader, out *pool.Output, maxPacket int, logger *log.Logger) *Server {
 	return &Server{
 		pool:     p,
 		frames:   NewFrameReader(in, maxPacket),
-		out:      NewReplyWriter(out),
+		out:      out,
 		log:      logger,
 		contexts: make(map[int64]*pool.Context),
-		inflight: make(map[etf.Ref]inflight),
 	}
 }
 
@@ -140,23 +133,7 @@ func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte
 		s.log.Printf("dropped a request: %v", err)
 		return
 	}
-	req := &pool.Request{Op: op, Payload: payload}
-	req.Traceback = func(text []byte) { s.logToBEAM(etf.Atom("info"), ctxID, text) }
-	req.Done = func(result []byte) {
-		s.mu.Lock()
-		delete(s.inflight, ref)
-		s.mu.Unlock()
-		if !req.Cancelled() { // the caller has given up on it
-			s.out.Send(idBytes, result)
-		}
-	}
-	s.mu.Lock()
-	s.inflight[ref] = inflight{ctx, req}
-	s.mu.Unlock()
-	if err := ctx.Submit(req); err != nil {
-		s.mu.Lock()
-		delete(s.inflight, ref)
-		s.mu.Unlock()
+	if err := ctx.Submit(s.out, op, idBytes, payload); err != nil {
 		reason := etf.Term(etf.Tuple{etf.Atom("overloaded"), etf.Atom("queue")})
 		if errors.Is(err, pool.ErrClosed) {
 			reason = etf.Tuple{etf.Atom("unknown_context"), ctxID}
@@ -165,17 +142,14 @@ func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte
 	}
 }
 
+// cancel drops or interrupts the request whose reply goes to id.
 func (s *Server) cancel(id etf.Term) {
 	ref, ok := id.(etf.Ref)
 	if !ok {
 		return
 	}
-	s.mu.Lock()
-	f, ok := s.inflight[ref]
-	delete(s.inflight, ref)
-	s.mu.Unlock()
-	if ok {
-		f.ctx.Cancel(f.req)
+	if idBytes, err := etf.Encode(ref); err == nil {
+		s.pool.Cancel(s.out, idBytes)
 	}
 }
 
@@ -197,7 +171,7 @@ func (s *Server) createContext(id, ctxID, kindTerm etf.Term) {
 		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("context_exists"), ctxID}))
 		return
 	}
-	ctx, err := s.pool.NewContext(kind)
+	ctx, err := s.pool.NewContext(kind, func(text []byte) { s.logToBEAM(etf.Atom("info"), ctxID, text) })
 	if err != nil {
 		s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
 		return

@@ -36,10 +36,15 @@ type harness struct {
 
 func newHarness(t *testing.T, maxPacket int) *harness {
 	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
+	// A real pipe: executors write replies to its descriptor in C. It
+	// stays open after the test, as executors may hold its Output.
+	outR, outW, err := os.Pipe()
+	require.NoError(t, err)
+	out, err := pool.NewOutput(outW)
+	require.NoError(t, err)
 	h := &harness{t: t, in: inW, replies: make(chan [2]etf.Term, 64)}
-	srv := NewServer(testPool, inR, outW, maxPacket, log.New(io.Discard, "", 0))
-	go func() { _ = srv.Serve(); outW.Close() }()
+	srv := NewServer(testPool, inR, out, maxPacket, log.New(io.Discard, "", 0))
+	go func() { _ = srv.Serve() }()
 	go func() {
 		frames := NewFrameReader(outR, 0)
 		for {

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"runtime"
-	"sync"
 	"testing"
 
 	"github.com/erlang-python/erlang_python/etf"
@@ -10,22 +9,22 @@ import (
 
 // BenchmarkEvalBatched: requests queued back to back on one context, so
 // the figure is the cost of a request without thread wake-ups: one cgo
-// crossing to queue it, one to run it (convert, evaluate, convert back).
+// crossing to queue it, and in C, on the executor, converting, evaluating,
+// converting back and writing the reply.
 func BenchmarkEvalBatched(b *testing.B) {
-	c, err := testPool.NewContext(Auto)
+	c, err := testPool.NewContext(Auto, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
 	payload, _ := etf.Encode(etf.Tuple{etf.Binary("a + 1"), etf.MapOf(etf.Atom("a"), 41)})
-	var wg sync.WaitGroup
-	done := func([]byte) { wg.Done() }
+	var pending []chan []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		wg.Add(1)
 		for {
-			err := c.Submit(&Request{Op: Eval, Payload: payload, Done: done})
+			_, done, err := replies.submit(c, Eval, payload)
 			if err == nil {
+				pending = append(pending, done)
 				break
 			}
 			if err != ErrQueueFull {
@@ -34,25 +33,25 @@ func BenchmarkEvalBatched(b *testing.B) {
 			runtime.Gosched() // the queue is full: let the executor drain it
 		}
 	}
-	wg.Wait()
+	for _, done := range pending {
+		<-done
+	}
 }
 
 // BenchmarkCallRoundTrip: one request at a time, waking the executor each
-// time (it spins for Config.SpinMicros before sleeping).
+// time (it spins for Config.SpinMicros before sleeping), and the reply
+// read back from a pipe.
 func BenchmarkCallRoundTrip(b *testing.B) {
-	c, err := testPool.NewContext(Auto)
+	c, err := testPool.NewContext(Auto, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
 	payload, _ := etf.Encode(etf.Tuple{etf.Binary("operator"), etf.Binary("add"), etf.List{1, 2}, etf.Map{}})
-	done := make(chan struct{}, 1)
-	req := func() *Request {
-		return &Request{Op: Call, Payload: payload, Done: func([]byte) { done <- struct{}{} }}
-	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := c.Submit(req()); err != nil {
+		_, done, err := replies.submit(c, Call, payload)
+		if err != nil {
 			b.Fatal(err)
 		}
 		<-done
@@ -61,22 +60,22 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 
 // BenchmarkBinary1MiB: a 1 MiB binary into Python (as bytes) and back.
 func BenchmarkBinary1MiB(b *testing.B) {
-	c, err := testPool.NewContext(Auto)
+	c, err := testPool.NewContext(Auto, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
 	blob := make([]byte, 1<<20)
 	payload, _ := etf.Encode(etf.Tuple{etf.Binary("x"), etf.MapOf(etf.Atom("x"), etf.Tuple{etf.Atom("bytes"), etf.Binary(blob)})})
-	done := make(chan int, 1)
 	b.SetBytes(2 << 20)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := c.Submit(&Request{Op: Eval, Payload: payload, Done: func(r []byte) { done <- len(r) }}); err != nil {
+		_, done, err := replies.submit(c, Eval, payload)
+		if err != nil {
 			b.Fatal(err)
 		}
-		if n := <-done; n < 1<<20 {
-			b.Fatalf("result of %d bytes", n)
+		if r := <-done; len(r) < 1<<20 {
+			b.Fatalf("result of %d bytes", len(r))
 		}
 	}
 }

@@ -9,8 +9,7 @@ package pool
 
 /*
 #include <stdlib.h>
-#include "interp.h"
-#include "queue.h"
+#include "exec.h"
 */
 import "C"
 
@@ -66,24 +65,6 @@ type Config struct {
 	SpinMicros   int      // an idle executor polls this long before it sleeps
 }
 
-// A Request is one call, eval or exec. Done receives the versioned ETF of
-// the result; the slice is valid only during the call, on the executor's
-// thread, so Done must copy or write it out before returning.
-type Request struct {
-	Op      Op
-	Payload []byte // versioned ETF tuple: {M, F, Args, Kwargs}, {Code, Locals} or {Code}
-	Done    func(result []byte)
-	// Traceback, if set, receives the traceback text of a Python
-	// exception, before Done and on the same terms.
-	Traceback func(text []byte)
-
-	seq       int64
-	cancelled atomic.Bool
-}
-
-// Cancelled reports whether Cancel was called for the request.
-func (r *Request) Cancelled() bool { return r.cancelled.Load() }
-
 // ErrQueueFull: the executor already has QueueLen requests waiting.
 var ErrQueueFull = errors.New("pool: context queue full")
 
@@ -96,6 +77,8 @@ type Pool struct {
 	mu     sync.Mutex
 	shared []*executor // multi_executor's executors, made on first use
 	next   int
+	allMu  sync.Mutex
+	all    map[*executor]struct{} // every running executor, for Cancel
 }
 
 var started atomic.Bool
@@ -111,7 +94,7 @@ func Start(cfg Config) (*Pool, error) {
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = 1024
 	}
-	p := &Pool{cfg: cfg, paths: C.CString(strings.Join(cfg.PythonPath, "\n"))}
+	p := &Pool{cfg: cfg, paths: C.CString(strings.Join(cfg.PythonPath, "\n")), all: make(map[*executor]struct{})}
 	switch C.pyx_mode() {
 	case C.PYX_SUBINTERP:
 		p.mode = SubInterp
@@ -149,24 +132,33 @@ func (p *Pool) Version() string { return C.GoString(C.pyx_version()) }
 func (p *Pool) SubinterpSupported() bool { return p.mode == SubInterp }
 
 // executor is one locked OS thread running one thread state. It waits for
-// jobs in C (queue.h): cgo.Handles of func().
+// jobs, runs them and writes their replies in C (exec.c).
 type executor struct {
 	c     *C.pyx_exec
 	queue *C.pyx_queue
 }
 
-// push queues a job without blocking.
-func (e *executor) push(job func()) error {
-	h := cgo.NewHandle(job)
-	switch C.pyx_queue_push(e.queue, C.uintptr_t(h)) {
+// queueError turns pyx_queue_push's status into an error.
+func queueError(rc C.int) error {
+	switch rc {
 	case 0:
 		return nil
 	case -1:
-		h.Delete()
 		return ErrQueueFull
+	case -2:
+		return ErrClosed
 	}
-	h.Delete()
-	return ErrClosed
+	return errors.New("pool: out of memory")
+}
+
+// push queues a Go job, run on the executor's thread, without blocking.
+func (e *executor) push(job func()) error {
+	h := cgo.NewHandle(job)
+	err := queueError(C.pyx_queue_go(e.queue, C.uintptr_t(h)))
+	if err != nil {
+		h.Delete()
+	}
+	return err
 }
 
 func (p *Pool) newExecutor(ownInterp bool) (*executor, error) {
@@ -184,41 +176,43 @@ func (p *Pool) newExecutor(ownInterp bool) (*executor, error) {
 			return
 		}
 		errc <- nil
-		for {
-			item := C.pyx_queue_pop(e.queue, C.longlong(p.cfg.SpinMicros*1000))
-			if item == 0 {
-				return // closed and drained; the queue stays allocated
-			}
-			h := cgo.Handle(item)
-			job := h.Value().(func())
-			h.Delete()
-			job()
-		}
+		// One cgo call for the executor's whole life: until its queue
+		// is closed and drained (the queue stays allocated).
+		C.pyx_exec_loop(e.queue, C.longlong(p.cfg.SpinMicros*1000))
 	}()
 	if err := <-errc; err != nil {
 		return nil, err
 	}
+	p.allMu.Lock()
+	p.all[e] = struct{}{}
+	p.allMu.Unlock()
 	return e, nil
 }
 
 // Context is one Python namespace with its own __main__.
 type Context struct {
-	pool   *Pool
-	ex     *executor
-	own    bool // the executor is this context's alone
-	c      *C.pyx_ctx
-	mu     sync.RWMutex // Submit holds it shared, Close exclusive
-	closed bool
+	pool        *Pool
+	ex          *executor
+	own         bool // the executor is this context's alone
+	c           *C.pyx_ctx
+	handle      cgo.Handle // of the context, for tracebacks from C
+	onTraceback func(text []byte)
+	mu          sync.RWMutex // Submit holds it shared, Close exclusive
+	closed      bool
 }
 
 // NewContext creates a context of the given kind. It blocks until the
-// context is ready (a sub-interpreter takes about 10 ms).
-func (p *Pool) NewContext(kind Kind) (*Context, error) {
+// context is ready (a sub-interpreter takes about 10 ms). onTraceback, if
+// not nil, receives the traceback text of each Python exception a request
+// returns, on the executor's thread, before the reply is written; the
+// slice is valid only during the call.
+func (p *Pool) NewContext(kind Kind, onTraceback func(text []byte)) (*Context, error) {
 	ex, own, err := p.executorFor(kind)
 	if err != nil {
 		return nil, err
 	}
-	ctx := &Context{pool: p, ex: ex, own: own}
+	ctx := &Context{pool: p, ex: ex, own: own, onTraceback: onTraceback}
+	ctx.handle = cgo.NewHandle(ctx)
 	errc := make(chan error, 1)
 	job := func() {
 		var cerr *C.char
@@ -230,9 +224,11 @@ func (p *Pool) NewContext(kind Kind) (*Context, error) {
 		errc <- nil
 	}
 	if err := ex.push(job); err != nil {
+		ctx.handle.Delete()
 		return nil, err
 	}
 	if err := <-errc; err != nil {
+		ctx.handle.Delete()
 		return nil, err
 	}
 	return ctx, nil
@@ -276,62 +272,59 @@ func (c *Context) Close() {
 		return
 	}
 	c.closed = true
-	if c.ex.push(func() { C.pyx_ctx_free(c.c) }) != nil {
+	free := func() {
+		C.pyx_ctx_free(c.c)
+		c.handle.Delete()
+	}
+	if c.ex.push(free) != nil {
 		return // queue full: leak the context rather than block
 	}
 	if c.own {
 		C.pyx_queue_close(c.ex.queue)
+		c.pool.allMu.Lock()
+		delete(c.pool.all, c.ex)
+		c.pool.allMu.Unlock()
 	}
 }
 
 // ErrClosed: the context was closed.
 var ErrClosed = errors.New("pool: context closed")
 
-// Submit queues a request; it never blocks. The request's Done runs on
-// the executor's thread once it has run, unless it was cancelled first.
-func (c *Context) Submit(r *Request) error {
+// Submit queues a request, copying reply and payload; it never blocks.
+// payload is a versioned ETF tuple: {M, F, Args, Kwargs} for Call,
+// {Code, Locals} for Eval, {Code} for Exec. Once it has run, the executor
+// writes one frame to out: reply, then the versioned ETF of the result;
+// none if the request was cancelled first.
+func (c *Context) Submit(out *Output, op Op, reply, payload []byte) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
 		return ErrClosed
 	}
-	r.seq = c.pool.seq.Add(1)
-	job := func() {
-		if r.cancelled.Load() {
-			return
-		}
-		var out, tb C.pyx_buf
-		var payload *C.uchar
-		if len(r.Payload) > 0 {
-			payload = (*C.uchar)(unsafe.Pointer(&r.Payload[0]))
-		}
-		C.pyx_run(c.c, C.longlong(r.seq), C.int(r.Op), payload, C.size_t(len(r.Payload)), &out, &tb)
-		if tb.len > 0 {
-			if r.Traceback != nil {
-				r.Traceback(unsafe.Slice((*byte)(unsafe.Pointer(tb.data)), int(tb.len)))
-			}
-			C.pyx_buf_free(&tb)
-		}
-		r.Done(unsafe.Slice((*byte)(unsafe.Pointer(out.data)), int(out.len)))
-		C.pyx_buf_free(&out)
-	}
-	return c.ex.push(job)
+	seq := c.pool.seq.Add(1)
+	return queueError(C.pyx_queue_request(c.ex.queue, c.c, out.c, C.uintptr_t(c.handle), C.int(op),
+		C.longlong(seq), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(payload), C.size_t(len(payload))))
 }
 
-// Cancel stops a request: if it has not started it never will (and its
-// Done is not called); if it is running, a KeyboardInterrupt is raised in its
-// thread at the next bytecode. It returns at once.
-func (c *Context) Cancel(r *Request) {
-	if r.cancelled.Swap(true) {
-		return
+// Cancel stops the requests submitted to out with this reply prefix: one
+// that has not started never will, and one that is running gets a
+// KeyboardInterrupt at its next bytecode and sends no reply. It returns
+// at once.
+func (p *Pool) Cancel(out *Output, reply []byte) {
+	p.allMu.Lock()
+	defer p.allMu.Unlock()
+	for e := range p.all {
+		seq := C.pyx_queue_cancel(e.queue, out.c, bytesPtr(reply), C.size_t(len(reply)))
+		if seq != 0 {
+			go func(e *executor) {
+				// A thread state of its own, on a thread of its own:
+				// the wait for the GIL may be long if C code holds it.
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				C.pyx_interrupt(e.c, seq)
+			}(e)
+		}
 	}
-	go func() {
-		// A thread state of its own, on a thread of its own: the wait
-		// for the GIL may be long if C code holds it.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		C.pyx_interrupt(c.ex.c, C.longlong(r.seq))
-	}()
 }
 
 func cBool(b bool) C.int {

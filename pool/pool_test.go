@@ -1,6 +1,9 @@
 package pool
 
 import (
+	"bufio"
+	"encoding/binary"
+	"io"
 	"os"
 	"sync"
 	"testing"
@@ -12,16 +15,80 @@ import (
 	"github.com/erlang-python/erlang_python/etf"
 )
 
-var testPool *Pool
+var (
+	testPool *Pool
+	replies  *sink
+)
 
-// Python can start once per process: every test shares this pool.
+// Python can start once per process: every test shares this pool, and
+// one Output, a pipe read by replies.
 func TestMain(m *testing.M) {
 	p, err := Start(Config{PythonPath: []string{"/tmp/pyx-test-path"}, NumExecutors: 2, SpinMicros: 100})
 	if err != nil {
 		panic(err)
 	}
 	testPool = p
+	if replies, err = newSink(); err != nil {
+		panic(err)
+	}
 	os.Exit(m.Run())
+}
+
+// sink reads the frames executors write to an Output and hands each
+// result to whoever waits for its reply prefix (8 bytes, from next).
+type sink struct {
+	out     *Output
+	mu      sync.Mutex
+	next    uint64
+	waiting map[uint64]chan []byte
+}
+
+func newSink() (*sink, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := NewOutput(w)
+	if err != nil {
+		return nil, err
+	}
+	s := &sink{out: out, waiting: make(map[uint64]chan []byte)}
+	go s.read(bufio.NewReader(r))
+	return s, nil
+}
+
+func (s *sink) read(r io.Reader) {
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return
+		}
+		frame := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+		if _, err := io.ReadFull(r, frame); err != nil {
+			return
+		}
+		id := binary.BigEndian.Uint64(frame)
+		s.mu.Lock()
+		ch := s.waiting[id]
+		delete(s.waiting, id)
+		s.mu.Unlock()
+		if ch != nil {
+			ch <- frame[8:]
+		}
+	}
+}
+
+// submit queues a request and returns its reply prefix and the channel its
+// result will come on.
+func (s *sink) submit(c *Context, op Op, payload []byte) ([]byte, chan []byte, error) {
+	ch := make(chan []byte, 1)
+	s.mu.Lock()
+	s.next++
+	id := s.next
+	s.waiting[id] = ch
+	s.mu.Unlock()
+	reply := binary.BigEndian.AppendUint64(nil, id)
+	return reply, ch, c.Submit(s.out, op, reply, payload)
 }
 
 // run submits one request and waits for its decoded result.
@@ -29,16 +96,19 @@ func run(t *testing.T, c *Context, op Op, payload etf.Term) etf.Term {
 	t.Helper()
 	b, err := etf.Encode(payload)
 	require.NoError(t, err)
-	done := make(chan etf.Term, 1)
-	require.NoError(t, c.Submit(&Request{Op: op, Payload: b, Done: func(res []byte) {
+	_, done, err := replies.submit(c, op, b)
+	require.NoError(t, err)
+	return wait(t, done)
+}
+
+func wait(t *testing.T, done chan []byte) etf.Term {
+	t.Helper()
+	select {
+	case res := <-done:
 		term, err := (&etf.Decoder{CopyBinaries: true}).Decode(res)
 		if err != nil {
 			term = etf.Tuple{etf.Atom("undecodable"), etf.Binary(err.Error())}
 		}
-		done <- term
-	}}))
-	select {
-	case term := <-done:
 		return term
 	case <-time.After(20 * time.Second):
 		t.Fatal("no result in 20 s")
@@ -52,7 +122,7 @@ func eval(t *testing.T, c *Context, code string) etf.Term {
 
 func newCtx(t *testing.T, kind Kind) *Context {
 	t.Helper()
-	c, err := testPool.NewContext(kind)
+	c, err := testPool.NewContext(kind, nil)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c
@@ -108,16 +178,19 @@ func TestErrors(t *testing.T) {
 func TestCancelInterruptsRunningCode(t *testing.T) {
 	c := newCtx(t, Auto)
 	payload, _ := etf.Encode(etf.Tuple{etf.Binary("[x for x in iter(int, 1)]"), etf.Map{}})
-	called := make(chan struct{}, 1)
-	req := &Request{Op: Eval, Payload: payload, Done: func([]byte) { called <- struct{}{} }}
-	require.NoError(t, c.Submit(req))
+	reply, done, err := replies.submit(c, Eval, payload)
+	require.NoError(t, err)
 	time.Sleep(200 * time.Millisecond)
 	start := time.Now()
-	c.Cancel(req)
+	testPool.Cancel(replies.out, reply)
 	// The next request runs once the loop is interrupted.
 	assert.True(t, etf.Equal(etf.OKTuple(3), eval(t, c, "1 + 2")))
 	t.Logf("next request served %v after the cancel", time.Since(start))
-	<-called // an interrupted request still reports (the bridge drops it)
+	select {
+	case res := <-done:
+		t.Fatalf("a cancelled request replied %q", res)
+	default:
+	}
 }
 
 func TestCancelGetsPastExceptHandlers(t *testing.T) {
@@ -125,25 +198,37 @@ func TestCancelGetsPastExceptHandlers(t *testing.T) {
 	src := "def stubborn():\n    while True:\n        try:\n            while True: pass\n        except Exception:\n            pass\n"
 	require.True(t, etf.Equal(etf.OK, run(t, c, Exec, etf.Tuple{etf.Binary(src)})))
 	payload, _ := etf.Encode(etf.Tuple{etf.Binary("__main__"), etf.Binary("stubborn"), etf.List{}, etf.Map{}})
-	req := &Request{Op: Call, Payload: payload, Done: func([]byte) {}}
-	require.NoError(t, c.Submit(req))
+	reply, _, err := replies.submit(c, Call, payload)
+	require.NoError(t, err)
 	time.Sleep(100 * time.Millisecond)
-	c.Cancel(req)
+	testPool.Cancel(replies.out, reply)
 	assert.True(t, etf.Equal(etf.OKTuple(7), eval(t, c, "3 + 4")), "an except Exception in the loop must not keep the context")
 }
 
 func TestCancelBeforeStartSkipsRequest(t *testing.T) {
 	c := newCtx(t, Auto)
+	run(t, c, Exec, etf.Tuple{etf.Binary("ran = []")})
 	block, _ := etf.Encode(etf.Tuple{etf.Binary("__import__('time').sleep(0.3)"), etf.Map{}})
-	first := make(chan struct{})
-	require.NoError(t, c.Submit(&Request{Op: Eval, Payload: block, Done: func([]byte) { close(first) }}))
-	ran := false
-	skipped := &Request{Op: Eval, Payload: block, Done: func([]byte) { ran = true }}
-	require.NoError(t, c.Submit(skipped))
-	c.Cancel(skipped)
-	<-first
-	assert.True(t, etf.Equal(etf.OKTuple(1), eval(t, c, "1")))
-	assert.False(t, ran)
+	_, first, err := replies.submit(c, Eval, block)
+	require.NoError(t, err)
+	mark, _ := etf.Encode(etf.Tuple{etf.Binary("ran.append(1)"), etf.Map{}})
+	reply, skipped, err := replies.submit(c, Eval, mark)
+	require.NoError(t, err)
+	testPool.Cancel(replies.out, reply)
+	wait(t, first)
+	assert.True(t, etf.Equal(etf.OKTuple(etf.List{}), eval(t, c, "ran")), "the cancelled request ran")
+	assert.Empty(t, skipped)
+}
+
+func TestCancelOfAnotherOutputLeavesRequest(t *testing.T) {
+	c := newCtx(t, Auto)
+	other, err := newSink()
+	require.NoError(t, err)
+	block, _ := etf.Encode(etf.Tuple{etf.Binary("__import__('time').sleep(0.2) or 5"), etf.Map{}})
+	reply, done, err := replies.submit(c, Eval, block)
+	require.NoError(t, err)
+	testPool.Cancel(other.out, reply)
+	assert.True(t, etf.Equal(etf.OKTuple(5), wait(t, done)))
 }
 
 func TestWorkerContextRunsInMainInterpreter(t *testing.T) {
@@ -185,20 +270,25 @@ func TestDecimalAndDatetimeInManyInterpreters(t *testing.T) {
 }
 
 func TestTracebackOfPythonErrors(t *testing.T) {
-	c := newCtx(t, Auto)
+	tbs := make(chan string, 4)
+	c, err := testPool.NewContext(Auto, func(text []byte) { tbs <- string(text) })
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
 	run(t, c, Exec, etf.Tuple{etf.Binary("def inner():\n    return 1 / 0\ndef outer():\n    return inner()\n")})
-	submit := func(op Op, payload etf.Term) string {
-		b, _ := etf.Encode(payload)
-		tb := make(chan string, 2)
-		require.NoError(t, c.Submit(&Request{Op: op, Payload: b,
-			Traceback: func(text []byte) { tb <- string(text) },
-			Done:      func([]byte) { close(tb) }}))
-		return <-tb // "" when Done came first: no traceback
+	// The traceback is handed over before the reply is written.
+	traceback := func(op Op, payload etf.Term) string {
+		run(t, c, op, payload)
+		select {
+		case text := <-tbs:
+			return text
+		default:
+			return ""
+		}
 	}
-	text := submit(Call, etf.Tuple{etf.Binary("__main__"), etf.Binary("outer"), etf.List{}, etf.Map{}})
+	text := traceback(Call, etf.Tuple{etf.Binary("__main__"), etf.Binary("outer"), etf.List{}, etf.Map{}})
 	assert.Contains(t, text, "Traceback (most recent call last)")
 	assert.Contains(t, text, "in inner")
 	assert.Contains(t, text, "ZeroDivisionError: division by zero")
-	assert.Empty(t, submit(Eval, etf.Tuple{etf.Binary("1 + 1"), etf.Map{}}), "no traceback without an error")
-	assert.Empty(t, submit(Call, etf.Tuple{etf.Binary("math")}), "a bad payload raises no Python traceback")
+	assert.Empty(t, traceback(Eval, etf.Tuple{etf.Binary("1 + 1"), etf.Map{}}), "no traceback without an error")
+	assert.Empty(t, traceback(Call, etf.Tuple{etf.Binary("math")}), "a bad payload raises no Python traceback")
 }

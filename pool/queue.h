@@ -1,21 +1,42 @@
-/* queue.h: a bounded queue of job numbers that an executor thread waits
- * on in C, so that waking it costs one futex wake and not a Go scheduler
- * hand-off to a locked thread (PLATFORM.md: 18-40 us). No GIL involved;
- * nothing here calls into Go. */
+/* queue.h: an executor's bounded queue of jobs. The executor thread waits
+ * on it in C (exec.c), so waking it costs one futex wake and not a Go
+ * scheduler hand-off to a locked thread (PLATFORM.md: 18-40 us). No GIL
+ * involved; nothing here calls into Go. */
 #ifndef PYX_QUEUE_H
 #define PYX_QUEUE_H
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sched.h>
+#include <string.h>
 #include <time.h>
+
+#include "interp.h"
+#include "output.h"
+
+enum { PYX_JOB_REQUEST = 0, PYX_JOB_GO = 1 };
+
+/* One job, malloc'd in one piece with its bytes; the executor frees it. */
+typedef struct {
+    int kind;       /* PYX_JOB_REQUEST or PYX_JOB_GO */
+    int op;         /* PYX_CALL, PYX_EVAL or PYX_EXEC */
+    int cancelled;  /* atomic: set by pyx_queue_cancel */
+    long long seq;  /* unique per request, for pyx_interrupt */
+    pyx_ctx *ctx;   /* the request's context */
+    pyx_out *out;   /* where the reply goes */
+    uintptr_t go;   /* PYX_JOB_GO: cgo.Handle of a Go func(); request: of its
+                       Context, for tracebacks (0: none) */
+    size_t reply_len, payload_len;
+    unsigned char data[]; /* reply prefix (the caller's id), then payload */
+} pyx_job;
 
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uintptr_t *items;
+    pyx_job **items;
     size_t head, n, cap;
     int closed;
+    pyx_job *running; /* popped and not yet done; only under mu */
 } pyx_queue;
 
 static inline pyx_queue *pyx_queue_new(size_t cap)
@@ -34,8 +55,8 @@ static inline pyx_queue *pyx_queue_new(size_t cap)
     return q;
 }
 
-/* 0 queued, -1 full, -2 closed. */
-static inline int pyx_queue_push(pyx_queue *q, uintptr_t item)
+/* Takes the job: 0 queued; -1 full, -2 closed, and then the job is freed. */
+static inline int pyx_queue_push(pyx_queue *q, pyx_job *j)
 {
     int rc = 0;
     pthread_mutex_lock(&q->mu);
@@ -44,13 +65,44 @@ static inline int pyx_queue_push(pyx_queue *q, uintptr_t item)
     else if (q->n == q->cap)
         rc = -1;
     else {
-        q->items[(q->head + q->n) % q->cap] = item;
+        q->items[(q->head + q->n) % q->cap] = j;
         __atomic_store_n(&q->n, q->n + 1, __ATOMIC_RELEASE);
         if (q->n == 1)
             pthread_cond_signal(&q->cv);
     }
     pthread_mutex_unlock(&q->mu);
+    if (rc != 0)
+        free(j);
     return rc;
+}
+
+/* Queues a request, copying reply and payload (Go memory may not be kept
+ * by C). 0, -1 full, -2 closed, -3 out of memory. */
+static inline int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, pyx_out *out, uintptr_t go, int op,
+                                    long long seq, const void *reply, size_t rlen, const void *payload,
+                                    size_t plen)
+{
+    pyx_job *j = malloc(sizeof *j + rlen + plen);
+    if (j == NULL)
+        return -3;
+    *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .seq = seq, .ctx = ctx, .out = out, .go = go,
+                   .reply_len = rlen, .payload_len = plen};
+    if (rlen > 0)
+        memcpy(j->data, reply, rlen);
+    if (plen > 0)
+        memcpy(j->data + rlen, payload, plen);
+    return pyx_queue_push(q, j);
+}
+
+/* Queues a Go func() (a cgo.Handle), run on the executor's thread. */
+static inline int pyx_queue_go(pyx_queue *q, uintptr_t handle)
+{
+    pyx_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return -3;
+    j->kind = PYX_JOB_GO;
+    j->go = handle;
+    return pyx_queue_push(q, j);
 }
 
 static inline long long pyx_now_ns(void)
@@ -60,14 +112,14 @@ static inline long long pyx_now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Blocks until an item comes; 0 once closed and drained. It first polls
- * for spin_ns: a sleeping thread takes tens of microseconds to wake on
- * these machines, longer than a request. The poll yields the CPU at each
- * turn, so that on a busy machine it gives way to the threads (the BEAM's
- * among them) that have work, instead of starving them. */
-static inline uintptr_t pyx_queue_pop(pyx_queue *q, long long spin_ns)
+/* Blocks until a job comes and marks it running; NULL once closed and
+ * drained. It first polls for spin_ns: a sleeping thread takes tens of
+ * microseconds to wake on these machines, longer than a request. The poll
+ * yields the CPU at each turn, so that on a busy machine it gives way to
+ * the threads (the BEAM's among them) that have work. */
+static inline pyx_job *pyx_queue_pop(pyx_queue *q, long long spin_ns)
 {
-    uintptr_t item = 0;
+    pyx_job *j = NULL;
     if (spin_ns > 0 && __atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == 0) {
         long long until = pyx_now_ns() + spin_ns;
         while (__atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == 0 && pyx_now_ns() < until)
@@ -77,12 +129,47 @@ static inline uintptr_t pyx_queue_pop(pyx_queue *q, long long spin_ns)
     while (q->n == 0 && !q->closed)
         pthread_cond_wait(&q->cv, &q->mu);
     if (q->n > 0) {
-        item = q->items[q->head];
+        j = q->items[q->head];
         q->head = (q->head + 1) % q->cap;
         q->n--;
     }
+    q->running = j;
     pthread_mutex_unlock(&q->mu);
-    return item;
+    return j;
+}
+
+/* The running job is over; the caller frees it after this. */
+static inline void pyx_queue_done(pyx_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->running = NULL;
+    pthread_mutex_unlock(&q->mu);
+}
+
+static inline int job_is(const pyx_job *j, const pyx_out *out, const void *reply, size_t rlen)
+{
+    return j != NULL && j->kind == PYX_JOB_REQUEST && j->out == out && j->reply_len == rlen &&
+           memcmp(j->data, reply, rlen) == 0;
+}
+
+/* Cancels the requests whose reply prefix is reply: queued ones will be
+ * skipped, a running one sends no reply. Returns the running one's seq,
+ * for pyx_interrupt, or 0. */
+static inline long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const void *reply, size_t rlen)
+{
+    long long running = 0;
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < q->n; i++) {
+        pyx_job *j = q->items[(q->head + i) % q->cap];
+        if (job_is(j, out, reply, rlen))
+            __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELEASE);
+    }
+    if (job_is(q->running, out, reply, rlen)) {
+        __atomic_store_n(&q->running->cancelled, 1, __ATOMIC_RELEASE);
+        running = q->running->seq;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return running;
 }
 
 static inline void pyx_queue_close(pyx_queue *q)

@@ -34,9 +34,12 @@ func main() {
 	numExecutors := pflag.Int("num-executors", 4, "shared executor threads in multi_executor mode")
 	executable := pflag.String("python-executable", defaultExecutable, "sys.executable of the embedded Python")
 	spin := pflag.Int("spin-us", 100, "microseconds an idle context polls for work before it sleeps")
+	pipeSize := pflag.Int("pipe-size", 1<<20, "pipe buffer asked for stdin and stdout, in bytes (0: keep the kernel's)")
 	pflag.Parse()
 
 	logger := log.New(os.Stderr, "pyport: ", log.LstdFlags|log.Lmicroseconds)
+	growPipe(0, *pipeSize)
+	growPipe(1, *pipeSize)
 	switch {
 	case *showVersion:
 		fmt.Println("pyport", version)
@@ -58,7 +61,11 @@ func main() {
 		if err != nil {
 			logger.Fatal(err)
 		}
-		err = bridge.NewServer(p, os.Stdin, proto, *maxPacket, logger).Serve()
+		out, err := pool.NewOutput(proto)
+		if err != nil {
+			logger.Fatal(err)
+		}
+		err = bridge.NewServer(p, os.Stdin, out, *maxPacket, logger).Serve()
 		if err != nil {
 			logger.Print(err)
 		}

@@ -1,0 +1,81 @@
+package pool
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func readFrames(t *testing.T, r io.Reader, n int) [][]byte {
+	t.Helper()
+	br := bufio.NewReader(r)
+	frames := make([][]byte, 0, n)
+	var hdr [4]byte
+	for range n {
+		_, err := io.ReadFull(br, hdr[:])
+		require.NoError(t, err)
+		f := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+		_, err = io.ReadFull(br, f)
+		require.NoError(t, err)
+		frames = append(frames, f)
+	}
+	return frames
+}
+
+func TestOutputFramesFromManyWriters(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	out, err := NewOutput(w)
+	require.NoError(t, err)
+	const writers, each = 8, 500
+	big := bytes.Repeat([]byte("x"), 300<<10) // over the buffer: written as it is
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				body := binary.BigEndian.AppendUint32(nil, uint32(j))
+				if j%100 == 0 {
+					body = append(body, big...)
+				}
+				out.Send([]byte{byte(i)}, body)
+			}
+		}()
+	}
+	frames := readFrames(t, r, writers*each)
+	wg.Wait()
+	next := make([]uint32, writers)
+	for _, f := range frames {
+		require.GreaterOrEqual(t, len(f), 5)
+		i, j := f[0], binary.BigEndian.Uint32(f[1:5])
+		assert.Equal(t, next[i], j, "writer %d's frames in order", i)
+		next[i] = j + 1
+		if j%100 == 0 {
+			assert.Equal(t, big, f[5:])
+		} else {
+			assert.Len(t, f, 5)
+		}
+	}
+	assert.NoError(t, out.Err())
+}
+
+func TestOutputAfterReaderLeft(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	out, err := NewOutput(w)
+	require.NoError(t, err)
+	r.Close()
+	out.Send([]byte("id"), []byte("result")) // EPIPE, not a hang or a signal
+	out.Send([]byte("id"), []byte("result")) // dropped
+	assert.ErrorIs(t, out.Err(), syscall.EPIPE)
+}
