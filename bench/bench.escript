@@ -1,14 +1,17 @@
 #!/usr/bin/env escript
 %% -*- erlang -*-
-%% Benchmarks, one line per metric. First the floor, a bare `pyport --echo' port
-%% (no Python), then the erlang_python application, measured in the same run:
+%% Benchmarks, one line per metric: the erlang_python application against a
+%% floor, a bare `pyport --echo' port (no Python). The machines are shared and
+%% noisy, so the two are measured in alternation, in ROUNDS rounds (default 5,
+%% env BENCH_ROUNDS): each line gives the median over the rounds and the median
+%% of the per-round ratios, then every round's figure.
 %%
-%%   echo floor                       erlang_python                     goal
-%%   seq_roundtrip_small_median_us    call_latency_median_us            <= 1.3x echo
-%%                                    eval_latency_median_us
-%%   throughput_N_callers_calls_per_s py_throughput_N_callers_calls_per_s  64: >= 60% echo
-%%                                    cpu_speedup_2_contexts            >= 1.8x
-%%   roundtrip_1mib_mib_per_s         py_roundtrip_1mib_mib_per_s       >= 1.5 GiB/s
+%%   metric                       erlang_python           echo floor              goal
+%%   call_latency_median_us       py:call(operator, add)  one small term          <= 1.3x echo
+%%   eval_latency_median_us       py:eval("1 + 2")        same
+%%   throughput_N_callers         N processes calling     N processes, owner routes  64: >= 60% echo
+%%   cpu_speedup_2_contexts       2 loops on 1 context vs on 2                    >= 1.8x
+%%   roundtrip_1mib               a 1 MiB binary there and back                   >= 1.5 GiB/s
 %%
 %% Echo throughput: N callers each call erlang:port_command/2 themselves while
 %% the port owner only routes replies by the id inside the term, which is how
@@ -19,11 +22,11 @@
 -mode(compile).
 
 -define(TIMEOUT, 10000).
--define(SEQ_WARMUP, 2000).
--define(SEQ_N, 20000).
--define(CONC_SECONDS, 3).
--define(BIG_WARMUP, 5).
--define(BIG_N, 50).
+-define(SEQ_WARMUP, 1000).
+-define(SEQ_N, 5000).
+-define(CONC_MS, 2000).
+-define(BIG_WARMUP, 3).
+-define(BIG_N, 30).
 -define(CPU_LOOP, 5000000).   % iterations of a pure-Python loop, ~0.3 s
 
 main(Args) ->
@@ -35,17 +38,60 @@ main(Args) ->
             io:format(standard_error, "bench: ~ts not found (run `make build` first)~n", [Exe]),
             halt(2)
     end,
-    io:format("# pyport --echo: ~ts (OTP ~s, ~b schedulers)~n",
-              [Exe, erlang:system_info(otp_release), erlang:system_info(schedulers)]),
-    Port = open(Exe),
+    Rounds = list_to_integer(os:getenv("BENCH_ROUNDS", "5")),
+    start_app(),
+    {ok, Version} = py:version(),
+    io:format("# OTP ~s, ~b schedulers; floor: ~ts --echo; Python ~ts, mode ~p, ~b contexts; ~b rounds~n",
+              [erlang:system_info(otp_release), erlang:system_info(schedulers), Exe,
+               hd(binary:split(Version, <<" ">>)), py:execution_mode(),
+               py_context_router:num_contexts(), Rounds]),
+    Echo = open(Exe),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"def ident(x):\n    return x\n">>),
+    Big = rand:bytes(1 bsl 20),
     Small = {req, 1, <<"small payload">>},
-    EchoLat = seq_latency(Port, Small),
-    port_close(Port),
-    EchoThru = maps:from_list([{N, concurrent(Exe, N, Small)} || N <- [1, 8, 64]]),
-    Port2 = open(Exe),
-    EchoBig = big_binary(Port2),
-    port_close(Port2),
-    python(EchoLat, EchoThru, EchoBig).
+    Metrics =
+        [{call_latency_median_us, us,
+          fun() -> seq_latency(fun() -> roundtrip(Echo, Small) end) end,
+          fun() -> seq_latency(fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end) end,
+          "goal <= 1.3x echo"},
+         {eval_latency_median_us, us,
+          fun() -> seq_latency(fun() -> roundtrip(Echo, Small) end) end,
+          fun() -> seq_latency(fun() -> {ok, 3} = py:eval(<<"1 + 2">>) end) end,
+          ""}] ++
+        [{list_to_atom("throughput_" ++ integer_to_list(N) ++ "_callers_per_s"), rate,
+          fun() -> concurrent(Echo, N, Small) end,
+          fun() -> py_concurrent(N) end,
+          case N of 64 -> "goal >= 60% of echo"; _ -> "" end}
+         || N <- [1, 8, 64]] ++
+        [{roundtrip_1mib_mib_per_s, rate,
+          fun() -> big_rate(fun() -> roundtrip(Echo, Big) end) end,
+          fun() -> big_rate(fun() -> {ok, Big} = py:call(Ctx, '__main__', ident, [{bytes, Big}]) end) end,
+          "goal >= 1536 MiB/s (1.5 GiB/s)"}],
+    Results = [{Name, Kind, Goal,
+                [{EchoF(), PyF()} || _ <- lists:seq(1, Rounds)]}
+               || {Name, Kind, EchoF, PyF, Goal} <- Metrics],
+    port_close(Echo),
+    lists:foreach(fun report/1, Results),
+    cpu_speedup(),
+    application:stop(erlang_python).
+
+%% One line: median over the rounds of each side, the median of the per-round
+%% ratios (py/echo for times, py/echo as a percentage for rates), the rounds.
+report({Name, Kind, Goal, Pairs}) ->
+    Py = median(lists:sort([P || {_, P} <- Pairs])),
+    Echo = median(lists:sort([E || {E, _} <- Pairs])),
+    Ratio = median(lists:sort([P / E || {E, P} <- Pairs])),
+    Rel = case Kind of
+              us -> io_lib:format("~.2fx echo", [Ratio]);
+              rate -> io_lib:format("~.1f% of echo", [100 * Ratio])
+          end,
+    Rounds = lists:join(" ", [io_lib:format("~s/~s", [fmt(P), fmt(E)]) || {E, P} <- Pairs]),
+    io:format("~s ~s (echo ~s; ~s~s) rounds py/echo: ~s~n",
+              [Name, fmt(Py), fmt(Echo), Rel, [", " ++ Goal || Goal =/= ""], Rounds]).
+
+fmt(X) when X >= 1000 -> integer_to_list(round(X));
+fmt(X) -> float_to_list(X, [{decimals, 1}]).
 
 exe([Path | _]) ->
     filename:absname(Path);
@@ -59,22 +105,16 @@ open(Exe) ->
     open_port({spawn_executable, Exe}, [{packet, 4}, binary, exit_status, {args, ["--echo"]}]).
 
 %%--------------------------------------------------------------------
-%% The floor: pyport --echo
+%% Measurements, each returning one figure
 
-seq_latency(Port, Term) ->
-    _ = [roundtrip(Port, Term) || _ <- lists:seq(1, ?SEQ_WARMUP)],
-    Times = lists:sort([timed(fun() -> roundtrip(Port, Term) end) || _ <- lists:seq(1, ?SEQ_N)]),
-    io:format("seq_roundtrip_small_median_us ~.1f (p99 ~.1f, n=~b)~n",
-              [median(Times), percentile(Times, 0.99), ?SEQ_N]),
-    median(Times).
+seq_latency(Fun) ->
+    _ = [Fun() || _ <- lists:seq(1, ?SEQ_WARMUP)],
+    median(lists:sort([timed(Fun) || _ <- lists:seq(1, ?SEQ_N)])).
 
-big_binary(Port) ->
-    Bin = rand:bytes(1 bsl 20),
-    _ = [roundtrip(Port, Bin) || _ <- lists:seq(1, ?BIG_WARMUP)],
-    Times = lists:sort([timed(fun() -> roundtrip(Port, Bin) end) || _ <- lists:seq(1, ?BIG_N)]),
-    io:format("roundtrip_1mib_mib_per_s ~.1f (median ~b µs, n=~b)~n",
-              [1.0e6 / median(Times), round(median(Times)), ?BIG_N]),
-    1.0e6 / median(Times).
+%% MiB/s of a 1 MiB round trip (payload size over round-trip time).
+big_rate(Fun) ->
+    _ = [Fun() || _ <- lists:seq(1, ?BIG_WARMUP)],
+    1.0e6 / median(lists:sort([timed(Fun) || _ <- lists:seq(1, ?BIG_N)])).
 
 roundtrip(Port, Term) ->
     true = port_command(Port, term_to_binary(Term)),
@@ -87,19 +127,14 @@ roundtrip(Port, Term) ->
 
 %% N callers, each calling port_command/2 itself with {Id, Payload}; this process
 %% (the port owner) looks the Id up in an ETS table and forwards the reply.
-concurrent(Exe, N, Payload) ->
-    Port = open(Exe),
+concurrent(Port, N, Payload) ->
     Tab = ets:new(calls, [public, set, {read_concurrency, true}, {write_concurrency, true}]),
     Owner = self(),
-    %% warm-up, then the timed run
     run_callers(Port, Tab, Owner, N, Payload, 300),
     T0 = erlang:monotonic_time(microsecond),
-    Calls = run_callers(Port, Tab, Owner, N, Payload, ?CONC_SECONDS * 1000),
+    Calls = run_callers(Port, Tab, Owner, N, Payload, ?CONC_MS),
     Secs = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
-    port_close(Port),
     ets:delete(Tab),
-    io:format("throughput_~b_callers_calls_per_s ~b (~b calls in ~.2f s)~n",
-              [N, round(Calls / Secs), Calls, Secs]),
     Calls / Secs.
 
 run_callers(Port, Tab, Owner, N, Payload, Millis) ->
@@ -144,31 +179,6 @@ route(Port, Tab, Running, Calls) ->
 %%--------------------------------------------------------------------
 %% erlang_python
 
-python(EchoLat, EchoThru, EchoBig) ->
-    start_app(),
-    {ok, Version} = py:version(),
-    io:format("# erlang_python: Python ~ts, mode ~p, ~b contexts~n",
-              [hd(binary:split(Version, <<" ">>)), py:execution_mode(),
-               py_context_router:num_contexts()]),
-    CallLat = py_latency(fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end),
-    io:format("call_latency_median_us ~.1f (operator.add; ~.2fx echo, goal <= 1.3x)~n",
-              [CallLat, CallLat / EchoLat]),
-    EvalLat = py_latency(fun() -> {ok, 3} = py:eval(<<"1 + 2">>) end),
-    io:format("eval_latency_median_us ~.1f (\"1 + 2\"; ~.2fx echo)~n", [EvalLat, EvalLat / EchoLat]),
-    lists:foreach(
-      fun(N) ->
-              Rate = py_concurrent(N),
-              Echo = maps:get(N, EchoThru),
-              Goal = case N of 64 -> ", goal >= 60%"; _ -> "" end,
-              io:format("py_throughput_~b_callers_calls_per_s ~b (~.1f% of echo~s)~n",
-                        [N, round(Rate), 100 * Rate / Echo, Goal])
-      end, [1, 8, 64]),
-    cpu_speedup(),
-    Big = py_big_binary(),
-    io:format("py_roundtrip_1mib_mib_per_s ~.1f (~.2f GiB/s, goal >= 1.5; echo ~.1f MiB/s)~n",
-              [Big, Big / 1024, EchoBig]),
-    application:stop(erlang_python).
-
 start_app() ->
     Ebins = filelib:wildcard(filename:join([root(), "erlang", "_build", "default", "lib", "*", "ebin"])),
     ok = code:add_pathsa(Ebins),
@@ -182,14 +192,10 @@ start_app() ->
             halt(1)
     end.
 
-py_latency(Fun) ->
-    _ = [Fun() || _ <- lists:seq(1, ?SEQ_WARMUP)],
-    median(lists:sort([timed(Fun) || _ <- lists:seq(1, ?SEQ_N)])).
-
 py_concurrent(N) ->
     py_callers(N, 300),
     T0 = erlang:monotonic_time(microsecond),
-    Calls = py_callers(N, ?CONC_SECONDS * 1000),
+    Calls = py_callers(N, ?CONC_MS),
     Calls / ((erlang:monotonic_time(microsecond) - T0) / 1.0e6).
 
 py_callers(N, Millis) ->
@@ -226,14 +232,6 @@ cpu_speedup() ->
                end),
     io:format("cpu_speedup_2_contexts ~.2f (2 loops: ~b ms on 1 context, ~b ms on 2; goal >= 1.8x)~n",
               [One / Two, round(One / 1000), round(Two / 1000)]).
-
-py_big_binary() ->
-    Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"def ident(x):\n    return x\n">>),
-    Bin = rand:bytes(1 bsl 20),
-    Fun = fun() -> {ok, Bin} = py:call(Ctx, '__main__', ident, [{bytes, Bin}]) end,
-    _ = [Fun() || _ <- lists:seq(1, ?BIG_WARMUP)],
-    1.0e6 / median(lists:sort([timed(Fun) || _ <- lists:seq(1, ?BIG_N)])).
 
 %%--------------------------------------------------------------------
 
