@@ -7,22 +7,31 @@ import (
 	"github.com/erlang-python/erlang_python/etf"
 )
 
-// BenchmarkEvalBatched: requests queued back to back on one context, so
-// the figure is the cost of a request without thread wake-ups: one cgo
-// crossing to queue it, and in C, on the executor, converting, evaluating,
-// converting back and writing the reply.
+// BenchmarkEvalBatched and BenchmarkCallBatched: requests queued back to
+// back on one context, so the figure is the cost of a request without
+// thread wake-ups: one cgo crossing to queue it, and in C, on the
+// executor, converting, running, converting back and writing the reply.
 func BenchmarkEvalBatched(b *testing.B) {
+	payload, _ := etf.Encode(etf.Tuple{etf.Binary("a + 1"), etf.MapOf(etf.Atom("a"), 41)})
+	batched(b, Eval, payload)
+}
+
+func BenchmarkCallBatched(b *testing.B) {
+	payload, _ := etf.Encode(etf.Tuple{etf.Binary("operator"), etf.Binary("add"), etf.List{1, 2}, etf.Map{}})
+	batched(b, Call, payload)
+}
+
+func batched(b *testing.B, op Op, payload []byte) {
 	c, err := testPool.NewContext(Auto, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	payload, _ := etf.Encode(etf.Tuple{etf.Binary("a + 1"), etf.MapOf(etf.Atom("a"), 41)})
 	var pending []chan []byte
 	b.ReportAllocs()
 	for b.Loop() {
 		for {
-			_, done, err := replies.submit(c, Eval, payload)
+			_, done, err := replies.submit(c, op, payload)
 			if err == nil {
 				pending = append(pending, done)
 				break

@@ -336,34 +336,42 @@ static void put_ok(pyx_ctx *c, PyObject *result, pyx_buf *out)
  * NULL with an exception. module and func are borrowed str objects. */
 static PyObject *lookup(pyx_ctx *c, PyObject *module, PyObject *func)
 {
-    PyObject *obj = NULL;
-    PyObject *dot = PyUnicode_FromString(".");
-    PyObject *parts = dot ? PyUnicode_Split(func, dot, -1) : NULL;
-    Py_XDECREF(dot);
-    if (parts == NULL)
-        return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(parts);
-    Py_ssize_t i = 0;
+    PyObject *obj, *parts = NULL;
+    Py_ssize_t n = 1, i = 0;
+    PyObject *first = func; /* borrowed */
+    /* Most functions are not dotted: no split then. */
+    if (PyUnicode_FindChar(func, '.', 0, PyUnicode_GET_LENGTH(func), 1) != -1) {
+        PyObject *dot = PyUnicode_FromString(".");
+        parts = dot ? PyUnicode_Split(func, dot, -1) : NULL;
+        Py_XDECREF(dot);
+        if (parts == NULL)
+            return NULL;
+        n = PyList_GET_SIZE(parts);
+        first = PyList_GET_ITEM(parts, 0);
+    }
     if (PyUnicode_CompareWithASCIIString(module, "__main__") == 0) {
-        obj = PyDict_GetItemWithError(c->globals, PyList_GET_ITEM(parts, 0)); /* borrowed */
+        obj = PyDict_GetItemWithError(c->globals, first); /* borrowed */
         if (obj == NULL) {
             if (!PyErr_Occurred())
-                PyErr_Format(PyExc_NameError, "name '%U' is not defined in this context's __main__",
-                             PyList_GET_ITEM(parts, 0));
-            Py_DECREF(parts);
+                PyErr_Format(PyExc_NameError, "name '%U' is not defined in this context's __main__", first);
+            Py_XDECREF(parts);
             return NULL;
         }
         Py_INCREF(obj);
         i = 1;
     } else {
-        obj = PyImport_Import(module);
+        /* An imported module straight from sys.modules; the import
+         * machinery only for the first call. */
+        obj = PyImport_GetModule(module);
+        if (obj == NULL && !PyErr_Occurred())
+            obj = PyImport_Import(module);
     }
     for (; obj != NULL && i < n; i++) {
-        PyObject *next = PyObject_GetAttr(obj, PyList_GET_ITEM(parts, i));
+        PyObject *next = PyObject_GetAttr(obj, parts ? PyList_GET_ITEM(parts, i) : first);
         Py_DECREF(obj);
         obj = next;
     }
-    Py_DECREF(parts);
+    Py_XDECREF(parts);
     return obj;
 }
 
