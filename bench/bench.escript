@@ -1,10 +1,13 @@
 #!/usr/bin/env escript
 %% -*- erlang -*-
 %% Benchmarks, one line per metric: the erlang_python application against a
-%% floor, a bare `pyport --echo' port (no Python). The machines are shared and
-%% noisy, so the two are measured in alternation, in ROUNDS rounds (default 5,
-%% env BENCH_ROUNDS): each line gives the median over the rounds and the median
-%% of the per-round ratios, then every round's figure.
+%% floor, a bare `pyport --echo' port (no Python) that reads its pipe with
+%% plain blocking reads. The sidecar polls its pipe for a moment before it
+%% sleeps (--read-spin-us), so a second floor, the echo port with that same
+%% polling, is shown too. The machines are shared and noisy, so the three are
+%% measured in alternation, in ROUNDS rounds (default 5, env BENCH_ROUNDS):
+%% each line gives the medians over the rounds and the medians of the
+%% per-round ratios, then every round's figures (py/echo/polled echo).
 %%
 %%   metric                       erlang_python           echo floor              goal
 %%   call_latency_median_us       py:call(operator, add)  one small term          <= 1.3x echo
@@ -39,56 +42,63 @@ main(Args) ->
             halt(2)
     end,
     Rounds = list_to_integer(os:getenv("BENCH_ROUNDS", "5")),
+    logger:set_primary_config(level, warning),
     start_app(),
     {ok, Version} = py:version(),
     io:format("# OTP ~s, ~b schedulers; floor: ~ts --echo; Python ~ts, mode ~p, ~b contexts; ~b rounds~n",
               [erlang:system_info(otp_release), erlang:system_info(schedulers), Exe,
                hd(binary:split(Version, <<" ">>)), py:execution_mode(),
                py_context_router:num_contexts(), Rounds]),
-    Echo = open(Exe),
+    Echo = open(Exe, ["--read-spin-us=0"]),
+    Polled = open(Exe, []),
     Ctx = py:context(1),
     ok = py:exec(Ctx, <<"def ident(x):\n    return x\n">>),
     Big = rand:bytes(1 bsl 20),
     Small = {req, 1, <<"small payload">>},
+    %% {Name, Kind, Floor(Port), Py(), Goal}
     Metrics =
         [{call_latency_median_us, us,
-          fun() -> seq_latency(fun() -> roundtrip(Echo, Small) end) end,
+          fun(Port) -> seq_latency(fun() -> roundtrip(Port, Small) end) end,
           fun() -> seq_latency(fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end) end,
           "goal <= 1.3x echo"},
          {eval_latency_median_us, us,
-          fun() -> seq_latency(fun() -> roundtrip(Echo, Small) end) end,
+          fun(Port) -> seq_latency(fun() -> roundtrip(Port, Small) end) end,
           fun() -> seq_latency(fun() -> {ok, 3} = py:eval(<<"1 + 2">>) end) end,
           ""}] ++
         [{list_to_atom("throughput_" ++ integer_to_list(N) ++ "_callers_per_s"), rate,
-          fun() -> concurrent(Echo, N, Small) end,
+          fun(Port) -> concurrent(Port, N, Small) end,
           fun() -> py_concurrent(N) end,
           case N of 64 -> "goal >= 60% of echo"; _ -> "" end}
          || N <- [1, 8, 64]] ++
         [{roundtrip_1mib_mib_per_s, rate,
-          fun() -> big_rate(fun() -> roundtrip(Echo, Big) end) end,
+          fun(Port) -> big_rate(fun() -> roundtrip(Port, Big) end) end,
           fun() -> big_rate(fun() -> {ok, Big} = py:call(Ctx, '__main__', ident, [{bytes, Big}]) end) end,
           "goal >= 1536 MiB/s (1.5 GiB/s)"}],
     Results = [{Name, Kind, Goal,
-                [{EchoF(), PyF()} || _ <- lists:seq(1, Rounds)]}
-               || {Name, Kind, EchoF, PyF, Goal} <- Metrics],
+                [{PyF(), FloorF(Echo), FloorF(Polled)} || _ <- lists:seq(1, Rounds)]}
+               || {Name, Kind, FloorF, PyF, Goal} <- Metrics],
     port_close(Echo),
+    port_close(Polled),
     lists:foreach(fun report/1, Results),
     cpu_speedup(),
     application:stop(erlang_python).
 
-%% One line: median over the rounds of each side, the median of the per-round
-%% ratios (py/echo for times, py/echo as a percentage for rates), the rounds.
-report({Name, Kind, Goal, Pairs}) ->
-    Py = median(lists:sort([P || {_, P} <- Pairs])),
-    Echo = median(lists:sort([E || {E, _} <- Pairs])),
-    Ratio = median(lists:sort([P / E || {E, P} <- Pairs])),
-    Rel = case Kind of
-              us -> io_lib:format("~.2fx echo", [Ratio]);
-              rate -> io_lib:format("~.1f% of echo", [100 * Ratio])
+%% One line: the medians over the rounds, the medians of the per-round ratios
+%% (py/echo for times, py/echo as a percentage for rates), then the rounds.
+report({Name, Kind, Goal, Rounds}) ->
+    Med = fun(L) -> median(lists:sort(L)) end,
+    Py = Med([P || {P, _, _} <- Rounds]),
+    Rel = fun(Floor) ->
+                  Ratio = Med([P / F || {P, _, _} = R <- Rounds, F <- [element(Floor, R)]]),
+                  case Kind of
+                      us -> io_lib:format("~.2fx", [Ratio]);
+                      rate -> io_lib:format("~.1f%", [100 * Ratio])
+                  end
           end,
-    Rounds = lists:join(" ", [io_lib:format("~s/~s", [fmt(P), fmt(E)]) || {E, P} <- Pairs]),
-    io:format("~s ~s (echo ~s; ~s~s) rounds py/echo: ~s~n",
-              [Name, fmt(Py), fmt(Echo), Rel, [", " ++ Goal || Goal =/= ""], Rounds]).
+    Each = lists:join(" ", [io_lib:format("~s/~s/~s", [fmt(P), fmt(E), fmt(Q)]) || {P, E, Q} <- Rounds]),
+    io:format("~s ~s (echo ~s: ~s; polled echo ~s: ~s~s) rounds: ~s~n",
+              [Name, fmt(Py), fmt(Med([E || {_, E, _} <- Rounds])), Rel(2),
+               fmt(Med([Q || {_, _, Q} <- Rounds])), Rel(3), [", " ++ Goal || Goal =/= ""], Each]).
 
 fmt(X) when X >= 1000 -> integer_to_list(round(X));
 fmt(X) -> float_to_list(X, [{decimals, 1}]).
@@ -101,8 +111,8 @@ exe([]) ->
 root() ->
     filename:dirname(filename:dirname(filename:absname(escript:script_name()))).
 
-open(Exe) ->
-    open_port({spawn_executable, Exe}, [{packet, 4}, binary, exit_status, {args, ["--echo"]}]).
+open(Exe, Args) ->
+    open_port({spawn_executable, Exe}, [{packet, 4}, binary, exit_status, {args, ["--echo" | Args]}]).
 
 %%--------------------------------------------------------------------
 %% Measurements, each returning one figure

@@ -12,6 +12,7 @@ import (
 	"log"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -34,6 +35,7 @@ func main() {
 	numExecutors := pflag.Int("num-executors", 4, "shared executor threads in multi_executor mode")
 	executable := pflag.String("python-executable", defaultExecutable, "sys.executable of the embedded Python")
 	spin := pflag.Int("spin-us", 100, "microseconds an idle context polls for work before it sleeps")
+	readSpin := pflag.Int("read-spin-us", 100, "microseconds the reader polls stdin for the next request before it sleeps")
 	pipeSize := pflag.Int("pipe-size", 1<<20, "pipe buffer asked for stdin and stdout, in bytes (0: keep the kernel's)")
 	pflag.Parse()
 
@@ -44,11 +46,20 @@ func main() {
 	case *showVersion:
 		fmt.Println("pyport", version)
 	case *echo:
-		if err := runEcho(os.Stdin, os.Stdout, *maxPacket); err != nil {
+		// The same reader as the sidecar's, so the echo stays the floor.
+		in, err := bridge.NewPollReader(0, time.Duration(*readSpin)*time.Microsecond)
+		if err != nil {
+			logger.Fatal(err)
+		}
+		if err := runEcho(in, os.Stdout, *maxPacket); err != nil {
 			logger.Fatal(err)
 		}
 	default:
 		proto, err := privateStdout()
+		if err != nil {
+			logger.Fatal(err)
+		}
+		stdin, err := privateStdin()
 		if err != nil {
 			logger.Fatal(err)
 		}
@@ -65,7 +76,11 @@ func main() {
 		if err != nil {
 			logger.Fatal(err)
 		}
-		err = bridge.NewServer(p, os.Stdin, out, *maxPacket, logger).Serve()
+		in, err := bridge.NewPollReader(stdin, time.Duration(*readSpin)*time.Microsecond)
+		if err != nil {
+			logger.Fatal(err)
+		}
+		err = bridge.NewServer(p, in, out, *maxPacket, logger).Serve()
 		if err != nil {
 			logger.Print(err)
 		}
@@ -87,6 +102,26 @@ func privateStdout() (*os.File, error) {
 		return nil, fmt.Errorf("point stdout at stderr: %w", err)
 	}
 	return os.NewFile(uintptr(fd), "protocol"), nil
+}
+
+// privateStdin keeps the protocol's stdin for us alone: it returns a
+// duplicate of fd 0 and points fd 0 at /dev/null, so Python code or a
+// subprocess reading stdin gets end-of-file instead of our requests.
+func privateStdin() (int, error) {
+	fd, err := syscall.Dup(0)
+	if err != nil {
+		return -1, fmt.Errorf("dup stdin: %w", err)
+	}
+	syscall.CloseOnExec(fd)
+	null, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open /dev/null: %w", err)
+	}
+	defer syscall.Close(null)
+	if err := syscall.Dup3(null, 0, 0); err != nil {
+		return -1, fmt.Errorf("point stdin at /dev/null: %w", err)
+	}
+	return fd, nil
 }
 
 // runEcho answers each packet with its term re-encoded by our codec, or

@@ -13,13 +13,13 @@
          bad_arguments/1, improper_values/1, deep_nesting/1, huge_ints/1,
          non_utf8_binaries/1, context_out_of_range/1, traceback_to_logger/1,
          timeout_interrupts_loop/1, timeout_eval/1, timeout_exec_loop/1,
-         stdout_is_protected/1, pipelined_callers/1,
+         stdout_is_protected/1, stdin_is_protected/1, pipelined_callers/1,
          sidecar_crash/1, after_stop/1]).
 -export([log/2]). % a logger handler, for traceback_to_logger
 
 all() ->
     [{group, api}, {group, errors}, {group, timeouts}, stdout_is_protected,
-     pipelined_callers, sidecar_crash, after_stop].
+     stdin_is_protected, pipelined_callers, sidecar_crash, after_stop].
 
 groups() ->
     [{api, [], [call3, call4_kwargs, call5_timeout, call_on_context, call_on_pool,
@@ -331,6 +331,14 @@ stdout_is_protected(_Config) ->
     ?expect({ok, 3.0}, py:call(math, sqrt, [9])),
     [?expect(ok, py:exec(py:context(I), <<"import os; os.write(1, b'\\x00\\x00\\x00\\x05stray')">>))
      || I <- [1, 2]],
+    still_serving().
+
+%% Reading stdin, from Python or from a subprocess, finds end-of-file: the
+%% requests are on a private descriptor.
+stdin_is_protected(_Config) ->
+    ?expect({ok, <<>>}, py:eval(<<"__import__('sys').stdin.read()">>)),
+    ?expect({ok, <<>>}, py:eval(<<"__import__('os').read(0, 4096)">>)),
+    ?expect({ok, <<>>}, py:eval(<<"__import__('subprocess').run(['cat'], capture_output=True).stdout">>)),
     still_serving().
 
 %% Many callers at once, pipelined through the port; replies matched by id.
