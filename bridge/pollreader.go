@@ -1,15 +1,51 @@
 package bridge
 
+/*
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <time.h>
+
+// Waits until fd is readable (or its writer is gone): polls for spin_ns,
+// yielding the CPU at each turn, then sleeps in poll(2). In C, so that the
+// polling does not keep the Go scheduler's monitor busy. Returns 0 or an
+// errno. No Go memory, no GIL.
+static int wait_readable(int fd, long long spin_ns)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int n = poll(&p, 1, 0);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return errno;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) >= spin_ns)
+            break;
+        sched_yield();
+    }
+    for (;;) {
+        int n = poll(&p, 1, -1);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return errno;
+    }
+}
+*/
+import "C"
+
 import (
 	"io"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // PollReader reads a file descriptor that it puts in non-blocking mode.
-// When nothing is there it keeps trying for spin, yielding the CPU at each
-// turn, and only then sleeps in poll(2). While it polls, the writer (the
+// When nothing is there it keeps looking for spin, yielding the CPU at each
+// turn, and only then sleeps in poll(2). While it looks, the writer (the
 // BEAM) finds it awake: the write wakes nobody, and a request is read
 // without a thread wake-up, which costs tens of microseconds on these
 // machines.
@@ -28,7 +64,6 @@ func NewPollReader(fd int, spin time.Duration) (*PollReader, error) {
 }
 
 func (r *PollReader) Read(p []byte) (int, error) {
-	var until time.Time
 	for {
 		n, err := syscall.Read(r.fd, p)
 		switch {
@@ -41,38 +76,8 @@ func (r *PollReader) Read(p []byte) (int, error) {
 		case err != syscall.EAGAIN:
 			return 0, err
 		}
-		if r.spin > 0 {
-			now := time.Now()
-			if until.IsZero() {
-				until = now.Add(r.spin)
-			}
-			if now.Before(until) {
-				_, _, _ = syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
-				continue
-			}
-		}
-		if err := waitReadable(r.fd); err != nil {
-			return 0, err
-		}
-	}
-}
-
-// waitReadable sleeps in poll(2) until fd has data, or its writer is gone.
-func waitReadable(fd int) error {
-	type pollFd struct {
-		fd      int32
-		events  int16
-		revents int16
-	}
-	const pollIn = 0x1
-	pfd := pollFd{fd: int32(fd), events: pollIn}
-	for {
-		_, _, errno := syscall.Syscall(syscall.SYS_POLL, uintptr(unsafe.Pointer(&pfd)), 1, ^uintptr(0))
-		if errno == 0 || errno != syscall.EINTR {
-			if errno != 0 {
-				return errno
-			}
-			return nil
+		if errno := C.wait_readable(C.int(r.fd), C.longlong(r.spin.Nanoseconds())); errno != 0 {
+			return 0, syscall.Errno(errno)
 		}
 	}
 }
