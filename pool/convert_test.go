@@ -1,3 +1,5 @@
+//go:build pyx_testhook
+
 package pool
 
 import (
@@ -18,7 +20,8 @@ import (
 
 // Tests of convert.c (ETF <-> Python) in an embedded CPython, through
 // the hooks in convert_testhook.go, against terms made and checked by a
-// real BEAM (erl).
+// real BEAM (erl). Both files build only with the tag pyx_testhook, which
+// make test sets, so the hooks stay out of pyport.
 
 // requireErl skips the test when erl is missing, unless ETF_REQUIRE_ERL
 // is set.

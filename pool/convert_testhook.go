@@ -1,3 +1,5 @@
+//go:build pyx_testhook
+
 package pool
 
 // Test hooks for convert.c, which convert_test.go exercises in a real
