@@ -79,8 +79,12 @@ func (s *Server) handle(frame []byte) {
 	}
 	tag, _ := h[0].(etf.Atom)
 	id := h[1]
-	if op, ok := ops[tag]; ok && len(h) == 3 {
-		s.request(id, op, h[2], frame[n:])
+	if op, ok := ops[tag]; ok && (len(h) == 3 || len(h) == 4) {
+		var slot etf.Term
+		if len(h) == 4 {
+			slot = h[3]
+		}
+		s.request(id, op, h[2], frame[n:], slot)
 		return
 	}
 	switch {
@@ -117,7 +121,11 @@ func (s *Server) context(ctxID etf.Term) (*pool.Context, bool) {
 	return c, ok
 }
 
-func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte) {
+var atomSlot = etf.Atom("slot")
+
+// request queues a call, eval or exec. Its payload follows the header, or,
+// when slot is {slot, Path, Size}, it is in that file (docs/PROTOCOL.md).
+func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte, slot etf.Term) {
 	ref, ok := id.(etf.Ref)
 	if !ok {
 		s.reply(id, badRequest("request id %v is not a reference", id))
@@ -133,12 +141,23 @@ func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte
 		s.log.Printf("dropped a request: %v", err)
 		return
 	}
-	if err := ctx.Submit(s.out, op, idBytes, payload); err != nil {
-		reason := etf.Term(etf.Tuple{etf.Atom("overloaded"), etf.Atom("queue")})
-		if errors.Is(err, pool.ErrClosed) {
-			reason = etf.Tuple{etf.Atom("unknown_context"), ctxID}
-		}
-		s.reply(id, etf.ErrorTuple(reason))
+	if slot == nil {
+		err = ctx.Submit(s.out, op, idBytes, payload)
+	} else if t, ok := slot.(etf.Tuple); ok && len(t) == 3 && t[0] == atomSlot {
+		path, _ := t[1].(etf.Binary)
+		size, _ := etf.ToInt64(t[2])
+		err = ctx.SubmitFile(s.out, op, idBytes, string(path), int(size))
+	} else {
+		err = pool.ErrBadSlot
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, pool.ErrBadSlot):
+		s.reply(id, badRequest("slot %v is not {slot, AbsolutePath, Size}", slot))
+	case errors.Is(err, pool.ErrClosed):
+		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("unknown_context"), ctxID}))
+	default:
+		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("overloaded"), etf.Atom("queue")}))
 	}
 }
 

@@ -1,10 +1,12 @@
 package bridge
 
 import (
+	"bytes"
 	"encoding/binary"
 	"io"
 	"log"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -56,6 +58,10 @@ func newHarness(t *testing.T, maxPacket int) *harness {
 			var d etf.Decoder
 			id, n, err := d.DecodePrefix(f)
 			require.NoError(t, err)
+			if len(f) == n+9 && f[n] == 0 { // the result is in the slot
+				h.replies <- [2]etf.Term{id, etf.Tuple{etf.Atom("in_slot"), int64(binary.BigEndian.Uint64(f[n+1:]))}}
+				continue
+			}
 			res, err := (&etf.Decoder{CopyBinaries: true}).Decode(f[n:])
 			require.NoError(t, err)
 			h.replies <- [2]etf.Term{id, res}
@@ -173,4 +179,42 @@ func TestServerCancelStopsRunawayCode(t *testing.T) {
 	h.send(etf.Tuple{etf.Atom("cancel"), loop})
 	// The interrupted request is forgotten: the next reply is the next request's.
 	assert.True(t, etf.Equal(etf.OKTuple(5), h.ask(etf.Tuple{etf.Atom("eval"), 1}, etf.Tuple{etf.Binary("2 + 3"), etf.Map{}})))
+}
+
+func TestServerSlotRequests(t *testing.T) {
+	h := newHarness(t, 0)
+	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 1, etf.Atom("auto")}))
+	slot := filepath.Join(t.TempDir(), "slot")
+	write := func(payload etf.Term) int {
+		b, err := etf.Encode(payload)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(slot, b, 0o600))
+		return len(b)
+	}
+	slotOf := func(n int) etf.Tuple { return etf.Tuple{etf.Atom("slot"), etf.Binary(slot), n} }
+
+	// A large argument in, a small result out: the result comes inline.
+	blob := bytes.Repeat([]byte{7}, 200<<10)
+	n := write(etf.Tuple{etf.Binary("builtins"), etf.Binary("len"), etf.List{etf.Tuple{etf.Atom("bytes"), etf.Binary(blob)}}, etf.Map{}})
+	assert.True(t, etf.Equal(etf.OKTuple(200<<10), h.ask(etf.Tuple{etf.Atom("call"), 1, slotOf(n)})))
+
+	// A large result goes back through the slot.
+	n = write(etf.Tuple{etf.Binary("x * 3"), etf.MapOf(etf.Atom("x"), etf.Tuple{etf.Atom("bytes"), etf.Binary(blob)})})
+	res := h.ask(etf.Tuple{etf.Atom("eval"), 1, slotOf(n)})
+	require.Equal(t, etf.Atom("in_slot"), res.(etf.Tuple)[0])
+	size := res.(etf.Tuple)[1].(int64)
+	data, err := os.ReadFile(slot)
+	require.NoError(t, err)
+	got, err := etf.Decode(data[:size])
+	require.NoError(t, err)
+	assert.True(t, etf.Equal(etf.OKTuple(etf.Binary(bytes.Repeat(blob, 3))), got))
+
+	// Bad slots: a clear error, and the context still serves.
+	tag, _ := etf.Tag(h.ask(etf.Tuple{etf.Atom("eval"), 1, etf.Tuple{etf.Atom("slot"), etf.Binary("relative"), 10}}))
+	assert.Equal(t, etf.ErrorAtom, tag)
+	res = h.ask(etf.Tuple{etf.Atom("eval"), 1, etf.Tuple{etf.Atom("slot"), etf.Binary(slot + ".gone"), 10}})
+	assert.Equal(t, etf.Atom("slot"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v", res)
+	res = h.ask(etf.Tuple{etf.Atom("eval"), 1, slotOf(len(data) + 1)}) // longer than the file
+	assert.Equal(t, etf.Atom("slot"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v", res)
+	assert.True(t, etf.Equal(etf.OKTuple(2), h.ask(etf.Tuple{etf.Atom("eval"), 1}, etf.Tuple{etf.Binary("1 + 1"), etf.Map{}})))
 }

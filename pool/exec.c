@@ -3,31 +3,136 @@
  * not involved in it; only set-up jobs and tracebacks call back into Go. */
 #include "exec.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "_cgo_export.h"
 
-/* Runs one request and writes its reply. No GIL held on entry or exit. */
-static void run_request(pyx_job *j)
+/* Writes the reply: res inline, or, when the request came in a slot (fd >=
+ * 0) and res is large, res into the slot and a 9-byte marker inline: a zero
+ * byte (never the start of a term) and res's length, big-endian
+ * (docs/PROTOCOL.md). */
+static void reply(pyx_job *j, int fd, const pyx_buf *res)
 {
-    pyx_buf res = {0}, tb = {0};
-    pyx_run(j->ctx, j->seq, j->op, j->data + j->reply_len, j->payload_len, &res, &tb);
-    if (tb.len > 0 && j->go != 0)
-        pyxTraceback(j->go, (char *)tb.data, tb.len); /* into Go: errors only */
-    /* A request cancelled while it ran has nobody waiting for it. */
-    if (!__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
+    if (fd >= 0 && res->len >= PYX_SLOT_MIN) {
+        size_t done = 0;
+        while (done < res->len) {
+            ssize_t w = pwrite(fd, res->data + done, res->len - done, (off_t)done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            done += (size_t)w;
+        }
+        if (done == res->len) {
+            unsigned char marker[9] = {0};
+            for (int i = 0; i < 8; i++)
+                marker[1 + i] = (unsigned char)((uint64_t)res->len >> (56 - 8 * i));
+            pyx_out_send(j->out, j->data, j->reply_len, marker, sizeof marker);
+            return;
+        }
+        /* the slot is full (ENOSPC...): inline after all */
+    }
+    pyx_out_send(j->out, j->data, j->reply_len, res->data, res->len);
+}
+
+/* {error, {slot, Errno}} for a slot that cannot be read. */
+static void slot_error(pyx_job *j, int err)
+{
+    pyx_buf res = {0};
+    const char *name = strerror(err);
+    size_t n = strlen(name);
+    unsigned char head[] = {131, 104, 2, 119, 5, 'e', 'r', 'r', 'o', 'r', 104, 2, 119, 4, 's', 'l', 'o', 't', 109,
+                            (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                            (unsigned char)n};
+    if (pyx_buf_append(&res, head, sizeof head) == 0 && pyx_buf_append(&res, name, n) == 0)
         pyx_out_send(j->out, j->data, j->reply_len, res.data, res.len);
     pyx_buf_free(&res);
-    pyx_buf_free(&tb);
+}
+
+/* An executor's buffers, kept from one request to the next so that a large
+ * term does not cost fresh pages (page faults, then munmap) every time. */
+typedef struct {
+    pyx_buf in;  /* a slot's payload */
+    pyx_buf res; /* the result */
+    pyx_buf tb;  /* a traceback */
+} bufs;
+
+/* Buffers above this size are freed after the request, not kept. */
+#define KEEP_BUF (16u << 20)
+
+static void reuse(pyx_buf *b)
+{
+    if (b->cap > KEEP_BUF)
+        pyx_buf_free(b);
+    b->len = 0;
+}
+
+/* Reads a slot's payload into b; 0 or an errno. */
+static int read_slot(pyx_job *j, int fd, pyx_buf *b)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return errno;
+    if (j->payload_len == 0 || (size_t)st.st_size < j->payload_len)
+        return EINVAL;
+    if (pyx_buf_reserve(b, j->payload_len) < 0)
+        return ENOMEM;
+    while (b->len < j->payload_len) {
+        ssize_t r = pread(fd, b->data + b->len, j->payload_len - b->len, (off_t)b->len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? errno : EINVAL;
+        b->len += (size_t)r;
+    }
+    return 0;
+}
+
+/* Runs one request and writes its reply. No GIL held on entry or exit. */
+static void run_request(pyx_job *j, bufs *b)
+{
+    const unsigned char *payload = j->data + j->reply_len;
+    int fd = -1;
+    if (j->in_file) {
+        fd = open((const char *)payload, O_RDWR | O_CLOEXEC);
+        int err = fd < 0 ? errno : read_slot(j, fd, &b->in);
+        if (err != 0) {
+            if (fd >= 0)
+                close(fd);
+            slot_error(j, err);
+            return;
+        }
+        payload = b->in.data;
+    }
+    pyx_run(j->ctx, j->seq, j->op, payload, j->payload_len, &b->res, &b->tb);
+    if (b->tb.len > 0 && j->go != 0)
+        pyxTraceback(j->go, (char *)b->tb.data, b->tb.len); /* into Go: errors only */
+    /* A request cancelled while it ran has nobody waiting for it. */
+    if (!__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
+        reply(j, fd, &b->res);
+    if (fd >= 0)
+        close(fd);
+    reuse(&b->in);
+    reuse(&b->res);
+    reuse(&b->tb);
 }
 
 void pyx_exec_loop(pyx_queue *q, long long spin_ns)
 {
+    bufs b = {{0}};
     pyx_job *j;
     while ((j = pyx_queue_pop(q, spin_ns)) != NULL) {
         if (j->kind == PYX_JOB_GO)
             pyxRunGo(j->go); /* into Go: contexts made and freed */
         else if (!__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
-            run_request(j);
+            run_request(j, &b);
         pyx_queue_done(q);
         free(j);
     }
+    pyx_buf_free(&b.in);
+    pyx_buf_free(&b.res);
+    pyx_buf_free(&b.tb);
 }

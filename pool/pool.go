@@ -306,6 +306,31 @@ func (c *Context) Submit(out *Output, op Op, reply, payload []byte) error {
 		C.longlong(seq), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(payload), C.size_t(len(payload))))
 }
 
+// SubmitFile is Submit for a payload too large for the pipe: the first size
+// bytes of the file at path (a slot, docs/PROTOCOL.md), which the executor
+// maps when the request runs. If the result is large too, the executor
+// writes it into the same file and the reply frame holds reply, then a
+// zero byte and the result's length as 8 big-endian bytes. A file that
+// cannot be read gives the result {error, {slot, Reason}}.
+func (c *Context) SubmitFile(out *Output, op Op, reply []byte, path string, size int) error {
+	if size <= 0 || !strings.HasPrefix(path, "/") || strings.IndexByte(path, 0) >= 0 {
+		return ErrBadSlot
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return ErrClosed
+	}
+	seq := c.pool.seq.Add(1)
+	p := []byte(path)
+	return queueError(C.pyx_queue_file_request(c.ex.queue, c.c, out.c, C.uintptr_t(c.handle), C.int(op),
+		C.longlong(seq), bytesPtr(reply), C.size_t(len(reply)), (*C.char)(bytesPtr(p)), C.size_t(len(p)),
+		C.size_t(size)))
+}
+
+// ErrBadSlot: a slot request without an absolute path or a size.
+var ErrBadSlot = errors.New("pool: a slot needs an absolute path and a size")
+
 // Cancel stops the requests submitted to out with this reply prefix: one
 // that has not started never will, and one that is running gets a
 // KeyboardInterrupt at its next bytecode and sends no reply. It returns

@@ -20,6 +20,7 @@ enum { PYX_JOB_REQUEST = 0, PYX_JOB_GO = 1 };
 typedef struct {
     int kind;       /* PYX_JOB_REQUEST or PYX_JOB_GO */
     int op;         /* PYX_CALL, PYX_EVAL or PYX_EXEC */
+    int in_file;    /* the payload is in a file: data holds its path, with a NUL */
     int cancelled;  /* atomic: set by pyx_queue_cancel */
     long long seq;  /* unique per request, for pyx_interrupt */
     pyx_ctx *ctx;   /* the request's context */
@@ -27,7 +28,8 @@ typedef struct {
     uintptr_t go;   /* PYX_JOB_GO: cgo.Handle of a Go func(); request: of its
                        Context, for tracebacks (0: none) */
     size_t reply_len, payload_len;
-    unsigned char data[]; /* reply prefix (the caller's id), then payload */
+    unsigned char data[]; /* reply prefix (the caller's id), then payload
+                             (or, in_file, the path of the file holding it) */
 } pyx_job;
 
 typedef struct {
@@ -91,6 +93,24 @@ static inline int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, pyx_out *out, ui
         memcpy(j->data, reply, rlen);
     if (plen > 0)
         memcpy(j->data + rlen, payload, plen);
+    return pyx_queue_push(q, j);
+}
+
+/* Queues a request whose payload is the first plen bytes of the file at
+ * path (a slot, exec.c). Copies reply and path. As pyx_queue_request. */
+static inline int pyx_queue_file_request(pyx_queue *q, pyx_ctx *ctx, pyx_out *out, uintptr_t go, int op,
+                                         long long seq, const void *reply, size_t rlen, const char *path,
+                                         size_t pathlen, size_t plen)
+{
+    pyx_job *j = malloc(sizeof *j + rlen + pathlen + 1);
+    if (j == NULL)
+        return -3;
+    *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .in_file = 1, .seq = seq, .ctx = ctx, .out = out,
+                   .go = go, .reply_len = rlen, .payload_len = plen};
+    if (rlen > 0)
+        memcpy(j->data, reply, rlen);
+    memcpy(j->data + rlen, path, pathlen);
+    j->data[rlen + pathlen] = 0;
     return pyx_queue_push(q, j);
 }
 

@@ -371,10 +371,13 @@ run({ok, {Op, Ctx, Payload, Timeout}}) ->
 run({error, _} = Error) ->
     Error.
 
-%% For processes we spawn: whatever happens, a result.
+%% For processes we spawn: whatever happens, a result. They live for one call,
+%% so they give their slot (if any) up at once.
 safe_run(Prepared) ->
     try
         run(Prepared)
     catch
         Class:Reason -> {error, {Class, Reason}}
+    after
+        py_slot:drop()
     end.

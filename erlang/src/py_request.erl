@@ -12,6 +12,10 @@
 %% </ul>
 %% On timeout a `{cancel, Id}' packet tells the sidecar to drop or interrupt
 %% the request.
+%%
+%% A payload of {@link py_slot:min_size/0} bytes or more goes through the
+%% caller's slot, a shared-memory file, instead of the pipe, and so does a
+%% large result of such a request ({@link py_slot}).
 -module(py_request).
 
 -export([run/4, control/2]).
@@ -26,7 +30,16 @@ run(Op, Ctx, Payload, Timeout) ->
     case py_semaphore:acquire() of
         ok ->
             try
-                request([Op, Ctx], term_to_binary(Payload), Timeout)
+                Bin = term_to_binary(Payload),
+                case byte_size(Bin) >= py_slot:min_size() andalso py_slot:put(Bin) of
+                    {ok, Path} ->
+                        Result = request([Op, Ctx, {slot, Path, byte_size(Bin)}], <<>>, Timeout),
+                        %% after a timeout or a crash the sidecar may still use the slot
+                        py_slot:done(not lost(Result)),
+                        Result;
+                    _ ->
+                        request([Op, Ctx], Bin, Timeout)
+                end
             after
                 py_semaphore:release()
             end;
@@ -86,6 +99,16 @@ give_up(Port, Alias) ->
     end,
     {error, timeout}.
 
+lost({error, timeout}) -> true;
+lost({error, {python_crashed, _}}) -> true;
+lost(_) -> false.
+
+%% A zero byte, never the start of a term, says the result is in the slot.
+decode(<<0, Len:64>>) ->
+    case py_slot:read(Len) of
+        {ok, Bin} -> decode(Bin);
+        {error, Reason} -> {error, {slot, Reason}}
+    end;
 decode(Bin) ->
     try
         binary_to_term(Bin)

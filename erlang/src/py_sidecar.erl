@@ -21,6 +21,7 @@
 -define(KEY, {?MODULE, port}).
 -define(INFO_KEY, {?MODULE, info}).
 -define(START_TIMEOUT, 60000).
+-define(SWEEP_MS, 10000).
 
 -type info() :: #{mode := subinterp | multi_executor | free_threaded,
                   version := binary(),
@@ -65,6 +66,8 @@ init([]) ->
     process_flag(trap_exit, true),
     %% Replies for many callers may queue here; keep them off the heap.
     process_flag(message_queue_data, off_heap),
+    _ = py_slot:open_dir(), % no slots without /dev/shm: everything goes through the pipe
+    erlang:send_after(?SWEEP_MS, self(), sweep_slots),
     Port = py_port_exe:open(py_config:port_args()),
     case handshake(Port) of
         {ok, Info} ->
@@ -73,6 +76,7 @@ init([]) ->
             {ok, #state{port = Port}};
         {error, Reason} ->
             catch port_close(Port),
+            py_slot:close_dir(),
             {stop, Reason}
     end.
 
@@ -115,6 +119,10 @@ handle_info({Port, {data, Bin}}, #state{port = Port} = State) ->
     {noreply, State};
 handle_info({Port, {exit_status, N}}, #state{port = Port} = State) ->
     {stop, {python_crashed, #{status => N}}, State#state{port = undefined}};
+handle_info(sweep_slots, State) ->
+    _ = py_slot:sweep(),
+    erlang:send_after(?SWEEP_MS, self(), sweep_slots),
+    {noreply, State};
 handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
     {stop, {python_crashed, #{reason => Reason}}, State#state{port = undefined}};
 handle_info(_Other, State) ->
@@ -148,4 +156,4 @@ terminate(_Reason, #state{port = Port}) ->
     _ = persistent_term:erase(?KEY),
     _ = persistent_term:erase(?INFO_KEY),
     _ = is_port(Port) andalso (catch port_close(Port)),
-    ok.
+    py_slot:close_dir().
