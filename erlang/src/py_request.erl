@@ -30,15 +30,9 @@ run(Op, Ctx, Payload, Timeout) ->
     case py_semaphore:acquire() of
         ok ->
             try
-                Bin = term_to_binary(Payload),
-                case byte_size(Bin) >= py_slot:min_size() andalso py_slot:put(Bin) of
-                    {ok, Path} ->
-                        Result = request([Op, Ctx, {slot, Path, byte_size(Bin)}], <<>>, Timeout),
-                        %% after a timeout or a crash the sidecar may still use the slot
-                        py_slot:done(not lost(Result)),
-                        Result;
-                    _ ->
-                        request([Op, Ctx], Bin, Timeout)
+                case erlang:external_size(Payload) >= py_slot:min_size() of
+                    true -> large(Op, Ctx, Payload, Timeout);
+                    false -> request([Op, Ctx], term_to_binary(Payload), Timeout)
                 end
             after
                 py_semaphore:release()
@@ -98,6 +92,21 @@ give_up(Port, Alias) ->
         ok
     end,
     {error, timeout}.
+
+%% A large payload goes through the caller's slot when it can. Its encoding is
+%% an iovec, which refers to large binaries instead of copying them (but costs
+%% more than term_to_binary/1 for a small term).
+large(Op, Ctx, Payload, Timeout) ->
+    Enc = erlang:term_to_iovec(Payload),
+    case py_slot:put(Enc) of
+        {ok, Path} ->
+            Result = request([Op, Ctx, {slot, Path, iolist_size(Enc)}], <<>>, Timeout),
+            %% after a timeout or a crash the sidecar may still use the slot
+            py_slot:done(not lost(Result)),
+            Result;
+        none ->
+            request([Op, Ctx], Enc, Timeout)
+    end.
 
 lost({error, timeout}) -> true;
 lost({error, {python_crashed, _}}) -> true;

@@ -117,13 +117,13 @@ owner_alive(Name) ->
 
 %% @doc Write a payload into the caller's slot: `{ok, Path}', or `none' when
 %% there is no slot to be had (then the payload goes through the pipe).
--spec put(binary()) -> {ok, binary()} | none.
-put(Bin) ->
+-spec put(iodata()) -> {ok, binary()} | none.
+put(Data) ->
     case slot() of
         #slot{fd = Fd, path = Path, size = Size} = S ->
-            case file:pwrite(Fd, 0, Bin) of
+            case file:pwrite(Fd, 0, Data) of
                 ok ->
-                    erlang:put(?SLOT, S#slot{size = max(Size, byte_size(Bin))}),
+                    erlang:put(?SLOT, S#slot{size = max(Size, iolist_size(Data))}),
                     {ok, Path};
                 {error, _} ->
                     drop(),
