@@ -4,11 +4,29 @@
 #include "exec.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "_cgo_export.h"
+
+/* Sends {error, {Tag, Detail}}; tag is at most 255 bytes of ASCII. */
+static void error_reply(pyx_job *j, const char *tag, const char *detail)
+{
+    pyx_buf res = {0};
+    size_t t = strlen(tag), n = strlen(detail);
+    unsigned char head[] = {131, 104, 2, 119, 5, 'e', 'r', 'r', 'o', 'r', 104, 2, 119, (unsigned char)t};
+    unsigned char bin[] = {109, (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                           (unsigned char)n};
+    if (pyx_buf_append(&res, head, sizeof head) == 0 && pyx_buf_append(&res, tag, t) == 0 &&
+        pyx_buf_append(&res, bin, sizeof bin) == 0 && pyx_buf_append(&res, detail, n) == 0)
+        pyx_out_send(j->out, j->data, j->reply_len, res.data, res.len);
+    pyx_buf_free(&res);
+}
+
+/* {error, {slot, Reason}} for a slot that cannot be read. */
+static void slot_error(pyx_job *j, int err) { error_reply(j, "slot", strerror(err)); }
 
 /* Writes the reply: res inline, or, when the request came in a slot (fd >=
  * 0) and res is large, res into the slot and a 9-byte marker inline: a zero
@@ -35,21 +53,13 @@ static void reply(pyx_job *j, int fd, const pyx_buf *res)
         }
         /* the slot is full (ENOSPC...): inline after all */
     }
+    if (res->len > UINT32_MAX - j->reply_len) { /* over what {packet, 4} can carry */
+        char detail[64];
+        snprintf(detail, sizeof detail, "a result of %zu bytes", res->len);
+        error_reply(j, "result_too_large", detail);
+        return;
+    }
     pyx_out_send(j->out, j->data, j->reply_len, res->data, res->len);
-}
-
-/* {error, {slot, Errno}} for a slot that cannot be read. */
-static void slot_error(pyx_job *j, int err)
-{
-    pyx_buf res = {0};
-    const char *name = strerror(err);
-    size_t n = strlen(name);
-    unsigned char head[] = {131, 104, 2, 119, 5, 'e', 'r', 'r', 'o', 'r', 104, 2, 119, 4, 's', 'l', 'o', 't', 109,
-                            (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
-                            (unsigned char)n};
-    if (pyx_buf_append(&res, head, sizeof head) == 0 && pyx_buf_append(&res, name, n) == 0)
-        pyx_out_send(j->out, j->data, j->reply_len, res.data, res.len);
-    pyx_buf_free(&res);
 }
 
 /* An executor's buffers, kept from one request to the next so that a large
