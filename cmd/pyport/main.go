@@ -11,6 +11,8 @@ import (
 	"io"
 	"log"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +38,7 @@ func main() {
 	executable := pflag.String("python-executable", defaultExecutable, "sys.executable of the embedded Python")
 	spin := pflag.Int("spin-us", 100, "microseconds an idle context polls for work before it sleeps")
 	readSpin := pflag.Int("read-spin-us", 100, "microseconds the reader polls stdin for the next request before it sleeps")
+	slotDir := pflag.String("slot-dir", "", "the port owner's slot directory (docs/PROTOCOL.md), removed when pyport exits")
 	pipeSize := pflag.Int("pipe-size", 1<<20, "pipe buffer asked for stdin and stdout, in bytes (0: keep the kernel's)")
 	pflag.Parse()
 
@@ -84,6 +87,7 @@ func main() {
 		if err != nil {
 			logger.Print(err)
 		}
+		removeSlotDir(*slotDir, logger)
 		// Never finalise Python (PLATFORM.md): leave at once.
 		os.Exit(0)
 	}
@@ -102,6 +106,18 @@ func privateStdout() (*os.File, error) {
 		return nil, fmt.Errorf("point stdout at stderr: %w", err)
 	}
 	return os.NewFile(uintptr(fd), "protocol"), nil
+}
+
+// removeSlotDir removes the slot directory when the BEAM is gone: a BEAM
+// that halts does not stop the application, so the port owner cannot.
+// Only a directory named as py_slot names them is removed.
+func removeSlotDir(dir string, logger *log.Logger) {
+	if dir == "" || !filepath.IsAbs(dir) || !strings.HasPrefix(filepath.Base(dir), "erlang_python-") {
+		return
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		logger.Printf("slot directory: %v", err)
+	}
 }
 
 // privateStdin keeps the protocol's stdin for us alone: it returns a

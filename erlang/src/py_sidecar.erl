@@ -66,9 +66,13 @@ init([]) ->
     process_flag(trap_exit, true),
     %% Replies for many callers may queue here; keep them off the heap.
     process_flag(message_queue_data, off_heap),
-    _ = py_slot:open_dir(), % no slots without /dev/shm: everything goes through the pipe
+    %% no slots without /dev/shm: everything goes through the pipe
+    SlotArgs = case py_slot:open_dir() of
+                   {ok, Dir} -> ["--slot-dir", binary_to_list(Dir)];
+                   {error, _} -> []
+               end,
     erlang:send_after(?SWEEP_MS, self(), sweep_slots),
-    Port = py_port_exe:open(py_config:port_args()),
+    Port = py_port_exe:open(py_config:port_args() ++ SlotArgs),
     case handshake(Port) of
         {ok, Info} ->
             persistent_term:put(?INFO_KEY, Info),

@@ -57,6 +57,7 @@ count() ->
 -spec open_dir() -> {ok, binary()} | {error, term()}.
 open_dir() ->
     close_dir(),
+    remove_stale(),
     Dir = iolist_to_binary(io_lib:format("~s/erlang_python-~s-~b",
                                          [?ROOT, os:getpid(), erlang:unique_integer([positive])])),
     case file:make_dir(Dir) of
@@ -71,6 +72,21 @@ open_dir() ->
             end;
         {error, _} = Error ->
             Error
+    end.
+
+%% The directories of BEAMs that are gone and could not clean up (killed along
+%% with their sidecar). Only where /proc tells which processes exist.
+remove_stale() ->
+    case filelib:is_dir("/proc/self") of
+        true ->
+            Own = os:getpid(),
+            _ = [file:del_dir_r(Dir)
+             || Dir <- filelib:wildcard(?ROOT ++ "/erlang_python-*-*"),
+                [_, OsPid | _] <- [string:split(filename:basename(Dir), "-", all)],
+                OsPid =/= Own, not filelib:is_dir("/proc/" ++ OsPid)],
+            ok;
+        false ->
+            ok
     end.
 
 %% @doc Delete the slot directory and every slot in it.

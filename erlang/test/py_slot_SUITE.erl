@@ -9,13 +9,13 @@
 -export([large_terms_round_trip/1, slot_is_reused/1, large_result_of_small_request/1,
          timeout_gives_slot_up/1, oversized_slot_not_kept/1, dead_callers_slots_swept/1,
          spawned_callers_leave_no_slot/1, many_callers/1, slot_limit_falls_back_to_pipe/1,
-         without_slots/1, sidecar_crash/1]).
+         without_slots/1, sidecar_crash/1, dir_removed_when_beam_halts/1]).
 
 all() ->
     [large_terms_round_trip, slot_is_reused, large_result_of_small_request,
      timeout_gives_slot_up, oversized_slot_not_kept, dead_callers_slots_swept,
      spawned_callers_leave_no_slot, many_callers, slot_limit_falls_back_to_pipe,
-     without_slots, sidecar_crash].
+     without_slots, sidecar_crash, dir_removed_when_beam_halts].
 
 init_per_suite(Config) ->
     case filelib:is_dir("/dev/shm") of
@@ -170,3 +170,16 @@ sidecar_crash(_Config) ->
                      end, 20000, "the new sidecar"),
     ?expect(false, filelib:is_dir(Old)),
     ?expect([_], my_slot()).
+
+%% A BEAM that halts never stops the application: the sidecar, seeing its
+%% stdin end, removes the slot directory itself.
+dir_removed_when_beam_halts(_Config) ->
+    Ebin = filename:dirname(code:which(py_slot)),
+    Eval = "{ok, _} = application:ensure_all_started(erlang_python), "
+           "{ok, _} = py:call(builtins, len, [{bytes, <<0:800000>>}]), "
+           "{Dir, _} = persistent_term:get({py_slot, dir}), "
+           "io:format(\"~s~n\", [Dir]), halt().",
+    Out = os:cmd(lists:flatten(io_lib:format("erl -noshell -pa ~s -eval '~s'", [Ebin, Eval]))),
+    Dir = string:trim(lists:last(string:split(string:trim(Out), "\n", all))),
+    true = lists:prefix("/dev/shm/erlang_python-", Dir) orelse ct:fail("no directory in ~p", [Out]),
+    py_ct:wait_until(fun() -> not filelib:is_dir(Dir) end, 5000, "the directory removed").
