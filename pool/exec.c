@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,12 +63,26 @@ static void reply(pyx_job *j, int fd, const pyx_buf *res)
     pyx_out_send(j->out, j->data, j->reply_len, res->data, res->len);
 }
 
+/* The slot last seen, mapped once it comes twice in a row: a caller uses
+ * its slot call after call, and the executor then reads its payloads where
+ * they lie, without a copy. Mapping costs more than a read when callers
+ * alternate, hence the wait for a second request. A slot is only ever
+ * written and grown by its caller, never truncated, so the mapping stays
+ * valid; an unlinked slot lives on while mapped, until another one comes. */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    void *map; /* NULL: not mapped */
+    size_t len;
+} slot_map;
+
 /* An executor's buffers, kept from one request to the next so that a large
  * term does not cost fresh pages (page faults, then munmap) every time. */
 typedef struct {
-    pyx_buf in;  /* a slot's payload */
-    pyx_buf res; /* the result */
-    pyx_buf tb;  /* a traceback */
+    pyx_buf in;    /* a slot's payload, when read */
+    pyx_buf res;   /* the result */
+    pyx_buf tb;    /* a traceback */
+    slot_map slot; /* the slot last seen */
 } bufs;
 
 /* Buffers above this size are freed after the request, not kept. */
@@ -80,18 +95,13 @@ static void reuse(pyx_buf *b)
     b->len = 0;
 }
 
-/* Reads a slot's payload into b; 0 or an errno. */
-static int read_slot(pyx_job *j, int fd, pyx_buf *b)
+/* Reads n bytes of fd into b; 0 or an errno. */
+static int read_slot(int fd, size_t n, pyx_buf *b)
 {
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return errno;
-    if (j->payload_len == 0 || (size_t)st.st_size < j->payload_len)
-        return EINVAL;
-    if (pyx_buf_reserve(b, j->payload_len) < 0)
+    if (pyx_buf_reserve(b, n) < 0)
         return ENOMEM;
-    while (b->len < j->payload_len) {
-        ssize_t r = pread(fd, b->data + b->len, j->payload_len - b->len, (off_t)b->len);
+    while (b->len < n) {
+        ssize_t r = pread(fd, b->data + b->len, n - b->len, (off_t)b->len);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -101,6 +111,46 @@ static int read_slot(pyx_job *j, int fd, pyx_buf *b)
     return 0;
 }
 
+static void unmap_slot(slot_map *m)
+{
+    if (m->map != NULL)
+        munmap(m->map, m->len);
+    m->map = NULL;
+}
+
+/* Points *payload at a slot's payload: in its mapping, or read into b->in.
+ * 0 or an errno. */
+static int slot_payload(pyx_job *j, int fd, bufs *b, const unsigned char **payload)
+{
+    struct stat st;
+    slot_map *m = &b->slot;
+    if (fstat(fd, &st) < 0)
+        return errno;
+    if (j->payload_len == 0 || (size_t)st.st_size < j->payload_len)
+        return EINVAL;
+    int same = m->dev == st.st_dev && m->ino == st.st_ino;
+    if (same && m->map != NULL && m->len >= j->payload_len) {
+        *payload = m->map;
+        return 0;
+    }
+    unmap_slot(m); /* another slot, or this one grew */
+    if (same && (size_t)st.st_size <= KEEP_BUF) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+        if (p != MAP_FAILED) {
+            m->map = p;
+            m->len = (size_t)st.st_size;
+            *payload = p;
+            return 0;
+        }
+    }
+    m->dev = st.st_dev;
+    m->ino = st.st_ino;
+    int err = read_slot(fd, j->payload_len, &b->in);
+    if (err == 0)
+        *payload = b->in.data;
+    return err;
+}
+
 /* Runs one request and writes its reply. No GIL held on entry or exit. */
 static void run_request(pyx_job *j, bufs *b)
 {
@@ -108,14 +158,13 @@ static void run_request(pyx_job *j, bufs *b)
     int fd = -1;
     if (j->in_file) {
         fd = open((const char *)payload, O_RDWR | O_CLOEXEC);
-        int err = fd < 0 ? errno : read_slot(j, fd, &b->in);
+        int err = fd < 0 ? errno : slot_payload(j, fd, b, &payload);
         if (err != 0) {
             if (fd >= 0)
                 close(fd);
             slot_error(j, err);
             return;
         }
-        payload = b->in.data;
     }
     pyx_run(j->ctx, j->seq, j->op, payload, j->payload_len, &b->res, &b->tb);
     if (b->tb.len > 0 && j->go != 0)
@@ -132,7 +181,7 @@ static void run_request(pyx_job *j, bufs *b)
 
 void pyx_exec_loop(pyx_queue *q, long long spin_ns)
 {
-    bufs b = {{0}};
+    bufs b = {0};
     pyx_job *j;
     while ((j = pyx_queue_pop(q, spin_ns)) != NULL) {
         if (j->kind == PYX_JOB_GO)
@@ -145,4 +194,5 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns)
     pyx_buf_free(&b.in);
     pyx_buf_free(&b.res);
     pyx_buf_free(&b.tb);
+    unmap_slot(&b.slot);
 }

@@ -6,13 +6,13 @@
 -include("py_ct.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2]).
--export([large_terms_round_trip/1, slot_is_reused/1, large_result_of_small_request/1,
+-export([large_terms_round_trip/1, slot_is_reused/1, slot_grows_and_alternates/1, large_result_of_small_request/1,
          timeout_gives_slot_up/1, oversized_slot_not_kept/1, dead_callers_slots_swept/1,
          spawned_callers_leave_no_slot/1, many_callers/1, slot_limit_falls_back_to_pipe/1,
          without_slots/1, sidecar_crash/1, dir_removed_when_beam_halts/1]).
 
 all() ->
-    [large_terms_round_trip, slot_is_reused, large_result_of_small_request,
+    [large_terms_round_trip, slot_is_reused, slot_grows_and_alternates, large_result_of_small_request,
      timeout_gives_slot_up, oversized_slot_not_kept, dead_callers_slots_swept,
      spawned_callers_leave_no_slot, many_callers, slot_limit_falls_back_to_pipe,
      without_slots, sidecar_crash, dir_removed_when_beam_halts].
@@ -69,6 +69,24 @@ slot_is_reused(_Config) ->
     [?expect({ok, 300000}, py:call(builtins, len, [{bytes, Bin}])) || _ <- lists:seq(1, 5)],
     ?expect([_], my_slot()).
 
+%% The sidecar maps a slot that comes back call after call: payloads that grow,
+%% shrink, and slots that alternate on one context still read right.
+slot_grows_and_alternates(_Config) ->
+    Ctx = py:context(1),
+    [begin
+         Bin = big(N),
+         ?expect({ok, Bin}, py:call(Ctx, builtins, bytes, [{bytes, Bin}]))
+     end || N <- [100000, 100000, 300000, 200000, 1048576, 70000, 1048576]],
+    Parent = self(),
+    Pids = [spawn_link(fun() ->
+                               R = [begin
+                                        Bin = big(80000 + I * 5000 + J),
+                                        py:call(Ctx, builtins, bytes, [{bytes, Bin}]) =:= {ok, Bin}
+                                    end || J <- lists:seq(1, 10)],
+                               Parent ! {done, self(), lists:all(fun(X) -> X end, R)}
+                       end) || I <- lists:seq(1, 3)],
+    [receive {done, P, Ok} -> ?expect(true, Ok) after 30000 -> ct:fail("a caller hung") end || P <- Pids].
+
 %% A small request has no slot: its large result comes through the pipe.
 large_result_of_small_request(_Config) ->
     ?expect({ok, <<_:2097152/binary>>}, py:eval(<<"b'x' * 2097152">>)),
@@ -78,11 +96,12 @@ large_result_of_small_request(_Config) ->
 %% up, and the next large call gets a new one.
 timeout_gives_slot_up(_Config) ->
     Bin = big(200000),
-    ok = py:exec(<<"def slow(x):\n    import time\n    time.sleep(0.3)\n    return x\n">>),
-    ?expect({error, timeout}, py:call('__main__', slow, [{bytes, Bin}], #{}, 50)),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"def slow(x):\n    import time\n    time.sleep(0.3)\n    return x\n">>),
+    ?expect({error, timeout}, py_context:call(Ctx, '__main__', slow, [{bytes, Bin}], #{}, 50)),
     ?expect([], my_slot()),
     timer:sleep(400),
-    ?expect({ok, Bin}, py:call('__main__', slow, [{bytes, Bin}])),
+    ?expect({ok, Bin}, py:call(Ctx, '__main__', slow, [{bytes, Bin}], #{})),
     ?expect([_], my_slot()).
 
 oversized_slot_not_kept(_Config) ->
