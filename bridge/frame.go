@@ -15,8 +15,24 @@ import (
 const DefaultMaxFrame = 512 << 20
 
 // ErrFrameTooLarge is returned for a packet over the reader's limit; the
-// packet has been skipped, so the stream is still in step.
+// packet has been skipped, so the stream is still in step. The error is a
+// *TooLargeError.
 var ErrFrameTooLarge = errors.New("bridge: packet over the size limit")
+
+// TooLargeError is a packet over the limit, with its first bytes (up to
+// headLen), enough to read a request's header and answer it.
+type TooLargeError struct {
+	Size, Limit int
+	Head        []byte
+}
+
+const headLen = 4096
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%v: %d bytes, limit %d", ErrFrameTooLarge, e.Size, e.Limit)
+}
+
+func (e *TooLargeError) Is(target error) bool { return target == ErrFrameTooLarge }
 
 // FrameReader reads {packet, 4} frames: a 4-byte big-endian length, then
 // that many bytes.
@@ -44,10 +60,14 @@ func (f *FrameReader) Next() ([]byte, error) {
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if uint64(n) > uint64(f.max) {
-		if _, err := f.r.Discard(int(n)); err != nil {
+		head := make([]byte, min(int(n), headLen))
+		if _, err := io.ReadFull(f.r, head); err != nil {
 			return nil, io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, f.max)
+		if _, err := f.r.Discard(int(n) - len(head)); err != nil {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, &TooLargeError{Size: int(n), Limit: f.max, Head: head}
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(f.r, buf); err != nil {

@@ -42,7 +42,7 @@ func (s *Server) Serve() error {
 		case err == io.EOF:
 			return nil
 		case errors.Is(err, ErrFrameTooLarge):
-			s.log.Printf("dropped a packet: %v", err)
+			s.tooLarge(err)
 			continue
 		case err != nil:
 			return err
@@ -103,6 +103,21 @@ func (s *Server) handle(frame []byte) {
 		)))
 	default:
 		s.reply(id, badRequest("unknown request %v", head))
+	}
+}
+
+// tooLarge answers a packet over the limit, when its header can be read,
+// with {error, {bad_request, Msg}}, so its caller does not wait for nothing.
+func (s *Server) tooLarge(err error) {
+	s.log.Printf("dropped a packet: %v", err)
+	var tl *TooLargeError
+	if !errors.As(err, &tl) {
+		return
+	}
+	var dec etf.Decoder
+	head, _, derr := dec.DecodePrefix(tl.Head)
+	if h, ok := head.(etf.Tuple); derr == nil && ok && len(h) >= 2 {
+		s.reply(h[1], badRequest("a packet of %d bytes, over the limit of %d (--max-packet)", tl.Size, tl.Limit))
 	}
 }
 

@@ -160,11 +160,16 @@ func TestServerSendsTracebacksToTheLogger(t *testing.T) {
 func TestServerSurvivesBadPackets(t *testing.T) {
 	h := newHarness(t, 1024)
 	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 1, etf.Atom("auto")}))
-	h.raw([]byte{1, 2, 3})                          // not a term: dropped
-	h.raw([]byte{131, 109, 255, 255, 255, 255})     // a 4 GiB binary in 6 bytes: dropped
-	h.raw(make([]byte, 2048))                       // over --max-packet: skipped
+	h.raw([]byte{1, 2, 3})                      // not a term: dropped
+	h.raw([]byte{131, 109, 255, 255, 255, 255}) // a 4 GiB binary in 6 bytes: dropped
+	h.raw(make([]byte, 2048))                   // over --max-packet, no header: skipped
+	big := h.ref()                              // over --max-packet, with a header: answered
+	h.send(etf.Tuple{etf.Atom("call"), big, 1}, etf.Tuple{etf.Binary("x"), etf.Binary(make([]byte, 2000))})
+	gotID, res := h.reply()
+	assert.Equal(t, big, gotID)
+	assert.Equal(t, etf.Atom("bad_request"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v", res)
 	h.send(etf.Tuple{etf.Atom("call"), h.ref(), 1}) // no payload: a Python error, not a crash
-	_, res := h.reply()
+	_, res = h.reply()
 	tag, _ := etf.Tag(res)
 	assert.Equal(t, etf.ErrorAtom, tag)
 	assert.True(t, etf.Equal(etf.OKTuple(2), h.ask(etf.Tuple{etf.Atom("eval"), 1}, etf.Tuple{etf.Binary("1 + 1"), etf.Map{}})))
