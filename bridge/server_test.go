@@ -182,7 +182,10 @@ func TestServerCancelStopsRunawayCode(t *testing.T) {
 	h.send(etf.Tuple{etf.Atom("exec"), loop, 1}, etf.Tuple{etf.Binary("while True: pass")})
 	time.Sleep(100 * time.Millisecond)
 	h.send(etf.Tuple{etf.Atom("cancel"), loop})
-	// The interrupted request is forgotten: the next reply is the next request's.
+	// The interrupted request still gets its one reply, then the context serves.
+	gotID, res := h.reply()
+	assert.Equal(t, loop, gotID)
+	assert.True(t, etf.Equal(etf.Exception("KeyboardInterrupt", ""), res), "%v", res)
 	assert.True(t, etf.Equal(etf.OKTuple(5), h.ask(etf.Tuple{etf.Atom("eval"), 1}, etf.Tuple{etf.Binary("2 + 3"), etf.Map{}})))
 }
 

@@ -169,9 +169,10 @@ static void run_request(pyx_job *j, bufs *b)
     pyx_run(j->ctx, j->seq, j->op, payload, j->payload_len, &b->res, &b->tb);
     if (b->tb.len > 0 && j->go != 0)
         pyxTraceback(j->go, (char *)b->tb.data, b->tb.len); /* into Go: errors only */
-    /* A request cancelled while it ran has nobody waiting for it. */
-    if (!__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
-        reply(j, fd, &b->res);
+    /* Even a request cancelled while it ran is answered: every request gets
+     * exactly one reply (its caller's load-control slot comes back with it),
+     * and the BEAM drops one that nobody waits for. */
+    reply(j, fd, &b->res);
     if (fd >= 0)
         close(fd);
     reuse(&b->in);
@@ -186,7 +187,9 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns)
     while ((j = pyx_queue_pop(q, spin_ns)) != NULL) {
         if (j->kind == PYX_JOB_GO)
             pyxRunGo(j->go); /* into Go: contexts made and freed */
-        else if (!__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
+        else if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
+            error_reply(j, "cancelled", "cancelled before it started"); /* one reply each */
+        else
             run_request(j, &b);
         pyx_queue_done(q);
         free(j);

@@ -293,8 +293,7 @@ var ErrClosed = errors.New("pool: context closed")
 // Submit queues a request, copying reply and payload; it never blocks.
 // payload is a versioned ETF tuple: {M, F, Args, Kwargs} for Call,
 // {Code, Locals} for Eval, {Code} for Exec. Once it has run, the executor
-// writes one frame to out: reply, then the versioned ETF of the result;
-// none if the request was cancelled first.
+// writes one frame to out: reply, then the versioned ETF of the result.
 func (c *Context) Submit(out *Output, op Op, reply, payload []byte) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -332,9 +331,9 @@ func (c *Context) SubmitFile(out *Output, op Op, reply []byte, path string, size
 var ErrBadSlot = errors.New("pool: a slot needs an absolute path and a size")
 
 // Cancel stops the requests submitted to out with this reply prefix: one
-// that has not started never will, and one that is running gets a
-// KeyboardInterrupt at its next bytecode and sends no reply. It returns
-// at once.
+// that has not started never will (its reply is {error, {cancelled, _}}),
+// and one that is running gets a KeyboardInterrupt at its next bytecode.
+// Every request still gets exactly one reply. It returns at once.
 func (p *Pool) Cancel(out *Output, reply []byte) {
 	p.allMu.Lock()
 	defer p.allMu.Unlock()

@@ -24,38 +24,41 @@
 -export_type([op/0]).
 
 %% @doc A call, eval or exec on context `Ctx' (the sidecar's integer id), within
-%% a slot of {@link py_semaphore}.
+%% a slot of {@link py_semaphore}. The port owner gives the slot back when the
+%% sidecar answers, even if this caller has given up by then; this caller
+%% does only if its request is never sent.
 -spec run(op(), pos_integer(), tuple(), timeout()) -> term().
 run(Op, Ctx, Payload, Timeout) ->
     case py_semaphore:acquire() of
         ok ->
-            try
-                case erlang:external_size(Payload) >= py_slot:min_size() of
-                    true -> large(Op, Ctx, Payload, Timeout);
-                    false -> request([Op, Ctx], term_to_binary(Payload), Timeout)
-                end
-            after
-                py_semaphore:release()
+            case erlang:external_size(Payload) >= py_slot:min_size() of
+                true -> large(Op, Ctx, Payload, Timeout);
+                false -> request([Op, Ctx], term_to_binary(Payload), Timeout, call)
             end;
         {error, _} = Error ->
             Error
     end.
 
 %% @doc A control request without payload, outside the semaphore. The header is
-%% `{Tag, Id | Rest}' where `[Tag | Rest]' is the first argument, e.g.
+%% `{Tag, {ctl, Id} | Rest}' where `[Tag | Rest]' is the first argument, e.g.
 %% `control([create_context, Ctx, auto], 5000)' sends
-%% `{create_context, Id, Ctx, auto}'.
+%% `{create_context, {ctl, Id}, Ctx, auto}'. The `ctl' tag tells the port
+%% owner that no slot comes back with the reply.
 -spec control([term(), ...], timeout()) -> term().
 control(TagAndArgs, Timeout) ->
-    request(TagAndArgs, <<>>, Timeout).
+    request(TagAndArgs, <<>>, Timeout, control).
 
 %% Everything from the alias to the reply happens in this one function, so the
 %% compiler's selective-receive optimisation for fresh references applies.
-request([Tag | Rest], Payload, Timeout) ->
+request([Tag | Rest], Payload, Timeout, Kind) ->
     case py_sidecar:lookup() of
         {ok, Port, Owner} ->
             Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
-            Packet = [term_to_binary(list_to_tuple([Tag, Alias | Rest])), Payload],
+            Id = case Kind of
+                     call -> Alias;
+                     control -> {ctl, Alias}
+                 end,
+            Packet = [term_to_binary(list_to_tuple([Tag, Id | Rest])), Payload],
             case send(Port, Packet) of
                 true ->
                     receive
@@ -69,11 +72,16 @@ request([Tag | Rest], Payload, Timeout) ->
                     end;
                 false ->
                     erlang:demonitor(Alias, [flush]),
+                    unsent(Kind),
                     {error, {python_crashed, #{reason => port_closed}}}
             end;
         {error, _} = Error ->
+            unsent(Kind),
             Error
     end.
+
+unsent(call) -> py_semaphore:release();
+unsent(control) -> ok.
 
 send(Port, Packet) ->
     try
@@ -100,12 +108,12 @@ large(Op, Ctx, Payload, Timeout) ->
     Enc = erlang:term_to_iovec(Payload),
     case py_slot:put(Enc) of
         {ok, Path} ->
-            Result = request([Op, Ctx, {slot, Path, iolist_size(Enc)}], <<>>, Timeout),
+            Result = request([Op, Ctx, {slot, Path, iolist_size(Enc)}], <<>>, Timeout, call),
             %% after a timeout or a crash the sidecar may still use the slot
             py_slot:done(not lost(Result)),
             Result;
         none ->
-            request([Op, Ctx], Enc, Timeout)
+            request([Op, Ctx], Enc, Timeout, call)
     end.
 
 lost({error, timeout}) -> true;

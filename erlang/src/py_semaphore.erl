@@ -1,29 +1,29 @@
 %% @doc Load control for all calls (API.md section 10).
 %%
 %% The counter lives in an `atomics' array kept in `persistent_term', so
-%% {@link acquire/0} and {@link release/0} run in the caller without a message to
-%% any process. Slot 1 is the number of calls in flight, slot 2 the limit, slot 3
-%% the time of the last sweep. The gen_server only creates the array (and the
-%% holders table) and removes them when the application stops.
+%% {@link acquire/0} and {@link release/0} run without a message to any
+%% process. Slot 1 is the number of requests in flight, slot 2 the limit. The
+%% gen_server only creates the array and removes it when the application stops.
 %%
-%% A caller killed while it holds a slot never runs its release. So each holder
-%% is also counted in an ETS table (pid -> slots held), and when a call finds
-%% the semaphore full, it first sweeps the table for dead holders (at most
-%% every 100 ms) and gives their slots back.
+%% A slot is held by a request, not by its caller: the caller takes it before
+%% it sends the request, and the port owner (`py_sidecar') gives it back when
+%% the sidecar's reply comes, whoever waits for it. The sidecar answers every
+%% call, eval and exec exactly once (a cancelled one too), so a caller that
+%% timed out or was killed never leaks its slot, and a call still running in
+%% Python after its caller gave up still counts: the limit is on the work
+%% Python has. When the sidecar dies its requests are gone, and the owner
+%% resets the count ({@link reset/0}).
 -module(py_semaphore).
 
 -behaviour(gen_server).
 
 -export([start_link/0, max_concurrent/0, current/0, set_max_concurrent/1,
-         acquire/0, release/0]).
+         acquire/0, release/0, reset/0]).
 -export([init/1, handle_call/3, handle_cast/2, terminate/2]).
 
 -define(KEY, {?MODULE, counter}).
--define(HOLDERS, py_semaphore_holders).
 -define(CUR, 1).
 -define(MAX, 2).
--define(SWEPT, 3).
--define(SWEEP_EVERY_MS, 100).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
@@ -34,7 +34,7 @@ start_link() ->
 max_concurrent() ->
     read(?MAX).
 
-%% @doc Calls in flight now.
+%% @doc Requests in flight now.
 -spec current() -> non_neg_integer().
 current() ->
     read(?CUR).
@@ -54,78 +54,41 @@ acquire() ->
         undefined ->
             {error, not_started};
         Ref ->
-            case take(Ref) of
-                ok ->
+            Max = atomics:get(Ref, ?MAX),
+            case atomics:add_get(Ref, ?CUR, 1) of
+                N when N =< Max ->
                     ok;
-                {error, _} = Overloaded ->
-                    case sweep(Ref) of
-                        0 -> Overloaded;
-                        _Freed -> take(Ref)
-                    end
+                N ->
+                    atomics:sub(Ref, ?CUR, 1),
+                    %% N - 1 may count other callers refused at the same instant
+                    {error, {overloaded, min(N - 1, Max), Max}}
             end
     end.
 
-take(Ref) ->
-    Max = atomics:get(Ref, ?MAX),
-    case atomics:add_get(Ref, ?CUR, 1) of
-        N when N =< Max ->
-            Self = self(),
-            try ets:update_counter(?HOLDERS, Self, 1, {Self, 0}) of
-                _ -> ok
-            catch
-                error:badarg -> ok          % stopping
-            end;
-        N ->
-            atomics:sub(Ref, ?CUR, 1),
-            %% N - 1 may count other callers refused at the same instant
-            {error, {overloaded, min(N - 1, Max), Max}}
-    end.
-
-%% @doc Give back a slot taken by {@link acquire/0}.
+%% @doc Give a slot back: the owner does when a reply comes, a caller does when
+%% its request could not be sent. Never below 0 (after a {@link reset/0}, a
+%% slot taken before it may still come back).
 -spec release() -> ok.
 release() ->
     case counter() of
-        undefined ->
-            ok;
-        Ref ->
-            Self = self(),
-            Held = try ets:update_counter(?HOLDERS, Self, -1) of
-                       0 -> ets:delete(?HOLDERS, Self);
-                       _ -> true
-                   catch
-                       error:badarg -> false   % no slot held (or stopping)
-                   end,
-            case Held of
-                true -> atomics:sub(Ref, ?CUR, 1);
-                false -> ok
-            end
+        undefined -> ok;
+        Ref -> release(Ref, atomics:get(Ref, ?CUR))
     end.
 
-%% Give back the slots of dead holders; returns how many. Whoever takes a dead
-%% holder's entry out of the table releases its slots, so two callers sweeping
-%% at once never release twice.
-sweep(Ref) ->
-    Now = erlang:monotonic_time(millisecond),
-    Last = atomics:get(Ref, ?SWEPT),
-    case Now - Last >= ?SWEEP_EVERY_MS andalso
-         atomics:compare_exchange(Ref, ?SWEPT, Last, Now) =:= ok of
-        true ->
-            Dead = try ets:select(?HOLDERS, [{{'$1', '_'}, [], ['$1']}])
-                   catch error:badarg -> []
-                   end,
-            lists:foldl(fun(Pid, Freed) -> Freed + reap(Ref, Pid) end, 0,
-                        [Pid || Pid <- Dead, not is_process_alive(Pid)]);
-        false ->
-            0
+release(_Ref, N) when N =< 0 ->
+    ok;
+release(Ref, N) ->
+    case atomics:compare_exchange(Ref, ?CUR, N, N - 1) of
+        ok -> ok;
+        Now -> release(Ref, Now)
     end.
 
-reap(Ref, Pid) ->
-    case ets:take(?HOLDERS, Pid) of
-        [{Pid, N}] when N > 0 ->
-            atomics:sub(Ref, ?CUR, N),
-            N;
-        _ ->
-            0
+%% @doc No request in flight: the sidecar that had them is gone.
+-spec reset() -> ok.
+reset() ->
+    case counter() of
+        undefined -> ok;
+        Ref -> atomics:put(Ref, ?CUR, 0)
     end.
 
 -spec counter() -> atomics:atomics_ref() | undefined.
@@ -143,10 +106,8 @@ read(Slot) ->
 -spec init([]) -> {ok, atomics:atomics_ref()}.
 init([]) ->
     process_flag(trap_exit, true),
-    Ref = atomics:new(3, [{signed, true}]),
+    Ref = atomics:new(2, [{signed, true}]),
     atomics:put(Ref, ?MAX, py_config:max_concurrent()),
-    atomics:put(Ref, ?SWEPT, erlang:monotonic_time(millisecond) - ?SWEEP_EVERY_MS),
-    ?HOLDERS = ets:new(?HOLDERS, [named_table, public, set, {write_concurrency, true}]),
     persistent_term:put(?KEY, Ref),
     {ok, Ref}.
 

@@ -66,6 +66,8 @@ init([]) ->
     process_flag(trap_exit, true),
     %% Replies for many callers may queue here; keep them off the heap.
     process_flag(message_queue_data, off_heap),
+    %% the requests of an earlier sidecar are gone with it
+    py_semaphore:reset(),
     %% no slots without /dev/shm: everything goes through the pipe
     SlotArgs = case py_slot:open_dir() of
                    {ok, Dir} -> ["--slot-dir", binary_to_list(Dir)];
@@ -140,7 +142,13 @@ route(Bin) ->
         case binary_to_term(Bin, [used]) of
             {'$log', Used} ->
                 log(binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)));
+            {{ctl, Alias}, Used} ->
+                Alias ! {py_reply, Alias, binary_part(Bin, Used, byte_size(Bin) - Used)},
+                ok;
             {Id, Used} ->
+                %% a call, eval or exec: its slot comes back now, whether or
+                %% not its caller still waits
+                py_semaphore:release(),
                 Id ! {py_reply, Id, binary_part(Bin, Used, byte_size(Bin) - Used)},
                 ok
         end
@@ -160,4 +168,5 @@ terminate(_Reason, #state{port = Port}) ->
     _ = persistent_term:erase(?KEY),
     _ = persistent_term:erase(?INFO_KEY),
     _ = is_port(Port) andalso (catch port_close(Port)),
+    py_semaphore:reset(), % its requests will never be answered
     py_slot:close_dir().
