@@ -146,8 +146,8 @@ route(Bin) ->
                 Alias ! {py_reply, Alias, binary_part(Bin, Used, byte_size(Bin) - Used)},
                 ok;
             {Id, Used} ->
-                %% a call, eval or exec: its slot comes back now, whether or
-                %% not its caller still waits
+                %% a call, eval or exec: its py_semaphore slot comes back
+                %% now, whether or not its caller still waits
                 py_semaphore:release(),
                 Id ! {py_reply, Id, binary_part(Bin, Used, byte_size(Bin) - Used)},
                 ok
