@@ -180,11 +180,11 @@ static void run_request(pyx_job *j, bufs *b)
     reuse(&b->tb);
 }
 
-void pyx_exec_loop(pyx_queue *q, long long spin_ns)
+void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
 {
     bufs b = {0};
     pyx_job *j;
-    while ((j = pyx_queue_pop(q, spin_ns)) != NULL) {
+    while ((j = pyx_queue_pop(q, spin_ns, busy_spin_ns)) != NULL) {
         if (j->kind == PYX_JOB_GO)
             pyxRunGo(j->go); /* into Go: contexts made and freed */
         else if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))

@@ -9,5 +9,5 @@
 
 /* Runs q's jobs on the calling thread (the executor's) until q is closed
  * and drained. Holds no GIL between jobs. */
-void pyx_exec_loop(pyx_queue *q, long long spin_ns);
+void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns);
 #endif

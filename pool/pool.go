@@ -63,6 +63,9 @@ type Config struct {
 	Executable   string   // sys.executable; empty lets Python guess
 	QueueLen     int      // requests waiting per executor
 	SpinMicros   int      // an idle executor polls this long before it sleeps
+	// BusySpinMicros replaces SpinMicros while the executor is under load
+	// (requests left waiting in its queue lately; queue.h).
+	BusySpinMicros int
 }
 
 // ErrQueueFull: the executor already has QueueLen requests waiting.
@@ -178,7 +181,7 @@ func (p *Pool) newExecutor(ownInterp bool) (*executor, error) {
 		errc <- nil
 		// One cgo call for the executor's whole life: until its queue
 		// is closed and drained (the queue stays allocated).
-		C.pyx_exec_loop(e.queue, C.longlong(p.cfg.SpinMicros*1000))
+		C.pyx_exec_loop(e.queue, C.longlong(p.cfg.SpinMicros*1000), C.longlong(p.cfg.BusySpinMicros*1000))
 	}()
 	if err := <-errc; err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ typedef struct {
     pyx_job **items;
     size_t head, n, cap;
     int closed;
+    int busy;         /* atomic: pops left that count as under load */
     pyx_job *running; /* popped and not yet done; only under mu */
 } pyx_queue;
 
@@ -132,14 +133,24 @@ static inline long long pyx_now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* Pops, after one that left work waiting, during which the queue counts
+ * as under load. */
+#define PYX_BUSY_POPS 16
+
 /* Blocks until a job comes and marks it running; NULL once closed and
  * drained. It first polls for spin_ns: a sleeping thread takes tens of
  * microseconds to wake on these machines, longer than a request. The poll
  * yields the CPU at each turn, so that on a busy machine it gives way to
- * the threads (the BEAM's among them) that have work. */
-static inline pyx_job *pyx_queue_pop(pyx_queue *q, long long spin_ns)
+ * the threads (the BEAM's among them) that have work. Under load (a job
+ * was left waiting in the last PYX_BUSY_POPS pops) it polls for
+ * busy_spin_ns instead: requests then keep coming anyway, and the CPU the
+ * poll takes is the BEAM's, which sends them (64 callers: 146k -> 181k
+ * calls/s, medians of one interleaved run of 6 rounds). */
+static inline pyx_job *pyx_queue_pop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
 {
     pyx_job *j = NULL;
+    if (__atomic_load_n(&q->busy, __ATOMIC_RELAXED) > 0)
+        spin_ns = busy_spin_ns;
     if (spin_ns > 0 && __atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == 0) {
         long long until = pyx_now_ns() + spin_ns;
         while (__atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == 0 && pyx_now_ns() < until)
@@ -148,6 +159,11 @@ static inline pyx_job *pyx_queue_pop(pyx_queue *q, long long spin_ns)
     pthread_mutex_lock(&q->mu);
     while (q->n == 0 && !q->closed)
         pthread_cond_wait(&q->cv, &q->mu);
+    int busy = __atomic_load_n(&q->busy, __ATOMIC_RELAXED);
+    if (q->n >= 2)
+        __atomic_store_n(&q->busy, PYX_BUSY_POPS, __ATOMIC_RELAXED);
+    else if (busy > 0)
+        __atomic_store_n(&q->busy, busy - 1, __ATOMIC_RELAXED);
     if (q->n > 0) {
         j = q->items[q->head];
         q->head = (q->head + 1) % q->cap;

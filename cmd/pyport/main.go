@@ -37,6 +37,7 @@ func main() {
 	numExecutors := pflag.Int("num-executors", 4, "shared executor threads in multi_executor mode")
 	executable := pflag.String("python-executable", defaultExecutable, "sys.executable of the embedded Python")
 	spin := pflag.Int("spin-us", 100, "microseconds an idle context polls for work before it sleeps")
+	busySpin := pflag.Int("busy-spin-us", 20, "--spin-us for a context under load (requests left waiting in its queue lately)")
 	readSpin := pflag.Int("read-spin-us", 100, "microseconds the reader polls stdin for the next request before it sleeps")
 	slotDir := pflag.String("slot-dir", "", "the port owner's slot directory (docs/PROTOCOL.md), removed when pyport exits")
 	pipeSize := pflag.Int("pipe-size", 1<<20, "pipe buffer asked for stdin and stdout, in bytes (0: keep the kernel's)")
@@ -67,10 +68,11 @@ func main() {
 			logger.Fatal(err)
 		}
 		p, err := pool.Start(pool.Config{
-			PythonPath:   *pythonPath,
-			NumExecutors: *numExecutors,
-			Executable:   *executable,
-			SpinMicros:   *spin,
+			PythonPath:     *pythonPath,
+			NumExecutors:   *numExecutors,
+			Executable:     *executable,
+			SpinMicros:     *spin,
+			BusySpinMicros: *busySpin,
 		})
 		if err != nil {
 			logger.Fatal(err)
