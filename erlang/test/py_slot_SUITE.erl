@@ -77,6 +77,13 @@ slot_grows_and_alternates(_Config) ->
          Bin = big(N),
          ?expect({ok, Bin}, py:call(Ctx, builtins, bytes, [{bytes, Bin}]))
      end || N <- [100000, 100000, 300000, 200000, 1048576, 70000, 1048576]],
+    %% results written into the mapped slot, then ones larger than its
+    %% mapping (1 MiB by now), then small again
+    B = big(100000),
+    [begin
+         Want = binary:copy(B, K),
+         ?expect({ok, Want}, py:call(Ctx, operator, mul, [{bytes, B}, K]))
+     end || K <- [1, 2, 15, 15, 3, 1]],
     Parent = self(),
     Pids = [spawn_link(fun() ->
                                R = [begin
