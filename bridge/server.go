@@ -58,6 +58,8 @@ var (
 	atomCancel  = etf.Atom("cancel")
 	atomCreate  = etf.Atom("create_context")
 	atomDestroy = etf.Atom("destroy_context")
+	atomCbReply = etf.Atom("cb_reply")
+	atomNone    = etf.Atom("none")
 	atomInfo    = etf.Atom("info")
 )
 
@@ -79,15 +81,24 @@ func (s *Server) handle(frame []byte) {
 	}
 	tag, _ := h[0].(etf.Atom)
 	id := h[1]
-	if op, ok := ops[tag]; ok && (len(h) == 3 || len(h) == 4) {
+	if op, ok := ops[tag]; ok && len(h) >= 3 && len(h) <= 5 {
 		var slot etf.Term
-		if len(h) == 4 {
+		var chain int64
+		if len(h) >= 4 && h[3] != atomNone {
 			slot = h[3]
 		}
-		s.request(id, op, h[2], frame[n:], slot)
+		if len(h) == 5 {
+			if chain, ok = etf.ToInt64(h[4]); !ok || chain <= 0 {
+				s.reply(id, badRequest("chain %v is not a positive integer", h[4]))
+				return
+			}
+		}
+		s.request(id, op, h[2], frame[n:], slot, chain)
 		return
 	}
 	switch {
+	case tag == atomCbReply && len(h) == 3:
+		s.callbackReply(id, h[2], frame[n:])
 	case tag == atomCancel && len(h) == 2:
 		s.cancel(id)
 	case tag == atomCreate && len(h) == 4:
@@ -140,10 +151,9 @@ var atomSlot = etf.Atom("slot")
 
 // request queues a call, eval or exec. Its payload follows the header, or,
 // when slot is {slot, Path, Size}, it is in that file (docs/PROTOCOL.md).
-func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte, slot etf.Term) {
-	ref, ok := id.(etf.Ref)
-	if !ok {
-		s.reply(id, badRequest("request id %v is not a reference", id))
+func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte, slot etf.Term, chain int64) {
+	if !isRequestID(id) {
+		s.reply(id, badRequest("request id %v is not a reference or {nested, Reference}", id))
 		return
 	}
 	ctx, ok := s.context(ctxID)
@@ -151,17 +161,17 @@ func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte
 		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("unknown_context"), ctxID}))
 		return
 	}
-	idBytes, err := etf.Encode(ref)
+	idBytes, err := etf.Encode(id)
 	if err != nil {
 		s.log.Printf("dropped a request: %v", err)
 		return
 	}
 	if slot == nil {
-		err = ctx.Submit(s.out, op, idBytes, payload)
+		err = ctx.Submit(s.out, op, chain, idBytes, payload)
 	} else if t, ok := slot.(etf.Tuple); ok && len(t) == 3 && t[0] == atomSlot {
 		path, _ := t[1].(etf.Binary)
 		size, _ := etf.ToInt64(t[2])
-		err = ctx.SubmitFile(s.out, op, idBytes, string(path), int(size))
+		err = ctx.SubmitFile(s.out, op, chain, idBytes, string(path), int(size))
 	} else {
 		err = pool.ErrBadSlot
 	}
@@ -176,13 +186,44 @@ func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte
 	}
 }
 
-// cancel drops or interrupts the request whose reply goes to id.
-func (s *Server) cancel(id etf.Term) {
-	ref, ok := id.(etf.Ref)
-	if !ok {
+// callbackReply hands the BEAM's answer to callback cb, {cb_reply, Cb, Ctx}
+// followed by the versioned result, to the context that made the call.
+// It has no reply of its own: a bad one is logged and dropped.
+func (s *Server) callbackReply(cb, ctxID etf.Term, payload []byte) {
+	n, ok := etf.ToInt64(cb)
+	ctx, found := s.context(ctxID)
+	if !ok || !found {
+		s.log.Printf("dropped a callback reply for %v on context %v", cb, ctxID)
 		return
 	}
-	if idBytes, err := etf.Encode(ref); err == nil {
+	if err := ctx.CallbackReply(n, payload); err != nil {
+		s.log.Printf("dropped a callback reply for %v on context %v: %v", cb, ctxID, err)
+	}
+}
+
+var atomNested = etf.Atom("nested")
+
+// isRequestID: a call's id is its caller's alias, or {nested, Alias} for
+// a call made by a callback, which holds no py_semaphore slot (the port
+// owner must not give one back for its reply).
+func isRequestID(id etf.Term) bool {
+	if _, ok := id.(etf.Ref); ok {
+		return true
+	}
+	t, ok := id.(etf.Tuple)
+	if !ok || len(t) != 2 || t[0] != atomNested {
+		return false
+	}
+	_, ok = t[1].(etf.Ref)
+	return ok
+}
+
+// cancel drops or interrupts the request whose reply goes to id.
+func (s *Server) cancel(id etf.Term) {
+	if !isRequestID(id) {
+		return
+	}
+	if idBytes, err := etf.Encode(id); err == nil {
 		s.pool.Cancel(s.out, idBytes)
 	}
 }
@@ -205,7 +246,7 @@ func (s *Server) createContext(id, ctxID, kindTerm etf.Term) {
 		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("context_exists"), ctxID}))
 		return
 	}
-	ctx, err := s.pool.NewContext(kind, func(text []byte) { s.logToBEAM(etf.Atom("info"), ctxID, text) })
+	ctx, err := s.pool.NewContext(kind, n, func(text []byte) { s.logToBEAM(etf.Atom("info"), ctxID, text) })
 	if err != nil {
 		s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
 		return

@@ -22,7 +22,7 @@ func BenchmarkCallBatched(b *testing.B) {
 }
 
 func batched(b *testing.B, op Op, payload []byte) {
-	c, err := testPool.NewContext(Auto, nil)
+	c, err := testPool.NewContext(Auto, 0, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func batched(b *testing.B, op Op, payload []byte) {
 // time (it spins for Config.SpinMicros before sleeping), and the reply
 // read back from a pipe.
 func BenchmarkCallRoundTrip(b *testing.B) {
-	c, err := testPool.NewContext(Auto, nil)
+	c, err := testPool.NewContext(Auto, 0, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 
 // BenchmarkBinary1MiB: a 1 MiB binary into Python (as bytes) and back.
 func BenchmarkBinary1MiB(b *testing.B) {
-	c, err := testPool.NewContext(Auto, nil)
+	c, err := testPool.NewContext(Auto, 0, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,8 +3,9 @@
  * Multi-phase initialisation with per-interpreter GIL support, so every
  * sub-interpreter gets its own copy (PLATFORM.md). The module body is
  * Python source, run in the module's namespace by the exec slot: the
- * classes that stand for Erlang terms Python has no type for. */
-#include "pyx.h"
+ * classes that stand for Erlang terms Python has no type for, and the
+ * Python face of the calls into Erlang, whose C part is _call. */
+#include "exec.h"
 
 static const char erlang_src[] =
     "class _Term:\n"
@@ -46,9 +47,136 @@ static const char erlang_src[] =
     "        return f'erlang.Atom({str.__repr__(self)})'\n"
     "\n"
     "class Error(Exception):\n"
-    "    '''Raised in Python for an error that comes from Erlang.'''\n"
+    "    '''Raised in Python for an error that comes from Erlang: an exception\n"
+    "    of class class_ (error, exit or throw) and reason reason.'''\n"
+    "    def __init__(self, class_, reason):\n"
+    "        super().__init__(class_, reason)\n"
+    "        self.class_ = class_\n"
+    "        self.reason = reason\n"
+    "    def __str__(self):\n"
+    "        return f'{self.class_}: {self.reason!r}'\n"
     "\n"
-    "__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'Error']\n";
+    "def call(name, *args):\n"
+    "    '''Calls the Erlang function registered as name (py:register_function)\n"
+    "    with args and returns its result; raises Error if it fails.'''\n"
+    "    return _call(str(name), args)\n"
+    "\n"
+    "def __getattr__(name):\n"
+    "    # erlang.name(*args) and `from erlang import name`: a registered function\n"
+    "    if name.startswith('__'):\n"
+    "        raise AttributeError(f\"module 'erlang' has no attribute {name!r}\")\n"
+    "    def function(*args):\n"
+    "        return _call(name, args)\n"
+    "    function.__name__ = function.__qualname__ = name\n"
+    "    return function\n"
+    "\n"
+    "__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'Error', 'call']\n";
+
+static long long next_callback; /* atomic: callback numbers, unique in the process */
+
+/* Appends the version byte and obj's ETF to b. 0, or -1 with an exception. */
+static int versioned(const pyx_types *t, PyObject *obj, pyx_buf *b)
+{
+    static const unsigned char version = 131;
+    if (pyx_buf_append(b, &version, 1) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return pyx_to_etf(t, obj, b);
+}
+
+/* Raises what the answer {ok, Value} | {error, {Class, Reason}} says, or
+ * returns Value. reply is borrowed. */
+static PyObject *answer_value(PyObject *module, PyObject *reply)
+{
+    if (PyTuple_Check(reply) && PyTuple_GET_SIZE(reply) == 2 && PyUnicode_Check(PyTuple_GET_ITEM(reply, 0))) {
+        PyObject *kind = PyTuple_GET_ITEM(reply, 0), *value = PyTuple_GET_ITEM(reply, 1);
+        if (PyUnicode_CompareWithASCIIString(kind, "ok") == 0) {
+            Py_INCREF(value);
+            return value;
+        }
+        if (PyUnicode_CompareWithASCIIString(kind, "error") == 0 && PyTuple_Check(value) &&
+            PyTuple_GET_SIZE(value) == 2) {
+            PyObject *error = PyObject_GetAttrString(module, "Error"); /* owned */
+            PyObject *exc = error ? PyObject_CallObject(error, value) : NULL;
+            if (exc != NULL)
+                PyErr_SetObject(error, exc);
+            Py_XDECREF(exc);
+            Py_XDECREF(error);
+            return NULL;
+        }
+    }
+    PyErr_SetString(PyExc_ValueError, "erlang.call: an answer that is neither {ok, _} nor {error, {_, _}}");
+    return NULL;
+}
+
+/* _call(name, args): asks the BEAM to run the function registered as name
+ * with the list of args, and waits for its answer (exec.c: meanwhile the
+ * context runs the requests that the function makes back into it). The
+ * frame's id is {'$cb', N}, its body {Ctx, Chain, Name, Args}
+ * (docs/PROTOCOL.md). Holds the GIL on entry and exit, not while it waits. */
+static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_call(name: str, args: tuple)");
+        return NULL;
+    }
+    pyx_job *job = pyx_exec_current();
+    if (job == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "erlang.call: only the thread of a context running a request can call Erlang");
+        return NULL;
+    }
+    pyx_ctx *ctx = job->ctx;
+    long long cb = __atomic_add_fetch(&next_callback, 1, __ATOMIC_RELAXED);
+    pyx_buf id = {0}, body = {0}, answer = {0};
+    PyObject *res = NULL, *idt = NULL, *bt = NULL, *reply = NULL; /* all owned */
+    PyObject *tag = PyObject_CallFunction(ctx->types.atom_type, "s", "$cb");
+    PyObject *list = PySequence_List(args[1]);
+    if (tag == NULL || list == NULL)
+        goto done;
+    idt = Py_BuildValue("(OL)", tag, cb);
+    bt = Py_BuildValue("(LLOO)", ctx->id, job->chain, args[0], list);
+    if (idt == NULL || bt == NULL || versioned(&ctx->types, idt, &id) < 0 ||
+        versioned(&ctx->types, bt, &body) < 0)
+        goto done;
+
+    PyThreadState *ts = PyEval_SaveThread(); /* no GIL from here ... */
+    int rc = pyx_exec_callback(job, cb, &id, &body, &answer);
+    PyEval_RestoreThread(ts); /* ... to here */
+    if (rc == -1) {
+        PyErr_SetNone(PyExc_KeyboardInterrupt); /* the request was cancelled */
+        goto done;
+    }
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t pos = 1;
+    if (answer.len == 0 || answer.data[0] != 131) {
+        PyErr_SetString(PyExc_ValueError, "erlang.call: the answer is not a versioned term");
+        goto done;
+    }
+    reply = pyx_from_etf(&ctx->types, answer.data, answer.len, &pos);
+    if (reply != NULL)
+        res = answer_value(module, reply);
+done:
+    Py_XDECREF(tag);
+    Py_XDECREF(list);
+    Py_XDECREF(idt);
+    Py_XDECREF(bt);
+    Py_XDECREF(reply);
+    pyx_buf_free(&id);
+    pyx_buf_free(&body);
+    pyx_buf_free(&answer);
+    return res;
+}
+
+static PyMethodDef erlang_methods[] = {
+    {"_call", (PyCFunction)(void (*)(void))erlang_call, METH_FASTCALL, "_call(name, args): see call"},
+    {NULL, NULL, 0, NULL},
+};
+
 
 /* Runs the module body in the module's dict. The dict is borrowed. */
 static int erlang_exec(PyObject *module)
@@ -75,6 +203,7 @@ static struct PyModuleDef erlang_def = {
     .m_doc = "The BEAM, seen from Python: Erlang term types.",
     .m_size = 0,
     .m_slots = erlang_slots,
+    .m_methods = erlang_methods,
 };
 
 PyMODINIT_FUNC pyx_erlang_init(void)

@@ -157,6 +157,12 @@ static void reply(pyx_job *j, int fd, const slot_map *m, const pyx_buf *res)
     pyx_out_send(j->out, j->data, j->reply_len, res->data, res->len);
 }
 
+/* The executor's queue and the request it runs, for erlang.call. */
+static __thread pyx_queue *own_queue;
+static __thread pyx_job *own_job;
+
+pyx_job *pyx_exec_current(void) { return own_job; }
+
 /* Runs one request and writes its reply. No GIL held on entry or exit. */
 static void run_request(pyx_job *j, bufs *b)
 {
@@ -172,7 +178,10 @@ static void run_request(pyx_job *j, bufs *b)
             return;
         }
     }
+    pyx_job *outer = own_job;
+    own_job = j;
     pyx_run(j->ctx, j->seq, j->op, payload, j->payload_len, &b->res, &b->tb);
+    own_job = outer;
     if (b->tb.len > 0 && j->go != 0)
         pyxTraceback(j->go, (char *)b->tb.data, b->tb.len); /* into Go: errors only */
     /* Even a request cancelled while it ran is answered: every request gets
@@ -188,13 +197,51 @@ static void run_request(pyx_job *j, bufs *b)
     reuse(&b->tb);
 }
 
+static void free_bufs(bufs *b)
+{
+    pyx_buf_free(&b->in);
+    pyx_buf_free(&b->res);
+    pyx_buf_free(&b->tb);
+    unmap_slot(&b->slot);
+}
+
+int pyx_exec_callback(pyx_job *outer, long long cb, const pyx_buf *id, const pyx_buf *body, pyx_buf *answer)
+{
+    pyx_queue *q = own_queue;
+    pyx_out_send(outer->out, id->data, id->len, body->data, body->len);
+    for (;;) {
+        pyx_job *j = pyx_queue_pop_for(q, cb, outer->chain, outer);
+        if (j == NULL)
+            return -1;
+        if (j->kind == PYX_JOB_CB_REPLY) {
+            int rc = pyx_buf_append(answer, j->data, j->payload_len);
+            free(j);
+            return rc;
+        }
+        /* The BEAM calls back into this context for the waiting request:
+         * run it here, on top of the waiting one, with buffers of its own
+         * (the waiting request's payload may still lie in them). */
+        bufs nested = {0};
+        if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
+            error_reply(j, "cancelled", "cancelled before it started");
+        else
+            run_request(j, &nested);
+        pyx_queue_resume(q, outer);
+        free(j);
+        free_bufs(&nested);
+    }
+}
+
 void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
 {
     bufs b = {0};
     pyx_job *j;
+    own_queue = q;
     while ((j = pyx_queue_pop(q, spin_ns, busy_spin_ns)) != NULL) {
         if (j->kind == PYX_JOB_GO)
             pyxRunGo(j->go); /* into Go: contexts made and freed */
+        else if (j->kind == PYX_JOB_CB_REPLY)
+            ; /* the answer to an erlang.call that gave up (cancelled) */
         else if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
             error_reply(j, "cancelled", "cancelled before it started"); /* one reply each */
         else
@@ -202,8 +249,5 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
         pyx_queue_done(q);
         free(j);
     }
-    pyx_buf_free(&b.in);
-    pyx_buf_free(&b.res);
-    pyx_buf_free(&b.tb);
-    unmap_slot(&b.slot);
+    free_bufs(&b);
 }

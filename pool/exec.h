@@ -10,4 +10,15 @@
 /* Runs q's jobs on the calling thread (the executor's) until q is closed
  * and drained. Holds no GIL between jobs. */
 void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns);
+
+/* The request running on the calling thread, if it is an executor's in a
+ * request; else NULL. */
+pyx_job *pyx_exec_current(void);
+
+/* erlang.call, on the executor's thread, without the GIL: sends the frame
+ * id + body and waits for the BEAM's answer to callback cb, running the
+ * requests of outer's chain that come meanwhile. 0 with the answer (a
+ * versioned term) appended to answer; -1 when outer was cancelled (or
+ * the executor closed) first, -2 out of memory. */
+int pyx_exec_callback(pyx_job *outer, long long cb, const pyx_buf *id, const pyx_buf *body, pyx_buf *answer);
 #endif

@@ -193,7 +193,7 @@ static void ctx_release(pyx_ctx *c)
     Py_CLEAR(c->types.atom_type);
 }
 
-pyx_ctx *pyx_ctx_new(pyx_exec *ex, char **err)
+pyx_ctx *pyx_ctx_new(pyx_exec *ex, long long id, char **err)
 {
     pyx_ctx *c = calloc(1, sizeof *c);
     if (c == NULL) {
@@ -201,6 +201,7 @@ pyx_ctx *pyx_ctx_new(pyx_exec *ex, char **err)
         return NULL;
     }
     c->ex = ex;
+    c->id = id;
     PyEval_RestoreThread(ex->ts);
     PyObject *erl = NULL;
     if (ex->interp != PyInterpreterState_Main()) {
@@ -473,6 +474,7 @@ void pyx_run(pyx_ctx *c, long long seq, int op, const unsigned char *payload, si
              pyx_buf *traceback)
 {
     PyEval_RestoreThread(c->ex->ts); /* GIL held from here ... */
+    long long outer = c->ex->current; /* a request waiting in erlang.call */
     c->ex->current = seq;
     pyx_buf_append(out, &VERSION, 1);
 
@@ -500,7 +502,7 @@ void pyx_run(pyx_ctx *c, long long seq, int op, const unsigned char *payload, si
     Py_XDECREF(res);
     Py_XDECREF(req);
 
-    c->ex->current = 0;
+    c->ex->current = outer;
     /* An interrupt that came too late for this request must not hit the
      * next one. */
     PyThreadState_SetAsyncExc(c->ex->thread_id, NULL);

@@ -23,6 +23,7 @@ typedef struct {
 /* A context: a namespace (__main__) in an executor's interpreter. */
 typedef struct {
     pyx_exec *ex;
+    long long id;         /* the BEAM's number for it (erlang.call) */
     PyObject *globals;    /* strong: the context's __main__ dict */
     PyObject *eval_cache; /* strong: source str -> code object */
     pyx_types types;      /* strong references, see pyx.h */
@@ -38,8 +39,8 @@ char *pyx_init_main(const char *paths, const char *executable);
  * when own_interp, else a thread state in the main interpreter. Returns
  * with no GIL held; NULL and *err (malloc'd) on failure. */
 pyx_exec *pyx_exec_new(int own_interp, const char *paths, char **err);
-/* Creates a context in ex; on ex's thread. */
-pyx_ctx *pyx_ctx_new(pyx_exec *ex, char **err);
+/* Creates context number id in ex; on ex's thread. */
+pyx_ctx *pyx_ctx_new(pyx_exec *ex, long long id, char **err);
 /* Frees a context; on its executor's thread. */
 void pyx_ctx_free(pyx_ctx *ctx);
 /* Runs one request on ctx's executor thread: takes and drops the GIL.

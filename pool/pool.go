@@ -204,12 +204,13 @@ type Context struct {
 	closed      bool
 }
 
-// NewContext creates a context of the given kind. It blocks until the
+// NewContext creates a context of the given kind, numbered id for the BEAM
+// (its callbacks say which context they come from). It blocks until the
 // context is ready (a sub-interpreter takes about 10 ms). onTraceback, if
 // not nil, receives the traceback text of each Python exception a request
 // returns, on the executor's thread, before the reply is written; the
 // slice is valid only during the call.
-func (p *Pool) NewContext(kind Kind, onTraceback func(text []byte)) (*Context, error) {
+func (p *Pool) NewContext(kind Kind, id int64, onTraceback func(text []byte)) (*Context, error) {
 	ex, own, err := p.executorFor(kind)
 	if err != nil {
 		return nil, err
@@ -219,7 +220,7 @@ func (p *Pool) NewContext(kind Kind, onTraceback func(text []byte)) (*Context, e
 	errc := make(chan error, 1)
 	job := func() {
 		var cerr *C.char
-		ctx.c = C.pyx_ctx_new(ex.c, &cerr)
+		ctx.c = C.pyx_ctx_new(ex.c, C.longlong(id), &cerr)
 		if ctx.c == nil {
 			errc <- cError(cerr)
 			return
@@ -297,7 +298,10 @@ var ErrClosed = errors.New("pool: context closed")
 // payload is a versioned ETF tuple: {M, F, Args, Kwargs} for Call,
 // {Code, Locals} for Eval, {Code} for Exec. Once it has run, the executor
 // writes one frame to out: reply, then the versioned ETF of the result.
-func (c *Context) Submit(out *Output, op Op, reply, payload []byte) error {
+// chain is 0, or the chain a callback's Erlang code calls back into
+// (docs/PROTOCOL.md): a context waiting in erlang.call for that chain runs
+// the request at once, on top of the waiting one.
+func (c *Context) Submit(out *Output, op Op, chain int64, reply, payload []byte) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
@@ -305,7 +309,20 @@ func (c *Context) Submit(out *Output, op Op, reply, payload []byte) error {
 	}
 	seq := c.pool.seq.Add(1)
 	return queueError(C.pyx_queue_request(c.ex.queue, c.c, out.c, C.uintptr_t(c.handle), C.int(op),
-		C.longlong(seq), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(payload), C.size_t(len(payload))))
+		C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(payload),
+		C.size_t(len(payload))))
+}
+
+// CallbackReply gives the BEAM's answer to callback cb (a versioned ETF
+// {ok, Value} or {error, {Class, Reason}}) to the erlang.call waiting for it
+// on this context's executor; it is dropped if that call gave up.
+func (c *Context) CallbackReply(cb int64, payload []byte) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return ErrClosed
+	}
+	return queueError(C.pyx_queue_cb_reply(c.ex.queue, C.longlong(cb), bytesPtr(payload), C.size_t(len(payload))))
 }
 
 // SubmitFile is Submit for a payload too large for the pipe: the first size
@@ -314,7 +331,7 @@ func (c *Context) Submit(out *Output, op Op, reply, payload []byte) error {
 // writes it into the same file and the reply frame holds reply, then a
 // zero byte and the result's length as 8 big-endian bytes. A file that
 // cannot be read gives the result {error, {slot, Reason}}.
-func (c *Context) SubmitFile(out *Output, op Op, reply []byte, path string, size int) error {
+func (c *Context) SubmitFile(out *Output, op Op, chain int64, reply []byte, path string, size int) error {
 	if size <= 0 || !strings.HasPrefix(path, "/") || strings.IndexByte(path, 0) >= 0 {
 		return ErrBadSlot
 	}
@@ -326,8 +343,8 @@ func (c *Context) SubmitFile(out *Output, op Op, reply []byte, path string, size
 	seq := c.pool.seq.Add(1)
 	p := []byte(path)
 	return queueError(C.pyx_queue_file_request(c.ex.queue, c.c, out.c, C.uintptr_t(c.handle), C.int(op),
-		C.longlong(seq), bytesPtr(reply), C.size_t(len(reply)), (*C.char)(bytesPtr(p)), C.size_t(len(p)),
-		C.size_t(size)))
+		C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), (*C.char)(bytesPtr(p)),
+		C.size_t(len(p)), C.size_t(size)))
 }
 
 // ErrBadSlot: a slot request without an absolute path or a size.

@@ -88,7 +88,7 @@ func (s *sink) submit(c *Context, op Op, payload []byte) ([]byte, chan []byte, e
 	s.waiting[id] = ch
 	s.mu.Unlock()
 	reply := binary.BigEndian.AppendUint64(nil, id)
-	return reply, ch, c.Submit(s.out, op, reply, payload)
+	return reply, ch, c.Submit(s.out, op, 0, reply, payload)
 }
 
 // run submits one request and waits for its decoded result.
@@ -122,7 +122,7 @@ func eval(t *testing.T, c *Context, code string) etf.Term {
 
 func newCtx(t *testing.T, kind Kind) *Context {
 	t.Helper()
-	c, err := testPool.NewContext(kind, nil)
+	c, err := testPool.NewContext(kind, 0, nil)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c
@@ -269,7 +269,7 @@ func TestDecimalAndDatetimeInManyInterpreters(t *testing.T) {
 
 func TestTracebackOfPythonErrors(t *testing.T) {
 	tbs := make(chan string, 4)
-	c, err := testPool.NewContext(Auto, func(text []byte) { tbs <- string(text) })
+	c, err := testPool.NewContext(Auto, 0, func(text []byte) { tbs <- string(text) })
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	run(t, c, Exec, etf.Tuple{etf.Binary("def inner():\n    return 1 / 0\ndef outer():\n    return inner()\n")})

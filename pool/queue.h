@@ -14,7 +14,9 @@
 #include "interp.h"
 #include "output.h"
 
-enum { PYX_JOB_REQUEST = 0, PYX_JOB_GO = 1 };
+/* Job kinds: a request from the BEAM; a Go func(); the BEAM's answer to an
+ * erlang.call made on this executor (seq: the callback's number). */
+enum { PYX_JOB_REQUEST = 0, PYX_JOB_GO = 1, PYX_JOB_CB_REPLY = 2 };
 
 /* One job, malloc'd in one piece with its bytes; the executor frees it. */
 typedef struct {
@@ -23,6 +25,8 @@ typedef struct {
     int in_file;    /* the payload is in a file: data holds its path, with a NUL */
     int cancelled;  /* atomic: set by pyx_queue_cancel */
     long long seq;  /* unique per request, for pyx_interrupt */
+    long long chain; /* the request's chain: the seq of the request whose
+                        erlang.call led to it, through the BEAM; else its own */
     pyx_ctx *ctx;   /* the request's context */
     pyx_out *out;   /* where the reply goes */
     uintptr_t go;   /* PYX_JOB_GO: cgo.Handle of a Go func(); request: of its
@@ -39,6 +43,8 @@ typedef struct {
     size_t head, n, cap;
     int closed;
     int busy;         /* atomic: pops left that count as under load */
+    int selective;    /* under mu: the popper waits for a given job
+                         (pyx_queue_pop_for), so every push wakes it */
     pyx_job *running; /* popped and not yet done; only under mu */
 } pyx_queue;
 
@@ -70,7 +76,7 @@ static inline int pyx_queue_push(pyx_queue *q, pyx_job *j)
     else {
         q->items[(q->head + q->n) % q->cap] = j;
         __atomic_store_n(&q->n, q->n + 1, __ATOMIC_RELEASE);
-        if (q->n == 1)
+        if (q->n == 1 || q->selective)
             pthread_cond_signal(&q->cv);
     }
     pthread_mutex_unlock(&q->mu);
@@ -82,14 +88,14 @@ static inline int pyx_queue_push(pyx_queue *q, pyx_job *j)
 /* Queues a request, copying reply and payload (Go memory may not be kept
  * by C). 0, -1 full, -2 closed, -3 out of memory. */
 static inline int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, pyx_out *out, uintptr_t go, int op,
-                                    long long seq, const void *reply, size_t rlen, const void *payload,
-                                    size_t plen)
+                                    long long seq, long long chain, const void *reply, size_t rlen,
+                                    const void *payload, size_t plen)
 {
     pyx_job *j = malloc(sizeof *j + rlen + plen);
     if (j == NULL)
         return -3;
-    *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .seq = seq, .ctx = ctx, .out = out, .go = go,
-                   .reply_len = rlen, .payload_len = plen};
+    *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .seq = seq, .chain = chain ? chain : seq, .ctx = ctx,
+                   .out = out, .go = go, .reply_len = rlen, .payload_len = plen};
     if (rlen > 0)
         memcpy(j->data, reply, rlen);
     if (plen > 0)
@@ -100,18 +106,31 @@ static inline int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, pyx_out *out, ui
 /* Queues a request whose payload is the first plen bytes of the file at
  * path (a slot, exec.c). Copies reply and path. As pyx_queue_request. */
 static inline int pyx_queue_file_request(pyx_queue *q, pyx_ctx *ctx, pyx_out *out, uintptr_t go, int op,
-                                         long long seq, const void *reply, size_t rlen, const char *path,
-                                         size_t pathlen, size_t plen)
+                                         long long seq, long long chain, const void *reply, size_t rlen,
+                                         const char *path, size_t pathlen, size_t plen)
 {
     pyx_job *j = malloc(sizeof *j + rlen + pathlen + 1);
     if (j == NULL)
         return -3;
-    *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .in_file = 1, .seq = seq, .ctx = ctx, .out = out,
-                   .go = go, .reply_len = rlen, .payload_len = plen};
+    *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .in_file = 1, .seq = seq, .chain = chain ? chain : seq,
+                   .ctx = ctx, .out = out, .go = go, .reply_len = rlen, .payload_len = plen};
     if (rlen > 0)
         memcpy(j->data, reply, rlen);
     memcpy(j->data + rlen, path, pathlen);
     j->data[rlen + pathlen] = 0;
+    return pyx_queue_push(q, j);
+}
+
+/* Queues the BEAM's answer to callback cb (a versioned term). As
+ * pyx_queue_request. */
+static inline int pyx_queue_cb_reply(pyx_queue *q, long long cb, const void *payload, size_t plen)
+{
+    pyx_job *j = malloc(sizeof *j + plen);
+    if (j == NULL)
+        return -3;
+    *j = (pyx_job){.kind = PYX_JOB_CB_REPLY, .seq = cb, .payload_len = plen};
+    if (plen > 0)
+        memcpy(j->data, payload, plen);
     return pyx_queue_push(q, j);
 }
 
@@ -174,6 +193,47 @@ static inline pyx_job *pyx_queue_pop(pyx_queue *q, long long spin_ns, long long 
     return j;
 }
 
+/* For an executor inside erlang.call (no GIL held): blocks until the
+ * answer to callback cb comes, or a request of chain comes (the BEAM
+ * calling back into this executor on behalf of the waiting request), and
+ * takes it out of the queue, however far back; other jobs wait. A request
+ * taken is marked running, as pyx_queue_pop does; pyx_queue_resume gives
+ * the mark back to outer once it is done. NULL when outer is cancelled or
+ * the queue closed. */
+static inline pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long chain, pyx_job *outer)
+{
+    pyx_job *j = NULL;
+    pthread_mutex_lock(&q->mu);
+    q->selective++;
+    while (j == NULL && !q->closed && !__atomic_load_n(&outer->cancelled, __ATOMIC_ACQUIRE)) {
+        for (size_t i = 0; i < q->n; i++) {
+            pyx_job *c = q->items[(q->head + i) % q->cap];
+            if ((c->kind == PYX_JOB_CB_REPLY && c->seq == cb) || (c->kind == PYX_JOB_REQUEST && c->chain == chain)) {
+                for (size_t k = i; k + 1 < q->n; k++) /* close the gap */
+                    q->items[(q->head + k) % q->cap] = q->items[(q->head + k + 1) % q->cap];
+                __atomic_store_n(&q->n, q->n - 1, __ATOMIC_RELEASE);
+                j = c;
+                break;
+            }
+        }
+        if (j == NULL)
+            pthread_cond_wait(&q->cv, &q->mu);
+    }
+    q->selective--;
+    if (j != NULL && j->kind == PYX_JOB_REQUEST)
+        q->running = j;
+    pthread_mutex_unlock(&q->mu);
+    return j;
+}
+
+/* A request taken by pyx_queue_pop_for is over: outer runs again. */
+static inline void pyx_queue_resume(pyx_queue *q, pyx_job *outer)
+{
+    pthread_mutex_lock(&q->mu);
+    q->running = outer;
+    pthread_mutex_unlock(&q->mu);
+}
+
 /* The running job is over; the caller frees it after this. */
 static inline void pyx_queue_done(pyx_queue *q)
 {
@@ -203,6 +263,7 @@ static inline long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const
     if (job_is(q->running, out, reply, rlen)) {
         __atomic_store_n(&q->running->cancelled, 1, __ATOMIC_RELEASE);
         running = q->running->seq;
+        pthread_cond_signal(&q->cv); /* it may wait in pyx_queue_pop_for */
     }
     pthread_mutex_unlock(&q->mu);
     return running;

@@ -21,7 +21,8 @@ start_link() ->
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     SupFlags = #{strategy => rest_for_one, intensity => 5, period => 10},
-    Children = [worker(py_semaphore),
+    Children = [worker(py_callback), % its registry outlives sidecar restarts
+                worker(py_semaphore),
                 worker(py_sidecar),
                 #{id => py_context_sup,
                   start => {py_context_sup, start_link, []},

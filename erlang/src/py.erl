@@ -29,8 +29,9 @@
 %%
 %% == Which context ==
 %% Without an explicit context a call goes to the pool registered for its
-%% `{Module, Function}' or `Module' ({@link register_pool/2}), else to the
-%% caller's bound context ({@link py_context_router:bind_context/1}), else to the
+%% `{Module, Function}' or `Module' ({@link register_pool/2}), else, in a
+%% function called from Python ({@link register_function/2}), to the context
+%% that called it, else to the caller's bound context ({@link py_context_router:bind_context/1}), else to the
 %% default pool's context for the caller's scheduler.
 -module(py).
 
@@ -43,7 +44,8 @@
          context/0, context/1,
          start_contexts/0, start_contexts/1, stop_contexts/0, contexts_started/0,
          execution_mode/0, subinterp_supported/0, num_executors/0, version/0,
-         register_pool/2, unregister_pool/1]).
+         register_pool/2, unregister_pool/1,
+         register_function/2, register_function/3, unregister_function/1]).
 
 -type code() :: unicode:chardata() | iodata().
 -type name() :: atom() | binary().
@@ -292,6 +294,27 @@ register_pool(Name, Target) ->
 -spec unregister_pool(name() | {name(), name()}) -> ok | {error, term()}.
 unregister_pool(Target) ->
     py_context_router:unregister_pool(Target).
+
+%%--------------------------------------------------------------------
+%% Callbacks from Python
+
+%% @doc Make `Fun' callable from Python as `erlang.Name(*Args)' (or
+%% `erlang.call(Name, *Args)'); it gets the arguments as a list. It runs in
+%% a process of its own, where calls without an explicit context go back to
+%% the calling context, which serves them while it waits: callbacks nest.
+%% An exception in it raises `erlang.Error' in Python.
+-spec register_function(py_callback:name(), fun((list()) -> term())) -> ok | {error, term()}.
+register_function(Name, Fun) ->
+    py_callback:register(Name, Fun).
+
+%% @doc As register_function/2 with `Module:Function(Args)'.
+-spec register_function(py_callback:name(), module(), atom()) -> ok | {error, term()}.
+register_function(Name, Module, Function) ->
+    py_callback:register(Name, Module, Function).
+
+-spec unregister_function(py_callback:name()) -> ok | {error, term()}.
+unregister_function(Name) ->
+    py_callback:unregister(Name).
 
 %%--------------------------------------------------------------------
 %% Introspection (from the sidecar's `info' at start-up)

@@ -230,7 +230,8 @@ resolve(Other) ->
     {error, {bad_context, Other}}.
 
 %% @doc The sidecar context id for a call of `Module.Function' (binaries)
-%% without an explicit target: registered pool, bound context, default pool.
+%% without an explicit target: registered pool, the calling context in a
+%% callback from Python, bound context, default pool.
 -spec route(binary() | undefined, binary() | undefined) -> {ok, pos_integer()} | {error, term()}.
 route(M, F) ->
     Routes = persistent_term:get(?ROUTES, #{}),
@@ -238,10 +239,13 @@ route(M, F) ->
         {ok, Pool} ->
             resolve(Pool);
         _ ->
-            case get(?BOUND) of
-                Pid when is_pid(Pid) ->
+            case {py_callback:context(), get(?BOUND)} of
+                {Caller, _} when is_integer(Caller) ->
+                    %% in a callback from Python: back to the calling context
+                    {ok, Caller};
+                {none, Pid} when is_pid(Pid) ->
                     py_context:ctx_id(Pid);
-                undefined ->
+                {none, undefined} ->
                     case pick(?DEFAULT) of
                         {ok, _Pid, Ctx} -> {ok, Ctx};
                         {error, {unknown_pool, _}} -> not_started()

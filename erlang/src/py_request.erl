@@ -27,16 +27,25 @@
 %% a slot of {@link py_semaphore}. The port owner gives the slot back when the
 %% sidecar answers, even if this caller has given up by then; this caller
 %% does only if its request is never sent.
+%% A call made by Erlang code that Python called (a callback) is part of the
+%% Python call waiting for it: it takes no slot, or nested callbacks would
+%% run out of them.
 -spec run(op(), pos_integer(), tuple(), timeout()) -> term().
 run(Op, Ctx, Payload, Timeout) ->
-    case py_semaphore:acquire() of
-        ok ->
-            case erlang:external_size(Payload) >= py_slot:min_size() of
-                true -> large(Op, Ctx, Payload, Timeout);
-                false -> request([Op, Ctx], term_to_binary(Payload), Timeout, call)
+    case py_callback:chain() of
+        none ->
+            case py_semaphore:acquire() of
+                ok -> send_payload(Op, Ctx, Payload, Timeout, call);
+                {error, _} = Error -> Error
             end;
-        {error, _} = Error ->
-            Error
+        _Chain ->
+            send_payload(Op, Ctx, Payload, Timeout, nested)
+    end.
+
+send_payload(Op, Ctx, Payload, Timeout, Kind) ->
+    case erlang:external_size(Payload) >= py_slot:min_size() of
+        true -> large(Op, Ctx, Payload, Timeout, Kind);
+        false -> request(header(Op, Ctx, none), term_to_binary(Payload), Timeout, Kind)
     end.
 
 %% @doc A control request without payload, outside the semaphore. The header is
@@ -56,6 +65,7 @@ request([Tag | Rest], Payload, Timeout, Kind) ->
             Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
             Id = case Kind of
                      call -> Alias;
+                     nested -> {nested, Alias};
                      control -> {ctl, Alias}
                  end,
             Packet = [term_to_binary(list_to_tuple([Tag, Id | Rest])), Payload],
@@ -68,7 +78,7 @@ request([Tag | Rest], Payload, Timeout, Kind) ->
                         {'DOWN', Alias, process, _, Reason} ->
                             {error, crashed(Reason)}
                     after Timeout ->
-                        give_up(Port, Alias)
+                        give_up(Port, Id, Alias)
                     end;
                 false ->
                     erlang:demonitor(Alias, [flush]),
@@ -81,7 +91,7 @@ request([Tag | Rest], Payload, Timeout, Kind) ->
     end.
 
 unsent(call) -> py_semaphore:release();
-unsent(control) -> ok.
+unsent(_NestedOrControl) -> ok.
 
 send(Port, Packet) ->
     try
@@ -90,9 +100,9 @@ send(Port, Packet) ->
         error:badarg -> false
     end.
 
-give_up(Port, Alias) ->
+give_up(Port, Id, Alias) ->
     erlang:demonitor(Alias, [flush]),
-    _ = send(Port, term_to_binary({cancel, Alias})),
+    _ = send(Port, term_to_binary({cancel, Id})),
     %% A reply that arrived between the timeout and the demonitor.
     receive
         {py_reply, Alias, _} -> ok
@@ -104,16 +114,25 @@ give_up(Port, Alias) ->
 %% A large payload goes through the caller's slot when it can. Its encoding is
 %% an iovec, which refers to large binaries instead of copying them (but costs
 %% more than term_to_binary/1 for a small term).
-large(Op, Ctx, Payload, Timeout) ->
+large(Op, Ctx, Payload, Timeout, Kind) ->
     Enc = erlang:term_to_iovec(Payload),
     case py_slot:put(Enc) of
         {ok, Path} ->
-            Result = request([Op, Ctx, {slot, Path, iolist_size(Enc)}], <<>>, Timeout, call),
+            Result = request(header(Op, Ctx, {slot, Path, iolist_size(Enc)}), <<>>, Timeout, Kind),
             %% after a timeout or a crash the sidecar may still use the slot
             py_slot:done(not lost(Result)),
             Result;
         none ->
-            request([Op, Ctx], Enc, Timeout, call)
+            request(header(Op, Ctx, none), Enc, Timeout, Kind)
+    end.
+
+%% `{Op, Id, Ctx}', `{Op, Id, Ctx, Slot}', or, in a callback from Python,
+%% `{Op, Id, Ctx, Slot | none, Chain}' (docs/PROTOCOL.md), without the Id.
+header(Op, Ctx, Slot) ->
+    case {py_callback:chain(), Slot} of
+        {none, none} -> [Op, Ctx];
+        {none, _} -> [Op, Ctx, Slot];
+        {Chain, _} -> [Op, Ctx, Slot, Chain]
     end.
 
 lost({error, timeout}) -> true;

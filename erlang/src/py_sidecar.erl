@@ -142,7 +142,13 @@ route(Bin) ->
         case binary_to_term(Bin, [used]) of
             {'$log', Used} ->
                 log(binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)));
-            {{ctl, Alias}, Used} ->
+            {{'$cb', N}, Used} ->
+                %% Python calls a registered Erlang function: in a process
+                %% of its own, never in this one
+                _ = spawn(py_callback, run, [N, binary_part(Bin, Used, byte_size(Bin) - Used)]),
+                ok;
+            {{Tag, Alias}, Used} when Tag =:= ctl; Tag =:= nested ->
+                %% no py_semaphore slot comes back with these
                 Alias ! {py_reply, Alias, binary_part(Bin, Used, byte_size(Bin) - Used)},
                 ok;
             {Id, Used} ->

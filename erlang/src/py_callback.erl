@@ -1,0 +1,135 @@
+%% @doc Erlang functions that Python calls: `erlang.call(Name, *Args)',
+%% `erlang.Name(*Args)' or `from erlang import Name' (docs/PROTOCOL.md,
+%% "Callbacks").
+%%
+%% The registry is an ETS table owned by this process. A call from Python
+%% runs in a process of its own ({@link run/2}, spawned by the port owner),
+%% never in the port owner. While it runs, calls it makes without an explicit
+%% context go to the calling context, and carry the chain of the Python
+%% request that waits for them, so that context runs them at once, on top of
+%% the waiting request: callbacks nest, on the same context or others.
+-module(py_callback).
+
+-behaviour(gen_server).
+
+-export([start_link/0, register/2, register/3, unregister/1, run/2, chain/0, context/0]).
+-export([init/1, handle_call/3, handle_cast/2]).
+
+-define(TABLE, py_callbacks).
+%% the calling context and chain, in the process dictionary of a callback
+-define(CALLER, '$py_callback_caller').
+
+-type name() :: atom() | binary() | string().
+-export_type([name/0]).
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc Register `Fun', called with the list of the Python arguments.
+-spec register(name(), fun((list()) -> term())) -> ok | {error, term()}.
+register(Name, Fun) when is_function(Fun, 1) ->
+    insert(Name, Fun);
+register(_Name, Fun) ->
+    {error, {badarg, {function, Fun}}}.
+
+%% @doc Register `Module:Function(Args)', called with the list of the Python
+%% arguments as its only argument.
+-spec register(name(), module(), atom()) -> ok | {error, term()}.
+register(Name, Module, Function) when is_atom(Module), is_atom(Function) ->
+    insert(Name, {Module, Function});
+register(_Name, Module, Function) ->
+    {error, {badarg, {mfa, Module, Function}}}.
+
+-spec unregister(name()) -> ok | {error, term()}.
+unregister(Name) ->
+    case key(Name) of
+        {ok, Key} ->
+            _ = catch ets:delete(?TABLE, Key),
+            ok;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Runs the callback whose frame body is `Body' and sends the answer,
+%% `{cb_reply, N, Ctx}' then `{ok, Value}' or `{error, {Class, Reason}}'.
+-spec run(pos_integer(), binary()) -> ok.
+run(N, Body) ->
+    {Ctx, Chain, Name, Args} = binary_to_term(Body),
+    put(?CALLER, {Ctx, Chain}),
+    Result = try apply_registered(Name, Args) of
+                 Value -> {ok, Value}
+             catch
+                 Class:Reason -> {error, {Class, Reason}}
+             end,
+    case py_sidecar:lookup() of
+        {ok, Port, _Owner} ->
+            Packet = [term_to_binary({cb_reply, N, Ctx}), term_to_binary(Result)],
+            _ = catch erlang:port_command(Port, Packet),
+            ok;
+        {error, _} ->
+            ok
+    end.
+
+%% @doc The chain to send with a request made by this process: that of the
+%% Python request waiting for this callback, or `none'.
+-spec chain() -> pos_integer() | none.
+chain() ->
+    case get(?CALLER) of
+        {_Ctx, Chain} -> Chain;
+        undefined -> none
+    end.
+
+%% @doc The context that called this callback, or `none'.
+-spec context() -> pos_integer() | none.
+context() ->
+    case get(?CALLER) of
+        {Ctx, _Chain} -> Ctx;
+        undefined -> none
+    end.
+
+%%--------------------------------------------------------------------
+
+insert(Name, Target) ->
+    case key(Name) of
+        {ok, Key} ->
+            try ets:insert(?TABLE, {Key, Target}) of
+                true -> ok
+            catch
+                error:badarg -> {error, not_started}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+key(Name) when is_atom(Name) -> {ok, atom_to_binary(Name, utf8)};
+key(Name) when is_binary(Name) -> {ok, Name};
+key(Name) when is_list(Name) ->
+    case unicode:characters_to_binary(Name) of
+        Bin when is_binary(Bin) -> {ok, Bin};
+        _ -> {error, {badarg, {name, Name}}}
+    end;
+key(Name) ->
+    {error, {badarg, {name, Name}}}.
+
+apply_registered(Name, Args) ->
+    case ets:lookup(?TABLE, Name) of
+        [{_, {M, F}}] -> M:F(Args);
+        [{_, Fun}] -> Fun(Args);
+        [] -> error({not_registered, Name})
+    end.
+
+%%--------------------------------------------------------------------
+
+-spec init([]) -> {ok, undefined}.
+init([]) ->
+    _ = ets:new(?TABLE, [named_table, public, set, {read_concurrency, true}]),
+    {ok, undefined}.
+
+-spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast(term(), State) -> {noreply, State}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.

@@ -1,0 +1,186 @@
+%% API.md section 6, callbacks into Erlang: registering functions, calling
+%% them from Python, errors both ways, and nesting (Erlang code inside a
+%% callback calling Python again, on the same context or another).
+-module(py_callback_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include("py_ct.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1]).
+-export([call_forms/1, register_mfa/1, unregister/1, bad_registration/1, erlang_exception/1,
+         not_registered/1, python_exception_in_nested_call/1, reentrant_bound_context/1,
+         nesting_50_levels/1, other_context/1, concurrent_chains/1, slow_callback_times_out/1,
+         large_arguments/1, default_max_concurrent/1]).
+
+%% used by register_mfa
+-export([sum/1]).
+
+all() ->
+    [call_forms, register_mfa, unregister, bad_registration, erlang_exception, not_registered,
+     python_exception_in_nested_call, reentrant_bound_context, nesting_50_levels, other_context,
+     concurrent_chains, slow_callback_times_out, large_arguments, default_max_concurrent].
+
+init_per_suite(Config) ->
+    %% max_concurrent: nested calls take no slot; default_max_concurrent
+    %% checks that with the default too
+    py_ct:start([{num_contexts, 2}, {max_concurrent, 100}]),
+    Level = <<"import erlang\n"
+              "def level(n, top):\n"
+              "    return n if n >= top else erlang.next_level(n + 1, top)\n">>,
+    [ok = py:exec(py:context(I), Level) || I <- [1, 2]],
+    ok = py:register_function(next_level, fun([N, Top]) ->
+                                                  {ok, R} = py:call('__main__', level, [N, Top]),
+                                                  R
+                                          end),
+    Config.
+
+end_per_suite(_Config) ->
+    py_ct:stop().
+
+sum(Args) -> lists:sum(Args).
+
+call_forms(_Config) ->
+    ok = py:register_function(add, fun([A, B]) -> A + B end),
+    ?expect({ok, 3}, py:eval(<<"__import__('erlang').call('add', 1, 2)">>)),
+    ?expect({ok, 42}, py:eval(<<"__import__('erlang').add(40, 2)">>)),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"from erlang import add\ndef use_add(a, b):\n    return add(a, b)\n">>),
+    ?expect({ok, 7}, py:call(Ctx, '__main__', use_add, [3, 4])),
+    %% terms both ways
+    ok = py:register_function(<<"echo">>, fun([X]) -> X end),
+    ?expect({ok, #{<<"a">> := [1, 2.5, <<"x">>]}},
+            py:eval(<<"__import__('erlang').echo({'a': [1, 2.5, 'x']})">>)),
+    Self = self(),
+    ok = py:register_function("whoami", fun([]) -> Self end),
+    ?expect({ok, Self}, py:eval(<<"__import__('erlang').whoami()">>)).
+
+register_mfa(_Config) ->
+    ok = py:register_function(sum, ?MODULE, sum),
+    ?expect({ok, 10}, py:eval(<<"__import__('erlang').sum(1, 2, 3, 4)">>)).
+
+unregister(_Config) ->
+    ok = py:register_function(short_lived, fun(_) -> ok end),
+    ?expect({ok, <<"ok">>}, py:eval(<<"__import__('erlang').short_lived()">>)),
+    ok = py:unregister_function(short_lived),
+    ?expect({error, {'Error', _}}, py:eval(<<"__import__('erlang').short_lived()">>)).
+
+bad_registration(_Config) ->
+    ?expect({error, {badarg, _}}, py:register_function(f, not_a_fun)),
+    ?expect({error, {badarg, _}}, py:register_function(f, fun(A, B) -> {A, B} end)),
+    ?expect({error, {badarg, _}}, py:register_function({no}, fun(_) -> ok end)),
+    ?expect({error, {badarg, _}}, py:register_function(f, "m", f)).
+
+%% An exception in the callback: erlang.Error with class and reason.
+erlang_exception(_Config) ->
+    ok = py:register_function(boom, fun([How]) ->
+                                            case How of
+                                                <<"error">> -> error(bad_thing);
+                                                <<"exit">> -> exit(gone);
+                                                <<"throw">> -> throw({my, ball})
+                                            end
+                                    end),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import erlang\n"
+                        "def catch(how):\n"
+                        "    try:\n"
+                        "        erlang.boom(how)\n"
+                        "    except erlang.Error as e:\n"
+                        "        return (e.class_, e.reason)\n">>),
+    ?expect({ok, {<<"error">>, <<"bad_thing">>}}, py:call(Ctx, '__main__', 'catch', [<<"error">>])),
+    ?expect({ok, {<<"exit">>, <<"gone">>}}, py:call(Ctx, '__main__', 'catch', [<<"exit">>])),
+    ?expect({ok, {<<"throw">>, {<<"my">>, <<"ball">>}}}, py:call(Ctx, '__main__', 'catch', [<<"throw">>])),
+    %% uncaught, it is the call's error
+    ?expect({error, {'Error', _}}, py:eval(<<"__import__('erlang').boom('error')">>)),
+    %% the context goes on
+    ?expect({ok, 2}, py:eval(Ctx, <<"1 + 1">>)).
+
+not_registered(_Config) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import erlang\n"
+                        "def call_missing():\n"
+                        "    try:\n"
+                        "        erlang.no_such_fun(1)\n"
+                        "    except erlang.Error as e:\n"
+                        "        return (e.class_, e.reason)\n">>),
+    ?expect({ok, {<<"error">>, {<<"not_registered">>, <<"no_such_fun">>}}},
+            py:call(Ctx, '__main__', call_missing, [])),
+    %% dunder names are not functions: modules and tools probe for them
+    ?expect({ok, false}, py:eval(<<"hasattr(__import__('erlang'), '__path__')">>)).
+
+python_exception_in_nested_call(_Config) ->
+    %% Python raises inside a call made from a callback: the callback sees
+    %% {error, _} and passes it back up as its result
+    ok = py:register_function(nested_fail, fun([]) -> py:eval(<<"1 / 0">>) end),
+    ?expect({ok, {<<"error">>, {<<"ZeroDivisionError">>, _}}},
+            py:eval(<<"__import__('erlang').nested_fail()">>)).
+
+%% The reentrant example: level/next_level, 10 levels, with a bound context.
+reentrant_bound_context(_Config) ->
+    Ctx = py:context(2),
+    ok = py_context_router:bind_context(Ctx),
+    try
+        ?expect({ok, 10}, py:call('__main__', level, [0, 10]))
+    after
+        py_context_router:unbind_context()
+    end.
+
+nesting_50_levels(_Config) ->
+    ?expect({ok, 50}, py:call(py:context(1), '__main__', level, [0, 50])).
+
+%% A callback calls another context explicitly, which calls back in turn.
+other_context(_Config) ->
+    ok = py:register_function(on_other, fun([N]) ->
+                                                {ok, R} = py:call(py:context(2), '__main__', level, [0, N]),
+                                                R * 100
+                                        end),
+    ok = py:exec(py:context(1), <<"import erlang\ndef via_other(n):\n    return erlang.on_other(n)\n">>),
+    ?expect({ok, 500}, py:call(py:context(1), '__main__', via_other, [5])).
+
+%% 64 callers, each nesting 5 levels, on 2 contexts at once.
+concurrent_chains(_Config) ->
+    Parent = self(),
+    Pids = [spawn_link(fun() ->
+                               Ctx = py:context(1 + I rem 2),
+                               R = [py:call(Ctx, '__main__', level, [J, J + 5]) || J <- lists:seq(1, 5)],
+                               Parent ! {done, self(), R}
+                       end) || I <- lists:seq(1, 64)],
+    [receive
+         {done, P, R} -> ?expect([{ok, 6}, {ok, 7}, {ok, 8}, {ok, 9}, {ok, 10}], R)
+     after 60000 ->
+         ct:fail("a caller hung")
+     end || P <- Pids].
+
+%% A callback slower than the caller's timeout: the caller gets
+%% {error, timeout} and the context serves the next call while the callback
+%% still runs; its late answer is dropped.
+slow_callback_times_out(_Config) ->
+    Parent = self(),
+    ok = py:register_function(stuck, fun([]) ->
+                                             Parent ! {stuck, self()},
+                                             receive go -> done end
+                                     end),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import erlang\ndef call_stuck():\n    return erlang.stuck()\n">>),
+    ?expect({error, timeout}, py_context:call(Ctx, '__main__', call_stuck, [], #{}, 100)),
+    Callback = receive {stuck, P} -> P after 5000 -> ct:fail("the callback did not run") end,
+    ?expect({ok, 4}, py_context:call(Ctx, builtins, abs, [-4], #{}, 5000)),
+    Callback ! go, % its answer now goes to a call that gave up
+    ?expect({ok, 5}, py_context:call(Ctx, builtins, abs, [-5], #{}, 5000)).
+
+%% Arguments and results large enough for slots, through callbacks.
+large_arguments(_Config) ->
+    Bin = rand:bytes(300000),
+    ok = py:register_function(size_and_back, fun([B]) -> {byte_size(B), B} end),
+    ok = py:exec(py:context(1), <<"import erlang\ndef roundtrip(b):\n    return erlang.size_and_back(b)\n">>),
+    ?expect({ok, {300000, Bin}}, py:call(py:context(1), '__main__', roundtrip, [{bytes, Bin}])).
+
+%% Nested calls take no py_semaphore slot: 20 levels with max_concurrent 5.
+default_max_concurrent(_Config) ->
+    Old = py_semaphore:max_concurrent(),
+    ok = py_semaphore:set_max_concurrent(5),
+    try
+        ?expect({ok, 20}, py:call(py:context(1), '__main__', level, [0, 20])),
+        ?expect(0, py_semaphore:current())
+    after
+        py_semaphore:set_max_concurrent(Old)
+    end.
