@@ -12,7 +12,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, register/2, register/3, unregister/1, run/2, chain/0, context/0]).
+-export([start_link/0, register/2, register/3, unregister/1, run/2, caller/0]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 -define(TABLE, py_callbacks).
@@ -71,20 +71,13 @@ run(N, Body) ->
             ok
     end.
 
-%% @doc The chain to send with a request made by this process: that of the
-%% Python request waiting for this callback, or `none'.
--spec chain() -> pos_integer() | none.
-chain() ->
+%% @doc In a callback: the context that called it, and the chain to send
+%% with the requests it makes (that of the Python request waiting for it);
+%% elsewhere `none'.
+-spec caller() -> {pos_integer(), pos_integer()} | none.
+caller() ->
     case get(?CALLER) of
-        {_Ctx, Chain} -> Chain;
-        undefined -> none
-    end.
-
-%% @doc The context that called this callback, or `none'.
--spec context() -> pos_integer() | none.
-context() ->
-    case get(?CALLER) of
-        {Ctx, _Chain} -> Ctx;
+        {_Ctx, _Chain} = Caller -> Caller;
         undefined -> none
     end.
 

@@ -239,8 +239,8 @@ route(M, F) ->
         {ok, Pool} ->
             resolve(Pool);
         _ ->
-            case {py_callback:context(), get(?BOUND)} of
-                {Caller, _} when is_integer(Caller) ->
+            case {py_callback:caller(), get(?BOUND)} of
+                {{Caller, _Chain}, _} ->
                     %% in a callback from Python: back to the calling context
                     {ok, Caller};
                 {none, Pid} when is_pid(Pid) ->

@@ -32,13 +32,13 @@
 %% run out of them.
 -spec run(op(), pos_integer(), tuple(), timeout()) -> term().
 run(Op, Ctx, Payload, Timeout) ->
-    case py_callback:chain() of
+    case py_callback:caller() of
         none ->
             case py_semaphore:acquire() of
                 ok -> send_payload(Op, Ctx, Payload, Timeout, call);
                 {error, _} = Error -> Error
             end;
-        _Chain ->
+        {_Caller, _Chain} ->
             send_payload(Op, Ctx, Payload, Timeout, nested)
     end.
 
@@ -129,10 +129,10 @@ large(Op, Ctx, Payload, Timeout, Kind) ->
 %% `{Op, Id, Ctx}', `{Op, Id, Ctx, Slot}', or, in a callback from Python,
 %% `{Op, Id, Ctx, Slot | none, Chain}' (docs/PROTOCOL.md), without the Id.
 header(Op, Ctx, Slot) ->
-    case {py_callback:chain(), Slot} of
+    case {py_callback:caller(), Slot} of
         {none, none} -> [Op, Ctx];
         {none, _} -> [Op, Ctx, Slot];
-        {Chain, _} -> [Op, Ctx, Slot, Chain]
+        {{_Caller, Chain}, _} -> [Op, Ctx, Slot, Chain]
     end.
 
 lost({error, timeout}) -> true;
