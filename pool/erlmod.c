@@ -7,6 +7,9 @@
  * Python face of the calls into Erlang, whose C part is _call. */
 #include "exec.h"
 
+#include <sched.h>
+#include <time.h>
+
 static const char erlang_src[] =
     "class _Term:\n"
     "    '''An Erlang term kept as its external format (tag first).'''\n"
@@ -70,7 +73,11 @@ static const char erlang_src[] =
     "    function.__name__ = function.__qualname__ = name\n"
     "    return function\n"
     "\n"
-    "__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'Error', 'call']\n";
+    "def whereis(name):\n"
+    "    '''The erlang.Pid registered as name in the BEAM, or None.'''\n"
+    "    return _call('$whereis', (str(name),))\n"
+    "\n"
+    "__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'Error', 'call', 'send', 'whereis', 'sleep', 'schedule']\n";
 
 static long long next_callback; /* atomic: callback numbers, unique in the process */
 
@@ -172,8 +179,110 @@ done:
     return res;
 }
 
+/* send(dest, message): dest is an erlang.Pid, or an erlang.Atom naming a
+ * registered process; the port owner sends the message (docs/PROTOCOL.md).
+ * Any thread. Like Erlang's `!', it does not wait and does not fail for a
+ * dead process. */
+static PyObject *erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "send(dest, message) takes 2 arguments");
+        return NULL;
+    }
+    pyx_out *out = pyx_exec_output();
+    pyx_job *job = pyx_exec_current();
+    if (out == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "erlang.send: no request has run yet");
+        return NULL;
+    }
+    /* the types of the running context, else of this interpreter's module */
+    PyObject *erl = PyImport_ImportModule("erlang"); /* owned */
+    if (erl == NULL)
+        return NULL;
+    pyx_types t = {0};
+    PyObject *pid = PyObject_GetAttrString(erl, "Pid"), *ref = PyObject_GetAttrString(erl, "Ref");
+    PyObject *opaque = PyObject_GetAttrString(erl, "Opaque"), *atom = PyObject_GetAttrString(erl, "Atom");
+    PyObject *res = NULL, *id = NULL, *body = NULL;
+    pyx_buf head = {0}, data = {0};
+    if (pid == NULL || ref == NULL || opaque == NULL || atom == NULL)
+        goto done;
+    t = job != NULL ? job->ctx->types : (pyx_types){pid, ref, opaque, atom};
+    if (!PyObject_TypeCheck(args[0], (PyTypeObject *)t.pid_type) &&
+        !PyObject_TypeCheck(args[0], (PyTypeObject *)t.atom_type)) {
+        PyErr_Format(PyExc_TypeError, "erlang.send: dest must be an erlang.Pid or erlang.Atom, not %s",
+                     Py_TYPE(args[0])->tp_name);
+        goto done;
+    }
+    id = PyObject_CallFunction(t.atom_type, "s", "$send");
+    body = PyTuple_Pack(2, args[0], args[1]);
+    if (id == NULL || body == NULL || versioned(&t, id, &head) < 0 || versioned(&t, body, &data) < 0)
+        goto done;
+    Py_BEGIN_ALLOW_THREADS /* the pipe may be full */
+    pyx_out_send(out, head.data, head.len, data.data, data.len);
+    Py_END_ALLOW_THREADS
+    res = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(id);
+    Py_XDECREF(body);
+    Py_XDECREF(pid);
+    Py_XDECREF(ref);
+    Py_XDECREF(opaque);
+    Py_XDECREF(atom);
+    Py_DECREF(erl);
+    pyx_buf_free(&head);
+    pyx_buf_free(&data);
+    return res;
+}
+
+/* sleep(seconds): sleeps without the context's GIL. On a context's thread
+ * it wakes early, with KeyboardInterrupt, when its request is cancelled
+ * (a caller's timeout). */
+static PyObject *erlang_sleep(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    double secs = PyFloat_AsDouble(arg);
+    if (secs == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!(secs >= 0)) {
+        PyErr_SetString(PyExc_ValueError, "erlang.sleep: seconds must be >= 0");
+        return NULL;
+    }
+    pyx_job *job = pyx_exec_current();
+    int cancelled = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (secs > 0 && !(cancelled = job != NULL && __atomic_load_n(&job->cancelled, __ATOMIC_ACQUIRE))) {
+        double step = secs < 0.005 ? secs : 0.005; /* how soon a cancel is seen */
+        struct timespec ts = {(time_t)step, (long)((step - (double)(time_t)step) * 1e9)};
+        nanosleep(&ts, NULL);
+        secs -= step;
+    }
+    Py_END_ALLOW_THREADS
+    if (cancelled) {
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* schedule(): lets the other threads of this interpreter, and of the
+ * machine, run: drops the GIL and yields the CPU once. */
+static PyObject *erlang_schedule(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    Py_BEGIN_ALLOW_THREADS
+    sched_yield();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef erlang_methods[] = {
     {"_call", (PyCFunction)(void (*)(void))erlang_call, METH_FASTCALL, "_call(name, args): see call"},
+    {"send", (PyCFunction)(void (*)(void))erlang_send, METH_FASTCALL,
+     "send(dest, message): sends message to an erlang.Pid (or registered erlang.Atom), without waiting"},
+    {"sleep", erlang_sleep, METH_O, "sleep(seconds): sleeps without holding the context's GIL"},
+    {"schedule", erlang_schedule, METH_NOARGS, "schedule(): lets other threads run"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -163,6 +163,12 @@ static __thread pyx_job *own_job;
 
 pyx_job *pyx_exec_current(void) { return own_job; }
 
+/* The output of the requests, for erlang.send from any thread: there is
+ * one in the process (cmd/pyport). Atomic. */
+static pyx_out *any_out;
+
+pyx_out *pyx_exec_output(void) { return __atomic_load_n(&any_out, __ATOMIC_ACQUIRE); }
+
 /* Runs one request and writes its reply. No GIL held on entry or exit. */
 static void run_request(pyx_job *j, bufs *b)
 {
@@ -180,6 +186,8 @@ static void run_request(pyx_job *j, bufs *b)
     }
     pyx_job *outer = own_job;
     own_job = j;
+    if (__atomic_load_n(&any_out, __ATOMIC_RELAXED) != j->out)
+        __atomic_store_n(&any_out, j->out, __ATOMIC_RELEASE);
     pyx_run(j->ctx, j->seq, j->op, payload, j->payload_len, &b->res, &b->tb);
     own_job = outer;
     if (b->tb.len > 0 && j->go != 0)

@@ -15,6 +15,9 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns);
  * request; else NULL. */
 pyx_job *pyx_exec_current(void);
 
+/* The output requests answer on, once one has run; else NULL. Any thread. */
+pyx_out *pyx_exec_output(void);
+
 /* erlang.call, on the executor's thread, without the GIL: sends the frame
  * id + body and waits for the BEAM's answer to callback cb, running the
  * requests of outer's chain that come meanwhile. 0 with the answer (a

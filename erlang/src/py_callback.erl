@@ -105,6 +105,13 @@ key(Name) when is_list(Name) ->
 key(Name) ->
     {error, {badarg, {name, Name}}}.
 
+%% Built in: erlang.whereis(Name) in Python.
+apply_registered(<<"$whereis">>, [Name]) ->
+    try binary_to_existing_atom(Name, utf8) of
+        Atom -> whereis(Atom)
+    catch
+        error:badarg -> undefined
+    end;
 apply_registered(Name, Args) ->
     case ets:lookup(?TABLE, Name) of
         [{_, {M, F}}] -> M:F(Args);

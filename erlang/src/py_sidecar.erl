@@ -142,6 +142,11 @@ route(Bin) ->
         case binary_to_term(Bin, [used]) of
             {'$log', Used} ->
                 log(binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)));
+            {'$send', Used} ->
+                %% erlang.send(Dest, Message) from Python
+                {Dest, Message} = binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)),
+                _ = catch erlang:send(Dest, Message),
+                ok;
             {{'$cb', N}, Used} ->
                 %% Python calls a registered Erlang function: in a process
                 %% of its own, never in this one

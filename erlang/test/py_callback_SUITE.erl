@@ -10,7 +10,7 @@
 -export([call_forms/1, register_mfa/1, unregister/1, bad_registration/1, erlang_exception/1,
          not_registered/1, python_exception_in_nested_call/1, reentrant_bound_context/1,
          nesting_50_levels/1, other_context/1, concurrent_chains/1, slow_callback_times_out/1,
-         large_arguments/1, default_max_concurrent/1]).
+         large_arguments/1, default_max_concurrent/1, send/1, whereis/1, sleep_and_schedule/1]).
 
 %% used by register_mfa
 -export([sum/1]).
@@ -18,7 +18,8 @@
 all() ->
     [call_forms, register_mfa, unregister, bad_registration, erlang_exception, not_registered,
      python_exception_in_nested_call, reentrant_bound_context, nesting_50_levels, other_context,
-     concurrent_chains, slow_callback_times_out, large_arguments, default_max_concurrent].
+     concurrent_chains, slow_callback_times_out, large_arguments, default_max_concurrent, send,
+     whereis, sleep_and_schedule].
 
 init_per_suite(Config) ->
     %% max_concurrent: nested calls take no slot; default_max_concurrent
@@ -184,3 +185,64 @@ default_max_concurrent(_Config) ->
     after
         py_semaphore:set_max_concurrent(Old)
     end.
+
+%% erlang.send: to a pid, to a registered name, to a dead pid (no error);
+%% from the context's thread and from another Python thread.
+send(_Config) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import erlang, threading\n"
+                        "def send_to(pid, msg):\n"
+                        "    erlang.send(pid, msg)\n"
+                        "    return 'sent'\n"
+                        "def send_from_thread(pid, msg):\n"
+                        "    t = threading.Thread(target=erlang.send, args=(pid, msg))\n"
+                        "    t.start()\n"
+                        "    t.join()\n"
+                        "    return 'sent'\n">>),
+    Self = self(),
+    ?expect({ok, <<"sent">>}, py:call(Ctx, '__main__', send_to, [Self, {hello, [1, 2.5, <<"x">>]}])),
+    ?expect({<<"hello">>, [1, 2.5, <<"x">>]}, receive M1 -> M1 after 5000 -> none end),
+    ?expect({ok, <<"sent">>}, py:call(Ctx, '__main__', send_from_thread, [Self, threaded])),
+    ?expect(<<"threaded">>, receive M2 -> M2 after 5000 -> none end),
+    true = register(py_callback_suite_target, Self),
+    ?expect({ok, <<"sent">>},
+            py:eval(Ctx, <<"send_to(erlang.Atom('py_callback_suite_target'), 'by name')">>)),
+    ?expect(<<"by name">>, receive M3 -> M3 after 5000 -> none end),
+    erlang:unregister(py_callback_suite_target),
+    Dead = spawn(fun() -> ok end),
+    timer:sleep(50),
+    ?expect({ok, <<"sent">>}, py:call(Ctx, '__main__', send_to, [Dead, lost])),
+    ?expect({error, {'TypeError', _}}, py:call(Ctx, '__main__', send_to, [<<"not a pid">>, x])).
+
+whereis(_Config) ->
+    true = register(py_callback_suite_name, self()),
+    Self = self(),
+    ?expect({ok, Self}, py:eval(<<"__import__('erlang').whereis('py_callback_suite_name')">>)),
+    erlang:unregister(py_callback_suite_name),
+    ?expect({ok, none},
+            py:eval(<<"__import__('erlang').whereis('py_callback_suite_name')">>)),
+    ?expect({ok, none}, py:eval(<<"__import__('erlang').whereis('no_atom_of_that_name_9f3a')">>)).
+
+%% erlang.sleep releases the context's GIL: a Python thread of the same
+%% context runs meanwhile; and a caller's timeout ends it.
+sleep_and_schedule(_Config) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import erlang, threading\n"
+                        "def ticks_while_sleeping():\n"
+                        "    n = [0]\n"
+                        "    stop = threading.Event()\n"
+                        "    def tick():\n"
+                        "        while not stop.is_set():\n"
+                        "            n[0] += 1\n"
+                        "            erlang.schedule()\n"
+                        "    t = threading.Thread(target=tick)\n"
+                        "    t.start()\n"
+                        "    erlang.sleep(0.2)\n"
+                        "    stop.set()\n"
+                        "    t.join()\n"
+                        "    return n[0]\n">>),
+    {ok, Ticks} = py:call(Ctx, '__main__', ticks_while_sleeping, []),
+    true = Ticks > 0,
+    ?expect({error, timeout}, py_context:call(Ctx, erlang, sleep, [30], #{}, 100)),
+    ?expect({ok, 3}, py_context:call(Ctx, operator, add, [1, 2], #{}, 5000)),
+    ?expect({error, {'ValueError', _}}, py:call(Ctx, erlang, sleep, [-1])).
