@@ -81,6 +81,26 @@ static const char erlang_src[] =
 
 static long long next_callback; /* atomic: callback numbers, unique in the process */
 
+/* The module's state, one per interpreter: the context that Python threads
+ * of this interpreter call Erlang for (its only one in a sub-interpreter;
+ * in the main interpreter, the newest). Read and written with the GIL. */
+typedef struct {
+    pyx_ctx *home;
+} erlang_state;
+
+void pyx_erlang_home(PyObject *module, pyx_ctx *c, int set)
+{
+    erlang_state *st = PyModule_GetState(module);
+    if (st == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (set)
+        st->home = c;
+    else if (st->home == c)
+        st->home = NULL;
+}
+
 /* Appends the version byte and obj's ETF to b. 0, or -1 with an exception. */
 static int versioned(const pyx_types *t, PyObject *obj, pyx_buf *b)
 {
@@ -128,13 +148,16 @@ static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_TypeError, "_call(name: str, args: tuple)");
         return NULL;
     }
+    /* On a context's thread, within a request: that request's context and
+     * chain. On another thread: the interpreter's home context, no chain. */
     pyx_job *job = pyx_exec_current();
-    if (job == NULL) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "erlang.call: only the thread of a context running a request can call Erlang");
+    erlang_state *st = PyModule_GetState(module);
+    pyx_ctx *ctx = job != NULL ? job->ctx : st != NULL ? st->home : NULL;
+    pyx_out *out = pyx_exec_output();
+    if (ctx == NULL || out == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "erlang.call: no context of this interpreter has run a request");
         return NULL;
     }
-    pyx_ctx *ctx = job->ctx;
     long long cb = __atomic_add_fetch(&next_callback, 1, __ATOMIC_RELAXED);
     pyx_buf id = {0}, body = {0}, answer = {0};
     PyObject *res = NULL, *idt = NULL, *bt = NULL, *reply = NULL; /* all owned */
@@ -143,13 +166,14 @@ static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t
     if (tag == NULL || list == NULL)
         goto done;
     idt = Py_BuildValue("(OL)", tag, cb);
-    bt = Py_BuildValue("(LLOO)", ctx->id, job->chain, args[0], list);
+    bt = Py_BuildValue("(LLOO)", ctx->id, job != NULL ? job->chain : 0LL, args[0], list);
     if (idt == NULL || bt == NULL || versioned(&ctx->types, idt, &id) < 0 ||
         versioned(&ctx->types, bt, &body) < 0)
         goto done;
 
     PyThreadState *ts = PyEval_SaveThread(); /* no GIL from here ... */
-    int rc = pyx_exec_callback(job, cb, &id, &body, &answer);
+    int rc = job != NULL ? pyx_exec_callback(job, cb, &id, &body, &answer)
+                         : pyx_exec_callback_thread(out, cb, &id, &body, &answer);
     PyEval_RestoreThread(ts); /* ... to here */
     if (rc == -1) {
         PyErr_SetNone(PyExc_KeyboardInterrupt); /* the request was cancelled */
@@ -310,7 +334,7 @@ static struct PyModuleDef erlang_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "erlang",
     .m_doc = "The BEAM, seen from Python: Erlang term types.",
-    .m_size = 0,
+    .m_size = sizeof(erlang_state), /* zeroed by Python */
     .m_slots = erlang_slots,
     .m_methods = erlang_methods,
 };

@@ -240,6 +240,56 @@ int pyx_exec_callback(pyx_job *outer, long long cb, const pyx_buf *id, const pyx
     }
 }
 
+/* Threads other than the executors' waiting in erlang.call, by callback
+ * number: the BEAM's answer goes straight to them (pyx_callback_reply),
+ * not through a queue. Each entry lives on its thread's stack while it
+ * waits. Under waiters_mu. */
+typedef struct waiter {
+    long long cb;
+    pthread_cond_t cv;
+    pyx_buf *answer;
+    int done; /* 1 answered, -1 out of memory */
+    struct waiter *next;
+} waiter;
+static pthread_mutex_t waiters_mu = PTHREAD_MUTEX_INITIALIZER;
+static waiter *waiters;
+
+int pyx_exec_callback_thread(pyx_out *out, long long cb, const pyx_buf *id, const pyx_buf *body, pyx_buf *answer)
+{
+    waiter w = {.cb = cb, .answer = answer};
+    pthread_cond_init(&w.cv, NULL);
+    pthread_mutex_lock(&waiters_mu);
+    w.next = waiters;
+    waiters = &w;
+    pthread_mutex_unlock(&waiters_mu);
+    pyx_out_send(out, id->data, id->len, body->data, body->len);
+    pthread_mutex_lock(&waiters_mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &waiters_mu);
+    for (waiter **p = &waiters; *p != NULL; p = &(*p)->next)
+        if (*p == &w) {
+            *p = w.next;
+            break;
+        }
+    pthread_mutex_unlock(&waiters_mu);
+    pthread_cond_destroy(&w.cv);
+    return w.done == 1 ? 0 : -2;
+}
+
+int pyx_callback_reply(pyx_queue *q, long long cb, const void *payload, size_t plen)
+{
+    pthread_mutex_lock(&waiters_mu);
+    for (waiter *w = waiters; w != NULL; w = w->next)
+        if (w->cb == cb && !w->done) {
+            w->done = pyx_buf_append(w->answer, payload, plen) == 0 ? 1 : -1;
+            pthread_cond_signal(&w->cv);
+            pthread_mutex_unlock(&waiters_mu);
+            return 0;
+        }
+    pthread_mutex_unlock(&waiters_mu);
+    return pyx_queue_cb_reply(q, cb, payload, plen); /* an executor's, or dropped there */
+}
+
 void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
 {
     bufs b = {0};

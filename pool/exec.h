@@ -24,4 +24,13 @@ pyx_out *pyx_exec_output(void);
  * versioned term) appended to answer; -1 when outer was cancelled (or
  * the executor closed) first, -2 out of memory. */
 int pyx_exec_callback(pyx_job *outer, long long cb, const pyx_buf *id, const pyx_buf *body, pyx_buf *answer);
+
+/* erlang.call on any other thread, without the GIL: sends id + body to out
+ * and waits for the answer to callback cb. 0 with the answer appended, -2
+ * out of memory. Nothing runs on this thread meanwhile. */
+int pyx_exec_callback_thread(pyx_out *out, long long cb, const pyx_buf *id, const pyx_buf *body, pyx_buf *answer);
+
+/* The BEAM's answer to callback cb: to the thread waiting for it, else to
+ * q, for its executor (pyx_queue_cb_reply). Any thread. */
+int pyx_callback_reply(pyx_queue *q, long long cb, const void *payload, size_t plen);
 #endif

@@ -227,6 +227,7 @@ pyx_ctx *pyx_ctx_new(pyx_exec *ex, long long id, char **err)
     c->types.atom_type = PyObject_GetAttrString(erl, "Atom");
     if (!c->types.pid_type || !c->types.ref_type || !c->types.opaque_type || !c->types.atom_type)
         goto fail;
+    pyx_erlang_home(erl, c, 1); /* Python threads of this interpreter call Erlang for c */
     Py_DECREF(erl);
     PyEval_SaveThread();
     return c;
@@ -242,6 +243,12 @@ fail:
 void pyx_ctx_free(pyx_ctx *c)
 {
     PyEval_RestoreThread(c->ex->ts);
+    PyObject *erl = PyImport_ImportModule("erlang");
+    if (erl != NULL) {
+        pyx_erlang_home(erl, c, 0);
+        Py_DECREF(erl);
+    }
+    PyErr_Clear();
     ctx_release(c);
     PyEval_SaveThread();
     free(c);

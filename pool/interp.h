@@ -29,6 +29,11 @@ typedef struct {
     pyx_types types;      /* strong references, see pyx.h */
 } pyx_ctx;
 
+/* Makes c the context that Python threads of its interpreter call Erlang
+ * for (set), or, if it is, stops it being that (!set). module: the
+ * `erlang` module of c's interpreter. With the GIL (erlmod.c). */
+void pyx_erlang_home(PyObject *module, pyx_ctx *c, int set);
+
 int pyx_mode(void);
 /* Initialises the main interpreter on the calling thread, then releases
  * the GIL. paths: sys.path entries joined by '\n' (may be empty). Returns

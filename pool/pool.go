@@ -322,7 +322,7 @@ func (c *Context) CallbackReply(cb int64, payload []byte) error {
 	if c.closed {
 		return ErrClosed
 	}
-	return queueError(C.pyx_queue_cb_reply(c.ex.queue, C.longlong(cb), bytesPtr(payload), C.size_t(len(payload))))
+	return queueError(C.pyx_callback_reply(c.ex.queue, C.longlong(cb), bytesPtr(payload), C.size_t(len(payload))))
 }
 
 // SubmitFile is Submit for a payload too large for the pipe: the first size

@@ -56,7 +56,8 @@ unregister(Name) ->
 -spec run(pos_integer(), binary()) -> ok.
 run(N, Body) ->
     {Ctx, Chain, Name, Args} = binary_to_term(Body),
-    put(?CALLER, {Ctx, Chain}),
+    %% chain 0: a call from a Python thread that runs no request
+    put(?CALLER, {Ctx, case Chain of 0 -> none; _ -> Chain end}),
     Result = try apply_registered(Name, Args) of
                  Value -> {ok, Value}
              catch
@@ -72,9 +73,9 @@ run(N, Body) ->
     end.
 
 %% @doc In a callback: the context that called it, and the chain to send
-%% with the requests it makes (that of the Python request waiting for it);
-%% elsewhere `none'.
--spec caller() -> {pos_integer(), pos_integer()} | none.
+%% with the requests it makes (that of the Python request waiting for it,
+%% `none' for a call from another Python thread); elsewhere `none'.
+-spec caller() -> {pos_integer(), pos_integer() | none} | none.
 caller() ->
     case get(?CALLER) of
         {_Ctx, _Chain} = Caller -> Caller;

@@ -129,10 +129,14 @@ large(Op, Ctx, Payload, Timeout, Kind) ->
 %% `{Op, Id, Ctx}', `{Op, Id, Ctx, Slot}', or, in a callback from Python,
 %% `{Op, Id, Ctx, Slot | none, Chain}' (docs/PROTOCOL.md), without the Id.
 header(Op, Ctx, Slot) ->
-    case {py_callback:caller(), Slot} of
+    Chain = case py_callback:caller() of
+                {_Caller, C} -> C;
+                none -> none
+            end,
+    case {Chain, Slot} of
         {none, none} -> [Op, Ctx];
         {none, _} -> [Op, Ctx, Slot];
-        {{_Caller, Chain}, _} -> [Op, Ctx, Slot, Chain]
+        _ -> [Op, Ctx, Slot, Chain]
     end.
 
 lost({error, timeout}) -> true;

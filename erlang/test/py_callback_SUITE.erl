@@ -10,7 +10,8 @@
 -export([call_forms/1, register_mfa/1, unregister/1, bad_registration/1, erlang_exception/1,
          not_registered/1, python_exception_in_nested_call/1, reentrant_bound_context/1,
          nesting_50_levels/1, other_context/1, concurrent_chains/1, slow_callback_times_out/1,
-         large_arguments/1, default_max_concurrent/1, send/1, whereis/1, sleep_and_schedule/1]).
+         large_arguments/1, default_max_concurrent/1, send/1, whereis/1, sleep_and_schedule/1,
+         from_threads/1]).
 
 %% used by register_mfa
 -export([sum/1]).
@@ -19,7 +20,7 @@ all() ->
     [call_forms, register_mfa, unregister, bad_registration, erlang_exception, not_registered,
      python_exception_in_nested_call, reentrant_bound_context, nesting_50_levels, other_context,
      concurrent_chains, slow_callback_times_out, large_arguments, default_max_concurrent, send,
-     whereis, sleep_and_schedule].
+     whereis, sleep_and_schedule, from_threads].
 
 init_per_suite(Config) ->
     %% max_concurrent: nested calls take no slot; default_max_concurrent
@@ -246,3 +247,47 @@ sleep_and_schedule(_Config) ->
     ?expect({error, timeout}, py_context:call(Ctx, erlang, sleep, [30], #{}, 100)),
     ?expect({ok, 3}, py_context:call(Ctx, operator, add, [1, 2], #{}, 5000)),
     ?expect({error, {'ValueError', _}}, py:call(Ctx, erlang, sleep, [-1])).
+
+%% Callbacks from Python threads: 8 threading.Thread and a
+%% ThreadPoolExecutor at once, each thread waiting for its own answer.
+from_threads(_Config) ->
+    ok = py:register_function(double, fun([X]) -> timer:sleep(20), 2 * X end),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import erlang, threading\n"
+                        "from concurrent.futures import ThreadPoolExecutor\n"
+                        "def threads(n):\n"
+                        "    out = [None] * n\n"
+                        "    def run(i):\n"
+                        "        out[i] = erlang.double(i)\n"
+                        "    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]\n"
+                        "    for t in ts: t.start()\n"
+                        "    for t in ts: t.join()\n"
+                        "    return out\n"
+                        "def pool(n):\n"
+                        "    with ThreadPoolExecutor(max_workers=n) as ex:\n"
+                        "        return list(ex.map(lambda i: erlang.call('double', i), range(n)))\n"
+                        "def thread_error():\n"
+                        "    box = []\n"
+                        "    def run():\n"
+                        "        try:\n"
+                        "            erlang.no_such_function()\n"
+                        "        except erlang.Error as e:\n"
+                        "            box.append((e.class_, e.reason))\n"
+                        "    t = threading.Thread(target=run)\n"
+                        "    t.start()\n"
+                        "    t.join()\n"
+                        "    return box[0]\n">>),
+    Want = [2 * I || I <- lists:seq(0, 7)],
+    ?expect({ok, Want}, py:call(Ctx, '__main__', threads, [8])),
+    ?expect({ok, Want}, py:call(Ctx, '__main__', pool, [8])),
+    ?expect({ok, {<<"error">>, {<<"not_registered">>, <<"no_such_function">>}}},
+            py:call(Ctx, '__main__', thread_error, [])),
+    %% a thread's callback may call Python again, on another context
+    ok = py:register_function(via_ctx2, fun([X]) -> {ok, R} = py:call(py:context(2), operator, add, [X, 1]), R end),
+    ok = py:exec(Ctx, <<"def thread_via_ctx2():\n"
+                        "    box = []\n"
+                        "    t = threading.Thread(target=lambda: box.append(erlang.via_ctx2(41)))\n"
+                        "    t.start()\n"
+                        "    t.join()\n"
+                        "    return box[0]\n">>),
+    ?expect({ok, 42}, py:call(Ctx, '__main__', thread_via_ctx2, [])).
