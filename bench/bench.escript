@@ -15,6 +15,7 @@
 %%   throughput_N_callers         N processes calling     N processes, owner routes  64: >= 60% echo
 %%   cpu_speedup_2_contexts       2 loops on 1 context vs on 2                    >= 1.8x
 %%   roundtrip_1mib               a 1 MiB binary there and back                   >= 1.5 GiB/s
+%%   callback_*, erlang_send_*    Python -> Erlang (see callbacks/2)              overhead <= 1.5 echo
 %%
 %% Echo throughput: N callers each call erlang:port_command/2 themselves while
 %% the port owner only routes replies by the id inside the term, which is how
@@ -82,6 +83,7 @@ main(Args) ->
     port_close(Polled),
     lists:foreach(fun report/1, Results),
     cpu_speedup(),
+    callbacks(Exe, Rounds),
     steal(Steal0, cpu_times()),
     application:stop(erlang_python).
 
@@ -248,6 +250,58 @@ cpu_speedup() ->
     Each = lists:join(" ", [io_lib:format("~b/~b", [round(One / 1000), round(Two / 1000)]) || {One, Two} <- Pairs]),
     io:format("cpu_speedup_2_contexts ~.2f (median of 5 pairs; goal >= 1.8x) pairs, ms on 1 context/on 2: ~s~n",
               [Ratio, Each]).
+
+%% Callbacks (Python -> Erlang -> Python, API.md section 6), measured on one
+%% context in rounds that alternate with the bare echo's round trip:
+%% - the overhead of one erlang.call: an eval that makes one, minus a plain
+%%   eval (goal: at most 1.5 echo round trips);
+%% - the cost per callback of N callbacks in one call (goal: flat in N);
+%% - erlang.send from Python, messages per second received by a process.
+callbacks(Exe, Rounds) ->
+    Echo = open(Exe, ["--read-spin-us=0"]),
+    Ctx = py:context(1),
+    ok = py:register_function(bench_noop, fun(_) -> ok end),
+    ok = py:exec(Ctx, <<"import erlang\n"
+                        "def bench_calls(n):\n"
+                        "    for _ in range(n):\n"
+                        "        erlang.bench_noop()\n"
+                        "def bench_send(pid, n):\n"
+                        "    for i in range(n):\n"
+                        "        erlang.send(pid, i)\n">>),
+    Small = {req, 1, <<"small payload">>},
+    One = fun() -> {ok, _} = py:eval(Ctx, <<"erlang.bench_noop()">>) end,
+    Plain = fun() -> {ok, _} = py:eval(Ctx, <<"None">>) end,
+    Rows = [begin
+                Cb = seq_latency(One),
+                Base = seq_latency(Plain),
+                Floor = seq_latency(fun() -> roundtrip(Echo, Small) end),
+                {Cb - Base, Floor}
+            end || _ <- lists:seq(1, Rounds)],
+    port_close(Echo),
+    Over = median(lists:sort([O || {O, _} <- Rows])),
+    Ratio = median(lists:sort([O / F || {O, F} <- Rows])),
+    io:format("callback_overhead_us ~.1f (~.2f echo round trips; goal <= 1.5) rounds: ~s~n",
+              [Over, Ratio, lists:join(" ", [io_lib:format("~.1f/~.1f", [O, F]) || {O, F} <- Rows])]),
+    PerCall = [{N, median(lists:sort([timed(fun() -> {ok, _} = py:call(Ctx, '__main__', bench_calls, [N]) end) / N
+                                      || _ <- lists:seq(1, max(3, 3000 div N))]))}
+               || N <- [1, 10, 100, 1000]],
+    io:format("callback_cost_us_per_call ~s (1/10/100/1000 callbacks in one call; goal: flat)~n",
+              [lists:join(" ", [io_lib:format("~b:~.1f", [N, C]) || {N, C} <- PerCall])]),
+    Sends = 100000,
+    Self = self(),
+    T0 = erlang:monotonic_time(microsecond),
+    {ok, _} = py:call(Ctx, '__main__', bench_send, [Self, Sends]),
+    ok = receive_all(Sends),
+    Secs = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
+    io:format("erlang_send_per_s ~b (~b messages from one Python loop, all received)~n", [round(Sends / Secs), Sends]).
+
+receive_all(0) -> ok;
+receive_all(N) ->
+    receive
+        I when is_integer(I) -> receive_all(N - 1)
+    after ?TIMEOUT ->
+        error({lost_messages, N})
+    end.
 
 %% The share of CPU time the hypervisor gave to other machines ("steal"): on
 %% these shared VMs it explains much of the noise.

@@ -159,6 +159,7 @@ static void reply(pyx_job *j, int fd, const slot_map *m, const pyx_buf *res)
 
 /* The executor's queue and the request it runs, for erlang.call. */
 static __thread pyx_queue *own_queue;
+static __thread long long own_spin_ns;
 static __thread pyx_job *own_job;
 
 pyx_job *pyx_exec_current(void) { return own_job; }
@@ -218,7 +219,7 @@ int pyx_exec_callback(pyx_job *outer, long long cb, const pyx_buf *id, const pyx
     pyx_queue *q = own_queue;
     pyx_out_send(outer->out, id->data, id->len, body->data, body->len);
     for (;;) {
-        pyx_job *j = pyx_queue_pop_for(q, cb, outer->chain, outer);
+        pyx_job *j = pyx_queue_pop_for(q, cb, outer->chain, outer, own_spin_ns);
         if (j == NULL)
             return -1;
         if (j->kind == PYX_JOB_CB_REPLY) {
@@ -295,6 +296,7 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
     bufs b = {0};
     pyx_job *j;
     own_queue = q;
+    own_spin_ns = spin_ns;
     while ((j = pyx_queue_pop(q, spin_ns, busy_spin_ns)) != NULL) {
         if (j->kind == PYX_JOB_GO)
             pyxRunGo(j->go); /* into Go: contexts made and freed */

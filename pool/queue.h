@@ -199,8 +199,11 @@ static inline pyx_job *pyx_queue_pop(pyx_queue *q, long long spin_ns, long long 
  * takes it out of the queue, however far back; other jobs wait. A request
  * taken is marked running, as pyx_queue_pop does; pyx_queue_resume gives
  * the mark back to outer once it is done. NULL when outer is cancelled or
- * the queue closed. */
-static inline pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long chain, pyx_job *outer)
+ * the queue closed. Like pyx_queue_pop, it polls for spin_ns (each time
+ * the queue grows without what it waits for) before it sleeps: the answer
+ * comes a port round trip later. */
+static inline pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long chain, pyx_job *outer,
+                                         long long spin_ns)
 {
     pyx_job *j = NULL;
     pthread_mutex_lock(&q->mu);
@@ -216,7 +219,20 @@ static inline pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long c
                 break;
             }
         }
-        if (j == NULL)
+        if (j != NULL)
+            break;
+        size_t seen = q->n;
+        long long now = pyx_now_ns(), until = now + spin_ns;
+        if (spin_ns > 0) {
+            pthread_mutex_unlock(&q->mu);
+            while (__atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == seen && now < until &&
+                   !__atomic_load_n(&outer->cancelled, __ATOMIC_ACQUIRE)) {
+                sched_yield();
+                now = pyx_now_ns();
+            }
+            pthread_mutex_lock(&q->mu);
+        }
+        if (q->n == seen && now >= until)
             pthread_cond_wait(&q->cv, &q->mu);
     }
     q->selective--;
