@@ -29,6 +29,7 @@ typedef struct {
                         erlang.call led to it, through the BEAM; else its own */
     pyx_ctx *ctx;   /* the request's context */
     pyx_out *out;   /* where the reply goes */
+    void *below;    /* the pyx_job this one runs on top of (pyx_queue_pop_for) */
     uintptr_t go;   /* PYX_JOB_GO: cgo.Handle of a Go func(); request: of its
                        Context, for tracebacks (0: none) */
     size_t reply_len, payload_len;
@@ -236,8 +237,10 @@ static inline pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long c
             pthread_cond_wait(&q->cv, &q->mu);
     }
     q->selective--;
-    if (j != NULL && j->kind == PYX_JOB_REQUEST)
+    if (j != NULL && j->kind == PYX_JOB_REQUEST) {
+        j->below = outer;
         q->running = j;
+    }
     pthread_mutex_unlock(&q->mu);
     return j;
 }
@@ -265,8 +268,9 @@ static inline int job_is(const pyx_job *j, const pyx_out *out, const void *reply
 }
 
 /* Cancels the requests whose reply prefix is reply: queued ones will be
- * skipped, a running one sends no reply. Returns the running one's seq,
- * for pyx_interrupt, or 0. */
+ * skipped without running; a running one (or one below it, waiting in
+ * erlang.call) is marked. Returns the seq of the request running on top,
+ * for pyx_interrupt, or 0: a cancelled request stops its whole chain. */
 static inline long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const void *reply, size_t rlen)
 {
     long long running = 0;
@@ -276,11 +280,13 @@ static inline long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const
         if (job_is(j, out, reply, rlen))
             __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELEASE);
     }
-    if (job_is(q->running, out, reply, rlen)) {
-        __atomic_store_n(&q->running->cancelled, 1, __ATOMIC_RELEASE);
-        running = q->running->seq;
-        pthread_cond_signal(&q->cv); /* it may wait in pyx_queue_pop_for */
-    }
+    for (pyx_job *r = q->running; r != NULL; r = r->below)
+        if (job_is(r, out, reply, rlen)) {
+            __atomic_store_n(&r->cancelled, 1, __ATOMIC_RELEASE);
+            running = q->running->seq;
+            pthread_cond_signal(&q->cv); /* it may wait in pyx_queue_pop_for */
+            break;
+        }
     pthread_mutex_unlock(&q->mu);
     return running;
 }

@@ -11,7 +11,7 @@
          not_registered/1, python_exception_in_nested_call/1, reentrant_bound_context/1,
          nesting_50_levels/1, other_context/1, concurrent_chains/1, slow_callback_times_out/1,
          large_arguments/1, default_max_concurrent/1, send/1, whereis/1, sleep_and_schedule/1,
-         from_threads/1]).
+         from_threads/1, timeout_stops_the_chain/1]).
 
 %% used by register_mfa
 -export([sum/1]).
@@ -20,7 +20,7 @@ all() ->
     [call_forms, register_mfa, unregister, bad_registration, erlang_exception, not_registered,
      python_exception_in_nested_call, reentrant_bound_context, nesting_50_levels, other_context,
      concurrent_chains, slow_callback_times_out, large_arguments, default_max_concurrent, send,
-     whereis, sleep_and_schedule, from_threads].
+     whereis, sleep_and_schedule, from_threads, timeout_stops_the_chain].
 
 init_per_suite(Config) ->
     %% max_concurrent: nested calls take no slot; default_max_concurrent
@@ -291,3 +291,26 @@ from_threads(_Config) ->
                         "    t.join()\n"
                         "    return box[0]\n">>),
     ?expect({ok, 42}, py:call(Ctx, '__main__', thread_via_ctx2, [])).
+
+%% The caller of a chain times out while a request of the chain runs on top
+%% of the waiting one: the whole chain stops, and the context serves the
+%% next call.
+timeout_stops_the_chain(_Config) ->
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"import erlang\n"
+                        "def spin_forever():\n"
+                        "    while True:\n"
+                        "        pass\n"
+                        "def top():\n"
+                        "    return erlang.into_spin()\n">>),
+    Parent = self(),
+    ok = py:register_function(into_spin, fun([]) ->
+                                                 R = py:call('__main__', spin_forever, []),
+                                                 Parent ! {nested_result, R},
+                                                 R
+                                         end),
+    ?expect({error, timeout}, py_context:call(Ctx, '__main__', top, [], #{}, 300)),
+    %% the nested request was interrupted, not left spinning
+    ?expect({error, {'KeyboardInterrupt', _}},
+            receive {nested_result, R} -> R after 5000 -> still_spinning end),
+    ?expect({ok, 3}, py_context:call(Ctx, operator, add, [1, 2], #{}, 5000)).
