@@ -138,7 +138,15 @@ pids_and_refs(_Config) ->
     ?expect({ok, <<"Ref">>}, {ok, type_of(Ref)}),
     ?expect({ok, true}, py:eval(<<"p == q">>, #{p => Self, q => Self})),
     ?expect({ok, false}, py:eval(<<"p == q">>, #{p => Self, q => Other})),
-    ?expect({ok, 1}, py:eval(<<"len({p, q})">>, #{p => Self, q => Self})).
+    ?expect({ok, 1}, py:eval(<<"len({p, q})">>, #{p => Self, q => Self})),
+    %% values: copies are equal, hash alike, pickle, and go back as the same term
+    ?expect({ok, [true, true, true, true, true]},
+            py:eval(<<"(lambda copy, pickle, p, r: [copy.copy(p) == p, copy.deepcopy(r) == r,"
+                      " hash(copy.deepcopy(p)) == hash(p), pickle.loads(pickle.dumps(r)) == r,"
+                      " {p: 1}[copy.deepcopy(p)] == 1])(__import__('copy'), __import__('pickle'), p, r)">>,
+                    #{p => Self, r => Ref})),
+    ?expect({ok, {Self, Ref}},
+            py:eval(<<"__import__('copy').deepcopy((p, r))">>, #{p => Self, r => Ref})).
 
 erlang_atom(_Config) ->
     ?expect({ok, hello}, py:eval(<<"__import__('erlang').Atom('hello')">>)),
