@@ -92,6 +92,20 @@ main(Args) ->
     show("then py:eval(Ctx1, <<\"'still serving'\">>)",
          fun() -> py:eval(C1, <<"'still serving'">>) end, {ok, <<"still serving">>}),
 
+    io:format("~n"),
+    section("callbacks: Python calls Erlang, which calls Python again"),
+    ok = py:register_function(double, fun([X]) -> 2 * X end),
+    show("py:eval(<<\"__import__('erlang').double(21)\">>)",
+         fun() -> py:eval(<<"__import__('erlang').double(21)">>) end, {ok, 42}),
+    ok = py:exec(C1, <<"import erlang\n"
+                       "def level(n):\n"
+                       "    return n if n >= 10 else erlang.next_level(n + 1)\n">>),
+    ok = py:register_function(next_level, fun([N]) -> {ok, R} = py:call('__main__', level, [N]), R end),
+    show("py:call(Ctx1, '__main__', level, [0])  (10 nested levels)",
+         fun() -> py:call(C1, '__main__', level, [0]) end, {ok, 10}),
+    latency("sequential py:eval with one erlang.double call",
+            fun() -> py:eval(C1, <<"erlang.double(1)">>) end),
+
     ok = application:stop(erlang_python),
     io:format("~ndemo: ok~n").
 
