@@ -23,8 +23,7 @@ const (
 	stateIncr
 )
 
-// stateOps: each request's tag, and the number of header elements after
-// the id: {Tag, Id, Key...}.
+// stateOps: the requests' tags.
 var stateOps = map[etf.Atom]stateOp{
 	"state_store":  stateStore,
 	"state_fetch":  stateFetch,
@@ -34,6 +33,7 @@ var stateOps = map[etf.Atom]stateOp{
 	"state_incr":   stateIncr,
 }
 
+// stateArgs: the number of header elements after the id, {Tag, Id, Args...}.
 var stateArgs = map[stateOp]int{stateStore: 1, stateFetch: 1, stateRemove: 1, stateKeys: 0, stateClear: 0, stateIncr: 2}
 
 var (

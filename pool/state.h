@@ -10,7 +10,7 @@
  * call back into Go; any thread may call them. Each op is atomic: the
  * store is striped, one pthread mutex per stripe, held only for the hash
  * table's pointer work (never while a value is encoded, decoded or
- * copied). */
+ * copied; pyx_state_keys copies the keys, one stripe at a time). */
 #ifndef PYX_STATE_H
 #define PYX_STATE_H
 
