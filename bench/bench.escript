@@ -16,6 +16,8 @@
 %%   cpu_speedup_2_contexts       2 loops on 1 context vs on 2                    >= 1.8x
 %%   roundtrip_1mib               a 1 MiB binary there and back                   >= 1.5 GiB/s
 %%   callback_*, erlang_send_*    Python -> Erlang (see callbacks/2)              overhead <= 1.5 echo
+%%   state_fetch_median_us        py:state_fetch(K)       one small term
+%%   state_python_op_ns           state_incr / state_get in a Python loop          <= 1000 ns
 %%
 %% Echo throughput: N callers each call erlang:port_command/2 themselves while
 %% the port owner only routes replies by the id inside the term, which is how
@@ -32,6 +34,7 @@
 -define(BIG_WARMUP, 3).
 -define(BIG_N, 30).
 -define(CPU_LOOP, 3000000).   % iterations of a pure-Python loop, ~0.2 s
+-define(STATE_N, 100000).     % Python state ops per timed loop
 
 main(Args) ->
     ok = io:setopts([{encoding, unicode}]),
@@ -56,6 +59,7 @@ main(Args) ->
     ok = py:exec(Ctx, <<"def ident(x):\n    return x\n">>),
     Big = rand:bytes(1 bsl 20),
     Small = {req, 1, <<"small payload">>},
+    ok = py:state_store(bench_fetch, 42),
     %% {Name, Kind, Floor(Port), Py(), Goal}
     Metrics =
         [{call_latency_median_us, us,
@@ -65,7 +69,11 @@ main(Args) ->
          {eval_latency_median_us, us,
           fun(Port) -> seq_latency(fun() -> roundtrip(Port, Small) end) end,
           fun() -> seq_latency(fun() -> {ok, 3} = py:eval(<<"1 + 2">>) end) end,
-          ""}] ++
+          ""},
+         {state_fetch_median_us, us,
+          fun(Port) -> seq_latency(fun() -> roundtrip(Port, Small) end) end,
+          fun() -> seq_latency(fun() -> {ok, 42} = py:state_fetch(bench_fetch) end) end,
+          "sequential py:state_fetch of a small integer"}] ++
         [{list_to_atom("throughput_" ++ integer_to_list(N) ++ "_callers_per_s"), rate,
           fun(Port) -> concurrent(Port, N, Small) end,
           fun() -> py_concurrent(N) end,
@@ -82,6 +90,7 @@ main(Args) ->
     port_close(Echo),
     port_close(Polled),
     lists:foreach(fun report/1, Results),
+    state_python(Rounds),
     cpu_speedup(),
     callbacks(Exe, Rounds),
     steal(Steal0, cpu_times()),
@@ -302,6 +311,35 @@ receive_all(N) ->
     after ?TIMEOUT ->
         error({lost_messages, N})
     end.
+
+%% Shared state from Python: ns per erlang.state_incr and per state_get,
+%% timed in Python over a loop of ?STATE_N in one call (loop overhead
+%% included), one call per round.
+state_python(Rounds) ->
+    Ctx = py:context(1),
+    Def = <<"def state_bench(n):\n"
+            "    from erlang import state_incr, state_get\n"
+            "    import time\n"
+            "    t0 = time.perf_counter_ns()\n"
+            "    for _ in range(n):\n"
+            "        state_incr('bench_incr')\n"
+            "    t1 = time.perf_counter_ns()\n"
+            "    for _ in range(n):\n"
+            "        state_get('bench_incr')\n"
+            "    t2 = time.perf_counter_ns()\n"
+            "    return [(t1 - t0) / n, (t2 - t1) / n]\n">>,
+    ok = py:exec(Ctx, Def),
+    {ok, _} = py:call(Ctx, '__main__', state_bench, [?STATE_N div 10]),
+    Runs = [begin
+                {ok, [Incr, Get]} = py:call(Ctx, '__main__', state_bench, [?STATE_N]),
+                {Incr, Get}
+            end || _ <- lists:seq(1, Rounds)],
+    Med = fun(L) -> median(lists:sort(L)) end,
+    Each = lists:join(" ", [io_lib:format("~s/~s", [fmt(I), fmt(G)]) || {I, G} <- Runs]),
+    io:format("state_python_op_ns ~s (state_incr; state_get ~s; a loop of ~b in one call, "
+              "loop included; goal <= 1000 ns) rounds, incr/get: ~s~n",
+              [fmt(Med([I || {I, _} <- Runs])), fmt(Med([G || {_, G} <- Runs])), ?STATE_N, Each]),
+    ok = py:state_remove(bench_incr).
 
 %% The share of CPU time the hypervisor gave to other machines ("steal"): on
 %% these shared VMs it explains much of the noise.

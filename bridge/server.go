@@ -96,6 +96,10 @@ func (s *Server) handle(frame []byte) {
 		s.request(id, op, h[2], frame[n:], slot, chain)
 		return
 	}
+	if op, ok := stateOps[tag]; ok {
+		s.state(op, id, h[2:], frame[n:])
+		return
+	}
 	switch {
 	case tag == atomCbReply && len(h) == 3:
 		s.callbackReply(id, h[2], frame[n:])

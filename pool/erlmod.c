@@ -6,6 +6,7 @@
  * classes that stand for Erlang terms Python has no type for, and the
  * Python face of the calls into Erlang, whose C part is _call. */
 #include "exec.h"
+#include "state.h"
 
 #include <sched.h>
 #include <time.h>
@@ -77,7 +78,8 @@ static const char erlang_src[] =
     "    '''The erlang.Pid registered as name in the BEAM, or None.'''\n"
     "    return _call('$whereis', (str(name),))\n"
     "\n"
-    "__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'Error', 'call', 'send', 'whereis', 'sleep', 'schedule']\n";
+    "__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'Error', 'call', 'send', 'whereis', 'sleep', 'schedule',\n"
+    "           'state_set', 'state_get', 'state_delete', 'state_keys', 'state_incr', 'state_decr']\n";
 
 static long long next_callback; /* atomic: callback numbers, unique in the process */
 
@@ -311,9 +313,12 @@ static PyMethodDef erlang_methods[] = {
 };
 
 
-/* Runs the module body in the module's dict. The dict is borrowed. */
+/* Adds the shared-state functions (state.c), then runs the module body in
+ * the module's dict. The dict is borrowed. */
 static int erlang_exec(PyObject *module)
 {
+    if (pyx_state_add_functions(module) < 0)
+        return -1;
     PyObject *dict = PyModule_GetDict(module);
     PyObject *res = PyRun_String(erlang_src, Py_file_input, dict, dict);
     if (res == NULL)

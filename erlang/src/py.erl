@@ -1,4 +1,4 @@
-%% @doc The erlang_python API (API.md sections 2, 3, 4 and 10).
+%% @doc The erlang_python API (API.md sections 2, 3, 4, 6, 7 and 10).
 %%
 %% Every call runs in the calling process: it checks its arguments, picks a
 %% context, takes a slot of {@link py_semaphore}, sends its request to the port
@@ -45,7 +45,9 @@
          start_contexts/0, start_contexts/1, stop_contexts/0, contexts_started/0,
          execution_mode/0, subinterp_supported/0, num_executors/0, version/0,
          register_pool/2, unregister_pool/1,
-         register_function/2, register_function/3, unregister_function/1]).
+         register_function/2, register_function/3, unregister_function/1,
+         state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
+         state_incr/1, state_incr/2, state_decr/1, state_decr/2]).
 
 -type code() :: unicode:chardata() | iodata().
 -type name() :: atom() | binary().
@@ -315,6 +317,51 @@ register_function(Name, Module, Function) ->
 -spec unregister_function(py_callback:name()) -> ok | {error, term()}.
 unregister_function(Name) ->
     py_callback:unregister(Name).
+
+%%--------------------------------------------------------------------
+%% Shared state (see py_state): one store for every context and Erlang
+
+%% @doc Store `Value' under `Key' (an atom, binary or string: one UTF-8
+%% binary key, which Python's str meets); Python reads it with
+%% `erlang.state_get(Key)'.
+-spec state_store(py_state:key(), term()) -> ok | {error, term()}.
+state_store(Key, Value) ->
+    py_state:store(Key, Value).
+
+-spec state_fetch(py_state:key()) -> {ok, term()} | {error, not_found} | {error, term()}.
+state_fetch(Key) ->
+    py_state:fetch(Key).
+
+-spec state_remove(py_state:key()) -> ok | {error, term()}.
+state_remove(Key) ->
+    py_state:remove(Key).
+
+%% @doc Every key, sorted.
+-spec state_keys() -> [binary()] | {error, term()}.
+state_keys() ->
+    py_state:keys().
+
+-spec state_clear() -> ok | {error, term()}.
+state_clear() ->
+    py_state:clear().
+
+%% @doc Add 1 to the integer under `Key' (0 if none), atomically; returns the
+%% new value, or `{error, {not_integer, Key}}'.
+-spec state_incr(py_state:key()) -> integer() | {error, term()}.
+state_incr(Key) ->
+    py_state:incr(Key, 1).
+
+-spec state_incr(py_state:key(), integer()) -> integer() | {error, term()}.
+state_incr(Key, N) ->
+    py_state:incr(Key, N).
+
+-spec state_decr(py_state:key()) -> integer() | {error, term()}.
+state_decr(Key) ->
+    py_state:decr(Key, 1).
+
+-spec state_decr(py_state:key(), integer()) -> integer() | {error, term()}.
+state_decr(Key, N) ->
+    py_state:decr(Key, N).
 
 %%--------------------------------------------------------------------
 %% Introspection (from the sidecar's `info' at start-up)

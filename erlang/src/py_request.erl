@@ -18,7 +18,7 @@
 %% large result of such a request ({@link py_slot}).
 -module(py_request).
 
--export([run/4, control/2]).
+-export([run/4, control/2, control/3]).
 
 -type op() :: call | eval | exec.
 -export_type([op/0]).
@@ -56,6 +56,12 @@ send_payload(Op, Ctx, Payload, Timeout, Kind) ->
 -spec control([term(), ...], timeout()) -> term().
 control(TagAndArgs, Timeout) ->
     request(TagAndArgs, <<>>, Timeout, control).
+
+%% @doc A control request whose header is followed by `Payload', e.g. the
+%% value of `state_store' as `term_to_binary(Value)' (docs/PROTOCOL.md).
+-spec control([term(), ...], iodata(), timeout()) -> term().
+control(TagAndArgs, Payload, Timeout) ->
+    request(TagAndArgs, Payload, Timeout, control).
 
 %% Everything from the alias to the reply happens in this one function, so the
 %% compiler's selective-receive optimisation for fresh references applies.

@@ -1,0 +1,122 @@
+package bridge
+
+import (
+	"errors"
+
+	"github.com/erlang-python/erlang_python/etf"
+	"github.com/erlang-python/erlang_python/pool"
+)
+
+// The shared state (docs/PROTOCOL.md, "Shared state"): Erlang's side of
+// the store that Python reaches as erlang.state_*. Each request is done
+// here, in the reader goroutine, at once: the store is C behind mutexes
+// that Python holds only for pointer work, so nothing waits for Python.
+
+type stateOp int
+
+const (
+	stateStore stateOp = iota
+	stateFetch
+	stateRemove
+	stateKeys
+	stateClear
+	stateIncr
+)
+
+// stateOps: the requests' tags.
+var stateOps = map[etf.Atom]stateOp{
+	"state_store":  stateStore,
+	"state_fetch":  stateFetch,
+	"state_remove": stateRemove,
+	"state_keys":   stateKeys,
+	"state_clear":  stateClear,
+	"state_incr":   stateIncr,
+}
+
+// stateArgs: the number of header elements after the id, {Tag, Id, Args...}.
+var stateArgs = map[stateOp]int{stateStore: 1, stateFetch: 1, stateRemove: 1, stateKeys: 0, stateClear: 0, stateIncr: 2}
+
+var (
+	atomNotFound   = etf.Atom("not_found")
+	atomNotInteger = etf.Atom("not_integer")
+	atomOverflow   = etf.Atom("overflow")
+	// okPrefix is {ok, _} up to its second element, versioned.
+	okPrefix = []byte{131, 104, 2, 119, 2, 'o', 'k'}
+)
+
+// state does one request; args are the header's elements after the id,
+// payload what follows the header (state_store's value, versioned).
+func (s *Server) state(op stateOp, id etf.Term, args []etf.Term, payload []byte) {
+	if len(args) != stateArgs[op] {
+		s.reply(id, badRequest("a state request with %d arguments, not %d", len(args), stateArgs[op]))
+		return
+	}
+	var key etf.Binary
+	if len(args) > 0 {
+		var ok bool
+		if key, ok = args[0].(etf.Binary); !ok {
+			s.reply(id, badRequest("state key %v is not a binary", args[0]))
+			return
+		}
+	}
+	switch op {
+	case stateStore:
+		// the value, without decoding it: versioned, not compressed
+		if len(payload) < 2 || payload[0] != 131 || payload[1] == 80 {
+			s.reply(id, badRequest("state_store needs the value, term_to_binary/1 of it, after the header"))
+			return
+		}
+		if err := pool.StatePut(key, payload[1:]); err != nil {
+			s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
+			return
+		}
+		s.reply(id, etf.OK)
+	case stateFetch:
+		res, ok := pool.StateGet(key, okPrefix[:len(okPrefix):len(okPrefix)])
+		if !ok {
+			s.reply(id, etf.ErrorTuple(atomNotFound))
+			return
+		}
+		s.replyRaw(id, res)
+	case stateRemove:
+		pool.StateDelete(key)
+		s.reply(id, etf.OK)
+	case stateKeys:
+		keys := pool.StateKeys()
+		list := make(etf.List, len(keys))
+		for i, k := range keys {
+			list[i] = etf.Binary(k)
+		}
+		s.reply(id, list)
+	case stateClear:
+		pool.StateClear()
+		s.reply(id, etf.OK)
+	case stateIncr:
+		delta, ok := etf.ToInt64(args[1])
+		if !ok {
+			s.reply(id, badRequest("state_incr by %v, not a 64-bit integer", args[1]))
+			return
+		}
+		n, err := pool.StateIncr(key, delta)
+		switch {
+		case err == nil:
+			s.reply(id, etf.OKTuple(n))
+		case errors.Is(err, pool.ErrStateNotInteger):
+			s.reply(id, etf.ErrorTuple(etf.Tuple{atomNotInteger, key}))
+		case errors.Is(err, pool.ErrStateOverflow):
+			s.reply(id, etf.ErrorTuple(etf.Tuple{atomOverflow, key}))
+		default:
+			s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
+		}
+	}
+}
+
+// replyRaw sends a result already encoded (versioned).
+func (s *Server) replyRaw(id etf.Term, result []byte) {
+	idBytes, err := etf.Encode(id)
+	if err != nil {
+		s.log.Printf("cannot reply to %v: %v", id, err)
+		return
+	}
+	s.out.Send(idBytes, result)
+}

@@ -1,0 +1,103 @@
+%% @doc Shared state (API.md section 7): a store of key -> term in the
+%% sidecar, seen by every context's Python (`from erlang import state_set,
+%% state_get, state_delete, state_keys, state_incr, state_decr') and by
+%% Erlang through these functions (`py:state_*' call them).
+%%
+%% Keys are atoms, binaries or strings, all normalised to a UTF-8 binary, so
+%% `foo', `<<"foo">>', `"foo"' and Python's `"foo"' are one key. Values are
+%% any term: Python gets them as it gets call arguments (a binary as str, a
+%% map as dict...), and Erlang gets what Python stored as it gets a result.
+%% Each operation is one control request over the port, answered by the
+%% sidecar's reader at once, without waiting for Python; each is atomic,
+%% incr and decr included, whoever else uses the key (docs/PROTOCOL.md,
+%% "Shared state").
+%%
+%% Errors: `{error, {badarg, What}}' for a bad key or increment (nothing is
+%% sent), `{error, not_started}' when the application is not running,
+%% `{error, {not_integer, Key}}' for incr/decr on a value that is not an
+%% integer, `{error, {overflow, Key}}' when the result would not fit 64 bits
+%% (or the value is a larger integer); and the errors of any request,
+%% `{error, timeout}' or `{error, {python_crashed, _}}'.
+-module(py_state).
+
+-export([store/2, fetch/1, remove/1, keys/0, clear/0, incr/2, decr/2]).
+
+-type key() :: atom() | binary() | string().
+-type error() :: {error, term()}.
+-export_type([key/0]).
+
+-define(INT64_MIN, -(1 bsl 63)).
+-define(INT64_MAX, (1 bsl 63) - 1).
+
+%% @doc Store `Value' under `Key', replacing what was there.
+-spec store(key(), term()) -> ok | error().
+store(Key, Value) ->
+    with_key(Key, fun(K) -> control([state_store, K], term_to_binary(Value)) end).
+
+%% @doc The value under `Key'.
+-spec fetch(key()) -> {ok, term()} | {error, not_found} | error().
+fetch(Key) ->
+    with_key(Key, fun(K) -> control([state_fetch, K], <<>>) end).
+
+%% @doc Remove `Key'; a missing key is no error.
+-spec remove(key()) -> ok | error().
+remove(Key) ->
+    with_key(Key, fun(K) -> control([state_remove, K], <<>>) end).
+
+%% @doc Every key, as binaries, sorted.
+-spec keys() -> [binary()] | error().
+keys() ->
+    case control([state_keys], <<>>) of
+        Keys when is_list(Keys) -> lists:sort(Keys);
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Remove every key.
+-spec clear() -> ok | error().
+clear() ->
+    control([state_clear], <<>>).
+
+%% @doc Add `N' to the integer under `Key' (a missing key counts as 0) and
+%% return the new value, atomically.
+-spec incr(key(), integer()) -> integer() | error().
+incr(Key, N) when is_integer(N), N >= ?INT64_MIN, N =< ?INT64_MAX ->
+    with_key(Key, fun(K) -> add(K, N) end);
+incr(_Key, N) ->
+    {error, {badarg, {increment, N}}}.
+
+%% @doc Subtract `N' from the integer under `Key' (a missing key counts as
+%% 0) and return the new value, atomically.
+-spec decr(key(), integer()) -> integer() | error().
+decr(Key, N) when is_integer(N), -N >= ?INT64_MIN, -N =< ?INT64_MAX ->
+    with_key(Key, fun(K) -> add(K, -N) end);
+decr(_Key, N) ->
+    {error, {badarg, {decrement, N}}}.
+
+%%--------------------------------------------------------------------
+
+add(K, N) ->
+    case control([state_incr, K, N], <<>>) of
+        {ok, Value} -> Value;
+        {error, _} = Error -> Error
+    end.
+
+control(TagAndArgs, Payload) ->
+    py_request:control(TagAndArgs, Payload, py_config:call_timeout()).
+
+with_key(Key, Fun) ->
+    case key(Key) of
+        {ok, K} -> Fun(K);
+        {error, _} = Error -> Error
+    end.
+
+key(Key) when is_atom(Key) -> {ok, atom_to_binary(Key, utf8)};
+key(Key) when is_binary(Key) -> {ok, Key};
+key(Key) when is_list(Key) ->
+    try unicode:characters_to_binary(Key) of
+        Bin when is_binary(Bin) -> {ok, Bin};
+        _ -> {error, {badarg, {key, Key}}}
+    catch
+        error:badarg -> {error, {badarg, {key, Key}}}
+    end;
+key(Key) ->
+    {error, {badarg, {key, Key}}}.
