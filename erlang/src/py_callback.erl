@@ -96,15 +96,8 @@ insert(Name, Target) ->
             Error
     end.
 
-key(Name) when is_atom(Name) -> {ok, atom_to_binary(Name, utf8)};
-key(Name) when is_binary(Name) -> {ok, Name};
-key(Name) when is_list(Name) ->
-    case unicode:characters_to_binary(Name) of
-        Bin when is_binary(Bin) -> {ok, Bin};
-        _ -> {error, {badarg, {name, Name}}}
-    end;
 key(Name) ->
-    {error, {badarg, {name, Name}}}.
+    py_payload:key(name, Name).
 
 %% Built in: erlang.whereis(Name) in Python.
 apply_registered(<<"$whereis">>, [Name]) ->

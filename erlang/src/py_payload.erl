@@ -7,7 +7,7 @@
 %% must be a proper list; Kwargs and Locals maps with atom or binary keys.
 -module(py_payload).
 
--export([call/4, eval/2, exec/1, name/2, timeout/1]).
+-export([call/4, eval/2, exec/1, name/2, key/2, timeout/1]).
 
 -type badarg() :: {badarg, term()}.
 -export_type([badarg/0]).
@@ -37,6 +37,21 @@ name(_What, Name) when is_atom(Name) ->
     {ok, atom_to_binary(Name, utf8)};
 name(What, Name) ->
     {error, {badarg, {What, Name}}}.
+
+%% @doc A name given as an atom, a binary or a string, as a UTF-8 binary:
+%% registered functions (py_callback) and state keys (py_state).
+-spec key(atom(), term()) -> {ok, binary()} | {error, badarg()}.
+key(_What, Key) when is_atom(Key) -> {ok, atom_to_binary(Key, utf8)};
+key(_What, Key) when is_binary(Key) -> {ok, Key};
+key(What, Key) when is_list(Key) ->
+    try unicode:characters_to_binary(Key) of
+        Bin when is_binary(Bin) -> {ok, Bin};
+        _ -> {error, {badarg, {What, Key}}}
+    catch
+        error:badarg -> {error, {badarg, {What, Key}}}
+    end;
+key(What, Key) ->
+    {error, {badarg, {What, Key}}}.
 
 %% @doc A timeout: a non-negative integer (ms) or `infinity'.
 -spec timeout(term()) -> {ok, timeout()} | {error, badarg()}.

@@ -90,14 +90,5 @@ with_key(Key, Fun) ->
         {error, _} = Error -> Error
     end.
 
-key(Key) when is_atom(Key) -> {ok, atom_to_binary(Key, utf8)};
-key(Key) when is_binary(Key) -> {ok, Key};
-key(Key) when is_list(Key) ->
-    try unicode:characters_to_binary(Key) of
-        Bin when is_binary(Bin) -> {ok, Bin};
-        _ -> {error, {badarg, {key, Key}}}
-    catch
-        error:badarg -> {error, {badarg, {key, Key}}}
-    end;
 key(Key) ->
-    {error, {badarg, {key, Key}}}.
+    py_payload:key(key, Key).

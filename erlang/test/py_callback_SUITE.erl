@@ -70,6 +70,8 @@ bad_registration(_Config) ->
     ?expect({error, {badarg, _}}, py:register_function(f, not_a_fun)),
     ?expect({error, {badarg, _}}, py:register_function(f, fun(A, B) -> {A, B} end)),
     ?expect({error, {badarg, _}}, py:register_function({no}, fun(_) -> ok end)),
+    ?expect({error, {badarg, _}}, py:register_function([no], fun(_) -> ok end)),
+    ?expect({error, {badarg, _}}, py:unregister_function([no])),
     ?expect({error, {badarg, _}}, py:register_function(f, "m", f)).
 
 %% An exception in the callback: erlang.Error with class and reason.
