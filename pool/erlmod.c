@@ -74,6 +74,16 @@ static const char erlang_src[] =
     "    function.__name__ = function.__qualname__ = name\n"
     "    return function\n"
     "\n"
+    "def send(dest, message, *, check=False):\n"
+    "    '''Sends message to dest, an erlang.Pid or an erlang.Atom naming a\n"
+    "    registered process, without waiting, like Erlang's !: a dead process\n"
+    "    is no error. With check=True it waits until the message is sent and\n"
+    "    raises Error('error', ('noproc', dest)) if dest is not alive.'''\n"
+    "    if check:\n"
+    "        _call('$send', (dest, message))\n"
+    "    else:\n"
+    "        _send(dest, message)\n"
+    "\n"
     "def whereis(name):\n"
     "    '''The erlang.Pid registered as name in the BEAM, or None.'''\n"
     "    return _call('$whereis', (str(name),))\n"
@@ -205,7 +215,7 @@ done:
     return res;
 }
 
-/* send(dest, message): dest is an erlang.Pid, or an erlang.Atom naming a
+/* _send(dest, message), for send: dest is an erlang.Pid, or an erlang.Atom naming a
  * registered process; the port owner sends the message (docs/PROTOCOL.md).
  * Any thread. Like Erlang's `!', it does not wait and does not fail for a
  * dead process. */
@@ -305,7 +315,7 @@ static PyObject *erlang_schedule(PyObject *module, PyObject *unused)
 
 static PyMethodDef erlang_methods[] = {
     {"_call", (PyCFunction)(void (*)(void))erlang_call, METH_FASTCALL, "_call(name, args): see call"},
-    {"send", (PyCFunction)(void (*)(void))erlang_send, METH_FASTCALL,
+    {"_send", (PyCFunction)(void (*)(void))erlang_send, METH_FASTCALL,
      "send(dest, message): sends message to an erlang.Pid (or registered erlang.Atom), without waiting"},
     {"sleep", erlang_sleep, METH_O, "sleep(seconds): sleeps without holding the context's GIL"},
     {"schedule", erlang_schedule, METH_NOARGS, "schedule(): lets other threads run"},

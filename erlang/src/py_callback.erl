@@ -106,6 +106,17 @@ apply_registered(<<"$whereis">>, [Name]) ->
     catch
         error:badarg -> undefined
     end;
+%% erlang.send(Dest, Message, check=True): only to a live process.
+apply_registered(<<"$send">>, [Dest, Message]) ->
+    Alive = case Dest of
+                Pid when is_pid(Pid), node(Pid) =:= node() -> is_process_alive(Pid);
+                Pid when is_pid(Pid) -> true; % on another node: cannot tell
+                Name when is_atom(Name) -> whereis(Name) =/= undefined
+            end,
+    case Alive of
+        true -> Dest ! Message, ok;
+        false -> error({noproc, Dest})
+    end;
 apply_registered(Name, Args) ->
     case ets:lookup(?TABLE, Name) of
         [{_, {M, F}}] -> M:F(Args);

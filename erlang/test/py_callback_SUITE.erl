@@ -215,6 +215,18 @@ send(_Config) ->
     Dead = spawn(fun() -> ok end),
     timer:sleep(50),
     ?expect({ok, <<"sent">>}, py:call(Ctx, '__main__', send_to, [Dead, lost])),
+    %% unless asked: check=True raises for a dead process or an unknown name
+    ok = py:exec(Ctx, <<"def send_checked(dest, msg):\n"
+                        "    try:\n"
+                        "        erlang.send(dest, msg, check=True)\n"
+                        "        return 'sent'\n"
+                        "    except erlang.Error as e:\n"
+                        "        return (e.class_, e.reason)\n">>),
+    ?expect({ok, {<<"error">>, {<<"noproc">>, Dead}}}, py:call(Ctx, '__main__', send_checked, [Dead, lost])),
+    ?expect({ok, {<<"error">>, {<<"noproc">>, <<"no_such_registered_name">>}}},
+            py:eval(Ctx, <<"send_checked(erlang.Atom('no_such_registered_name'), 1)">>)),
+    ?expect({ok, <<"sent">>}, py:call(Ctx, '__main__', send_checked, [Self, checked])),
+    ?expect(<<"checked">>, receive M4 -> M4 after 5000 -> none end),
     ?expect({error, {'TypeError', _}}, py:call(Ctx, '__main__', send_to, [<<"not a pid">>, x])).
 
 whereis(_Config) ->
