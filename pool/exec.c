@@ -206,6 +206,16 @@ static void run_request(pyx_job *j, bufs *b)
     reuse(&b->tb);
 }
 
+/* A request from a queue: answered as cancelled if it was cancelled before
+ * it started (one reply each), else run. */
+static void run_job(pyx_job *j, bufs *b)
+{
+    if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
+        error_reply(j, "cancelled", "cancelled before it started");
+    else
+        run_request(j, b);
+}
+
 static void free_bufs(bufs *b)
 {
     pyx_buf_free(&b->in);
@@ -231,10 +241,7 @@ int pyx_exec_callback(pyx_job *outer, long long cb, const pyx_buf *id, const pyx
          * run it here, on top of the waiting one, with buffers of its own
          * (the waiting request's payload may still lie in them). */
         bufs nested = {0};
-        if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
-            error_reply(j, "cancelled", "cancelled before it started");
-        else
-            run_request(j, &nested);
+        run_job(j, &nested);
         pyx_queue_resume(q, outer);
         free(j);
         free_bufs(&nested);
@@ -300,12 +307,9 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
     while ((j = pyx_queue_pop(q, spin_ns, busy_spin_ns)) != NULL) {
         if (j->kind == PYX_JOB_GO)
             pyxRunGo(j->go); /* into Go: contexts made and freed */
-        else if (j->kind == PYX_JOB_CB_REPLY)
-            ; /* the answer to an erlang.call that gave up (cancelled) */
-        else if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
-            error_reply(j, "cancelled", "cancelled before it started"); /* one reply each */
-        else
-            run_request(j, &b);
+        else if (j->kind == PYX_JOB_REQUEST)
+            run_job(j, &b);
+        /* else PYX_JOB_CB_REPLY: the answer to an erlang.call that gave up */
         pyx_queue_done(q);
         free(j);
     }
