@@ -215,35 +215,49 @@ done:
     return res;
 }
 
+int pyx_module_types_get(PyObject *module, pyx_module_types *mt)
+{
+    memset(mt, 0, sizeof *mt);
+    pyx_job *job = pyx_exec_current();
+    if (job != NULL) {
+        mt->t = job->ctx->types;
+        return 0;
+    }
+    static const char *const names[4] = {"Pid", "Ref", "Opaque", "Atom"};
+    for (int i = 0; i < 4; i++)
+        if ((mt->held[i] = PyObject_GetAttrString(module, names[i])) == NULL)
+            return -1;
+    mt->t = (pyx_types){mt->held[0], mt->held[1], mt->held[2], mt->held[3]};
+    return 0;
+}
+
+void pyx_module_types_put(pyx_module_types *mt)
+{
+    for (int i = 0; i < 4; i++)
+        Py_XDECREF(mt->held[i]);
+}
+
 /* _send(dest, message), for send: dest is an erlang.Pid, or an erlang.Atom naming a
  * registered process; the port owner sends the message (docs/PROTOCOL.md).
  * Any thread. Like Erlang's `!', it does not wait and does not fail for a
  * dead process. */
 static PyObject *erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)module;
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "send(dest, message) takes 2 arguments");
         return NULL;
     }
     pyx_out *out = pyx_exec_output();
-    pyx_job *job = pyx_exec_current();
     if (out == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "erlang.send: no request has run yet");
         return NULL;
     }
-    /* the types of the running context, else of this interpreter's module */
-    PyObject *erl = PyImport_ImportModule("erlang"); /* owned */
-    if (erl == NULL)
-        return NULL;
-    pyx_types t = {0};
-    PyObject *pid = PyObject_GetAttrString(erl, "Pid"), *ref = PyObject_GetAttrString(erl, "Ref");
-    PyObject *opaque = PyObject_GetAttrString(erl, "Opaque"), *atom = PyObject_GetAttrString(erl, "Atom");
-    PyObject *res = NULL, *id = NULL, *body = NULL;
+    PyObject *res = NULL, *id = NULL, *body = NULL; /* owned */
     pyx_buf head = {0}, data = {0};
-    if (pid == NULL || ref == NULL || opaque == NULL || atom == NULL)
+    pyx_module_types mt;
+    if (pyx_module_types_get(module, &mt) < 0)
         goto done;
-    t = job != NULL ? job->ctx->types : (pyx_types){pid, ref, opaque, atom};
+    const pyx_types t = mt.t;
     if (!PyObject_TypeCheck(args[0], (PyTypeObject *)t.pid_type) &&
         !PyObject_TypeCheck(args[0], (PyTypeObject *)t.atom_type)) {
         PyErr_Format(PyExc_TypeError, "erlang.send: dest must be an erlang.Pid or erlang.Atom, not %s",
@@ -261,11 +275,7 @@ static PyObject *erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t
 done:
     Py_XDECREF(id);
     Py_XDECREF(body);
-    Py_XDECREF(pid);
-    Py_XDECREF(ref);
-    Py_XDECREF(opaque);
-    Py_XDECREF(atom);
-    Py_DECREF(erl);
+    pyx_module_types_put(&mt);
     pyx_buf_free(&head);
     pyx_buf_free(&data);
     return res;

@@ -15,6 +15,17 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns);
  * request; else NULL. */
 pyx_job *pyx_exec_current(void);
 
+/* The term classes a function of the `erlang` module converts with: the
+ * running request's context's, else (another Python thread) the module's
+ * own, whose four strong references are then in held. With the GIL;
+ * pyx_module_types_put releases them (erlmod.c). */
+typedef struct {
+    pyx_types t;
+    PyObject *held[4];
+} pyx_module_types;
+int pyx_module_types_get(PyObject *module, pyx_module_types *mt);
+void pyx_module_types_put(pyx_module_types *mt);
+
 /* The output requests answer on, once one has run; else NULL. Any thread. */
 pyx_out *pyx_exec_output(void);
 

@@ -388,35 +388,6 @@ static int state_key(PyObject *key, const char **k, Py_ssize_t *n)
     return -1;
 }
 
-/* The term classes to convert with: the running context's, else (another
- * Python thread) this module's, whose four strong references are in held. */
-typedef struct {
-    pyx_types t;
-    PyObject *held[4];
-} state_types;
-
-static int types_get(PyObject *module, state_types *st)
-{
-    memset(st, 0, sizeof *st);
-    pyx_job *job = pyx_exec_current();
-    if (job != NULL) {
-        st->t = job->ctx->types;
-        return 0;
-    }
-    static const char *const names[4] = {"Pid", "Ref", "Opaque", "Atom"};
-    for (int i = 0; i < 4; i++)
-        if ((st->held[i] = PyObject_GetAttrString(module, names[i])) == NULL)
-            return -1;
-    st->t = (pyx_types){st->held[0], st->held[1], st->held[2], st->held[3]};
-    return 0;
-}
-
-static void types_put(state_types *st)
-{
-    for (int i = 0; i < 4; i++)
-        Py_XDECREF(st->held[i]);
-}
-
 static PyObject *state_error(int rc, PyObject *key)
 {
     switch (rc) {
@@ -458,14 +429,14 @@ static PyObject *state_set(PyObject *module, PyObject *const *args, Py_ssize_t n
             return rc == PYX_STATE_OK ? Py_NewRef(Py_None) : state_error(rc, args[0]);
         }
     }
-    state_types st;
+    pyx_module_types st;
     pyx_buf b = {0}; /* owned until adopted by the value */
-    if (types_get(module, &st) < 0 || pyx_to_etf(&st.t, args[1], &b) < 0) {
-        types_put(&st);
+    if (pyx_module_types_get(module, &st) < 0 || pyx_to_etf(&st.t, args[1], &b) < 0) {
+        pyx_module_types_put(&st);
         pyx_buf_free(&b);
         return NULL;
     }
-    types_put(&st);
+    pyx_module_types_put(&st);
     rc = pyx_state_put(k, (size_t)kn, pyx_state_val_adopt(b.data, b.len));
     return rc == PYX_STATE_OK ? Py_NewRef(Py_None) : state_error(rc, args[0]);
 }
@@ -484,13 +455,13 @@ static PyObject *state_get(PyObject *module, PyObject *key)
         return state_error(rc, key);
     if (v == NULL)
         return PyLong_FromLongLong(n);
-    state_types st;
+    pyx_module_types st;
     PyObject *res = NULL;
-    if (types_get(module, &st) == 0) {
+    if (pyx_module_types_get(module, &st) == 0) {
         size_t pos = 0;
         res = pyx_from_etf(&st.t, v->data, v->len, &pos);
     }
-    types_put(&st);
+    pyx_module_types_put(&st);
     pyx_state_val_release(v);
     return res;
 }
