@@ -35,17 +35,17 @@ run(Op, Ctx, Payload, Timeout) ->
     case py_callback:caller() of
         none ->
             case py_semaphore:acquire() of
-                ok -> send_payload(Op, Ctx, Payload, Timeout, call);
+                ok -> send_payload(Op, Ctx, Payload, Timeout, call, none);
                 {error, _} = Error -> Error
             end;
-        {_Caller, _Chain} ->
-            send_payload(Op, Ctx, Payload, Timeout, nested)
+        {_Caller, Chain} ->
+            send_payload(Op, Ctx, Payload, Timeout, nested, Chain)
     end.
 
-send_payload(Op, Ctx, Payload, Timeout, Kind) ->
+send_payload(Op, Ctx, Payload, Timeout, Kind, Chain) ->
     case erlang:external_size(Payload) >= py_slot:min_size() of
-        true -> large(Op, Ctx, Payload, Timeout, Kind);
-        false -> request(header(Op, Ctx, none), term_to_binary(Payload), Timeout, Kind)
+        true -> large(Op, Ctx, Payload, Timeout, Kind, Chain);
+        false -> request(header(Op, Ctx, none, Chain), term_to_binary(Payload), Timeout, Kind)
     end.
 
 %% @doc A control request without payload, outside the semaphore. The header is
@@ -120,30 +120,23 @@ give_up(Port, Id, Alias) ->
 %% A large payload goes through the caller's slot when it can. Its encoding is
 %% an iovec, which refers to large binaries instead of copying them (but costs
 %% more than term_to_binary/1 for a small term).
-large(Op, Ctx, Payload, Timeout, Kind) ->
+large(Op, Ctx, Payload, Timeout, Kind, Chain) ->
     Enc = erlang:term_to_iovec(Payload),
     case py_slot:put(Enc) of
         {ok, Path} ->
-            Result = request(header(Op, Ctx, {slot, Path, iolist_size(Enc)}), <<>>, Timeout, Kind),
+            Result = request(header(Op, Ctx, {slot, Path, iolist_size(Enc)}, Chain), <<>>, Timeout, Kind),
             %% after a timeout or a crash the sidecar may still use the slot
             py_slot:done(not lost(Result)),
             Result;
         none ->
-            request(header(Op, Ctx, none), Enc, Timeout, Kind)
+            request(header(Op, Ctx, none, Chain), Enc, Timeout, Kind)
     end.
 
 %% `{Op, Id, Ctx}', `{Op, Id, Ctx, Slot}', or, in a callback from Python,
 %% `{Op, Id, Ctx, Slot | none, Chain}' (docs/PROTOCOL.md), without the Id.
-header(Op, Ctx, Slot) ->
-    Chain = case py_callback:caller() of
-                {_Caller, C} -> C;
-                none -> none
-            end,
-    case {Chain, Slot} of
-        {none, none} -> [Op, Ctx];
-        {none, _} -> [Op, Ctx, Slot];
-        _ -> [Op, Ctx, Slot, Chain]
-    end.
+header(Op, Ctx, none, none) -> [Op, Ctx];
+header(Op, Ctx, Slot, none) -> [Op, Ctx, Slot];
+header(Op, Ctx, Slot, Chain) -> [Op, Ctx, Slot, Chain].
 
 lost({error, timeout}) -> true;
 lost({error, {python_crashed, _}}) -> true;
