@@ -1,12 +1,16 @@
 %% @doc Top supervisor of erlang_python, `rest_for_one':
 %% <ol>
+%% <li>`py_callback': the registry of functions Python may call;</li>
+%% <li>`py_lifecycle': up or restarting, crash backoff, restart subscribers;</li>
 %% <li>`py_semaphore': the load-control counter;</li>
 %% <li>`py_sidecar': owns the port to `pyport';</li>
 %% <li>`py_context_sup': the context processes (and their pid -> id table);</li>
 %% <li>`py_context_router': the pools and the routing of calls.</li>
 %% </ol>
 %% When the sidecar dies, the contexts and the router are restarted after it:
-%% contexts do not outlive the sidecar that holds them.
+%% contexts do not outlive the sidecar that holds them. The intensity is
+%% `max_restarts' in `max_restart_period_s' (py_config); `py_sidecar' waits
+%% the backoff `py_lifecycle' gives before each new sidecar.
 -module(erlang_python_sup).
 
 -behaviour(supervisor).
@@ -20,8 +24,11 @@ start_link() ->
 
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
-    SupFlags = #{strategy => rest_for_one, intensity => 5, period => 10},
+    SupFlags = #{strategy => rest_for_one,
+                 intensity => py_config:max_restarts(),
+                 period => py_config:max_restart_period_s()},
     Children = [worker(py_callback), % its registry outlives sidecar restarts
+                worker(py_lifecycle),
                 worker(py_semaphore),
                 worker(py_sidecar),
                 #{id => py_context_sup,

@@ -47,7 +47,8 @@
          register_pool/2, unregister_pool/1,
          register_function/2, register_function/3, unregister_function/1,
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
-         state_incr/1, state_incr/2, state_decr/1, state_decr/2]).
+         state_incr/1, state_incr/2, state_decr/1, state_decr/2,
+         subscribe_restarts/0, unsubscribe_restarts/0]).
 
 -type code() :: unicode:chardata() | iodata().
 -type name() :: atom() | binary().
@@ -319,6 +320,23 @@ unregister_function(Name) ->
     py_callback:unregister(Name).
 
 %%--------------------------------------------------------------------
+%% Sidecar restarts (see py_lifecycle)
+
+%% @doc Get `{py_restarted, Info}' each time the sidecar is back after a
+%% crash, with its contexts, pools, registered functions, `python_path' and
+%% shared state; what `py:exec' defined is gone, so a subscriber runs its
+%% set-up code again. `Info' is `#{crash => CrashInfo, restarts => N,
+%% down_ms => Ms}', `CrashInfo' being what calls in flight got as
+%% `{error, {python_crashed, CrashInfo}}'. Ends with the caller's death.
+-spec subscribe_restarts() -> ok | {error, not_started}.
+subscribe_restarts() ->
+    py_lifecycle:subscribe().
+
+-spec unsubscribe_restarts() -> ok | {error, not_started}.
+unsubscribe_restarts() ->
+    py_lifecycle:unsubscribe().
+
+%%--------------------------------------------------------------------
 %% Shared state (see py_state): one store for every context and Erlang
 
 %% @doc Store `Value' under `Key' (an atom, binary or string: one UTF-8
@@ -411,7 +429,7 @@ prepare4(_M, _F, _Args, Kwargs) ->
 prepare_call(Target, M, F, Args, Kwargs, Timeout) ->
     case py_payload:call(M, F, Args, Kwargs) of
         {ok, {MB, FB, _, _} = Payload} ->
-            with_timeout(Timeout, call, context(Target, MB, FB), Payload);
+            with_timeout(Timeout, call, context(Target, MB, FB, Timeout), Payload);
         {error, _} = Error ->
             Error
     end.
@@ -419,7 +437,7 @@ prepare_call(Target, M, F, Args, Kwargs, Timeout) ->
 -spec prepare(py_request:op(), target(), {ok, tuple()} | {error, term()}, term()) ->
           {ok, prepared()} | {error, term()}.
 prepare(Op, Target, {ok, Payload}, Timeout) ->
-    with_timeout(Timeout, Op, context(Target, undefined, undefined), Payload);
+    with_timeout(Timeout, Op, context(Target, undefined, undefined, Timeout), Payload);
 prepare(_Op, _Target, {error, _} = Error, _Timeout) ->
     Error.
 
@@ -430,6 +448,23 @@ with_timeout(Timeout, Op, {ok, Ctx}, Payload) ->
     end;
 with_timeout(_Timeout, _Op, {error, _} = Error, _Payload) ->
     Error.
+
+context(Target, M, F, Timeout) ->
+    case context(Target, M, F) of
+        {error, E} = Error when E =:= not_started; E =:= no_contexts ->
+            %% while the sidecar restarts, a call waits for it (up to its timeout)
+            case {py_lifecycle:state(), py_payload:timeout(Timeout)} of
+                {restarting, {ok, T}} ->
+                    case py_lifecycle:await_up(T) of
+                        ok -> context(Target, M, F);
+                        {error, _} -> Error
+                    end;
+                _ ->
+                    Error
+            end;
+        Other ->
+            Other
+    end.
 
 context(route, M, F) ->
     py_context_router:route(M, F);

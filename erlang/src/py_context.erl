@@ -11,7 +11,7 @@
 -behaviour(gen_server).
 
 -export([start_link/2, stop/1, exec/2, exec/3, eval/3, eval/4, call/5, call/6,
-         ctx_id/1, mode/1, new_table/0, cleanup/2]).
+         ctx_id/1, mode/1, label/1, new_table/0, cleanup/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TAB, py_contexts).
@@ -116,6 +116,16 @@ mode(Pid) ->
         error:badarg -> {error, {bad_context, Pid}}
     end.
 
+%% @doc The label the context was started with (`{Pool, Index}' for the
+%% router's contexts).
+-spec label(pid()) -> {ok, term()} | {error, {bad_context, pid()}}.
+label(Pid) ->
+    try ets:lookup_element(?TAB, Pid, 4) of
+        Label -> {ok, Label}
+    catch
+        error:badarg -> {error, {bad_context, Pid}}
+    end.
+
 %% @doc Create the pid -> context id table; called by the owner, `py_context_sup'.
 -spec new_table() -> ok.
 new_table() ->
@@ -144,7 +154,7 @@ destroy(Ctx) ->
 -spec init({term(), pos_integer(), mode()}) -> {ok, #state{}}.
 init({Id, Ctx, Mode}) ->
     process_flag(trap_exit, true),
-    true = ets:insert(?TAB, {self(), Ctx, Mode}),
+    true = ets:insert(?TAB, {self(), Ctx, Mode, Id}),
     {ok, #state{id = Id, ctx = Ctx, mode = Mode}}.
 
 -spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.

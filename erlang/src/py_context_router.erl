@@ -87,8 +87,11 @@ started() ->
 -spec get_context() -> pid() | {error, not_started}.
 get_context() ->
     case get(?BOUND) of
-        Pid when is_pid(Pid) ->
-            Pid;
+        {_, _} = Bound ->
+            case bound(Bound) of
+                {ok, Pid, _Ctx} -> Pid;
+                {error, _} -> {error, not_started}
+            end;
         undefined ->
             case pick(?DEFAULT) of
                 {ok, Pid, _Ctx} -> Pid;
@@ -109,15 +112,42 @@ get_context(N) ->
     end.
 
 %% @doc Send the caller's calls without an explicit context to `Pid' until
-%% {@link unbind_context/0}.
+%% {@link unbind_context/0}. The binding is to the context's place in its
+%% pool: after a sidecar restart it goes on with the context that took
+%% that place.
 -spec bind_context(pid()) -> ok | {error, {bad_context, term()} | not_started}.
 bind_context(Pid) ->
     case py_context:ctx_id(Pid) of
         {ok, _} ->
-            put(?BOUND, Pid),
+            {ok, Label} = py_context:label(Pid),
+            put(?BOUND, {Pid, Label}),
             ok;
         {error, _} = Error ->
             Error
+    end.
+
+%% The bound context, or the one that took its place in its pool.
+bound({Pid, Label}) ->
+    case py_context:ctx_id(Pid) of
+        {ok, Ctx} ->
+            {ok, Pid, Ctx};
+        {error, _} = Error ->
+            case Label of
+                {Name, I} when is_atom(Name), is_integer(I) ->
+                    case persistent_term:get(?POOL(Name), undefined) of
+                        Members when is_tuple(Members), I =< tuple_size(Members) ->
+                            {Pid1, Ctx1} = element(I, Members),
+                            put(?BOUND, {Pid1, Label}),
+                            {ok, Pid1, Ctx1};
+                        _ ->
+                            case py_lifecycle:state() of
+                                restarting -> {error, no_contexts};
+                                _ -> Error
+                            end
+                    end;
+                _ ->
+                    Error
+            end
     end.
 
 -spec unbind_context() -> ok.
@@ -243,8 +273,11 @@ route(M, F) ->
                 {{Caller, _Chain}, _} ->
                     %% in a callback from Python: back to the calling context
                     {ok, Caller};
-                {none, Pid} when is_pid(Pid) ->
-                    py_context:ctx_id(Pid);
+                {none, {_, _} = Bound} ->
+                    case bound(Bound) of
+                        {ok, _Pid, Ctx} -> {ok, Ctx};
+                        {error, _} = Error -> Error
+                    end;
                 {none, undefined} ->
                     case pick(?DEFAULT) of
                         {ok, _Pid, Ctx} -> {ok, Ctx};
@@ -302,6 +335,8 @@ init([]) ->
     start_pools(Specs, #state{}).
 
 start_pools([], State) ->
+    %% calls waiting for a restarted sidecar go on
+    py_lifecycle:up(),
     {ok, State};
 start_pools([{Name, {Size, Mode}} | Rest], State) ->
     start_pools([{Name, Size, Mode} | Rest], State);

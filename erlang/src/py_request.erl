@@ -91,9 +91,13 @@ request([Tag | Rest], Payload, Timeout, Kind) ->
                     unsent(Kind),
                     {error, {python_crashed, #{reason => port_closed}}}
             end;
-        {error, _} = Error ->
+        {error, not_started} ->
             unsent(Kind),
-            Error
+            case py_lifecycle:state() of
+                %% the context this request was for died with the sidecar
+                restarting -> {error, {python_crashed, #{reason => restarting}}};
+                _ -> {error, not_started}
+            end
     end.
 
 unsent(call) -> py_semaphore:release();

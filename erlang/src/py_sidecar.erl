@@ -9,8 +9,14 @@
 %% (an alias of the caller), so a large result is decoded once, by the caller.
 %%
 %% When the sidecar exits, this process stops with
-%% `{python_crashed, #{status => N}}': callers in flight monitor it and get
-%% that error, and the supervisor starts a new sidecar.
+%% `{python_crashed, Info}': callers in flight monitor it and get that error,
+%% and the supervisor starts a new sidecar, after the backoff
+%% {@link py_lifecycle} gives. `Info' has the exit `status' (2 for a
+%% segfault or abort in Python or C, N for `os._exit(N)', 128 + S for a
+%% signal S, which is also given as `signal'), and the `reason' the sidecar
+%% gave before it exited, when it gave one (`{stuck, Ctx, GraceMs}': a
+%% cancelled call stayed in C code). The processes Python started (its
+%% process group) are killed with it.
 -module(py_sidecar).
 
 -behaviour(gen_server).
@@ -29,7 +35,9 @@
                   subinterp_supported := boolean()}.
 -export_type([info/0]).
 
--record(state, {port :: port() | undefined}).
+-record(state, {port :: port() | undefined,
+                os_pid :: integer() | undefined,
+                exit_reason :: term()}). % from a '$exit' packet
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
@@ -74,12 +82,23 @@ init([]) ->
                    {error, _} -> []
                end,
     erlang:send_after(?SWEEP_MS, self(), sweep_slots),
+    case py_lifecycle:backoff() of
+        0 -> ok;
+        Delay ->
+            logger:notice("erlang_python: sidecar restarts in ~b ms", [Delay],
+                          #{domain => [erlang_python]}),
+            timer:sleep(Delay)
+    end,
     Port = py_port_exe:open(py_config:port_args() ++ SlotArgs),
+    OsPid = case erlang:port_info(Port, os_pid) of
+                {os_pid, P} -> P;
+                undefined -> undefined
+            end,
     case handshake(Port) of
         {ok, Info} ->
             persistent_term:put(?INFO_KEY, Info),
             persistent_term:put(?KEY, {Port, self()}),
-            {ok, #state{port = Port}};
+            {ok, #state{port = Port, os_pid = OsPid}};
         {error, Reason} ->
             catch port_close(Port),
             py_slot:close_dir(),
@@ -121,27 +140,33 @@ handle_cast(_Msg, State) ->
 
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
 handle_info({Port, {data, Bin}}, #state{port = Port} = State) ->
-    route(Bin),
-    {noreply, State};
+    case route(Bin) of
+        ok -> {noreply, State};
+        {exit, Reason} -> {noreply, State#state{exit_reason = Reason}}
+    end;
 handle_info({Port, {exit_status, N}}, #state{port = Port} = State) ->
-    {stop, {python_crashed, #{status => N}}, State#state{port = undefined}};
+    crashed(crash_info(N, State#state.exit_reason), State);
 handle_info(sweep_slots, State) ->
     _ = py_slot:sweep(),
     erlang:send_after(?SWEEP_MS, self(), sweep_slots),
     {noreply, State};
 handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
-    {stop, {python_crashed, #{reason => Reason}}, State#state{port = undefined}};
+    crashed(#{reason => Reason}, State);
 handle_info(_Other, State) ->
     {noreply, State}.
 
 %% The hot path: read the id only, forward the rest as a sub-binary. A reply
 %% for a caller that gave up goes to a dead alias and is dropped by the runtime.
 %% A packet whose id is '$log' is for the logger (docs/PROTOCOL.md).
+-spec route(binary()) -> ok | {exit, term()}.
 route(Bin) ->
     try
         case binary_to_term(Bin, [used]) of
             {'$log', Used} ->
                 log(binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)));
+            {'$exit', Used} ->
+                %% why the sidecar is about to exit
+                {exit, binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used))};
             {'$send', Used} ->
                 %% erlang.send(Dest, Message) from Python
                 {Dest, Message} = binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)),
@@ -168,6 +193,32 @@ route(Bin) ->
             logger:warning("erlang_python: dropped an unreadable reply (~b bytes)",
                            [byte_size(Bin)])
     end.
+
+%% The sidecar is gone: the service is down until the router has contexts
+%% again, and so are the processes Python started (its process group).
+crashed(Info, #state{os_pid = OsPid} = State) ->
+    py_lifecycle:down(Info),
+    kill_group(OsPid),
+    {stop, {python_crashed, Info}, State#state{port = undefined}}.
+
+crash_info(Status, ExitReason) ->
+    Info = case Status > 128 of
+               true -> #{status => Status, signal => Status - 128};
+               false -> #{status => Status}
+           end,
+    case ExitReason of
+        undefined -> Info;
+        _ -> Info#{reason => ExitReason}
+    end.
+
+%% pyport leads its own process group (its pid is the group's id); what
+%% Python started there is killed, in the background: an exit status
+%% means pyport itself is gone already.
+kill_group(OsPid) when is_integer(OsPid) ->
+    _ = spawn(fun() -> os:cmd("kill -KILL -- -" ++ integer_to_list(OsPid) ++ " 2>/dev/null") end),
+    ok;
+kill_group(undefined) ->
+    ok.
 
 %% A Python traceback (or another message of the sidecar) for the logger.
 log({Level, Ctx, Text}) when is_atom(Level), is_binary(Text) ->

@@ -8,7 +8,9 @@
          has_module/2, equal/3]).
 
 -define(KEYS, [num_contexts, max_concurrent, num_executors, python, python_path,
-               call_timeout, sandbox]).
+               call_timeout, sandbox, max_restarts, max_restart_period_s,
+               restart_backoff_ms, restart_backoff_max_ms, restart_window_ms,
+               max_memory_mb, stuck_grace_ms]).
 
 %% Start erlang_python afresh with Env (a proplist of application env keys);
 %% every other key is back to its default.

@@ -1,0 +1,191 @@
+%% @doc The sidecar's life as the rest of the application sees it: up or
+%% restarting, how often it crashed lately, and who wants to know when it
+%% comes back.
+%%
+%% It runs under `erlang_python_sup' before `py_sidecar', so it outlives
+%% every sidecar restart:
+%% <ul>
+%% <li>`py_sidecar' reports a crash ({@link down/1}) before it stops, and
+%%     asks, before it opens the next port, how long to wait first
+%%     ({@link backoff/0}): nothing for the first crash in
+%%     `restart_window_ms', then `restart_backoff_ms' doubling with each
+%%     further crash, up to `restart_backoff_max_ms';</li>
+%% <li>`py_context_router' reports the service up ({@link up/0}) once the
+%%     contexts run again: subscribers ({@link subscribe/0}) then get
+%%     `{py_restarted, Info}' and calls made meanwhile go on
+%%     ({@link await_up/1}).</li>
+%% </ul>
+%% The supervisor's intensity (`max_restarts' in `max_restart_period_s')
+%% still bounds the whole: a sidecar that cannot stay up stops the
+%% application.
+-module(py_lifecycle).
+
+-behaviour(gen_server).
+
+-export([start_link/0, subscribe/0, unsubscribe/0, down/1, up/0, backoff/0,
+         await_up/1, state/0, status/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-define(SERVER, ?MODULE).
+-define(UP, {?MODULE, up}).
+
+-type restart_info() :: #{crash := map(),   % the python_crashed Info of the crash
+                          restarts := pos_integer(), % restarts since the application started
+                          down_ms := non_neg_integer()}. % from the crash to service back
+-export_type([restart_info/0]).
+
+-record(state, {up = false :: boolean(),
+                crash :: map() | undefined,           % the last crash, while down
+                down_at :: integer() | undefined,     % monotonic ms
+                crashes = [] :: [integer()],          % monotonic ms, newest first
+                restarts = 0 :: non_neg_integer(),
+                waiting = [] :: [gen_server:from()],  % await_up callers
+                subscribers = #{} :: #{pid() => reference()}}).
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?SERVER}, ?MODULE, [], []).
+
+%% @doc Send the caller `{py_restarted, Info}' (see {@link restart_info()})
+%% each time the sidecar is back after a crash: contexts, pools, registered
+%% functions, `python_path' and the shared state are back, but what
+%% `py:exec' defined is not, so this is the place to run set-up code again.
+%% Ends with {@link unsubscribe/0} or the caller's death.
+-spec subscribe() -> ok | {error, not_started}.
+subscribe() ->
+    call({subscribe, self()}).
+
+-spec unsubscribe() -> ok | {error, not_started}.
+unsubscribe() ->
+    call({unsubscribe, self()}).
+
+%% @doc The sidecar died with `Info' (py_sidecar).
+-spec down(map()) -> ok.
+down(Info) ->
+    persistent_term:put(?UP, false),
+    gen_server:cast(?SERVER, {down, Info, erlang:monotonic_time(millisecond)}).
+
+%% @doc The contexts run (py_context_router).
+-spec up() -> ok.
+up() ->
+    persistent_term:put(?UP, true),
+    gen_server:cast(?SERVER, {up, erlang:monotonic_time(millisecond)}).
+
+%% @doc Milliseconds to wait before the next sidecar starts (py_sidecar).
+-spec backoff() -> non_neg_integer().
+backoff() ->
+    case whereis(?SERVER) of
+        undefined -> 0;
+        _ -> gen_server:call(?SERVER, backoff)
+    end.
+
+%% @doc Return when the service is up, waiting at most `Timeout' ms for a
+%% restart to finish: `ok', `{error, timeout}', or `{error, not_started}'
+%% when the application does not run.
+-spec await_up(timeout()) -> ok | {error, timeout | not_started}.
+await_up(Timeout) ->
+    case persistent_term:get(?UP, undefined) of
+        true -> ok;
+        undefined -> {error, not_started};
+        false ->
+            try gen_server:call(?SERVER, await_up, Timeout)
+            catch
+                exit:{timeout, _} -> {error, timeout};
+                exit:_ -> {error, not_started}
+            end
+    end.
+
+%% @doc Whether the service is `up', `restarting' or `not_started', without a
+%% message.
+-spec state() -> up | restarting | not_started.
+state() ->
+    case persistent_term:get(?UP, undefined) of
+        true -> up;
+        false -> restarting;
+        undefined -> not_started
+    end.
+
+%% @doc `up' or `restarting', and the restarts so far.
+-spec status() -> {up | restarting, non_neg_integer()} | {error, not_started}.
+status() ->
+    call(status).
+
+call(Request) ->
+    try gen_server:call(?SERVER, Request)
+    catch exit:_ -> {error, not_started}
+    end.
+
+%%--------------------------------------------------------------------
+
+-spec init([]) -> {ok, #state{}}.
+init([]) ->
+    persistent_term:put(?UP, false),
+    {ok, #state{}}.
+
+-spec handle_call(term(), gen_server:from(), #state{}) ->
+          {reply, term(), #state{}} | {noreply, #state{}}.
+handle_call({subscribe, Pid}, _From, #state{subscribers = Subs} = State) ->
+    case Subs of
+        #{Pid := _} -> {reply, ok, State};
+        #{} -> {reply, ok, State#state{subscribers = Subs#{Pid => monitor(process, Pid)}}}
+    end;
+handle_call({unsubscribe, Pid}, _From, #state{subscribers = Subs} = State) ->
+    case maps:take(Pid, Subs) of
+        {MRef, Subs1} ->
+            demonitor(MRef, [flush]),
+            {reply, ok, State#state{subscribers = Subs1}};
+        error ->
+            {reply, ok, State}
+    end;
+handle_call(backoff, _From, #state{crashes = Crashes} = State) ->
+    Now = erlang:monotonic_time(millisecond),
+    Window = py_config:restart_window_ms(),
+    Recent = [T || T <- Crashes, Now - T =< Window],
+    Delay = case length(Recent) of
+                N when N =< 1 -> 0;
+                N -> min(py_config:restart_backoff_max_ms(),
+                         py_config:restart_backoff_ms() bsl min(N - 2, 20))
+            end,
+    {reply, Delay, State#state{crashes = Recent}};
+handle_call(await_up, _From, #state{up = true} = State) ->
+    {reply, ok, State};
+handle_call(await_up, From, #state{waiting = Waiting} = State) ->
+    {noreply, State#state{waiting = [From | Waiting]}};
+handle_call(status, _From, #state{up = Up, restarts = N} = State) ->
+    {reply, {case Up of true -> up; false -> restarting end, N}, State};
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast({down, Info, At}, #state{crashes = Crashes} = State) ->
+    {noreply, State#state{up = false, crash = Info, down_at = At, crashes = [At | Crashes]}};
+handle_cast({up, _At}, #state{crash = undefined} = State) ->
+    %% the first start, or the router restarted alone
+    {noreply, release(State#state{up = true})};
+handle_cast({up, At}, #state{crash = Crash, down_at = Down, restarts = N} = State) ->
+    Info = #{crash => Crash, restarts => N + 1, down_ms => At - Down},
+    logger:notice("erlang_python: sidecar back ~b ms after a crash: ~p", [At - Down, Crash],
+                  #{domain => [erlang_python]}),
+    _ = [Pid ! {py_restarted, Info} || Pid <- maps:keys(State#state.subscribers)],
+    {noreply, release(State#state{up = true, crash = undefined, down_at = undefined,
+                                  restarts = N + 1})};
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+release(#state{waiting = Waiting} = State) ->
+    _ = [gen_server:reply(From, ok) || From <- Waiting],
+    State#state{waiting = []}.
+
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({'DOWN', MRef, process, Pid, _}, #state{subscribers = Subs} = State) ->
+    case Subs of
+        #{Pid := MRef} -> {noreply, State#state{subscribers = maps:remove(Pid, Subs)}};
+        #{} -> {noreply, State}
+    end;
+handle_info(_Msg, State) ->
+    {noreply, State}.
+
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, _State) ->
+    _ = persistent_term:erase(?UP),
+    ok.

@@ -1,0 +1,199 @@
+%% Crash isolation (issue #5): whatever kills the sidecar, the BEAM stays up,
+%% every caller in flight gets {error, {python_crashed, Info}}, and the
+%% service comes back with its contexts, pools, registered functions,
+%% python_path and bound processes.
+-module(py_crash_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include("py_ct.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([segfault/1, abort/1, os_exit/1, sigkill/1,
+         exec_globals_are_lost/1, calls_wait_for_restart/1, backoff/1,
+         intensity/1, unsubscribe/1]).
+
+all() ->
+    [segfault, abort, os_exit, sigkill, exec_globals_are_lost,
+     calls_wait_for_restart, backoff, intensity, unsubscribe].
+
+init_per_suite(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), "pypath"),
+    ok = filelib:ensure_path(Dir),
+    ok = file:write_file(filename:join(Dir, "crashmod.py"), <<"def answer():\n    return 42\n">>),
+    [{pypath, Dir} | Config].
+
+end_per_suite(_Config) ->
+    py_ct:stop().
+
+init_per_testcase(_Case, Config) ->
+    py_ct:start([{num_contexts, 2}, {python_path, [?config(pypath, Config)]},
+                 {max_restarts, 20}, {max_concurrent, 50}]),
+    {ok, _} = py_context_router:start_pool(crash_worker, 1, worker),
+    ok = py:register_function(twice, fun([X]) -> 2 * X end),
+    Config.
+
+end_per_testcase(_Case, _Config) ->
+    _ = py_context_router:stop_pool(crash_worker),
+    _ = py:unregister_function(twice),
+    py_ct:stop().
+
+%%--------------------------------------------------------------------
+
+%% A segfault in C (ctypes reads address 0) in a worker context.
+segfault(_Config) ->
+    Info = crash_and_recover(fun() ->
+                                     py:exec(crash_worker, <<"import ctypes; ctypes.string_at(0)">>)
+                             end),
+    ?expect(#{status := 2}, Info).
+
+abort(_Config) ->
+    Info = crash_and_recover(fun() -> py:exec(py:context(1), <<"import os; os.abort()">>) end),
+    ?expect(#{status := 2}, Info).
+
+os_exit(_Config) ->
+    Info = crash_and_recover(fun() -> py:exec(py:context(1), <<"import os; os._exit(3)">>) end),
+    ?expect(#{status := 3}, Info).
+
+%% SIGKILL from outside, as the OOM killer would.
+sigkill(_Config) ->
+    Info = crash_and_recover(fun() -> kill_sidecar(), {error, {python_crashed, killed}} end),
+    ?expect(#{status := 137, signal := 9}, Info).
+
+%% What py:exec defined lived in the dead sidecar.
+exec_globals_are_lost(_Config) ->
+    ?expect(ok, py:exec(py:context(1), <<"defined_before = 1">>)),
+    ok = py:subscribe_restarts(),
+    kill_sidecar(),
+    restarted(),
+    ?expect({error, {'NameError', _}}, py:eval(py:context(1), <<"defined_before">>)).
+
+%% A call made while the sidecar restarts waits for it instead of failing.
+calls_wait_for_restart(_Config) ->
+    %% the second crash in the window waits restart_backoff_ms
+    application:set_env(erlang_python, restart_backoff_ms, 500),
+    ok = py:subscribe_restarts(),
+    kill_sidecar(),
+    restarted(),
+    kill_sidecar(),
+    py_ct:wait_until(fun() -> py_lifecycle:state() =:= restarting end, 5000, "restarting"),
+    Parent = self(),
+    Pids = [spawn(fun() -> Parent ! {result, self(), py:eval(<<"6 * 7">>)} end)
+            || _ <- lists:seq(1, 10)],
+    ?expect(restarting, py_lifecycle:state()),
+    [receive {result, P, R} -> ?expect({ok, 42}, R) after 10000 -> ct:fail(hung) end
+     || P <- Pids],
+    restarted().
+
+%% Crashes in a row wait longer and longer before the next sidecar.
+backoff(_Config) ->
+    application:set_env(erlang_python, restart_backoff_ms, 200),
+    ok = py:subscribe_restarts(),
+    Downs = [begin kill_sidecar(), maps:get(down_ms, restarted()) end
+             || _ <- lists:seq(1, 3)],
+    ct:log("down ms: ~p", [Downs]),
+    [_, Second, Third] = Downs,
+    true = Second >= 200 orelse ct:fail("2nd restart after ~b ms", [Second]),
+    true = Third >= 400 orelse ct:fail("3rd restart after ~b ms", [Third]).
+
+%% More crashes than max_restarts in max_restart_period_s stop the
+%% application; the BEAM stays up.
+intensity(_Config) ->
+    py_ct:stop(),
+    py_ct:start([{num_contexts, 1}, {max_restarts, 2}, {restart_backoff_ms, 0}]),
+    kill_until_down(10),
+    py_ct:wait_until(fun() -> not lists:keymember(erlang_python, 1, application:which_applications()) end,
+                     10000, "the application to stop"),
+    ?expect({error, not_started}, py:eval(<<"1">>)).
+
+kill_until_down(0) ->
+    ct:fail("the supervisor did not give up");
+kill_until_down(N) ->
+    Up = fun() -> whereis(erlang_python_sup) =:= undefined orelse is_integer(os_pid()) end,
+    py_ct:wait_until(Up, 10000, "a sidecar or the end"),
+    case whereis(erlang_python_sup) of
+        undefined -> ok;
+        _ -> catch kill_sidecar(), kill_until_down(N - 1)
+    end.
+
+unsubscribe(_Config) ->
+    ok = py:subscribe_restarts(),
+    ok = py:unsubscribe_restarts(),
+    kill_sidecar(),
+    py_ct:wait_until(fun() -> py:eval(<<"1">>) =:= {ok, 1} end, 10000, "service back"),
+    receive {py_restarted, _} -> ct:fail("notified after unsubscribe") after 200 -> ok end.
+
+%%--------------------------------------------------------------------
+
+%% Crash the sidecar with Crash() while callers are in flight: every one is
+%% answered with python_crashed, subscribers hear of the restart, and the
+%% service is back as it was. Returns the crash's Info.
+crash_and_recover(Crash) ->
+    ok = py:subscribe_restarts(),
+    Parent = self(),
+    %% a bound process, bound to context 2, lives through the restart
+    Bound = spawn_link(fun() -> bound_loop(Parent) end),
+    receive {bound, Bound, Ctx2} -> ?equal(py:context(2), Ctx2) end,
+    Sleepers = [spawn_link(fun() -> Parent ! {slept, self(), py:call(py:context(2), time, sleep, [30])} end)
+                || _ <- lists:seq(1, 4)],
+    Refs = [py:spawn_call(time, sleep, [30]) || _ <- lists:seq(1, 4)],
+    py_ct:wait_until(fun() -> py_semaphore:current() >= 8 end, 5000, "callers in flight"),
+    {T, R} = py_ct:timed(Crash),
+    ct:log("crash answered in ~.1f ms: ~p", [T, R]),
+    ?expect({error, {python_crashed, _}}, R),
+    [receive {slept, P, Res} -> ?expect({error, {python_crashed, #{status := _}}}, Res)
+     after 5000 -> ct:fail("a caller in flight hung")
+     end || P <- Sleepers],
+    [?expect({error, {python_crashed, #{status := _}}}, py:await(Ref, 5000)) || Ref <- Refs],
+    #{crash := Info} = restarted(),
+    %% everything is back
+    ?expect({ok, 4}, py:eval(<<"2 + 2">>)),
+    ?expect({ok, 42}, py:call(crashmod, answer, [])),             % python_path
+    ?expect({ok, 42}, py:eval(<<"__import__('erlang').twice(21)">>)), % registered function
+    ?expect({ok, [_]}, py_context_router:pool_contexts(crash_worker)),
+    ?expect({ok, 2.0}, py:call(crash_worker, math, sqrt, [4])),
+    ?equal(2, py_context_router:num_contexts()),
+    Bound ! {check, self()},
+    receive {checked, Bound, Got} -> ?expect({ok, _, 2}, Got) after 10000 -> ct:fail(bound_hung) end,
+    unlink(Bound),
+    exit(Bound, kill),
+    Info.
+
+%% A process bound to context 2: after the restart its calls go to the new
+%% context 2.
+bound_loop(Parent) ->
+    ok = py_context_router:bind_context(py:context(2)),
+    Parent ! {bound, self(), py:context()},
+    receive
+        {check, From} ->
+            R = case py:exec(<<"import threading">>) of
+                    ok -> {ok, py:context(), py:context() =:= py:context(2) andalso 2};
+                    Error -> Error
+                end,
+            From ! {checked, self(), R}
+    end.
+
+%% Wait for the notification of a restart.
+restarted() ->
+    receive
+        {py_restarted, Info} ->
+            ct:log("restarted: ~p", [Info]),
+            #{crash := _, restarts := _, down_ms := _} = Info
+    after 20000 ->
+        ct:fail("no py_restarted")
+    end.
+
+os_pid() ->
+    case py_sidecar:port() of
+        undefined -> undefined;
+        Port ->
+            case erlang:port_info(Port, os_pid) of
+                {os_pid, P} -> P;
+                undefined -> undefined
+            end
+    end.
+
+kill_sidecar() ->
+    py_ct:wait_until(fun() -> is_integer(os_pid()) end, 10000, "a sidecar"),
+    _ = os:cmd("kill -KILL " ++ integer_to_list(os_pid())),
+    ok.
