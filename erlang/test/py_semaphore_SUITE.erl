@@ -8,11 +8,11 @@
          end_per_testcase/2]).
 -export([defaults/1, overloaded_at_once/1, limit_holds_under_load/1,
          slots_released_on_errors/1, killed_caller_slot_reclaimed/1, sidecar_crash_resets/1,
-         env_limit/1]).
+         env_limit/1, ten_thousand_callers/1]).
 
 all() ->
     [defaults, overloaded_at_once, limit_holds_under_load, slots_released_on_errors,
-     killed_caller_slot_reclaimed, sidecar_crash_resets, env_limit].
+     killed_caller_slot_reclaimed, sidecar_crash_resets, env_limit, ten_thousand_callers].
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 2}]),
@@ -121,3 +121,69 @@ env_limit(_Config) ->
     after
         py_ct:start([{num_contexts, 2}])
     end.
+
+%% 10,000 callers at once, each calling for a second: each call is served
+%% or refused with {overloaded, Cur, Max} (nobody hangs), a probe process
+%% still gets served (the port is not starved), and memory comes back.
+ten_thousand_callers(_Config) ->
+    ok = py_semaphore:set_max_concurrent(64),
+    erlang:garbage_collect(),
+    Before = memory(),
+    Parent = self(),
+    Deadline = erlang:monotonic_time(millisecond) + 1000,
+    Pids = [spawn(fun() -> Parent ! {done, self(), storm(Deadline, 0, 0, 0)} end)
+            || _ <- lists:seq(1, 10000)],
+    Probe = spawn(fun() -> Parent ! {probe, probe(Deadline + 1000, 0)} end),
+    During = memory(),
+    Results = [receive {done, P, R} -> R after 60000 -> ct:fail("a caller hung") end
+               || P <- Pids],
+    Served = receive {probe, N} -> N after 60000 -> ct:fail("the probe hung") end,
+    _ = Probe,
+    {Ok, Over, Other} = lists:foldl(fun({A, B, C}, {X, Y, Z}) -> {A + X, B + Y, C + Z} end,
+                                    {0, 0, 0}, Results),
+    erlang:garbage_collect(),
+    py_ct:wait_until(fun() -> py_semaphore:current() =:= 0 end, 10000, "every slot back"),
+    After = memory(),
+    ct:log("ok ~b, overloaded ~b, other ~b; probe served ~b times~n"
+           "memory (BEAM total, sidecar RSS) MB: before ~p, during ~p, after ~p",
+           [Ok, Over, Other, Served, Before, During, After]),
+    ?equal(0, Other),
+    true = Ok > 0 andalso Over > 0 orelse ct:fail("no mix of served and refused calls"),
+    true = Served > 0 orelse ct:fail("the probe was never served"),
+    {B1, S1} = Before,
+    {A1, S2} = After,
+    true = A1 - B1 < 100 orelse ct:fail("BEAM memory grew ~b MB", [A1 - B1]),
+    true = S2 - S1 < 100 orelse ct:fail("sidecar RSS grew ~b MB", [S2 - S1]).
+
+storm(Deadline, Ok, Over, Other) ->
+    case erlang:monotonic_time(millisecond) > Deadline of
+        true -> {Ok, Over, Other};
+        false ->
+            case py:call(math, sqrt, [4.0]) of
+                {ok, 2.0} -> storm(Deadline, Ok + 1, Over, Other);
+                {error, {overloaded, C, 64}} when is_integer(C) ->
+                    erlang:yield(),
+                    storm(Deadline, Ok, Over + 1, Other);
+                Unexpected ->
+                    ct:log("unexpected: ~p", [Unexpected]),
+                    storm(Deadline, Ok, Over, Other + 1)
+            end
+    end.
+
+probe(Deadline, N) ->
+    case erlang:monotonic_time(millisecond) > Deadline of
+        true -> N;
+        false ->
+            case py:eval(<<"1">>) of
+                {ok, 1} -> probe(Deadline, N + 1);
+                {error, {overloaded, _, _}} -> timer:sleep(1), probe(Deadline, N)
+            end
+    end.
+
+%% {BEAM total, sidecar VmRSS}, in MB.
+memory() ->
+    {os_pid, Pid} = erlang:port_info(py_sidecar:port(), os_pid),
+    {ok, Status} = file:read_file("/proc/" ++ integer_to_list(Pid) ++ "/status"),
+    [_, Rest] = binary:split(Status, <<"VmRSS:">>),
+    [Kb | _] = string:lexemes(Rest, " \t\n"),
+    {erlang:memory(total) div (1 bsl 20), binary_to_integer(Kb) div 1024}.
