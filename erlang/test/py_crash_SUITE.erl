@@ -11,11 +11,11 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([segfault/1, abort/1, os_exit/1, sigkill/1,
          exec_globals_are_lost/1, calls_wait_for_restart/1, backoff/1,
-         intensity/1, unsubscribe/1]).
+         intensity/1, unsubscribe/1, chaos/1]).
 
 all() ->
     [segfault, abort, os_exit, sigkill, exec_globals_are_lost,
-     calls_wait_for_restart, backoff, intensity, unsubscribe].
+     calls_wait_for_restart, backoff, intensity, unsubscribe, chaos].
 
 init_per_suite(Config) ->
     Dir = filename:join(?config(priv_dir, Config), "pypath"),
@@ -197,3 +197,62 @@ kill_sidecar() ->
     py_ct:wait_until(fun() -> is_integer(os_pid()) end, 10000, "a sidecar"),
     _ = os:cmd("kill -KILL " ++ integer_to_list(os_pid())),
     ok.
+
+%% 20 kills under 64 concurrent callers. Each caller stores entries in the
+%% shared state, from Erlang and from Python, and remembers those whose
+%% call returned ok. In the end: no caller hung, every call was answered
+%% with a result or a clear error, and no remembered entry is missing.
+chaos(_Config) ->
+    py_ct:stop(),
+    py_ct:start([{num_contexts, 2}, {max_restarts, 100}, {restart_backoff_ms, 10},
+                 {restart_backoff_max_ms, 100}, {max_concurrent, 128}, {call_timeout, 10000}]),
+    ok = py:state_clear(),
+    ok = py:subscribe_restarts(),
+    Parent = self(),
+    Stop = atomics:new(1, []),
+    Callers = [spawn_link(fun() -> Parent ! {caller, self(), caller(N, Stop, 0, [], #{})} end)
+               || N <- lists:seq(1, 64)],
+    Kills = 20,
+    lists:foreach(fun(_) ->
+                          timer:sleep(100 + rand:uniform(100)),
+                          kill_sidecar(),
+                          restarted()
+                  end, lists:seq(1, Kills)),
+    timer:sleep(200),
+    atomics:put(Stop, 1, 1),
+    Results = [receive {caller, P, R} -> R after 30000 -> hung end || P <- Callers],
+    Hung = length([hung || hung <- Results]),
+    {Stored, Errors} = lists:foldl(fun({S, E}, {SA, EA}) -> {S ++ SA, maps:fold(fun(K, V, A) -> A#{K => V + maps:get(K, A, 0)} end, EA, E)} end,
+                                   {[], #{}}, [R || R <- Results, R =/= hung]),
+    Lost = [{K, V, Got} || {K, V} <- Stored, (Got = py:state_fetch(K)) =/= {ok, V}],
+    ct:log("~b kills: ~b hung callers, ~b entries stored, ~b lost ~p;~nerrors: ~p",
+           [Kills, Hung, length(Stored), length(Lost), lists:sublist(Lost, 10), Errors]),
+    ?equal(0, Hung),
+    ?equal([], Lost),
+    true = length(Stored) > 1000 orelse ct:fail("only ~b entries stored", [length(Stored)]).
+
+%% One caller: store entry I from Erlang (even I) or Python (odd I) until
+%% told to stop; returns the entries stored and a count of each error.
+caller(N, Stop, I, Stored, Errors) ->
+    case atomics:get(Stop, 1) of
+        1 -> {Stored, Errors};
+        0 ->
+            Key = iolist_to_binary(io_lib:format("c~b-~b", [N, I])),
+            R = case I rem 2 of
+                    0 -> py:state_store(Key, I);
+                    1 -> case py:eval(<<"__import__('erlang').state_set(k, v)">>, #{k => Key, v => I}) of
+                             {ok, none} -> ok;
+                             Other -> Other
+                         end
+                end,
+            case R of
+                ok -> caller(N, Stop, I + 1, [{Key, I} | Stored], Errors);
+                {error, E} ->
+                    Class = case E of
+                                {python_crashed, _} -> python_crashed;
+                                {Tag, _} when is_atom(Tag) -> Tag;
+                                _ -> E
+                            end,
+                    caller(N, Stop, I + 1, Stored, Errors#{Class => maps:get(Class, Errors, 0) + 1})
+            end
+    end.
