@@ -22,7 +22,7 @@ PYPORT_311 := _build/pyport-py311
 # Strip colour codes from logged output.
 NOCOLOR := sed -e 's/\x1b\[[0-9;]*m//g'
 
-.PHONY: all setup build test demo bench fuzz clean
+.PHONY: all setup build test demo bench soak fuzz clean
 
 all: build
 
@@ -77,6 +77,10 @@ demo: build
 bench: build
 	$(GOTEST) -run='^$$' -bench=. -benchmem ./etf ./pool
 	escript bench/bench.escript erlang/priv/pyport
+
+# Long runs (issue #5): 1M calls (RSS before/after) and restart times.
+soak: build
+	escript bench/soak.escript erlang/priv/pyport
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./etf
