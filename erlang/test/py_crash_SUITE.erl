@@ -106,14 +106,23 @@ intensity(_Config) ->
                      10000, "the application to stop"),
     ?expect({error, not_started}, py:eval(<<"1">>)).
 
-kill_until_down(0) ->
-    ct:fail("the supervisor did not give up");
 kill_until_down(N) ->
-    Up = fun() -> whereis(erlang_python_sup) =:= undefined orelse is_integer(os_pid()) end,
-    py_ct:wait_until(Up, 10000, "a sidecar or the end"),
-    case whereis(erlang_python_sup) of
-        undefined -> ok;
-        _ -> catch kill_sidecar(), kill_until_down(N - 1)
+    kill_until_down(undefined, N).
+
+kill_until_down(_Prev, 0) ->
+    ct:fail("the supervisor did not give up");
+kill_until_down(Prev, N) ->
+    %% the next sidecar, or none
+    Next = fun() -> whereis(erlang_python_sup) =:= undefined orelse
+                        (is_integer(os_pid()) andalso os_pid() =/= Prev) end,
+    py_ct:wait_until(Next, 10000, "a sidecar or the end"),
+    case {whereis(erlang_python_sup), os_pid()} of
+        {undefined, _} -> ok;
+        {_, Pid} when is_integer(Pid) ->
+            _ = os:cmd("kill -KILL " ++ integer_to_list(Pid)),
+            kill_until_down(Pid, N - 1);
+        {_, undefined} ->
+            kill_until_down(Prev, N - 1)
     end.
 
 unsubscribe(_Config) ->
