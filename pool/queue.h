@@ -24,6 +24,8 @@ typedef struct {
     int op;         /* PYX_CALL, PYX_EVAL or PYX_EXEC */
     int in_file;    /* the payload is in a file: data holds its path, with a NUL */
     int cancelled;  /* atomic: set by pyx_queue_cancel */
+    long long cancel_ns; /* under the queue's mu: when pyx_queue_cancel found
+                            it running (pyx_now_ns), for the stuck watchdog */
     long long seq;  /* unique per request, for pyx_interrupt */
     long long chain; /* the request's chain: the seq of the request whose
                         erlang.call led to it, through the BEAM; else its own */
@@ -283,12 +285,40 @@ static inline long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const
     for (pyx_job *r = q->running; r != NULL; r = r->below)
         if (job_is(r, out, reply, rlen)) {
             __atomic_store_n(&r->cancelled, 1, __ATOMIC_RELEASE);
+            if (r->cancel_ns == 0)
+                r->cancel_ns = pyx_now_ns();
             running = q->running->seq;
             pthread_cond_signal(&q->cv); /* it may wait in pyx_queue_pop_for */
             break;
         }
     pthread_mutex_unlock(&q->mu);
     return running;
+}
+
+/* For the stuck watchdog (pool.go), which calls it only while a cancel
+ * is pending, never per request: looks at the requests running (the top
+ * one and those below it, waiting in erlang.call) for one cancelled while
+ * it ran. -1: none; 0: some, all cancelled less than grace_ns ago; 1: one
+ * was cancelled grace_ns ago or more and still runs, its context's id in
+ * *ctx. A request that ends leaves the running chain (pyx_queue_done,
+ * pyx_queue_resume) under mu, before it is freed. */
+static inline int pyx_queue_stuck(pyx_queue *q, long long grace_ns, long long *ctx)
+{
+    int rc = -1;
+    long long now = pyx_now_ns();
+    pthread_mutex_lock(&q->mu);
+    for (pyx_job *r = q->running; r != NULL; r = r->below) {
+        if (r->cancel_ns == 0)
+            continue;
+        if (now - r->cancel_ns >= grace_ns) {
+            *ctx = r->ctx != NULL ? r->ctx->id : 0;
+            rc = 1;
+            break;
+        }
+        rc = 0;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
 }
 
 static inline void pyx_queue_close(pyx_queue *q)
