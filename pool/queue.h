@@ -196,22 +196,33 @@ static inline pyx_job *pyx_queue_pop(pyx_queue *q, long long spin_ns, long long 
     return j;
 }
 
+/* j or a request below it (on whose behalf it runs) is cancelled: a
+ * cancel stops the whole chain, so a nested request waiting in
+ * erlang.call stops waiting too. Only erlang.call's wait looks. */
+static inline int pyx_chain_cancelled(const pyx_job *j)
+{
+    for (; j != NULL; j = j->below)
+        if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
+            return 1;
+    return 0;
+}
+
 /* For an executor inside erlang.call (no GIL held): blocks until the
  * answer to callback cb comes, or a request of chain comes (the BEAM
  * calling back into this executor on behalf of the waiting request), and
  * takes it out of the queue, however far back; other jobs wait. A request
  * taken is marked running, as pyx_queue_pop does; pyx_queue_resume gives
- * the mark back to outer once it is done. NULL when outer is cancelled or
- * the queue closed. Like pyx_queue_pop, it polls for spin_ns (each time
- * the queue grows without what it waits for) before it sleeps: the answer
- * comes a port round trip later. */
+ * the mark back to outer once it is done. NULL when outer (or a request
+ * below it) is cancelled or the queue closed. Like pyx_queue_pop, it polls
+ * for spin_ns (each time the queue grows without what it waits for) before
+ * it sleeps: the answer comes a port round trip later. */
 static inline pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long chain, pyx_job *outer,
                                          long long spin_ns)
 {
     pyx_job *j = NULL;
     pthread_mutex_lock(&q->mu);
     q->selective++;
-    while (j == NULL && !q->closed && !__atomic_load_n(&outer->cancelled, __ATOMIC_ACQUIRE)) {
+    while (j == NULL && !q->closed && !pyx_chain_cancelled(outer)) {
         for (size_t i = 0; i < q->n; i++) {
             pyx_job *c = q->items[(q->head + i) % q->cap];
             if ((c->kind == PYX_JOB_CB_REPLY && c->seq == cb) || (c->kind == PYX_JOB_REQUEST && c->chain == chain)) {
@@ -229,13 +240,14 @@ static inline pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long c
         if (spin_ns > 0) {
             pthread_mutex_unlock(&q->mu);
             while (__atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == seen && now < until &&
-                   !__atomic_load_n(&outer->cancelled, __ATOMIC_ACQUIRE)) {
+                   !pyx_chain_cancelled(outer)) {
                 sched_yield();
                 now = pyx_now_ns();
             }
             pthread_mutex_lock(&q->mu);
         }
-        if (q->n == seen && now >= until)
+        /* a cancel after the poll's last look has signalled no one */
+        if (q->n == seen && now >= until && !pyx_chain_cancelled(outer))
             pthread_cond_wait(&q->cv, &q->mu);
     }
     q->selective--;

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -404,4 +406,44 @@ func TestParentDeathKillsPyport(t *testing.T) {
 	require.Equal(t, s.cmd.Process.Pid, s.evalInt(1, "os.getppid()"), "sh is pyport's parent")
 	require.NoError(t, s.cmd.Process.Kill())
 	requireGone(t, pyport, sleeper)
+}
+
+// callback reads the next packet, a callback {'$cb', N} with body {Ctx,
+// Chain, Name, Args}, and returns its chain.
+func (s *sidecar) callback(name string) int64 {
+	s.t.Helper()
+	id, body := s.next(30 * time.Second)
+	cb, ok := id.(etf.Tuple)
+	require.True(s.t, ok && len(cb) == 2 && cb[0] == etf.Atom("$cb"), "%v: %v", id, body)
+	b, ok := body.(etf.Tuple)
+	require.True(s.t, ok && len(b) == 4, "%v", body)
+	assert.Equal(s.t, etf.Binary(name), b[2])
+	chain, ok := etf.ToInt64(b[1])
+	require.True(s.t, ok)
+	return chain
+}
+
+// A cancelled request waiting in erlang.call, with a nested request on
+// top of it also waiting in erlang.call: the chain unwinds (both are
+// answered) and the watchdog stays quiet.
+func TestCancelledCallbackChainUnwinds(t *testing.T) {
+	s := startSidecar(t, nil, "--stuck-grace-ms", "2000")
+	s.createContext(1, "auto")
+	outer := s.ref()
+	s.send(etf.Tuple{etf.Atom("exec"), outer, 1}, etf.Tuple{etf.Binary("import erlang\nerlang.call('f')")})
+	chain := s.callback("f")
+	nested := etf.Tuple{etf.Atom("nested"), s.ref()}
+	s.send(etf.Tuple{etf.Atom("exec"), nested, 1, etf.Atom("none"), chain},
+		etf.Tuple{etf.Binary("import erlang\nerlang.call('g')")})
+	s.callback("g")
+	s.send(etf.Tuple{etf.Atom("cancel"), outer})
+	for _, want := range []etf.Term{nested, outer} {
+		got, res := s.next(30 * time.Second)
+		require.True(t, etf.Equal(want, got), "%v: %v, want a reply to %v", got, res, want)
+		assert.Equal(t, etf.Atom("KeyboardInterrupt"), errorName(res), "%v", res)
+	}
+	time.Sleep(3 * time.Second) // past the grace: the watchdog would have fired
+	assert.Equal(t, 3, s.evalInt(1, "1 + 2"))
+	require.NoError(t, s.in.Close())
+	assert.Equal(t, 0, s.wait(30*time.Second))
 }
