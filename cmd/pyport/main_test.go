@@ -447,3 +447,23 @@ func TestCancelledCallbackChainUnwinds(t *testing.T) {
 	require.NoError(t, s.in.Close())
 	assert.Equal(t, 0, s.wait(30*time.Second))
 }
+
+// A parent that exits while pyport starts, stdin still open: pyport goes,
+// by PR_SET_PDEATHSIG or, if the parent was gone before the prctl, by the
+// check of its parent that follows.
+func TestOrphanAtStartExits(t *testing.T) {
+	wrap := func(argv []string) *exec.Cmd {
+		return exec.Command("sh", append([]string{"-c", `exec 3<&0; "$@" <&3 3<&- & echo "pid $!" >&2`, "sh"}, argv...)...)
+	}
+	s := startSidecar(t, wrap)
+	var pid int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := fmt.Sscanf(s.stderr.String(), "pid %d", &pid); err == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no pid from sh")
+		time.Sleep(10 * time.Millisecond)
+	}
+	requireGone(t, pid)
+}
