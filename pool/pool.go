@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -66,6 +67,13 @@ type Config struct {
 	// BusySpinMicros replaces SpinMicros while the executor is under load
 	// (requests left waiting in its queue lately; queue.h).
 	BusySpinMicros int
+	// StuckGrace, if positive, starts the stuck watchdog: when a request
+	// cancelled while it ran still runs StuckGrace after the cancel (C
+	// code ignores KeyboardInterrupt until it returns to bytecode),
+	// OnStuck is called once, with the request's context id, from a
+	// goroutine of the pool's. It is meant to end the process.
+	StuckGrace time.Duration
+	OnStuck    func(ctx int64, grace time.Duration)
 }
 
 // ErrQueueFull: the executor already has QueueLen requests waiting.
@@ -82,6 +90,8 @@ type Pool struct {
 	next   int
 	allMu  sync.Mutex
 	all    map[*executor]struct{} // every running executor, for Cancel
+	live   map[*executor]struct{} // every executor whose loop runs, for the watchdog
+	poke   chan struct{}          // Cancel found a request running: the watchdog looks
 }
 
 var started atomic.Bool
@@ -97,7 +107,8 @@ func Start(cfg Config) (*Pool, error) {
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = 1024
 	}
-	p := &Pool{cfg: cfg, paths: C.CString(strings.Join(cfg.PythonPath, "\n")), all: make(map[*executor]struct{})}
+	p := &Pool{cfg: cfg, paths: C.CString(strings.Join(cfg.PythonPath, "\n")), all: make(map[*executor]struct{}),
+		live: make(map[*executor]struct{}), poke: make(chan struct{}, 1)}
 	switch C.pyx_mode() {
 	case C.PYX_SUBINTERP:
 		p.mode = SubInterp
@@ -119,7 +130,42 @@ func Start(cfg Config) (*Pool, error) {
 	if err := <-errc; err != nil {
 		return nil, err
 	}
+	if cfg.StuckGrace > 0 && cfg.OnStuck != nil {
+		go p.watch()
+	}
 	return p, nil
+}
+
+// watch is the stuck watchdog. It sleeps until Cancel interrupts a
+// running request, then looks every quarter of the grace (at most 250 ms)
+// until no cancelled request runs any more, or one has run for the grace
+// since its cancel: then it calls OnStuck. Requests that are not
+// cancelled cost it nothing.
+func (p *Pool) watch() {
+	grace := p.cfg.StuckGrace
+	tick := min(max(grace/4, 5*time.Millisecond), 250*time.Millisecond)
+	for range p.poke {
+		for pending := true; pending; {
+			time.Sleep(tick)
+			pending = false
+			p.allMu.Lock()
+			queues := make([]*C.pyx_queue, 0, len(p.live))
+			for e := range p.live {
+				queues = append(queues, e.queue)
+			}
+			p.allMu.Unlock()
+			for _, q := range queues { // a queue is never freed
+				var ctx C.longlong
+				switch C.pyx_queue_stuck(q, C.longlong(grace.Nanoseconds()), &ctx) {
+				case 1:
+					p.cfg.OnStuck(int64(ctx), grace)
+					return
+				case 0:
+					pending = true
+				}
+			}
+		}
+	}
 }
 
 // Mode is the execution mode.
@@ -178,17 +224,21 @@ func (p *Pool) newExecutor(ownInterp bool) (*executor, error) {
 			errc <- cError(cerr)
 			return
 		}
+		p.allMu.Lock()
+		p.all[e] = struct{}{}
+		p.live[e] = struct{}{}
+		p.allMu.Unlock()
 		errc <- nil
 		// One cgo call for the executor's whole life: until its queue
 		// is closed and drained (the queue stays allocated).
 		C.pyx_exec_loop(e.queue, C.longlong(p.cfg.SpinMicros*1000), C.longlong(p.cfg.BusySpinMicros*1000))
+		p.allMu.Lock()
+		delete(p.live, e)
+		p.allMu.Unlock()
 	}()
 	if err := <-errc; err != nil {
 		return nil, err
 	}
-	p.allMu.Lock()
-	p.all[e] = struct{}{}
-	p.allMu.Unlock()
 	return e, nil
 }
 
@@ -360,6 +410,10 @@ func (p *Pool) Cancel(out *Output, reply []byte) {
 	for e := range p.all {
 		seq := C.pyx_queue_cancel(e.queue, out.c, bytesPtr(reply), C.size_t(len(reply)))
 		if seq != 0 {
+			select { // the watchdog times it
+			case p.poke <- struct{}{}:
+			default:
+			}
 			go func(e *executor) {
 				// A thread state of its own, on a thread of its own:
 				// the wait for the GIL may be long if C code holds it.

@@ -24,6 +24,8 @@ typedef struct {
     int op;         /* PYX_CALL, PYX_EVAL or PYX_EXEC */
     int in_file;    /* the payload is in a file: data holds its path, with a NUL */
     int cancelled;  /* atomic: set by pyx_queue_cancel */
+    long long cancel_ns; /* under the queue's mu: when pyx_queue_cancel found
+                            it running (pyx_now_ns), for the stuck watchdog */
     long long seq;  /* unique per request, for pyx_interrupt */
     long long chain; /* the request's chain: the seq of the request whose
                         erlang.call led to it, through the BEAM; else its own */
@@ -194,22 +196,33 @@ static inline pyx_job *pyx_queue_pop(pyx_queue *q, long long spin_ns, long long 
     return j;
 }
 
+/* j or a request below it (on whose behalf it runs) is cancelled: a
+ * cancel stops the whole chain, so a nested request waiting in
+ * erlang.call stops waiting too. Only erlang.call's wait looks. */
+static inline int pyx_chain_cancelled(const pyx_job *j)
+{
+    for (; j != NULL; j = j->below)
+        if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
+            return 1;
+    return 0;
+}
+
 /* For an executor inside erlang.call (no GIL held): blocks until the
  * answer to callback cb comes, or a request of chain comes (the BEAM
  * calling back into this executor on behalf of the waiting request), and
  * takes it out of the queue, however far back; other jobs wait. A request
  * taken is marked running, as pyx_queue_pop does; pyx_queue_resume gives
- * the mark back to outer once it is done. NULL when outer is cancelled or
- * the queue closed. Like pyx_queue_pop, it polls for spin_ns (each time
- * the queue grows without what it waits for) before it sleeps: the answer
- * comes a port round trip later. */
+ * the mark back to outer once it is done. NULL when outer (or a request
+ * below it) is cancelled or the queue closed. Like pyx_queue_pop, it polls
+ * for spin_ns (each time the queue grows without what it waits for) before
+ * it sleeps: the answer comes a port round trip later. */
 static inline pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long chain, pyx_job *outer,
                                          long long spin_ns)
 {
     pyx_job *j = NULL;
     pthread_mutex_lock(&q->mu);
     q->selective++;
-    while (j == NULL && !q->closed && !__atomic_load_n(&outer->cancelled, __ATOMIC_ACQUIRE)) {
+    while (j == NULL && !q->closed && !pyx_chain_cancelled(outer)) {
         for (size_t i = 0; i < q->n; i++) {
             pyx_job *c = q->items[(q->head + i) % q->cap];
             if ((c->kind == PYX_JOB_CB_REPLY && c->seq == cb) || (c->kind == PYX_JOB_REQUEST && c->chain == chain)) {
@@ -227,13 +240,14 @@ static inline pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long c
         if (spin_ns > 0) {
             pthread_mutex_unlock(&q->mu);
             while (__atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == seen && now < until &&
-                   !__atomic_load_n(&outer->cancelled, __ATOMIC_ACQUIRE)) {
+                   !pyx_chain_cancelled(outer)) {
                 sched_yield();
                 now = pyx_now_ns();
             }
             pthread_mutex_lock(&q->mu);
         }
-        if (q->n == seen && now >= until)
+        /* a cancel after the poll's last look has signalled no one */
+        if (q->n == seen && now >= until && !pyx_chain_cancelled(outer))
             pthread_cond_wait(&q->cv, &q->mu);
     }
     q->selective--;
@@ -283,12 +297,40 @@ static inline long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const
     for (pyx_job *r = q->running; r != NULL; r = r->below)
         if (job_is(r, out, reply, rlen)) {
             __atomic_store_n(&r->cancelled, 1, __ATOMIC_RELEASE);
+            if (r->cancel_ns == 0)
+                r->cancel_ns = pyx_now_ns();
             running = q->running->seq;
             pthread_cond_signal(&q->cv); /* it may wait in pyx_queue_pop_for */
             break;
         }
     pthread_mutex_unlock(&q->mu);
     return running;
+}
+
+/* For the stuck watchdog (pool.go), which calls it only while a cancel
+ * is pending, never per request: looks at the requests running (the top
+ * one and those below it, waiting in erlang.call) for one cancelled while
+ * it ran. -1: none; 0: some, all cancelled less than grace_ns ago; 1: one
+ * was cancelled grace_ns ago or more and still runs, its context's id in
+ * *ctx. A request that ends leaves the running chain (pyx_queue_done,
+ * pyx_queue_resume) under mu, before it is freed. */
+static inline int pyx_queue_stuck(pyx_queue *q, long long grace_ns, long long *ctx)
+{
+    int rc = -1;
+    long long now = pyx_now_ns();
+    pthread_mutex_lock(&q->mu);
+    for (pyx_job *r = q->running; r != NULL; r = r->below) {
+        if (r->cancel_ns == 0)
+            continue;
+        if (now - r->cancel_ns >= grace_ns) {
+            *ctx = r->ctx != NULL ? r->ctx->id : 0;
+            rc = 1;
+            break;
+        }
+        rc = 0;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
 }
 
 static inline void pyx_queue_close(pyx_queue *q)

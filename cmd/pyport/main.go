@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,8 @@ func main() {
 	readSpin := pflag.Int("read-spin-us", 100, "microseconds the reader polls stdin for the next request before it sleeps")
 	slotDir := pflag.String("slot-dir", "", "the port owner's slot directory (docs/PROTOCOL.md), removed when pyport exits")
 	pipeSize := pflag.Int("pipe-size", 1<<20, "pipe buffer asked for stdin and stdout, in bytes (0: keep the kernel's)")
+	maxMemory := pflag.Int("max-memory-mb", 0, "cap on the address space (RLIMIT_AS), in MiB (0: none)")
+	stuckGrace := pflag.Int("stuck-grace-ms", 2000, "exit (status 70) when a cancelled request still runs this long after its cancel (0: never)")
 	pflag.Parse()
 
 	logger := log.New(os.Stderr, "pyport: ", log.LstdFlags|log.Lmicroseconds)
@@ -59,39 +62,46 @@ func main() {
 			logger.Fatal(err)
 		}
 	default:
+		// Before Python starts: the memory cap, the parent's death,
+		// our own process group; from here on every exit is l.exit.
+		l := startLifecycle(logger, *slotDir, *maxMemory)
+		fatal := func(err error) { l.exit(exitFatal, err.Error()) }
 		proto, err := privateStdout()
 		if err != nil {
-			logger.Fatal(err)
+			fatal(err)
 		}
 		stdin, err := privateStdin()
 		if err != nil {
-			logger.Fatal(err)
+			fatal(err)
 		}
+		var out atomic.Pointer[pool.Output]
 		p, err := pool.Start(pool.Config{
 			PythonPath:     *pythonPath,
 			NumExecutors:   *numExecutors,
 			Executable:     *executable,
 			SpinMicros:     *spin,
 			BusySpinMicros: *busySpin,
+			StuckGrace:     time.Duration(*stuckGrace) * time.Millisecond,
+			OnStuck:        l.onStuck(out.Load),
 		})
 		if err != nil {
-			logger.Fatal(err)
+			fatal(err)
 		}
-		out, err := pool.NewOutput(proto)
+		o, err := pool.NewOutput(proto)
 		if err != nil {
-			logger.Fatal(err)
+			fatal(err)
 		}
+		out.Store(o)
 		in, err := bridge.NewPollReader(stdin, time.Duration(*readSpin)*time.Microsecond)
 		if err != nil {
-			logger.Fatal(err)
+			fatal(err)
 		}
-		err = bridge.NewServer(p, in, out, *maxPacket, logger).Serve()
+		err = bridge.NewServer(p, in, o, *maxPacket, logger).Serve()
 		if err != nil {
 			logger.Print(err)
 		}
-		removeSlotDir(*slotDir, logger)
 		// Never finalise Python (PLATFORM.md): leave at once.
-		os.Exit(0)
+		l.exit(exitEOF, "end of input")
 	}
 }
 
