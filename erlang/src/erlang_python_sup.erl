@@ -1,6 +1,8 @@
 %% @doc Top supervisor of erlang_python, `rest_for_one':
 %% <ol>
 %% <li>`py_semaphore': the load-control counter;</li>
+%% <li>`py_state': the mirror of the shared state, replayed into each new
+%% sidecar;</li>
 %% <li>`py_sidecar': owns the port to `pyport';</li>
 %% <li>`py_context_sup': the context processes (and their pid -> id table);</li>
 %% <li>`py_context_router': the pools and the routing of calls.</li>
@@ -23,6 +25,7 @@ init([]) ->
     SupFlags = #{strategy => rest_for_one, intensity => 5, period => 10},
     Children = [worker(py_callback), % its registry outlives sidecar restarts
                 worker(py_semaphore),
+                worker(py_state), % its mirror of the shared state outlives sidecar restarts
                 worker(py_sidecar),
                 #{id => py_context_sup,
                   start => {py_context_sup, start_link, []},

@@ -75,7 +75,7 @@ init([]) ->
                end,
     erlang:send_after(?SWEEP_MS, self(), sweep_slots),
     Port = py_port_exe:open(py_config:port_args() ++ SlotArgs),
-    case handshake(Port) of
+    case py_state:replay(Port, handshake(Port)) of % the shared state back first
         {ok, Info} ->
             persistent_term:put(?INFO_KEY, Info),
             persistent_term:put(?KEY, {Port, self()}),
@@ -142,6 +142,9 @@ route(Bin) ->
         case binary_to_term(Bin, [used]) of
             {'$log', Used} ->
                 log(binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)));
+            {'$state', Used} ->
+                %% the shared state's mirror (py_state), before what follows
+                py_state:apply_ops(binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)));
             {'$send', Used} ->
                 %% erlang.send(Dest, Message) from Python
                 {Dest, Message} = binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)),
