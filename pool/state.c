@@ -105,7 +105,10 @@ static struct {
     size_t count; /* ops in buf: written under mu, read atomically */
     size_t bytes; /* buf.len: written under mu, read atomically */
     int on;       /* atomic: record ops at all */
-} mirror = {PTHREAD_MUTEX_INITIALIZER, {NULL, 0, 0}, 0, 0, 0};
+    /* the last op, if keyed (count > 0): where it starts, where its key is */
+    size_t last_op, last_key, last_klen;
+    int last_keyed;
+} mirror = {PTHREAD_MUTEX_INITIALIZER, {NULL, 0, 0}, 0, 0, 0, 0, 0, 0, 0};
 
 /* '$state', versioned, then 131, LIST_EXT and a count patched at take. */
 static const unsigned char mirror_head[] = {131, 119, 6, '$', 's', 't', 'a', 't', 'e', 131, 108, 0, 0, 0, 0};
@@ -140,8 +143,8 @@ static void put_int(pyx_buf *b, long long n)
 }
 
 /* Starts an op: {Name, Key...} of arity (tuple header, the atom, the key
- * as a binary). mirror.mu held. */
-static void op_head(pyx_buf *b, const char *name, unsigned char namelen, unsigned char arity, const void *key,
+ * as a binary). 1 when it replaced the last op, else 0. mirror.mu held. */
+static int op_head(pyx_buf *b, const char *name, unsigned char namelen, unsigned char arity, const void *key,
                     size_t klen)
 {
     unsigned char t[16 + 4] = {104, arity, 119, namelen};
@@ -154,8 +157,19 @@ static void op_head(pyx_buf *b, const char *name, unsigned char namelen, unsigne
     t[at++] = (unsigned char)klen;
     if (b->len == 0)
         (void)pyx_buf_append(b, mirror_head, sizeof mirror_head);
-    (void)pyx_buf_append(b, t, at);
-    (void)pyx_buf_append(b, key, klen);
+    /* The same key as the last op still buffered: that op is dropped, as
+     * no packet went out between the two (a hot counter costs one op per
+     * flush, not one per incr). count is left alone: it must not read 0
+     * meanwhile (pyx_state_mirror_pending). */
+    int replaced = mirror.count > 0 && mirror.last_keyed && mirror.last_klen == klen &&
+                   memcmp(b->data + mirror.last_key, key, klen) == 0;
+    if (replaced)
+        b->len = mirror.last_op;
+    mirror.last_op = b->len;
+    mirror.last_key = b->len + at;
+    mirror.last_klen = klen;
+    mirror.last_keyed = pyx_buf_append(b, t, at) == 0 && pyx_buf_append(b, key, klen) == 0;
+    return replaced;
 }
 
 /* Records {set, Key, Value} (v's bytes, or the integer n) or, with del,
@@ -167,17 +181,18 @@ static void mirror_op(int del, const void *key, size_t klen, const pyx_state_val
         return;
     pthread_mutex_lock(&mirror.mu);
     pyx_buf *b = &mirror.buf;
+    int replaced;
     if (del) {
-        op_head(b, "delete", 6, 2, key, klen);
+        replaced = op_head(b, "delete", 6, 2, key, klen);
     } else {
-        op_head(b, "set", 3, 3, key, klen);
+        replaced = op_head(b, "set", 3, 3, key, klen);
         if (v != NULL)
             (void)pyx_buf_append(b, v->data, v->len);
         else
             put_int(b, n);
     }
     __atomic_store_n(&mirror.bytes, mirror.buf.len, __ATOMIC_RELAXED);
-    __atomic_store_n(&mirror.count, mirror.count + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&mirror.count, mirror.count + !replaced, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&mirror.mu);
 }
 
@@ -188,11 +203,14 @@ static void mirror_clear(void)
     if (!__atomic_load_n(&mirror.on, __ATOMIC_RELAXED))
         return;
     pthread_mutex_lock(&mirror.mu);
-    if (mirror.buf.len == 0)
-        (void)pyx_buf_append(&mirror.buf, mirror_head, sizeof mirror_head);
+    /* the ops still buffered are void: clear replaces them (count never
+     * reads 0 meanwhile) */
+    mirror.buf.len = 0;
+    mirror.last_keyed = 0;
+    (void)pyx_buf_append(&mirror.buf, mirror_head, sizeof mirror_head);
     (void)pyx_buf_append(&mirror.buf, op, sizeof op);
     __atomic_store_n(&mirror.bytes, mirror.buf.len, __ATOMIC_RELAXED);
-    __atomic_store_n(&mirror.count, mirror.count + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&mirror.count, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&mirror.mu);
 }
 

