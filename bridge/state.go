@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"github.com/erlang-python/erlang_python/etf"
 	"github.com/erlang-python/erlang_python/pool"
@@ -21,6 +23,7 @@ const (
 	stateKeys
 	stateClear
 	stateIncr
+	stateLoad
 )
 
 // stateOps: the requests' tags.
@@ -31,10 +34,11 @@ var stateOps = map[etf.Atom]stateOp{
 	"state_keys":   stateKeys,
 	"state_clear":  stateClear,
 	"state_incr":   stateIncr,
+	"state_load":   stateLoad,
 }
 
 // stateArgs: the number of header elements after the id, {Tag, Id, Args...}.
-var stateArgs = map[stateOp]int{stateStore: 1, stateFetch: 1, stateRemove: 1, stateKeys: 0, stateClear: 0, stateIncr: 2}
+var stateArgs = map[stateOp]int{stateStore: 1, stateFetch: 1, stateRemove: 1, stateKeys: 0, stateClear: 0, stateIncr: 2, stateLoad: 0}
 
 var (
 	atomNotFound   = etf.Atom("not_found")
@@ -91,6 +95,19 @@ func (s *Server) state(op stateOp, id etf.Term, args []etf.Term, payload []byte)
 	case stateClear:
 		pool.StateClear()
 		s.reply(id, etf.OK)
+	case stateLoad:
+		entries, err := loadEntries(payload)
+		if err != nil {
+			s.reply(id, badRequest("state_load: %v", err))
+			return
+		}
+		if err := pool.StateLoad(entries); err != nil {
+			s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
+			return
+		}
+		// from now on every mutation goes to the BEAM's mirror
+		s.out.MirrorState(true)
+		s.reply(id, etf.OK)
 	case stateIncr:
 		delta, ok := etf.ToInt64(args[1])
 		if !ok {
@@ -119,4 +136,51 @@ func (s *Server) replyRaw(id etf.Term, result []byte) {
 		return
 	}
 	s.out.Send(idBytes, result)
+}
+
+// loadEntries reads state_load's payload, term_to_binary([{Key, Value}])
+// with binary keys, without decoding the values: each is the slice of its
+// encoding.
+func loadEntries(payload []byte) ([]pool.StateEntry, error) {
+	if len(payload) < 2 || payload[0] != 131 {
+		return nil, errors.New("the payload is not term_to_binary([{Key, Value}]), uncompressed")
+	}
+	b := payload[1:]
+	if b[0] == 106 && len(b) == 1 { // []
+		return nil, nil
+	}
+	if b[0] != 108 || len(b) < 6 {
+		return nil, errors.New("the payload is not a list")
+	}
+	count := binary.BigEndian.Uint32(b[1:])
+	b = b[5:]
+	if uint64(count) > uint64(len(b)/8) {
+		return nil, errors.New("a list longer than the payload")
+	}
+	entries := make([]pool.StateEntry, 0, count)
+	var dec etf.Decoder
+	for i := uint32(0); i < count; i++ {
+		if len(b) < 7 || b[0] != 104 || b[1] != 2 || b[2] != 109 {
+			return nil, fmt.Errorf("element %d is not {Key, Value} with a binary key", i+1)
+		}
+		klen := binary.BigEndian.Uint32(b[3:])
+		if uint64(klen) > uint64(len(b)-7) {
+			return nil, fmt.Errorf("element %d: truncated", i+1)
+		}
+		key := b[7 : 7+klen]
+		b = b[7+klen:]
+		if len(b) == 0 {
+			return nil, fmt.Errorf("element %d: no value", i+1)
+		}
+		_, n, err := dec.DecodeTerm(b)
+		if err != nil {
+			return nil, fmt.Errorf("element %d: %v", i+1, err)
+		}
+		entries = append(entries, pool.StateEntry{Key: key, Value: b[:n]})
+		b = b[n:]
+	}
+	if len(b) != 1 || b[0] != 106 {
+		return nil, errors.New("not a proper list")
+	}
+	return entries, nil
 }

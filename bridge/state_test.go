@@ -1,11 +1,14 @@
 package bridge
 
 import (
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/erlang-python/erlang_python/etf"
+	"github.com/erlang-python/erlang_python/pool"
 )
 
 func TestServerSharedState(t *testing.T) {
@@ -40,4 +43,56 @@ func TestServerSharedState(t *testing.T) {
 
 	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_clear")}))
 	assert.Empty(t, h.ask(etf.Tuple{etf.Atom("state_keys")}))
+}
+
+// state_load replaces the store, mirrors nothing, and turns the mirror on:
+// from then on a mutation's '$state' packet comes before its reply.
+func TestServerStateLoad(t *testing.T) {
+	h := newHarness(t, 0)
+	t.Cleanup(func() { // the mirror off again, for the other tests
+		if f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+			if o, err := pool.NewOutput(f); err == nil {
+				o.MirrorState(false)
+			}
+		}
+	})
+	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_store"), etf.Binary("load:old")}, 1))
+	entries := etf.List{
+		etf.Tuple{etf.Binary("load:a"), 41},
+		etf.Tuple{etf.Binary("load:b"), etf.Tuple{etf.Atom("x"), etf.Binary("y")}},
+	}
+	// bad payloads leave the store alone
+	for _, bad := range []etf.Term{
+		etf.Atom("nolist"),
+		etf.List{etf.Binary("load:a")},
+		etf.List{etf.Tuple{etf.Atom("load:a"), 1}},
+		etf.List{etf.Tuple{etf.Binary("load:a"), 1, 2}},
+	} {
+		res := h.ask(etf.Tuple{etf.Atom("state_load")}, bad)
+		assert.Equal(t, etf.Atom("bad_request"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v: %v", bad, res)
+	}
+	assert.True(t, etf.Equal(etf.OKTuple(1), h.ask(etf.Tuple{etf.Atom("state_fetch"), etf.Binary("load:old")})))
+
+	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_load")}, entries))
+	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Atom("not_found")), h.ask(etf.Tuple{etf.Atom("state_fetch"), etf.Binary("load:old")})))
+	assert.True(t, etf.Equal(etf.OKTuple(etf.Tuple{etf.Atom("x"), etf.Binary("y")}),
+		h.ask(etf.Tuple{etf.Atom("state_fetch"), etf.Binary("load:b")})))
+
+	// now mirrored, before the reply
+	id := h.ref()
+	h.send(etf.Tuple{etf.Atom("state_incr"), id, etf.Binary("load:a"), 1})
+	gotID, ops := h.reply()
+	require.Equal(t, etf.Atom("$state"), gotID)
+	assert.True(t, etf.Equal(etf.List{etf.Tuple{etf.Atom("set"), etf.Binary("load:a"), 42}}, ops), "%v", ops)
+	gotID, res := h.reply()
+	require.Equal(t, id, gotID)
+	assert.True(t, etf.Equal(etf.OKTuple(42), res))
+
+	id = h.ref()
+	h.send(etf.Tuple{etf.Atom("state_clear"), id})
+	gotID, ops = h.reply()
+	require.Equal(t, etf.Atom("$state"), gotID)
+	assert.Equal(t, etf.List{etf.Atom("clear")}, ops)
+	gotID, _ = h.reply()
+	require.Equal(t, id, gotID)
 }

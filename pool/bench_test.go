@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"io"
+	"os"
 	"runtime"
 	"testing"
 
@@ -87,4 +89,62 @@ func BenchmarkBinary1MiB(b *testing.B) {
 			b.Fatalf("result of %d bytes", len(r))
 		}
 	}
+}
+
+// BenchmarkStatePython: ns per erlang.state_incr in a Python loop of b.N
+// (loop included), one call, timed in Python.
+func BenchmarkStatePythonIncr(b *testing.B) {
+	statePython(b, "state_incr('bench:incr')")
+}
+
+// BenchmarkStatePythonSet: the same for state_set of a small tuple.
+func BenchmarkStatePythonSet(b *testing.B) {
+	statePython(b, "state_set('bench:set', (1, 'x'))")
+}
+
+// The same with the mirror on, sent to a pipe that is drained.
+func BenchmarkStatePythonIncrMirrored(b *testing.B) {
+	defer mirrorToDiscard(b)()
+	statePython(b, "state_incr('bench:incr')")
+}
+
+func BenchmarkStatePythonSetMirrored(b *testing.B) {
+	defer mirrorToDiscard(b)()
+	statePython(b, "state_set('bench:set', (1, 'x'))")
+}
+
+func mirrorToDiscard(b *testing.B) func() {
+	r, w, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := NewOutput(w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, r) }()
+	out.MirrorState(true)
+	return func() { out.MirrorState(false) }
+}
+
+func statePython(b *testing.B, op string) {
+	c, err := testPool.NewContext(Auto, 0, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	code := "def f(n):\n    from erlang import state_incr, state_set\n    for _ in range(n):\n        " + op + "\n"
+	payload, _ := etf.Encode(etf.Tuple{etf.Binary(code)})
+	_, done, err := replies.submit(c, Exec, payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	<-done
+	payload, _ = etf.Encode(etf.Tuple{etf.Binary("__main__"), etf.Binary("f"), etf.List{b.N}, etf.Map{}})
+	b.ResetTimer()
+	_, done, err = replies.submit(c, Call, payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	<-done
 }

@@ -38,6 +38,19 @@ func (o *Output) Send(a, b []byte) {
 	C.pyx_out_send(o.c, bytesPtr(a), C.size_t(len(a)), bytesPtr(b), C.size_t(len(b)))
 }
 
+// MirrorState makes o the Output of the shared state's mirror (on), or
+// stops the mirror (off, dropping what is buffered): every mutation of
+// the store is then sent to o as a '$state' packet, before any frame
+// written after it (docs/PROTOCOL.md, "Shared state"). One Output at a
+// time: turning it on for o turns it off for the previous one.
+func (o *Output) MirrorState(on bool) {
+	var c C.int
+	if on {
+		c = 1
+	}
+	C.pyx_out_mirror(o.c, c)
+}
+
 // Err is the first write error, nil if none.
 func (o *Output) Err() error {
 	if e := C.pyx_out_error(o.c); e != 0 {

@@ -9,6 +9,7 @@
  * it, a value block being immutable and reference-counted. */
 #include "exec.h" /* Python.h first */
 #include "state.h"
+#include "output.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -88,6 +89,175 @@ static int etf_int64(const unsigned char *etf, size_t len, long long *n)
     else
         return 0;
     return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The mirror (state.h): every mutation, as an op term appended to one
+ * buffer while the mutating thread still holds its stripe's mutex (lock
+ * order: stripe -> mirror.mu), so the ops of one key are in the order of
+ * its mutations. The buffer holds the whole packet that output.c sends:
+ * term_to_binary('$state') ++ term_to_binary([Op, ...]), its list header
+ * reserved at the front and patched when it is taken. */
+
+static struct {
+    pthread_mutex_t mu;
+    pyx_buf buf;  /* under mu */
+    size_t count; /* ops in buf: written under mu, read atomically */
+    size_t bytes; /* buf.len: written under mu, read atomically */
+    int on;       /* atomic: record ops at all */
+    /* the last op, if keyed (count > 0): where it starts, where its key is */
+    size_t last_op, last_key, last_klen;
+    int last_keyed;
+} mirror = {PTHREAD_MUTEX_INITIALIZER, {NULL, 0, 0}, 0, 0, 0, 0, 0, 0, 0};
+
+/* '$state', versioned, then 131, LIST_EXT and a count patched at take. */
+static const unsigned char mirror_head[] = {131, 119, 6, '$', 's', 't', 'a', 't', 'e', 131, 108, 0, 0, 0, 0};
+
+/* Appends the ETF of integer n (no version byte). */
+static void put_int(pyx_buf *b, long long n)
+{
+    unsigned char t[11];
+    size_t len;
+    if (n >= 0 && n <= 255) {
+        t[0] = SMALL_INTEGER_EXT;
+        t[1] = (unsigned char)n;
+        len = 2;
+    } else if (n >= INT32_MIN && n <= INT32_MAX) {
+        uint32_t u = (uint32_t)n;
+        t[0] = INTEGER_EXT;
+        t[1] = (unsigned char)(u >> 24);
+        t[2] = (unsigned char)(u >> 16);
+        t[3] = (unsigned char)(u >> 8);
+        t[4] = (unsigned char)u;
+        len = 5;
+    } else {
+        uint64_t mag = n < 0 ? 0 - (uint64_t)n : (uint64_t)n;
+        t[0] = SMALL_BIG_EXT;
+        t[2] = n < 0;
+        len = 3;
+        for (; mag != 0; mag >>= 8)
+            t[len++] = (unsigned char)mag;
+        t[1] = (unsigned char)(len - 3);
+    }
+    (void)pyx_buf_append(b, t, len);
+}
+
+/* Starts an op: {Name, Key...} of arity (tuple header, the atom, the key
+ * as a binary). 1 when it replaced the last op, else 0. mirror.mu held. */
+static int op_head(pyx_buf *b, const char *name, unsigned char namelen, unsigned char arity, const void *key,
+                    size_t klen)
+{
+    unsigned char t[16 + 4] = {104, arity, 119, namelen};
+    memcpy(t + 4, name, namelen);
+    size_t at = 4u + namelen;
+    t[at++] = 109; /* BINARY_EXT */
+    t[at++] = (unsigned char)(klen >> 24);
+    t[at++] = (unsigned char)(klen >> 16);
+    t[at++] = (unsigned char)(klen >> 8);
+    t[at++] = (unsigned char)klen;
+    if (b->len == 0)
+        (void)pyx_buf_append(b, mirror_head, sizeof mirror_head);
+    /* The same key as the last op still buffered: that op is dropped, as
+     * no packet went out between the two (a hot counter costs one op per
+     * flush, not one per incr). count is left alone: it must not read 0
+     * meanwhile (pyx_state_mirror_pending). */
+    int replaced = mirror.count > 0 && mirror.last_keyed && mirror.last_klen == klen &&
+                   memcmp(b->data + mirror.last_key, key, klen) == 0;
+    if (replaced)
+        b->len = mirror.last_op;
+    mirror.last_op = b->len;
+    mirror.last_key = b->len + at;
+    mirror.last_klen = klen;
+    mirror.last_keyed = pyx_buf_append(b, t, at) == 0 && pyx_buf_append(b, key, klen) == 0;
+    return replaced;
+}
+
+/* Records {set, Key, Value} (v's bytes, or the integer n) or, with del,
+ * {delete, Key}. The key's stripe mutex held. Out of memory loses the op
+ * (and the mirror is then incomplete: nothing better to do). */
+static void mirror_op(int del, const void *key, size_t klen, const pyx_state_val *v, long long n)
+{
+    if (!__atomic_load_n(&mirror.on, __ATOMIC_RELAXED))
+        return;
+    pthread_mutex_lock(&mirror.mu);
+    pyx_buf *b = &mirror.buf;
+    int replaced;
+    if (del) {
+        replaced = op_head(b, "delete", 6, 2, key, klen);
+    } else {
+        replaced = op_head(b, "set", 3, 3, key, klen);
+        if (v != NULL)
+            (void)pyx_buf_append(b, v->data, v->len);
+        else
+            put_int(b, n);
+    }
+    __atomic_store_n(&mirror.bytes, mirror.buf.len, __ATOMIC_RELAXED);
+    __atomic_store_n(&mirror.count, mirror.count + !replaced, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&mirror.mu);
+}
+
+/* Records clear. Every stripe mutex held. */
+static void mirror_clear(void)
+{
+    static const unsigned char op[] = {119, 5, 'c', 'l', 'e', 'a', 'r'};
+    if (!__atomic_load_n(&mirror.on, __ATOMIC_RELAXED))
+        return;
+    pthread_mutex_lock(&mirror.mu);
+    /* the ops still buffered are void: clear replaces them (count never
+     * reads 0 meanwhile) */
+    mirror.buf.len = 0;
+    mirror.last_keyed = 0;
+    (void)pyx_buf_append(&mirror.buf, mirror_head, sizeof mirror_head);
+    (void)pyx_buf_append(&mirror.buf, op, sizeof op);
+    __atomic_store_n(&mirror.bytes, mirror.buf.len, __ATOMIC_RELAXED);
+    __atomic_store_n(&mirror.count, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&mirror.mu);
+}
+
+/* After a mutation, its stripe unlocked: lets output.c flush soon. */
+static void mirror_after(void)
+{
+    if (__atomic_load_n(&mirror.on, __ATOMIC_RELAXED))
+        pyx_out_mirror_poke(__atomic_load_n(&mirror.bytes, __ATOMIC_RELAXED));
+}
+
+size_t pyx_state_mirror_pending(void) { return __atomic_load_n(&mirror.count, __ATOMIC_ACQUIRE); }
+
+int pyx_state_mirror_take(unsigned char **data, size_t *len, size_t *cap)
+{
+    pthread_mutex_lock(&mirror.mu);
+    size_t n = mirror.count;
+    if (n == 0 || pyx_buf_append(&mirror.buf, (unsigned char[]){106}, 1) < 0) {
+        pthread_mutex_unlock(&mirror.mu);
+        return 0;
+    }
+    unsigned char *c = mirror.buf.data + sizeof mirror_head - 4;
+    c[0] = (unsigned char)(n >> 24);
+    c[1] = (unsigned char)(n >> 16);
+    c[2] = (unsigned char)(n >> 8);
+    c[3] = (unsigned char)n;
+    /* swap: the caller's empty buffer (its memory kept) becomes ours */
+    pyx_buf mine = mirror.buf;
+    mirror.buf = (pyx_buf){*data, 0, *cap};
+    __atomic_store_n(&mirror.bytes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&mirror.count, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&mirror.mu);
+    *data = mine.data;
+    *len = mine.len;
+    *cap = mine.cap;
+    return 1;
+}
+
+void pyx_state_mirror_enable(int on)
+{
+    pthread_mutex_lock(&mirror.mu);
+    __atomic_store_n(&mirror.on, on, __ATOMIC_RELAXED);
+    if (!on) {
+        pyx_buf_free(&mirror.buf);
+        __atomic_store_n(&mirror.bytes, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&mirror.count, 0, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&mirror.mu);
 }
 
 /* ------------------------------------------------------------------ */
@@ -202,6 +372,7 @@ static int put(const void *key, size_t klen, pyx_state_val *v, long long n)
             e->val = v;
             e->n = n;
             v = NULL;
+            mirror_op(0, key, klen, e->val, e->n);
         }
         pthread_mutex_unlock(&s->mu);
         if (e != NULL || rc != PYX_STATE_OK)
@@ -215,6 +386,7 @@ static int put(const void *key, size_t klen, pyx_state_val *v, long long n)
     free(fresh);
     pyx_state_val_release(old);
     pyx_state_val_release(v); /* not stored (out of memory) */
+    mirror_after();
     return rc;
 }
 
@@ -263,6 +435,7 @@ int pyx_state_delete(const void *key, size_t klen)
                 *p = e->next;
                 s->count--;
                 gone = e;
+                mirror_op(1, key, klen, NULL, 0);
                 break;
             }
         }
@@ -272,6 +445,7 @@ int pyx_state_delete(const void *key, size_t klen)
         return PYX_STATE_NOT_FOUND;
     pyx_state_val_release(gone->val);
     free(gone);
+    mirror_after();
     return PYX_STATE_OK;
 }
 
@@ -308,6 +482,8 @@ int pyx_state_incr(const void *key, size_t klen, long long delta, long long *res
                 fresh = NULL;
             }
         }
+        if ((e != NULL || tried) && rc == PYX_STATE_OK)
+            mirror_op(0, key, klen, NULL, *result);
         pthread_mutex_unlock(&s->mu);
         if (e != NULL || tried)
             break;
@@ -316,28 +492,96 @@ int pyx_state_incr(const void *key, size_t klen, long long delta, long long *res
             return PYX_STATE_NOMEM;
     }
     free(fresh);
+    mirror_after();
     return rc;
 }
 
-void pyx_state_clear(void)
+/* Every stripe's table: taken out (returned in old) and replaced by
+ * fresh's (NULL: empty), all stripes at once, so that no mutation of
+ * another thread falls between the first stripe and the last. With
+ * record, a clear op is mirrored under the same locks. */
+static void swap_all(stripe *fresh, stripe *old, int record)
 {
+    for (int i = 0; i < NSTRIPES; i++) /* always in this order */
+        pthread_mutex_lock(&stripes[i].mu);
     for (int i = 0; i < NSTRIPES; i++) {
         stripe *s = &stripes[i];
-        pthread_mutex_lock(&s->mu);
-        entry **b = s->buckets;
-        size_t nb = s->nbuckets;
-        s->buckets = NULL;
-        s->nbuckets = s->count = 0;
-        pthread_mutex_unlock(&s->mu);
-        for (size_t j = 0; j < nb; j++) {
-            for (entry *e = b[j], *next; e != NULL; e = next) {
+        old[i].buckets = s->buckets;
+        old[i].nbuckets = s->nbuckets;
+        s->buckets = fresh ? fresh[i].buckets : NULL;
+        s->nbuckets = fresh ? fresh[i].nbuckets : 0;
+        s->count = fresh ? fresh[i].count : 0;
+    }
+    if (record)
+        mirror_clear();
+    for (int i = NSTRIPES - 1; i >= 0; i--)
+        pthread_mutex_unlock(&stripes[i].mu);
+}
+
+/* Frees the tables of old (taken out by swap_all), no lock held. */
+static void free_tables(stripe *old)
+{
+    for (int i = 0; i < NSTRIPES; i++) {
+        for (size_t j = 0; j < old[i].nbuckets; j++) {
+            for (entry *e = old[i].buckets[j], *next; e != NULL; e = next) {
                 next = e->next;
                 pyx_state_val_release(e->val);
                 free(e);
             }
         }
-        free(b);
+        free(old[i].buckets);
     }
+}
+
+void pyx_state_clear(void)
+{
+    stripe old[NSTRIPES];
+    swap_all(NULL, old, 1);
+    free_tables(old);
+    mirror_after();
+}
+
+int pyx_state_load(const unsigned char *flat, size_t len)
+{
+    stripe fresh[NSTRIPES], old[NSTRIPES];
+    memset(fresh, 0, sizeof fresh);
+    size_t pos = 0;
+    int rc = PYX_STATE_OK;
+    while (rc == PYX_STATE_OK && len - pos >= 8) {
+        uint32_t klen, vlen;
+        memcpy(&klen, flat + pos, 4);
+        const unsigned char *key = flat + pos + 4;
+        if (len - pos - 8 < klen)
+            break;
+        memcpy(&vlen, key + klen, 4);
+        const unsigned char *val = key + klen + 4;
+        if (len - pos - 8 - klen < vlen)
+            break;
+        pos += 8 + (size_t)klen + vlen;
+        uint64_t h = hash_key(key, klen);
+        stripe *s = &fresh[h >> 60];
+        entry *e = find(s, h, key, klen); /* a key given twice: the last wins */
+        if (e == NULL) {
+            if ((e = new_entry(h, key, klen)) == NULL || link_entry(s, e) < 0) {
+                free(e);
+                rc = PYX_STATE_NOMEM;
+                break;
+            }
+        }
+        pyx_state_val_release(e->val);
+        e->val = NULL;
+        if (!etf_int64(val, vlen, &e->n) && (e->val = pyx_state_val_copy(val, vlen)) == NULL)
+            rc = PYX_STATE_NOMEM;
+    }
+    if (rc == PYX_STATE_OK && pos != len)
+        rc = PYX_STATE_NOT_FOUND; /* malformed */
+    if (rc != PYX_STATE_OK) {
+        free_tables(fresh);
+        return rc;
+    }
+    swap_all(fresh, old, 0);
+    free_tables(old);
+    return PYX_STATE_OK;
 }
 
 long pyx_state_keys(unsigned char **out, size_t *len)

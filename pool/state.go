@@ -9,6 +9,7 @@ import "C"
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"unsafe"
 
 	"github.com/erlang-python/erlang_python/etf"
@@ -86,6 +87,40 @@ func StateIncr(key []byte, delta int64) (int64, error) {
 
 // StateClear removes every key.
 func StateClear() { C.pyx_state_clear() }
+
+// StateEntry is one key and its value's encoding (no version byte).
+type StateEntry struct {
+	Key, Value []byte
+}
+
+// ErrStateBadEntry: StateLoad of a key or value over 4 GiB.
+var ErrStateBadEntry = errors.New("pool: a state entry too large")
+
+// StateLoad replaces the whole store, at once, with entries (a key given
+// twice keeps its last value). It records nothing in the mirror: it is
+// how a new sidecar gets the mirror's contents back. On error the store
+// is unchanged.
+func StateLoad(entries []StateEntry) error {
+	size := 0
+	for _, e := range entries {
+		if uint64(len(e.Key)) > math.MaxUint32 || uint64(len(e.Value)) > math.MaxUint32 {
+			return ErrStateBadEntry
+		}
+		size += 8 + len(e.Key) + len(e.Value)
+	}
+	flat := make([]byte, 0, size)
+	for _, e := range entries {
+		flat = binary.NativeEndian.AppendUint32(flat, uint32(len(e.Key))) // read by C
+		flat = append(flat, e.Key...)
+		flat = binary.NativeEndian.AppendUint32(flat, uint32(len(e.Value)))
+		flat = append(flat, e.Value...)
+	}
+	rc := C.pyx_state_load((*C.uchar)(bytesPtr(flat)), C.size_t(len(flat)))
+	if rc == C.PYX_STATE_NOT_FOUND {
+		return ErrStateBadEntry // cannot happen: flat is well formed
+	}
+	return stateError(rc)
+}
 
 // StateKeys returns the keys, in no particular order.
 func StateKeys() [][]byte {

@@ -59,6 +59,27 @@ void pyx_state_clear(void);
  * Returns the number of keys, or -1 when out of memory (*out freed). */
 long pyx_state_keys(unsigned char **out, size_t *len);
 
+/* Replaces the whole store, at once, with the entries in flat: each is
+ * the key's length (4 bytes, native order), the key, the value's length
+ * (4 bytes, native order) and the value's ETF (no version byte); a key
+ * given twice keeps its last value. Records no mirror op. OK, NOMEM, or
+ * NOT_FOUND when flat is malformed (the store is then unchanged). */
+int pyx_state_load(const unsigned char *flat, size_t len);
+
+/* The mirror (docs/PROTOCOL.md, "Shared state"): once enabled, every
+ * mutation appends an op, {set, Key, Value}, {delete, Key} or clear, to
+ * one buffer, in the order of the mutations of each key (under its stripe
+ * mutex; lock order: stripe -> mirror). output.c sends the buffer as one
+ * packet before any other frame it writes (pyx_out_mirror). */
+void pyx_state_mirror_enable(int on); /* off drops what is buffered */
+/* The number of ops buffered (an atomic read: a cheap check). */
+size_t pyx_state_mirror_pending(void);
+/* When ops are buffered: 1, and *data, *len, *cap become the whole packet
+ * (term_to_binary('$state') ++ term_to_binary([Op, ...])), the caller's
+ * buffer (*data, *cap: malloc'd or NULL, its contents dropped) taking its
+ * place. Else 0, nothing changed. */
+int pyx_state_mirror_take(unsigned char **data, size_t *len, size_t *cap);
+
 #ifdef Py_PYTHON_H
 /* Adds state_set, state_get, state_delete, state_keys, state_incr and
  * state_decr to the `erlang` module (erlmod.c's exec slot). GIL held. */

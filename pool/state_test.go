@@ -1,13 +1,18 @@
 package pool
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
+	"os"
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -202,4 +207,253 @@ func TestStateFromPython(t *testing.T) {
 	assert.True(t, etf.Equal(etf.Exception("KeyError", "'go:nope'"), eval(t, c, "__import__('erlang').state_get('go:nope')")))
 	StateDelete([]byte("go:py"))
 	StateDelete([]byte("go:pyc"))
+}
+
+// mirrorReader reads the frames of an Output with the state mirror on
+// and applies the '$state' packets to a map, as the BEAM's table would.
+type mirrorReader struct {
+	t      *testing.T
+	out    *Output
+	frames chan []byte
+	table  map[string]etf.Term
+	ops    int
+}
+
+func newMirrorReader(t *testing.T) *mirrorReader {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	out, err := NewOutput(w)
+	require.NoError(t, err)
+	m := &mirrorReader{t: t, out: out, frames: make(chan []byte, 1024), table: map[string]etf.Term{}}
+	go func() {
+		br := bufio.NewReader(r)
+		var hdr [4]byte
+		for {
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				close(m.frames)
+				return
+			}
+			f := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+			if _, err := io.ReadFull(br, f); err != nil {
+				close(m.frames)
+				return
+			}
+			m.frames <- f
+		}
+	}()
+	out.MirrorState(true)
+	t.Cleanup(func() { out.MirrorState(false); r.Close() })
+	return m
+}
+
+// next reads one frame: a '$state' packet is applied to the table and
+// returns nil; any other frame is returned as its id and result.
+func (m *mirrorReader) next() (etf.Term, etf.Term) {
+	m.t.Helper()
+	var f []byte
+	select {
+	case f = <-m.frames:
+	case <-time.After(20 * time.Second):
+		m.t.Fatal("no frame in 20 s")
+	}
+	var d etf.Decoder
+	id, n, err := d.DecodePrefix(f)
+	require.NoError(m.t, err)
+	res, err := (&etf.Decoder{CopyBinaries: true}).Decode(f[n:])
+	require.NoError(m.t, err)
+	if id != etf.Atom("$state") {
+		return id, res
+	}
+	ops, ok := res.(etf.List)
+	require.True(m.t, ok, "a '$state' packet of %v", res)
+	for _, op := range ops {
+		m.ops++
+		switch o := op.(type) {
+		case etf.Atom:
+			require.Equal(m.t, etf.Atom("clear"), o)
+			clear(m.table)
+		case etf.Tuple:
+			key := string(o[1].(etf.Binary))
+			switch {
+			case o[0] == etf.Atom("set") && len(o) == 3:
+				m.table[key] = o[2]
+			case o[0] == etf.Atom("delete") && len(o) == 2:
+				delete(m.table, key)
+			default:
+				m.t.Fatalf("a bad op %v", o)
+			}
+		default:
+			m.t.Fatalf("a bad op %v", op)
+		}
+	}
+	return nil, nil
+}
+
+// until reads frames until the one with id, and returns its result.
+func (m *mirrorReader) until(id etf.Term) etf.Term {
+	m.t.Helper()
+	for {
+		got, res := m.next()
+		if got == nil {
+			continue
+		}
+		require.Equal(m.t, id, got, "a frame out of order")
+		return res
+	}
+}
+
+// mark writes a frame with id from Go: every mutation made before it is
+// mirrored before it.
+func (m *mirrorReader) mark(id etf.Atom) {
+	b, _ := etf.Encode(id)
+	m.out.Send(b, []byte{131, 106})
+	m.until(id)
+}
+
+// assertMatches: the mirror holds exactly what the store holds.
+func (m *mirrorReader) assertMatches() {
+	m.t.Helper()
+	keys := StateKeys()
+	assert.Len(m.t, m.table, len(keys))
+	for _, k := range keys {
+		got, ok := stateGet(m.t, string(k))
+		require.True(m.t, ok)
+		assert.True(m.t, etf.Equal(got, m.table[string(k)]), "key %s: store %v, mirror %v", k, got, m.table[string(k)])
+	}
+}
+
+// Many goroutines incr, set and delete the same keys, one clears now and
+// then: once a frame written after them is read, the mirror equals the
+// store, key by key (the ops of a key are in mutation order, a clear
+// falls between the same mutations in both).
+func TestStateMirrorOrder(t *testing.T) {
+	StateClear()
+	m := newMirrorReader(t)
+	const workers, each = 8, 3000
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				k := []byte(fmt.Sprintf("mirror:k%d", i%7))
+				switch {
+				case w == 0 && i%500 == 0:
+					StateClear()
+				case w == 1 && i%3 == 0:
+					StateDelete(k)
+				case w == 2 && i%5 == 0:
+					_ = StatePut(k, enc(t, int64(1)<<40+int64(i)))
+				case w == 3 && i%11 == 0:
+					_ = StatePut(k, enc(t, etf.Binary("text"))) // incr fails on it until the next set
+				default:
+					_, _ = StateIncr(k, int64(w*1000-3000))
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	m.mark("done")
+	assert.Positive(t, m.ops) // fewer than the mutations: a key's consecutive ops coalesce
+	m.assertMatches()
+	// and a clear at the end
+	StateClear()
+	m.mark("cleared")
+	assert.Empty(t, m.table)
+}
+
+// Python's mutations are mirrored before the reply of the request that
+// made them, and before any frame written after them; values are the
+// terms as stored (ints as integers, anything else as converted).
+func TestStateMirrorBeforeReply(t *testing.T) {
+	StateClear()
+	m := newMirrorReader(t)
+	c := newCtx(t, Auto)
+	code := etf.Tuple{etf.Binary("import erlang\n" +
+		"for i in range(1000): erlang.state_incr('mirror:py')\n" +
+		"erlang.state_set('mirror:neg', -2 ** 63)\nerlang.state_set('mirror:big', 2 ** 64)\n" +
+		"erlang.state_set('mirror:map', {'a': (1, None)})\nerlang.state_set('mirror:gone', 1)\n" +
+		"erlang.state_delete('mirror:gone')\nerlang.state_delete('mirror:never')\n")}
+	payload, err := etf.Encode(code)
+	require.NoError(t, err)
+	for round := 1; round <= 3; round++ {
+		id := etf.Atom(fmt.Sprintf("py%d", round))
+		idBytes, _ := etf.Encode(id)
+		require.NoError(t, c.Submit(m.out, Exec, 0, idBytes, payload))
+		assert.Equal(t, etf.OK, m.until(id))
+		// all of it is in the mirror already: nothing read after the reply
+		assert.Equal(t, int64(1000*round), m.table["mirror:py"])
+		assert.Equal(t, int64(math.MinInt64), m.table["mirror:neg"])
+		assert.Equal(t, 0, new(big.Int).Lsh(big.NewInt(1), 64).Cmp(m.table["mirror:big"].(*big.Int)))
+		assert.True(t, etf.Equal(etf.MapOf(etf.Binary("a"), etf.Tuple{1, etf.Atom("none")}), m.table["mirror:map"]))
+		assert.NotContains(t, m.table, "mirror:gone")
+		m.assertMatches()
+	}
+	// Erlang's incr: its reply (written by Go after it) comes after its op
+	n, err := StateIncr([]byte("mirror:py"), -5)
+	require.NoError(t, err)
+	m.mark("after_incr")
+	assert.Equal(t, n, m.table["mirror:py"])
+}
+
+// With nothing else written, the mirror still goes out (the timed flush),
+// and past 64 KiB without waiting for it.
+func TestStateMirrorFlushesAlone(t *testing.T) {
+	StateClear()
+	m := newMirrorReader(t)
+	_, err := StateIncr([]byte("mirror:alone"), 7)
+	require.NoError(t, err)
+	id, _ := m.next() // no other frame is written: the timer sent it
+	assert.Nil(t, id)
+	assert.Equal(t, int64(7), m.table["mirror:alone"])
+	require.NoError(t, StatePut([]byte("mirror:large"), enc(t, etf.Binary(bytes.Repeat([]byte{1}, 100<<10)))))
+	id, _ = m.next()
+	assert.Nil(t, id)
+	assert.Len(t, m.table["mirror:large"], 100<<10)
+}
+
+// StateLoad replaces the store at once and mirrors nothing.
+func TestStateLoad(t *testing.T) {
+	StateClear()
+	m := newMirrorReader(t)
+	require.NoError(t, StatePut([]byte("load:old"), enc(t, 1)))
+	m.mark("before")
+	before := m.ops
+	entries := []StateEntry{
+		{Key: []byte("load:int"), Value: enc(t, int64(-300))},
+		{Key: []byte("load:big"), Value: enc(t, int64(math.MaxInt64))},
+		{Key: []byte("load:map"), Value: enc(t, etf.MapOf(etf.Atom("a"), etf.List{1, etf.Binary("x")}))},
+		{Key: []byte("load:twice"), Value: enc(t, etf.Atom("first"))},
+		{Key: []byte("load:twice"), Value: enc(t, etf.Atom("last"))},
+		{Key: nil, Value: enc(t, etf.Binary("empty key"))},
+	}
+	for i := 0; i < 500; i++ { // enough to grow the tables
+		entries = append(entries, StateEntry{Key: []byte(fmt.Sprintf("load:n%d", i)), Value: enc(t, i)})
+	}
+	require.NoError(t, StateLoad(entries))
+	m.mark("after")
+	assert.Equal(t, before, m.ops, "state_load mirrors nothing")
+	_, ok := stateGet(t, "load:old")
+	assert.False(t, ok, "the store is replaced")
+	assert.Len(t, StateKeys(), 5+500)
+	got, _ := stateGet(t, "load:twice")
+	assert.Equal(t, etf.Atom("last"), got)
+	got, _ = stateGet(t, "load:map")
+	assert.True(t, etf.Equal(etf.MapOf(etf.Atom("a"), etf.List{1, etf.Binary("x")}), got))
+	got, _ = stateGet(t, "")
+	assert.Equal(t, etf.Binary("empty key"), got)
+	// integers are integers again: incr works on them, and is mirrored
+	n, err := StateIncr([]byte("load:int"), 1)
+	require.NoError(t, err)
+	assert.Equal(t, int64(-299), n)
+	_, err = StateIncr([]byte("load:big"), 1)
+	assert.ErrorIs(t, err, ErrStateOverflow)
+	n, err = StateIncr([]byte("load:n499"), 1)
+	require.NoError(t, err)
+	assert.Equal(t, int64(500), n)
+	m.mark("incr")
+	assert.Equal(t, before+2, m.ops)
+	// an empty load empties the store
+	require.NoError(t, StateLoad(nil))
+	assert.Empty(t, StateKeys())
 }

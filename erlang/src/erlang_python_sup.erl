@@ -3,6 +3,8 @@
 %% <li>`py_callback': the registry of functions Python may call;</li>
 %% <li>`py_lifecycle': up or restarting, crash backoff, restart subscribers;</li>
 %% <li>`py_semaphore': the load-control counter;</li>
+%% <li>`py_state': the mirror of the shared state, replayed into each new
+%% sidecar;</li>
 %% <li>`py_sidecar': owns the port to `pyport';</li>
 %% <li>`py_context_sup': the context processes (and their pid -> id table);</li>
 %% <li>`py_context_router': the pools and the routing of calls.</li>
@@ -30,6 +32,7 @@ init([]) ->
     Children = [worker(py_callback), % its registry outlives sidecar restarts
                 worker(py_lifecycle),
                 worker(py_semaphore),
+                worker(py_state), % its mirror of the shared state outlives sidecar restarts
                 worker(py_sidecar),
                 #{id => py_context_sup,
                   start => {py_context_sup, start_link, []},

@@ -94,7 +94,7 @@ init([]) ->
                 {os_pid, P} -> P;
                 undefined -> undefined
             end,
-    case handshake(Port) of
+    case py_state:replay(Port, handshake(Port)) of % the shared state back first
         {ok, Info} ->
             persistent_term:put(?INFO_KEY, Info),
             persistent_term:put(?KEY, {Port, self()}),
@@ -164,6 +164,9 @@ route(Bin) ->
         case binary_to_term(Bin, [used]) of
             {'$log', Used} ->
                 log(binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)));
+            {'$state', Used} ->
+                %% the shared state's mirror (py_state), before what follows
+                py_state:apply_ops(binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)));
             {'$exit', Used} ->
                 %% why the sidecar is about to exit
                 {exit, binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used))};

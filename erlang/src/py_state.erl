@@ -18,9 +18,25 @@
 %% integer, `{error, {overflow, Key}}' when the result would not fit 64 bits
 %% (or the value is a larger integer); and the errors of any request,
 %% `{error, timeout}' or `{error, {python_crashed, _}}'.
+%%
+%% The store survives the sidecar: this module is also a process, started
+%% before `py_sidecar', that owns a public ETS table, the mirror. The
+%% sidecar sends every mutation of the store, from Python or Erlang, as a
+%% `'$state'' packet written before any reply that could have seen it
+%% (docs/PROTOCOL.md, "Shared state"); the port owner applies it here
+%% ({@link apply_ops/1}) before it routes anything behind it. A new sidecar
+%% gets the table back (`state_load', {@link replay/2}) before anyone can
+%% call it.
 -module(py_state).
 
+-behaviour(gen_server).
+
 -export([store/2, fetch/1, remove/1, keys/0, clear/0, incr/2, decr/2]).
+-export([start_link/0, apply_ops/1, replay/2]).
+-export([init/1, handle_call/3, handle_cast/2]).
+
+-define(TABLE, py_state_mirror).
+-define(LOAD_TIMEOUT, 60000).
 
 -type key() :: atom() | binary() | string().
 -type error() :: {error, term()}.
@@ -92,3 +108,74 @@ with_key(Key, Fun) ->
 
 key(Key) ->
     py_payload:key(key, Key).
+
+%%--------------------------------------------------------------------
+%% The mirror
+
+%% @doc Start the owner of the mirror table.
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc Apply a `'$state'' packet's ops, in order, to the mirror. Called by
+%% the port owner for each such packet.
+-spec apply_ops([{set, binary(), term()} | {delete, binary()} | clear]) -> ok.
+apply_ops([{set, Key, Value} | Ops]) ->
+    true = ets:insert(?TABLE, {Key, Value}),
+    apply_ops(Ops);
+apply_ops([{delete, Key} | Ops]) ->
+    true = ets:delete(?TABLE, Key),
+    apply_ops(Ops);
+apply_ops([clear | Ops]) ->
+    true = ets:delete_all_objects(?TABLE),
+    apply_ops(Ops);
+apply_ops([]) ->
+    ok.
+
+%% @doc After a sidecar's handshake (its result is passed on), load the
+%% mirror into its store with `state_load', which also turns its mirror on;
+%% the port owner calls it before it publishes the port. The only packet
+%% expected meanwhile is the answer.
+-spec replay(port(), {ok, Info} | {error, term()}) -> {ok, Info} | {error, term()}.
+replay(Port, {ok, _} = Handshake) ->
+    Id = {ctl, make_ref()},
+    Entries = ets:tab2list(?TABLE),
+    true = erlang:port_command(Port, [term_to_binary({state_load, Id}), term_to_binary(Entries)]),
+    case wait_load(Port, Id) of
+        ok -> Handshake;
+        {error, Reason} -> {error, {state_load, Reason}}
+    end;
+replay(_Port, {error, _} = Error) ->
+    Error.
+
+wait_load(Port, Id) ->
+    receive
+        {Port, {data, Bin}} ->
+            case catch binary_to_term(Bin, [used]) of
+                {Id, Used} ->
+                    case binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)) of
+                        ok -> ok;
+                        Other -> {error, Other}
+                    end;
+                _ ->
+                    wait_load(Port, Id)
+            end;
+        {Port, {exit_status, N}} ->
+            {error, {python_crashed, #{status => N}}}
+    after ?LOAD_TIMEOUT ->
+        {error, timeout}
+    end.
+
+-spec init([]) -> {ok, undefined}.
+init([]) ->
+    %% written by the port owner, read by nobody else yet
+    ?TABLE = ets:new(?TABLE, [named_table, public, set]),
+    {ok, undefined}.
+
+-spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast(term(), State) -> {noreply, State}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.

@@ -9,12 +9,15 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([api_examples/1, python_to_erlang/1, erlang_to_python/1, key_forms/1,
          shared_by_contexts/1, keys_remove_clear/1, incr_decr/1, incr_errors/1, atomic_incr/1,
-         python_threads/1, large_values/1, bad_inputs/1, not_started/1]).
+         python_threads/1, large_values/1, bad_inputs/1, not_started/1,
+         survives_os_exit/1, survives_kill/1, incr_during_kill/1]).
+
+-define(CRASH_CASES, [survives_os_exit, survives_kill, incr_during_kill]).
 
 all() ->
     [api_examples, python_to_erlang, erlang_to_python, key_forms, shared_by_contexts,
      keys_remove_clear, incr_decr, incr_errors, atomic_incr, python_threads, large_values,
-     bad_inputs, not_started].
+     bad_inputs, not_started | ?CRASH_CASES].
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 4}]),
@@ -27,8 +30,21 @@ init_per_testcase(_Case, Config) ->
     ok = py:state_clear(),
     Config.
 
-end_per_testcase(_Case, _Config) ->
-    ok.
+%% After every case, the mirror (py_state's table) holds what the store
+%% holds. A crash case restarts the application, so that the restarts it
+%% caused do not count towards the supervisor's limit for the next one.
+end_per_testcase(Case, _Config) ->
+    Result = mirror_matches(),
+    lists:member(Case, ?CRASH_CASES) andalso py_ct:start([{num_contexts, 4}]),
+    Result.
+
+mirror_matches() ->
+    Store = [{K, element(2, {ok, _} = py:state_fetch(K))} || K <- py:state_keys()],
+    Mirror = lists:sort(ets:tab2list(py_state_mirror)),
+    case Mirror =:= Store of
+        true -> ok;
+        false -> {fail, {mirror_differs, #{mirror => Mirror, store => Store}}}
+    end.
 
 %% Python statements in context 1, with the state functions imported.
 py_exec(Code) ->
@@ -308,4 +324,148 @@ not_started(_Config) ->
         ?expect({error, {badarg, _}}, py:state_fetch({k}))
     after
         py_ct:start([{num_contexts, 4}])
+    end.
+
+%%--------------------------------------------------------------------
+%% The store outlives the sidecar (py_state mirrors it, py_sidecar replays it)
+
+%% Mutations of every kind, from Erlang and from Python.
+fill(Tag) ->
+    K = fun(Name) -> <<Tag/binary, "_", Name/binary>> end,
+    ok = py:state_store(K(<<"junk">>), 1),
+    ok = py:state_clear(),
+    ok = py:state_store(K(<<"erl_map">>), #{a => [1, 2.5], b => {x, <<"y">>}}),
+    ok = py:state_store(K(<<"erl_gone">>), gone),
+    ok = py:state_remove(K(<<"erl_gone">>)),
+    ?expect(5, py:state_incr(K(<<"erl_n">>), 5)),
+    ?expect(3, py:state_decr(K(<<"erl_n">>), 2)),
+    ok = py:state_store(K(<<"erl_big">>), 1 bsl 70),
+    ok = py:state_store(K(<<"erl_int">>), -(1 bsl 40)),
+    ?expect(-(1 bsl 40) + 1, py:state_incr(K(<<"erl_int">>), 1)),
+    py_exec(<<"p = '", Tag/binary, "_'\n"
+              "state_set(p + 'py_tuple', (1, 'x', None))\n"
+              "for _ in range(10): state_incr(p + 'py_n')\n"
+              "state_decr(p + 'py_n', 3)\n"
+              "state_set(p + 'py_gone', 1)\n"
+              "state_delete(p + 'py_gone')\n"
+              "state_set(p + 'py_float', 2.5)\n"
+              "state_set(p + 'py_big', -2 ** 63)\n"
+              "state_set(p + 'py_replaced', 'old')\n"
+              "state_set(p + 'py_replaced', [1, 2])\n">>),
+    lists:sort([K(N) || N <- [<<"erl_map">>, <<"erl_n">>, <<"erl_big">>, <<"erl_int">>, <<"py_tuple">>,
+                              <<"py_n">>, <<"py_float">>, <<"py_big">>, <<"py_replaced">>]]).
+
+check_filled(Tag, Keys) ->
+    K = fun(Name) -> <<Tag/binary, "_", Name/binary>> end,
+    ?expect({ok, #{a := [1, 2.5], b := {x, <<"y">>}}}, py:state_fetch(K(<<"erl_map">>))),
+    ?expect({ok, 3}, py:state_fetch(K(<<"erl_n">>))),
+    Big = 1 bsl 70,
+    ?expect({ok, Big}, py:state_fetch(K(<<"erl_big">>))),
+    Int = -(1 bsl 40) + 1,
+    ?expect({ok, Int}, py:state_fetch(K(<<"erl_int">>))),
+    ?expect({ok, {1, <<"x">>, none}}, py:state_fetch(K(<<"py_tuple">>))),
+    ?expect({ok, 7}, py:state_fetch(K(<<"py_n">>))),
+    ?expect({ok, 2.5}, py:state_fetch(K(<<"py_float">>))),
+    Min = -(1 bsl 63),
+    ?expect({ok, Min}, py:state_fetch(K(<<"py_big">>))),
+    ?expect({ok, [1, 2]}, py:state_fetch(K(<<"py_replaced">>))),
+    ?expect({error, not_found}, py:state_fetch(K(<<"erl_gone">>))),
+    ?expect({error, not_found}, py:state_fetch(K(<<"py_gone">>))),
+    ?expect({error, not_found}, py:state_fetch(K(<<"junk">>))),
+    ?expect(Keys, [Key || Key <- py:state_keys(), binary:longest_common_prefix([Key, Tag]) =:= byte_size(Tag)]),
+    %% Python sees it too, and incr goes on from there, on both sides
+    ?expect({ok, 8}, py_eval(<<"__import__('erlang').state_incr('", Tag/binary, "_py_n')">>)),
+    ?expect({ok, true}, py_eval(<<"__import__('erlang').state_get('", Tag/binary, "_erl_map') == "
+                                  "{'a': [1, 2.5], 'b': ('x', 'y')}">>)),
+    ?expect(4, py:state_incr(K(<<"erl_n">>), 1)).
+
+%% The sidecar's OS process, killed with SIGKILL.
+kill_sidecar() ->
+    Port = py_sidecar:port(),
+    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+    Port.
+
+%% Wait until a new sidecar serves (no time limit but the suite's).
+wait_restarted(OldPort) ->
+    py_ct:wait_until(fun() ->
+                             Port = py_sidecar:port(),
+                             is_port(Port) andalso Port =/= OldPort andalso py:eval(<<"1">>) =:= {ok, 1}
+                     end, 60000, "the sidecar to come back").
+
+%% os._exit in Python: the store comes back, twice (the new sidecar
+%% mirrors too).
+survives_os_exit(_Config) ->
+    Keys = fill(<<"exit1">>),
+    Old = py_sidecar:port(),
+    ?expect({error, _}, py:exec(py:context(1), <<"import os; os._exit(3)">>)),
+    wait_restarted(Old),
+    check_filled(<<"exit1">>, Keys),
+    ok = mirror_matches(),
+    Keys2 = fill(<<"exit2">>), % clears the first set
+    Old2 = py_sidecar:port(),
+    ?expect({error, _}, py:exec(py:context(2), <<"import os; os._exit(3)">>)),
+    wait_restarted(Old2),
+    check_filled(<<"exit2">>, Keys2),
+    ?expect([], [K || K <- py:state_keys(), binary:longest_common_prefix([K, <<"exit1">>]) =:= 5]).
+
+%% kill -9 of pyport: what it wrote to the pipe is read before its exit.
+survives_kill(_Config) ->
+    Keys = fill(<<"kill">>),
+    Old = kill_sidecar(),
+    wait_restarted(Old),
+    check_filled(<<"kill">>, Keys),
+    %% mutations made on the new sidecar survive the next kill
+    py_exec(<<"state_set('after', 'second life')\n">>),
+    ok = py:state_store(after_erl, 2),
+    Old2 = kill_sidecar(),
+    wait_restarted(Old2),
+    ?expect({ok, <<"second life">>}, py:state_fetch('after')),
+    ?expect({ok, 2}, py:state_fetch(after_erl)),
+    ?expect({ok, 8}, py:state_fetch(<<"kill_py_n">>)).
+
+%% Processes incr from Python while the sidecar is killed: the counter
+%% that comes back counts every increment whose call returned ok, and at
+%% most those that were in flight at the kill more (their callers got
+%% python_crashed; one per process at most).
+incr_during_kill(_Config) ->
+    N = 8,
+    Self = self(),
+    Code = <<"__import__('erlang').state_incr('conc')">>,
+    Workers = [spawn_link(fun() -> incr_loop(Self, py:context(I rem 4 + 1), Code, #{}) end)
+               || I <- lists:seq(1, N)],
+    %% every worker has done some before the kill
+    [receive {warm, W} -> ok after 60000 -> ct:fail("worker ~p not warm", [W]) end || W <- Workers],
+    Old = kill_sidecar(),
+    wait_restarted(Old),
+    [W ! stop || W <- Workers],
+    Counts = [receive {done, W, C} -> C after 60000 -> ct:fail("worker ~p did not stop", [W]) end
+              || W <- Workers],
+    Sum = fun(What) -> lists:sum([maps:get(What, C, 0) || C <- Counts]) end,
+    {Oks, InFlight} = {Sum(ok), Sum(python_crashed)},
+    {ok, Value} = py:state_fetch(conc),
+    ct:pal("~b increments returned ok, ~b python_crashed, the counter is ~b; per worker: ~p",
+           [Oks, InFlight, Value, Counts]),
+    ?expect(true, InFlight =< N),
+    case Value >= Oks andalso Value =< Oks + InFlight of
+        true -> ok;
+        false -> ct:fail("counter ~b, ~b increments returned ok, ~b in flight", [Value, Oks, InFlight])
+    end.
+
+%% Counts its results by kind (ok, python_crashed, or the error's tag)
+%% until told to stop; retries when overloaded (the call was not made).
+incr_loop(Parent, Ctx, Code, Counts) ->
+    maps:get(ok, Counts, 0) =:= 20 andalso (Parent ! {warm, self()}),
+    receive
+        stop -> Parent ! {done, self(), Counts}
+    after 0 ->
+        Kind = case py:exec(Ctx, Code) of
+                   ok -> ok;
+                   {error, {python_crashed, _}} -> python_crashed;
+                   {error, {overloaded, _, _}} -> overloaded;
+                   {error, {Tag, _}} -> Tag;
+                   {error, Tag} -> Tag
+               end,
+        Kind =:= ok orelse timer:sleep(1),
+        incr_loop(Parent, Ctx, Code, maps:update_with(Kind, fun(C) -> C + 1 end, 1, Counts))
     end.
