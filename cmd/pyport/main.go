@@ -67,6 +67,11 @@ func main() {
 		if err != nil {
 			logger.Fatal(err)
 		}
+		logs, err := redirectStdio()
+		if err != nil {
+			logger.Fatal(err)
+		}
+		logger = log.New(logs, "", 0) // to the BEAM's logger
 		p, err := pool.Start(pool.Config{
 			PythonPath:     *pythonPath,
 			NumExecutors:   *numExecutors,
@@ -81,6 +86,7 @@ func main() {
 		if err != nil {
 			logger.Fatal(err)
 		}
+		logs.attach(out)
 		in, err := bridge.NewPollReader(stdin, time.Duration(*readSpin)*time.Microsecond)
 		if err != nil {
 			logger.Fatal(err)
