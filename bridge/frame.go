@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // DefaultMaxFrame is the largest packet accepted unless told otherwise.
@@ -69,12 +70,38 @@ func (f *FrameReader) Next() ([]byte, error) {
 		}
 		return nil, &TooLargeError{Size: int(n), Limit: f.max, Head: head}
 	}
+	if n > eagerLen {
+		return f.grow(int(n))
+	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(f.r, buf); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
+	}
+	return buf, nil
+}
+
+// eagerLen: a frame up to this size is allocated whole from its length;
+// a larger one grows as its bytes come, so a length field that lies (a
+// stream out of step) costs no more memory than the bytes really sent.
+const eagerLen = 1 << 20
+
+func (f *FrameReader) grow(n int) ([]byte, error) {
+	buf := make([]byte, 0, eagerLen)
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n, 2*cap(buf))-len(buf))
+		}
+		m, err := f.r.Read(buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
 	}
 	return buf, nil
 }

@@ -1,10 +1,12 @@
 package bridge
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"runtime/debug"
 	"sync"
 
 	"github.com/erlang-python/erlang_python/etf"
@@ -47,9 +49,26 @@ func (s *Server) Serve() error {
 		case err != nil:
 			return err
 		}
-		s.handle(frame)
+		s.handleSafely(frame)
 	}
 }
+
+// handleSafely handles one packet; a panic in doing so (a bug, or input
+// nobody thought of) is logged and the packet dropped: the port keeps
+// serving the others.
+func (s *Server) handleSafely(frame []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Printf("error: dropped a packet (%d bytes) that made the sidecar panic: %v\n%s", len(frame), r, debug.Stack())
+		}
+	}()
+	s.handle(frame)
+}
+
+// headerDecoder reads headers: small terms, so a compressed one may not
+// inflate past 1 MiB (the default allows 256 MiB, for payloads); nesting
+// stops at etf.DefaultMaxDepth.
+var headerDecoder = etf.Decoder{MaxInflated: 1 << 20}
 
 var (
 	atomCall    = etf.Atom("call")
@@ -68,15 +87,19 @@ var ops = map[etf.Atom]pool.Op{atomCall: pool.Call, atomEval: pool.Eval, atomExe
 // handle reads one request's header and acts on it. It never blocks on
 // Python: work goes to the contexts' queues.
 func (s *Server) handle(frame []byte) {
-	var dec etf.Decoder
+	dec := headerDecoder
 	head, n, err := dec.DecodePrefix(frame)
 	if err != nil {
+		if id, ok := headerID(frame); ok {
+			s.reply(id, badRequest("the header cannot be read: %v", err))
+			return
+		}
 		s.log.Printf("dropped a packet whose header cannot be read: %v", err)
 		return
 	}
 	h, _ := head.(etf.Tuple)
 	if len(h) < 2 {
-		s.log.Printf("dropped a packet with header %v", head)
+		s.log.Printf("dropped a packet with header %s", brief(head))
 		return
 	}
 	tag, _ := h[0].(etf.Atom)
@@ -89,7 +112,7 @@ func (s *Server) handle(frame []byte) {
 		}
 		if len(h) == 5 {
 			if chain, ok = etf.ToInt64(h[4]); !ok || chain <= 0 {
-				s.reply(id, badRequest("chain %v is not a positive integer", h[4]))
+				s.reply(id, badRequest("chain %s is not a positive integer", brief(h[4])))
 				return
 			}
 		}
@@ -117,7 +140,7 @@ func (s *Server) handle(frame []byte) {
 			etf.Atom("subinterp_supported"), s.pool.SubinterpSupported(),
 		)))
 	default:
-		s.reply(id, badRequest("unknown request %v", head))
+		s.reply(id, badRequest("unknown request %s", brief(head)))
 	}
 }
 
@@ -129,11 +152,58 @@ func (s *Server) tooLarge(err error) {
 	if !errors.As(err, &tl) {
 		return
 	}
-	var dec etf.Decoder
+	dec := headerDecoder
 	head, _, derr := dec.DecodePrefix(tl.Head)
-	if h, ok := head.(etf.Tuple); derr == nil && ok && len(h) >= 2 {
-		s.reply(h[1], badRequest("a packet of %d bytes, over the limit of %d (--max-packet)", tl.Size, tl.Limit))
+	id, ok := headerID(tl.Head)
+	if h, isTuple := head.(etf.Tuple); derr == nil && isTuple && len(h) >= 2 {
+		id, ok = h[1], true
 	}
+	if ok {
+		s.reply(id, badRequest("a packet of %d bytes, over the limit of %d (--max-packet)", tl.Size, tl.Limit))
+	}
+}
+
+// headerID reads the id of a header that cannot be decoded whole, such
+// as {call, Id, Garbage} or one cut short: the second element of a tuple,
+// when the first two can be read and the id is one a reply can go to.
+func headerID(frame []byte) (etf.Term, bool) {
+	if len(frame) < 3 || frame[0] != 131 {
+		return nil, false
+	}
+	var pos int
+	switch frame[1] {
+	case 104: // SMALL_TUPLE_EXT
+		if frame[2] < 2 {
+			return nil, false
+		}
+		pos = 3
+	case 105: // LARGE_TUPLE_EXT
+		if len(frame) < 6 || binary.BigEndian.Uint32(frame[2:6]) < 2 {
+			return nil, false
+		}
+		pos = 6
+	default:
+		return nil, false
+	}
+	dec := headerDecoder
+	_, n, err := dec.DecodeTerm(frame[pos:])
+	if err != nil {
+		return nil, false
+	}
+	id, _, err := dec.DecodeTerm(frame[pos+n:])
+	if err != nil || !isReplyID(id) {
+		return nil, false
+	}
+	return id, true
+}
+
+// brief prints t for a message, cut to 200 bytes.
+func brief(t etf.Term) string {
+	s := fmt.Sprintf("%v", t)
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
 }
 
 func badRequest(format string, args ...any) etf.Tuple {
@@ -157,7 +227,7 @@ var atomSlot = etf.Atom("slot")
 // when slot is {slot, Path, Size}, it is in that file (docs/PROTOCOL.md).
 func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte, slot etf.Term, chain int64) {
 	if !isRequestID(id) {
-		s.reply(id, badRequest("request id %v is not a reference or {nested, Reference}", id))
+		s.reply(id, badRequest("request id %s is not a reference or {nested, Reference}", brief(id)))
 		return
 	}
 	ctx, ok := s.context(ctxID)
@@ -182,7 +252,7 @@ func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte
 	switch {
 	case err == nil:
 	case errors.Is(err, pool.ErrBadSlot):
-		s.reply(id, badRequest("slot %v is not {slot, AbsolutePath, Size}", slot))
+		s.reply(id, badRequest("slot %s is not {slot, AbsolutePath, Size}", brief(slot)))
 	case errors.Is(err, pool.ErrClosed):
 		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("unknown_context"), ctxID}))
 	default:
@@ -197,11 +267,11 @@ func (s *Server) callbackReply(cb, ctxID etf.Term, payload []byte) {
 	n, ok := etf.ToInt64(cb)
 	ctx, found := s.context(ctxID)
 	if !ok || !found {
-		s.log.Printf("dropped a callback reply for %v on context %v", cb, ctxID)
+		s.log.Printf("dropped a callback reply for %s on context %s", brief(cb), brief(ctxID))
 		return
 	}
 	if err := ctx.CallbackReply(n, payload); err != nil {
-		s.log.Printf("dropped a callback reply for %v on context %v: %v", cb, ctxID, err)
+		s.log.Printf("dropped a callback reply for %s on context %s: %v", brief(cb), brief(ctxID), err)
 	}
 }
 
@@ -222,6 +292,20 @@ func isRequestID(id etf.Term) bool {
 	return ok
 }
 
+var atomCtl = etf.Atom("ctl")
+
+// isReplyID: the ids the port owner routes a reply to (docs/PROTOCOL.md):
+// a reference, {ctl, Reference} or {nested, Reference}. A reply to any
+// other id would be read by the port owner as a call's reply (or a log
+// line, or a callback) and is never sent.
+func isReplyID(id etf.Term) bool {
+	if t, ok := id.(etf.Tuple); ok && len(t) == 2 && t[0] == atomCtl {
+		_, ok = t[1].(etf.Ref)
+		return ok
+	}
+	return isRequestID(id)
+}
+
 // cancel drops or interrupts the request whose reply goes to id.
 func (s *Server) cancel(id etf.Term) {
 	if !isRequestID(id) {
@@ -240,10 +324,10 @@ func (s *Server) createContext(id, ctxID, kindTerm etf.Term) {
 	kind, kindOK := kinds[kindAtom]
 	switch {
 	case !ok || n <= 0:
-		s.reply(id, badRequest("context id %v is not a positive integer", ctxID))
+		s.reply(id, badRequest("context id %s is not a positive integer", brief(ctxID)))
 		return
 	case !kindOK:
-		s.reply(id, badRequest("context kind %v is not auto, subinterp or worker", kindTerm))
+		s.reply(id, badRequest("context kind %s is not auto, subinterp or worker", brief(kindTerm)))
 		return
 	}
 	if _, exists := s.context(ctxID); exists {
@@ -279,11 +363,21 @@ var logTag = etf.Atom("$log")
 // logToBEAM sends {Level, Ctx, Text} to the logger of the BEAM: a
 // packet with the id '$log' (docs/PROTOCOL.md).
 func (s *Server) logToBEAM(level etf.Atom, ctxID etf.Term, text []byte) {
-	s.reply(logTag, etf.Tuple{level, ctxID, etf.Binary(text)})
+	s.send(logTag, etf.Tuple{level, ctxID, etf.Binary(text)})
 }
 
-// reply sends a result built in Go.
+// reply sends a result built in Go to a request's id; a result for an id
+// that is no reply address (isReplyID) is logged and dropped.
 func (s *Server) reply(id, result etf.Term) {
+	if !isReplyID(id) {
+		s.log.Printf("dropped the answer %s to a request whose id %s is no reply address", brief(result), brief(id))
+		return
+	}
+	s.send(id, result)
+}
+
+// send writes one packet made of id and result.
+func (s *Server) send(id, result etf.Term) {
 	idBytes, err := etf.Encode(id)
 	if err != nil {
 		s.log.Printf("cannot reply to %v: %v", id, err)

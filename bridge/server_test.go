@@ -226,3 +226,34 @@ func TestServerSlotRequests(t *testing.T) {
 	assert.Equal(t, etf.Atom("slot"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v", res)
 	assert.True(t, etf.Equal(etf.OKTuple(2), h.ask(etf.Tuple{etf.Atom("eval"), 1}, etf.Tuple{etf.Binary("1 + 1"), etf.Map{}})))
 }
+
+func TestServerAnswersTheIDOfABrokenHeader(t *testing.T) {
+	h := newHarness(t, 0)
+	id := h.ref()
+	head, err := etf.Encode(etf.Tuple{etf.Atom("exec"), id, 1})
+	require.NoError(t, err)
+	// {exec, Id, <a list claiming 4G elements>}: the id is read, the rest is not
+	pkt := append([]byte{131, 104, 3}, head[3:len(head)-2]...)
+	h.raw(append(pkt, 108, 255, 255, 255, 255, 106))
+	gotID, res := h.reply()
+	assert.Equal(t, id, gotID)
+	assert.Equal(t, etf.Atom("bad_request"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v", res)
+	// an id that is no reply address gets nothing: the next reply is info's
+	h.send(etf.Tuple{etf.Atom("frobnicate"), 42})
+	h.send(etf.Tuple{etf.Atom("exec"), etf.Atom("x"), 1}, etf.Tuple{etf.Binary("1")})
+	tag, _ := etf.Tag(h.ask(etf.Tuple{etf.Atom("info")}))
+	assert.Equal(t, etf.OK, tag)
+}
+
+func TestFrameReaderGrowsLargeFrames(t *testing.T) {
+	big := bytes.Repeat([]byte{9}, 3<<20+5)
+	stream := append(binary.BigEndian.AppendUint32(nil, uint32(len(big))), big...)
+	f := NewFrameReader(bytes.NewReader(stream), 0)
+	got, err := f.Next()
+	require.NoError(t, err)
+	assert.Equal(t, big, got)
+	// a length that lies: the stream ends first, and no 512 MiB buffer
+	f = NewFrameReader(bytes.NewReader(append(binary.BigEndian.AppendUint32(nil, 500<<20), 1, 2, 3)), 0)
+	_, err = f.Next()
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+}

@@ -11,7 +11,9 @@
  * Nesting in both directions goes through Py_EnterRecursiveCall, so a
  * deep term or a self-referencing list gives RecursionError rather than
  * a stack overflow. The depth allowed is Python's: the C recursion limit
- * on 3.12 and later, sys.getrecursionlimit() on 3.11.
+ * on 3.12 and later, sys.getrecursionlimit() on 3.11; decoding also stops
+ * at PYX_MAX_TERM_DEPTH levels whatever Python's limit (docs/PROTOCOL.md),
+ * the limit of the Go decoder (etf.DefaultMaxDepth).
  *
  * Reference conventions: "new" means the function returns a reference
  * the caller owns; "borrowed" means it does not. Every function below
@@ -109,7 +111,35 @@ typedef struct {
     const unsigned char *buf;
     size_t len;
     size_t pos;
+    int depth; /* containers and funs open around pos */
 } reader;
+
+/* Deepest nesting of containers (and funs) decoded; what Erlang sends is
+ * refused past it, before Python's own limit, so that a hostile payload
+ * gets the same RecursionError on every Python version and thread stack. */
+#define PYX_MAX_TERM_DEPTH 1000
+
+/* Py_EnterRecursiveCall plus our own depth count; 0, or -1 with
+ * RecursionError. Paired with leave(). */
+static int enter(reader *r)
+{
+    if (r->depth >= PYX_MAX_TERM_DEPTH) {
+        PyErr_Format(PyExc_RecursionError,
+                     "maximum recursion depth exceeded while converting an Erlang term (%d levels)",
+                     PYX_MAX_TERM_DEPTH);
+        return -1;
+    }
+    if (Py_EnterRecursiveCall(DECODE_WHERE))
+        return -1;
+    r->depth++;
+    return 0;
+}
+
+static void leave(reader *r)
+{
+    r->depth--;
+    Py_LeaveRecursiveCall();
+}
 
 static size_t left(const reader *r) { return r->len - r->pos; }
 
@@ -299,10 +329,10 @@ static int skip_fun_fields(reader *r)
 /* A fun's free variables can be funs: one recursion level each. */
 static int skip_fun(reader *r)
 {
-    if (Py_EnterRecursiveCall(DECODE_WHERE))
+    if (enter(r) < 0)
         return -1;
     int rc = skip_fun_fields(r);
-    Py_LeaveRecursiveCall();
+    leave(r);
     return rc;
 }
 
@@ -325,10 +355,10 @@ static int skip_container(reader *r, unsigned tag)
         count += 1; /* the tail: any term, in a fun's environment */
     else if (tag == MAP_EXT)
         count *= 2;
-    if (Py_EnterRecursiveCall(DECODE_WHERE))
+    if (enter(r) < 0)
         return -1;
     int rc = skip_terms(r, count);
-    Py_LeaveRecursiveCall();
+    leave(r);
     return rc;
 }
 
@@ -789,12 +819,12 @@ static PyObject *decode(reader *r)
     case STRING_EXT:
     case LIST_EXT:
     case MAP_EXT: {
-        if (Py_EnterRecursiveCall(DECODE_WHERE))
+        if (enter(r) < 0)
             return NULL;
         PyObject *obj = tag == MAP_EXT   ? decode_map(r)
                         : tag == SMALL_TUPLE_EXT || tag == LARGE_TUPLE_EXT ? decode_tuple(r, tag)
                                                                            : decode_list(r, tag);
-        Py_LeaveRecursiveCall();
+        leave(r);
         return obj;
     }
     case COMPRESSED:
@@ -812,7 +842,7 @@ PyObject *pyx_from_etf(const pyx_types *t, const unsigned char *buf, size_t len,
         PyErr_SetString(PyExc_ValueError, "malformed Erlang term: offset past the end");
         return NULL;
     }
-    reader r = {t, buf, len, *pos};
+    reader r = {t, buf, len, *pos, 0};
     PyObject *obj = decode(&r);
     if (obj != NULL)
         *pos = r.pos;

@@ -67,9 +67,16 @@ static const char boot_src[] =
     "                return None\n"
     "        sys.meta_path.insert(0, _PureDecimalDatetime)\n";
 
-/* Runs boot_src with the GIL of the current interpreter held. */
-static int boot(const char *paths, int guard)
+/* The main interpreter's sys.stdout and sys.stderr, shared by its
+ * executors; a sub-interpreter's are its executor's own. */
+static pyx_stdio main_stdio;
+
+/* Runs boot_src with the GIL of the current interpreter held, then points
+ * sys.stdout and sys.stderr at the Erlang logger (pylog.c). */
+static int boot(const char *paths, int guard, pyx_stdio *io)
 {
+    if (pyx_stdio_install(io) < 0)
+        return -1;
     PyObject *ns = PyDict_New();
     if (ns == NULL)
         return -1;
@@ -111,7 +118,7 @@ char *pyx_init_main(const char *paths, const char *executable)
         return dup_message("init", st.err_msg ? st.err_msg : "Py_InitializeFromConfig failed");
     /* We hold the main GIL here. */
     char *err = NULL;
-    if (boot(paths, 0) < 0)
+    if (boot(paths, 0, &main_stdio) < 0)
         err = take_error("boot");
     PyEval_SaveThread(); /* drop the main GIL for good on this thread */
     return err;
@@ -153,10 +160,14 @@ pyx_exec *pyx_exec_new(int own_interp, const char *paths, char **err)
         ex->interp = PyThreadState_GetInterpreter(ts);
         ex->thread_id = PyThread_get_thread_ident();
         int guard = PY_VERSION_HEX < 0x030D0000;
-        if (boot(paths, guard) < 0) {
+        ex->stdio = calloc(1, sizeof *ex->stdio);
+        if (ex->stdio == NULL)
+            PyErr_NoMemory();
+        if (ex->stdio == NULL || boot(paths, guard, ex->stdio) < 0) {
             *err = take_error("boot");
             PyEval_SaveThread();
-            free(ex); /* the interpreter is leaked: never finalised */
+            free(ex->stdio); /* its sinks, and the interpreter, are leaked: never finalised */
+            free(ex);
             return NULL;
         }
         PyEval_SaveThread();
@@ -178,6 +189,7 @@ pyx_exec *pyx_exec_new(int own_interp, const char *paths, char **err)
     }
     ex->ts = ts;
     ex->interp = main_interp;
+    ex->stdio = &main_stdio;
     ex->thread_id = PyThread_get_thread_ident();
     return ex;
 }
@@ -228,6 +240,7 @@ pyx_ctx *pyx_ctx_new(pyx_exec *ex, long long id, char **err)
     if (!c->types.pid_type || !c->types.ref_type || !c->types.opaque_type || !c->types.atom_type)
         goto fail;
     pyx_erlang_home(erl, c, 1); /* Python threads of this interpreter call Erlang for c */
+    pyx_stdio_home(ex->stdio, c->id, 1); /* and print for c */
     Py_DECREF(erl);
     PyEval_SaveThread();
     return c;
@@ -249,6 +262,8 @@ void pyx_ctx_free(pyx_ctx *c)
         Py_DECREF(erl);
     }
     PyErr_Clear();
+    pyx_stdio_flush(c->ex->stdio); /* a partial line left: c's, likely */
+    pyx_stdio_home(c->ex->stdio, c->id, 0);
     ctx_release(c);
     PyEval_SaveThread();
     free(c);

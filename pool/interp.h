@@ -2,6 +2,7 @@
 #ifndef PYX_INTERP_H
 #define PYX_INTERP_H
 
+#include "pylog.h"
 #include "pyx.h"
 
 /* Execution modes, as py:execution_mode() names them. */
@@ -18,6 +19,7 @@ typedef struct {
     unsigned long thread_id;
     long long current; /* sequence number of the request running, 0 if none;
                           read and written only with interp's GIL held */
+    pyx_stdio *stdio;  /* interp's sys.stdout and sys.stderr (pylog.h) */
 } pyx_exec;
 
 /* A context: a namespace (__main__) in an executor's interpreter. */

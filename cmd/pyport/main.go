@@ -74,6 +74,12 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
+		logs, err := redirectStdio()
+		if err != nil {
+			fatal(err)
+		}
+		logger = log.New(logs, "", 0) // to the BEAM's logger
+		l.logger = logger
 		var out atomic.Pointer[pool.Output]
 		p, err := pool.Start(pool.Config{
 			PythonPath:     *pythonPath,
@@ -92,6 +98,7 @@ func main() {
 			fatal(err)
 		}
 		out.Store(o)
+		logs.attach(o)
 		in, err := bridge.NewPollReader(stdin, time.Duration(*readSpin)*time.Microsecond)
 		if err != nil {
 			fatal(err)

@@ -1,0 +1,31 @@
+/* pylog.h: sys.stdout and sys.stderr of every interpreter, line-buffered
+ * writers whose lines go to the Erlang logger as '$log' packets
+ * (docs/PROTOCOL.md, "Log packets"). Nothing here calls into Go. */
+#ifndef PYX_PYLOG_H
+#define PYX_PYLOG_H
+#include "pyx.h"
+
+/* The two sinks of one interpreter: [0] stdout (info), [1] stderr
+ * (warning). */
+typedef struct {
+    PyObject *sink[2]; /* strong; never released (interpreters live on) */
+} pyx_stdio;
+
+/* Makes the sinks of the current interpreter and installs sys.stdout and
+ * sys.stderr on them. GIL held. 0, or -1 with an exception set. */
+int pyx_stdio_install(pyx_stdio *io);
+
+/* Makes context id the one that output written by Python threads of the
+ * sinks' interpreter is logged for (set), or, if it is that context,
+ * leaves none (!set), as the `erlang` module's home context. GIL held. */
+void pyx_stdio_home(pyx_stdio *io, long long id, int set);
+
+/* Sends the partial lines the sinks hold. GIL held. */
+void pyx_stdio_flush(pyx_stdio *io);
+
+/* Appends '$log' packet parts for {Level, Ctx, Text}: the versioned id
+ * to head and the versioned body to body (Ctx: the integer ctx, or the
+ * atom undefined when ctx <= 0: a thread of an interpreter with no
+ * context). -1 out of memory. Any thread, no GIL needed. */
+int pyx_log_packet(const char *level, long long ctx, const void *text, size_t n, pyx_buf *head, pyx_buf *body);
+#endif
