@@ -124,13 +124,9 @@ stuck_grace_ms() ->
 -spec port_args() -> [string()].
 port_args() ->
     PathArgs = lists:append([["--python-path", to_string(Dir)] || Dir <- python_path()]),
-    %% pyport's own defaults are the ones above: flags only for what is set
-    Optional = [[Flag, integer_to_list(V)]
-                || {Flag, Key} <- [{"--max-memory-mb", max_memory_mb},
-                                   {"--stuck-grace-ms", stuck_grace_ms}],
-                   {ok, V} <- [application:get_env(?APP, Key)]],
-    ["--num-executors", integer_to_list(num_executors())
-     | lists:append(Optional) ++ PathArgs].
+    ["--num-executors", integer_to_list(num_executors()),
+     "--max-memory-mb", integer_to_list(max_memory_mb()),
+     "--stuck-grace-ms", integer_to_list(stuck_grace_ms()) | PathArgs].
 
 to_string(Dir) ->
     unicode:characters_to_list(Dir).

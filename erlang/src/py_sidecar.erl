@@ -218,7 +218,9 @@ crash_info(Status, ExitReason) ->
 %% Python started there is killed, in the background: an exit status
 %% means pyport itself is gone already.
 kill_group(OsPid) when is_integer(OsPid) ->
-    _ = spawn(fun() -> os:cmd("kill -KILL -- -" ++ integer_to_list(OsPid) ++ " 2>/dev/null") end),
+    %% bash's kill takes a group (dash's does not)
+    Cmd = "bash -c 'kill -KILL -- -" ++ integer_to_list(OsPid) ++ "' 2>/dev/null",
+    _ = spawn(fun() -> os:cmd(Cmd) end),
     ok;
 kill_group(undefined) ->
     ok.

@@ -97,8 +97,19 @@ add(K, N) ->
         {error, _} = Error -> Error
     end.
 
+%% While the sidecar restarts, an operation waits for it (within the call
+%% timeout) and finds the store as it was.
 control(TagAndArgs, Payload) ->
-    py_request:control(TagAndArgs, Payload, py_config:call_timeout()).
+    Timeout = py_config:call_timeout(),
+    case py_request:control(TagAndArgs, Payload, Timeout) of
+        {error, {python_crashed, #{reason := restarting}}} = Error ->
+            case py_lifecycle:await_up(Timeout) of
+                ok -> py_request:control(TagAndArgs, Payload, Timeout);
+                {error, _} -> Error
+            end;
+        Result ->
+            Result
+    end.
 
 with_key(Key, Fun) ->
     case key(Key) of

@@ -11,11 +11,13 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([segfault/1, abort/1, os_exit/1, sigkill/1,
          exec_globals_are_lost/1, calls_wait_for_restart/1, backoff/1,
-         intensity/1, unsubscribe/1, chaos/1]).
+         intensity/1, unsubscribe/1, chaos/1, memory_cap/1, stuck_in_c/1,
+         no_orphans/1]).
 
 all() ->
     [segfault, abort, os_exit, sigkill, exec_globals_are_lost,
-     calls_wait_for_restart, backoff, intensity, unsubscribe, chaos].
+     calls_wait_for_restart, backoff, intensity, unsubscribe, memory_cap, stuck_in_c,
+     no_orphans, chaos].
 
 init_per_suite(Config) ->
     Dir = filename:join(?config(priv_dir, Config), "pypath"),
@@ -145,7 +147,8 @@ crash_and_recover(Crash) ->
     receive {bound, Bound, Ctx2} -> ?equal(py:context(2), Ctx2) end,
     Sleepers = [spawn_link(fun() -> Parent ! {slept, self(), py:call(py:context(2), time, sleep, [30])} end)
                 || _ <- lists:seq(1, 4)],
-    Refs = [py:spawn_call(time, sleep, [30]) || _ <- lists:seq(1, 4)],
+    %% on context 2: the crash must find its own context free
+    Refs = [py:spawn_call(py:context(2), time, sleep, [30], #{}) || _ <- lists:seq(1, 4)],
     py_ct:wait_until(fun() -> py_semaphore:current() >= 8 end, 5000, "callers in flight"),
     {T, R} = py_ct:timed(Crash),
     ct:log("crash answered in ~.1f ms: ~p", [T, R]),
@@ -264,4 +267,62 @@ caller(N, Stop, I, Stored, Errors) ->
                             end,
                     caller(N, Stop, I + 1, Stored, Errors#{Class => maps:get(Class, Errors, 0) + 1})
             end
+    end.
+
+%% With max_memory_mb, an allocation past the cap is a MemoryError for its
+%% caller; the others and the sidecar go on.
+memory_cap(_Config) ->
+    py_ct:stop(),
+    %% idle pyport reserves about 2 GiB of address space (docs/PROTOCOL.md)
+    py_ct:start([{num_contexts, 2}, {max_memory_mb, 3072}]),
+    Parent = self(),
+    Other = spawn_link(fun() -> Parent ! {other, py:eval(py:context(2), <<"__import__('time').sleep(0.5) or 7">>, #{})} end),
+    ?expect({error, {'MemoryError', _}}, py:eval(py:context(1), <<"len(b'x' * (4 << 30))">>, #{})),
+    receive {other, R} -> ?expect({ok, 7}, R) after 10000 -> ct:fail(hung) end,
+    _ = Other,
+    ?expect({ok, 1048576}, py:eval(py:context(1), <<"len(b'x' * (1 << 20))">>, #{})),
+    {ok, _} = py_sidecar:info().
+
+%% A call stuck in C code (no bytecode runs, so KeyboardInterrupt cannot
+%% land) past its timeout and stuck_grace_ms: the sidecar restarts itself,
+%% the other callers get python_crashed with the reason, the service is back.
+stuck_in_c(_Config) ->
+    py_ct:stop(),
+    py_ct:start([{num_contexts, 2}, {stuck_grace_ms, 500}]),
+    ok = py:subscribe_restarts(),
+    Parent = self(),
+    spawn_link(fun() -> Parent ! {other, py:call(py:context(2), time, sleep, [30])} end),
+    py_ct:wait_until(fun() -> py_semaphore:current() >= 1 end, 5000, "the other call"),
+    Loop = <<"__import__('builtins').sum(__import__('itertools').repeat(1, 10**13))">>,
+    ?expect({error, timeout}, py_context:eval(py:context(1), Loop, #{}, 300)),
+    receive
+        {other, R} ->
+            ?expect({error, {python_crashed, #{status := 70, reason := {stuck, _, 500}}}}, R)
+    after 10000 ->
+        ct:fail("the sidecar did not restart")
+    end,
+    #{crash := #{reason := {stuck, _, 500}}} = restarted(),
+    ?expect({ok, 2}, py:eval(<<"1 + 1">>)).
+
+%% What Python started dies with the sidecar, even when the sidecar is
+%% killed with SIGKILL (the port owner kills its process group).
+no_orphans(_Config) ->
+    ok = py:subscribe_restarts(),
+    Spawn = <<"import subprocess\n"
+              "p = subprocess.Popen(['sleep', '300'])\n">>,
+    ?expect(ok, py:exec(crash_worker, Spawn)),
+    {ok, Child} = py:eval(crash_worker, <<"p.pid">>),
+    true = alive(Child) orelse ct:fail("no child"),
+    kill_sidecar(),
+    restarted(),
+    py_ct:wait_until(fun() -> not alive(Child) end, 5000, "the child to die").
+
+alive(OsPid) ->
+    %% a zombie has been killed already: its parent, dead, cannot reap it
+    case file:read_file("/proc/" ++ integer_to_list(OsPid) ++ "/stat") of
+        {ok, Stat} ->
+            [_, After] = binary:split(Stat, <<") ">>),
+            binary:first(After) =/= $Z;
+        {error, _} ->
+            false
     end.
