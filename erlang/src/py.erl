@@ -450,20 +450,16 @@ with_timeout(_Timeout, _Op, {error, _} = Error, _Payload) ->
     Error.
 
 context(Target, M, F, Timeout) ->
-    case context(Target, M, F) of
-        {error, E} = Error when E =:= not_started; E =:= no_contexts ->
-            %% while the sidecar restarts, a call waits for it (up to its timeout)
-            case {py_lifecycle:state(), py_payload:timeout(Timeout)} of
-                {restarting, {ok, T}} ->
-                    case py_lifecycle:await_up(T) of
-                        ok -> context(Target, M, F);
-                        {error, _} -> Error
-                    end;
-                _ ->
-                    Error
+    %% while the sidecar restarts, a call waits for it (up to its timeout)
+    %% rather than pick a context of the dead one
+    case {py_lifecycle:state(), py_payload:timeout(Timeout)} of
+        {restarting, {ok, T}} ->
+            case py_lifecycle:await_up(T) of
+                ok -> context(Target, M, F);
+                {error, _} = Error -> Error
             end;
-        Other ->
-            Other
+        _ ->
+            context(Target, M, F)
     end.
 
 context(route, M, F) ->

@@ -101,14 +101,14 @@ add(K, N) ->
 %% timeout) and finds the store as it was.
 control(TagAndArgs, Payload) ->
     Timeout = py_config:call_timeout(),
-    case py_request:control(TagAndArgs, Payload, Timeout) of
-        {error, {python_crashed, #{reason := restarting}}} = Error ->
+    case py_lifecycle:state() of
+        restarting ->
             case py_lifecycle:await_up(Timeout) of
                 ok -> py_request:control(TagAndArgs, Payload, Timeout);
-                {error, _} -> Error
+                {error, _} = Error -> Error
             end;
-        Result ->
-            Result
+        _ ->
+            py_request:control(TagAndArgs, Payload, Timeout)
     end.
 
 with_key(Key, Fun) ->

@@ -461,6 +461,8 @@ incr_loop(Parent, Ctx, Code, Counts) ->
     after 0 ->
         Kind = case py:exec(Ctx, Code) of
                    ok -> ok;
+                   %% not sent: the sidecar was gone already
+                   {error, {python_crashed, #{reason := restarting}}} -> not_sent;
                    {error, {python_crashed, _}} -> python_crashed;
                    {error, {overloaded, _, _}} -> overloaded;
                    {error, {Tag, _}} -> Tag;
