@@ -106,6 +106,25 @@ main(Args) ->
     latency("sequential py:eval with one erlang.double call",
             fun() -> py:eval(C1, <<"erlang.double(1)">>) end),
 
+    section("crash isolation: the sidecar dies, the BEAM does not"),
+    ok = py:subscribe_restarts(),
+    #{level := Level} = logger:get_primary_config(),
+    ok = logger:set_primary_config(level, critical), % no crash reports here
+    show("py:exec(Ctx1, <<\"import os; os._exit(3)\">>)",
+         fun() -> py:exec(C1, <<"import os; os._exit(3)">>) end,
+         {error, {python_crashed, #{status => 3}}}),
+    receive
+        {py_restarted, #{down_ms := Down}} ->
+            io:format("  {py_restarted, _}: contexts back ~b ms after the crash~n", [Down])
+    after 30000 -> fail("no restart", [])
+    end,
+    ok = logger:set_primary_config(level, Level),
+    show("py:eval(<<\"__import__('erlang').double(21)\">>)",
+         fun() -> py:eval(<<"__import__('erlang').double(21)">>) end, {ok, 42}),
+    show("py:eval(Ctx1, <<\"x\">>)  (what exec defined is gone)",
+         fun() -> py:eval(py:context(1), <<"x">>) end,
+         {error, {'NameError', <<"name 'x' is not defined">>}}),
+
     ok = application:stop(erlang_python),
     io:format("~ndemo: ok~n").
 
