@@ -110,18 +110,18 @@ ctx_id(Other) ->
 %% @doc The mode the context was created with.
 -spec mode(pid()) -> {ok, mode()} | {error, not_started | {bad_context, pid()}}.
 mode(Pid) ->
-    try ets:lookup_element(?TAB, Pid, 3) of
-        Mode -> {ok, Mode}
-    catch
-        error:badarg -> {error, {bad_context, Pid}}
-    end.
+    column(Pid, 3).
 
 %% @doc The label the context was started with (`{Pool, Index}' for the
 %% router's contexts).
 -spec label(pid()) -> {ok, term()} | {error, {bad_context, pid()}}.
 label(Pid) ->
-    try ets:lookup_element(?TAB, Pid, 4) of
-        Label -> {ok, Label}
+    column(Pid, 4).
+
+%% A column of the context's row: {Pid, Ctx, Mode, Label}.
+column(Pid, Pos) ->
+    try ets:lookup_element(?TAB, Pid, Pos) of
+        Value -> {ok, Value}
     catch
         error:badarg -> {error, {bad_context, Pid}}
     end.
