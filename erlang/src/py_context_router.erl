@@ -129,26 +129,25 @@ bind_context(Pid) ->
 %% The bound context, or the one that took its place in its pool.
 bound({Pid, Label}) ->
     case py_context:ctx_id(Pid) of
-        {ok, Ctx} ->
-            {ok, Pid, Ctx};
-        {error, _} = Error ->
-            case Label of
-                {Name, I} when is_atom(Name), is_integer(I) ->
-                    case persistent_term:get(?POOL(Name), undefined) of
-                        Members when is_tuple(Members), I =< tuple_size(Members) ->
-                            {Pid1, Ctx1} = element(I, Members),
-                            put(?BOUND, {Pid1, Label}),
-                            {ok, Pid1, Ctx1};
-                        _ ->
-                            case py_lifecycle:state() of
-                                restarting -> {error, no_contexts};
-                                _ -> Error
-                            end
-                    end;
-                _ ->
-                    Error
-            end
+        {ok, Ctx} -> {ok, Pid, Ctx};
+        {error, _} = Error -> successor(Label, Error)
     end.
+
+successor({Name, I} = Label, Error) when is_atom(Name), is_integer(I) ->
+    case persistent_term:get(?POOL(Name), undefined) of
+        Members when is_tuple(Members), I =< tuple_size(Members) ->
+            {Pid, Ctx} = element(I, Members),
+            put(?BOUND, {Pid, Label}),
+            {ok, Pid, Ctx};
+        _ ->
+            %% no pool yet: its contexts are being started again
+            case py_lifecycle:state() of
+                restarting -> {error, no_contexts};
+                _ -> Error
+            end
+    end;
+successor(_Label, Error) ->
+    Error.
 
 -spec unbind_context() -> ok.
 unbind_context() ->
