@@ -450,17 +450,7 @@ with_timeout(_Timeout, _Op, {error, _} = Error, _Payload) ->
     Error.
 
 context(Target, M, F, Timeout) ->
-    %% while the sidecar restarts, a call waits for it (up to its timeout)
-    %% rather than pick a context of the dead one
-    case {py_lifecycle:state(), py_payload:timeout(Timeout)} of
-        {restarting, {ok, T}} ->
-            case py_lifecycle:await_up(T) of
-                ok -> context(Target, M, F);
-                {error, _} = Error -> Error
-            end;
-        _ ->
-            context(Target, M, F)
-    end.
+    py_lifecycle:when_up(Timeout, fun() -> context(Target, M, F) end).
 
 context(route, M, F) ->
     py_context_router:route(M, F);

@@ -23,7 +23,7 @@
 -behaviour(gen_server).
 
 -export([start_link/0, subscribe/0, unsubscribe/0, down/1, up/0, backoff/0,
-         await_up/1, state/0, status/0]).
+         await_up/1, when_up/2, state/0, status/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(SERVER, ?MODULE).
@@ -93,6 +93,23 @@ await_up(Timeout) ->
                 exit:{timeout, _} -> {error, timeout};
                 exit:_ -> {error, not_started}
             end
+    end.
+
+%% @doc `Fun()', after the restart under way if there is one: a call or a
+%% state operation made while the sidecar restarts waits for it (within
+%% `Timeout'; an invalid timeout waits for nothing, for `Fun' to report it)
+%% rather than pick a context of the dead sidecar. Costs a `persistent_term'
+%% read when the service is up.
+-spec when_up(term(), fun(() -> Result)) -> Result | {error, timeout | not_started}.
+when_up(Timeout, Fun) ->
+    case state() of
+        restarting when Timeout =:= infinity; is_integer(Timeout), Timeout >= 0 ->
+            case await_up(Timeout) of
+                ok -> Fun();
+                {error, _} = Error -> Error
+            end;
+        _ ->
+            Fun()
     end.
 
 %% @doc Whether the service is `up', `restarting' or `not_started', without a

@@ -94,7 +94,7 @@ init([]) ->
                 {os_pid, P} -> P;
                 undefined -> undefined
             end,
-    case py_state:replay(Port, handshake(Port)) of % the shared state back first
+    case handshake(Port) of
         {ok, Info} ->
             persistent_term:put(?INFO_KEY, Info),
             persistent_term:put(?KEY, {Port, self()}),
@@ -105,16 +105,37 @@ init([]) ->
             {stop, Reason}
     end.
 
-%% Ask for `info' and wait for the answer: the first reply, as nobody else
-%% knows the port yet.
+%% Ask for `info', then load the shared state's mirror (py_state) into the
+%% new sidecar's store (`state_load', which also turns its mirror on), before
+%% anyone knows the port.
 handshake(Port) ->
-    Id = make_ref(),
-    true = erlang:port_command(Port, term_to_binary({info, Id})),
+    case startup_request(Port, {info, make_ref()}, <<>>) of
+        {ok, Info} when is_map(Info) ->
+            case startup_request(Port, {state_load, {ctl, make_ref()}},
+                                 term_to_binary(py_state:snapshot())) of
+                ok -> {ok, Info};
+                {error, Reason} -> {error, {state_load, Reason}};
+                Other -> {error, {state_load, Other}}
+            end;
+        {error, _} = Error -> Error;
+        Other -> {error, {bad_info_reply, Other}}
+    end.
+
+%% One request whose answer this process waits for itself, as it routes
+%% nothing yet: other packets (a log line) are skipped.
+startup_request(Port, Header, Payload) ->
+    Id = element(2, Header),
+    true = erlang:port_command(Port, [term_to_binary(Header), Payload]),
+    startup_reply(Port, Id).
+
+startup_reply(Port, Id) ->
     receive
         {Port, {data, Bin}} ->
-            case decode_reply(Bin) of
-                {Id, {ok, Info}} when is_map(Info) -> {ok, Info};
-                Other -> {error, {bad_info_reply, Other}}
+            try binary_to_term(Bin, [used]) of
+                {Id, Used} -> binary_to_term(body(Bin, Used));
+                _ -> startup_reply(Port, Id)
+            catch
+                error:_ -> startup_reply(Port, Id)
             end;
         {Port, {exit_status, N}} ->
             {error, {python_crashed, #{status => N}}}
@@ -122,13 +143,9 @@ handshake(Port) ->
         {error, {sidecar_start_timeout, ?START_TIMEOUT}}
     end.
 
-decode_reply(Bin) ->
-    try
-        {Id, Used} = binary_to_term(Bin, [used]),
-        {Id, binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used))}
-    catch
-        error:_ -> {undecodable, Bin}
-    end.
+%% What follows a packet's id.
+body(Bin, Used) ->
+    binary_part(Bin, Used, byte_size(Bin) - Used).
 
 -spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
 handle_call(_Request, _From, State) ->
@@ -163,32 +180,32 @@ route(Bin) ->
     try
         case binary_to_term(Bin, [used]) of
             {'$log', Used} ->
-                log(binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)));
+                log(binary_to_term(body(Bin, Used)));
             {'$state', Used} ->
                 %% the shared state's mirror (py_state), before what follows
-                py_state:apply_ops(binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)));
+                py_state:apply_ops(binary_to_term(body(Bin, Used)));
             {'$exit', Used} ->
                 %% why the sidecar is about to exit
-                {exit, binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used))};
+                {exit, binary_to_term(body(Bin, Used))};
             {'$send', Used} ->
                 %% erlang.send(Dest, Message) from Python
-                {Dest, Message} = binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)),
+                {Dest, Message} = binary_to_term(body(Bin, Used)),
                 _ = catch erlang:send(Dest, Message),
                 ok;
             {{'$cb', N}, Used} ->
                 %% Python calls a registered Erlang function: in a process
                 %% of its own, never in this one
-                _ = spawn(py_callback, run, [N, binary_part(Bin, Used, byte_size(Bin) - Used)]),
+                _ = spawn(py_callback, run, [N, body(Bin, Used)]),
                 ok;
             {{Tag, Alias}, Used} when Tag =:= ctl; Tag =:= nested ->
                 %% no py_semaphore slot comes back with these
-                Alias ! {py_reply, Alias, binary_part(Bin, Used, byte_size(Bin) - Used)},
+                Alias ! {py_reply, Alias, body(Bin, Used)},
                 ok;
             {Id, Used} ->
                 %% a call, eval or exec: its py_semaphore slot comes back
                 %% now, whether or not its caller still waits
                 py_semaphore:release(),
-                Id ! {py_reply, Id, binary_part(Bin, Used, byte_size(Bin) - Used)},
+                Id ! {py_reply, Id, body(Bin, Used)},
                 ok
         end
     catch

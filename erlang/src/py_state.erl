@@ -25,18 +25,17 @@
 %% `'$state'' packet written before any reply that could have seen it
 %% (docs/PROTOCOL.md, "Shared state"); the port owner applies it here
 %% ({@link apply_ops/1}) before it routes anything behind it. A new sidecar
-%% gets the table back (`state_load', {@link replay/2}) before anyone can
-%% call it.
+%% gets the table back ({@link snapshot/0}, which the port owner sends as
+%% `state_load') before anyone can call it.
 -module(py_state).
 
 -behaviour(gen_server).
 
 -export([store/2, fetch/1, remove/1, keys/0, clear/0, incr/2, decr/2]).
--export([start_link/0, apply_ops/1, replay/2]).
+-export([start_link/0, apply_ops/1, snapshot/0]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 -define(TABLE, py_state_mirror).
--define(LOAD_TIMEOUT, 60000).
 
 -type key() :: atom() | binary() | string().
 -type error() :: {error, term()}.
@@ -101,15 +100,7 @@ add(K, N) ->
 %% timeout) and finds the store as it was.
 control(TagAndArgs, Payload) ->
     Timeout = py_config:call_timeout(),
-    case py_lifecycle:state() of
-        restarting ->
-            case py_lifecycle:await_up(Timeout) of
-                ok -> py_request:control(TagAndArgs, Payload, Timeout);
-                {error, _} = Error -> Error
-            end;
-        _ ->
-            py_request:control(TagAndArgs, Payload, Timeout)
-    end.
+    py_lifecycle:when_up(Timeout, fun() -> py_request:control(TagAndArgs, Payload, Timeout) end).
 
 with_key(Key, Fun) ->
     case key(Key) of
@@ -143,39 +134,10 @@ apply_ops([clear | Ops]) ->
 apply_ops([]) ->
     ok.
 
-%% @doc After a sidecar's handshake (its result is passed on), load the
-%% mirror into its store with `state_load', which also turns its mirror on;
-%% the port owner calls it before it publishes the port. The only packet
-%% expected meanwhile is the answer.
--spec replay(port(), {ok, Info} | {error, term()}) -> {ok, Info} | {error, term()}.
-replay(Port, {ok, _} = Handshake) ->
-    Id = {ctl, make_ref()},
-    Entries = ets:tab2list(?TABLE),
-    true = erlang:port_command(Port, [term_to_binary({state_load, Id}), term_to_binary(Entries)]),
-    case wait_load(Port, Id) of
-        ok -> Handshake;
-        {error, Reason} -> {error, {state_load, Reason}}
-    end;
-replay(_Port, {error, _} = Error) ->
-    Error.
-
-wait_load(Port, Id) ->
-    receive
-        {Port, {data, Bin}} ->
-            case catch binary_to_term(Bin, [used]) of
-                {Id, Used} ->
-                    case binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)) of
-                        ok -> ok;
-                        Other -> {error, Other}
-                    end;
-                _ ->
-                    wait_load(Port, Id)
-            end;
-        {Port, {exit_status, N}} ->
-            {error, {python_crashed, #{status => N}}}
-    after ?LOAD_TIMEOUT ->
-        {error, timeout}
-    end.
+%% @doc The mirror's entries, `[{Key, Value}]', for a new sidecar's store.
+-spec snapshot() -> [{binary(), term()}].
+snapshot() ->
+    ets:tab2list(?TABLE).
 
 -spec init([]) -> {ok, undefined}.
 init([]) ->
