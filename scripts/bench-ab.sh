@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# A/B benchmark: bench/bench.escript of a base revision (A) against this tree (B),
+# run alternately, one round each, AB_RUNS times (default 5), so both see the same
+# noise. Prints, per metric, the median of A, the median of B and B/A, with
+# "worse" where B is more than 10% worse (lower is better for times, higher for
+# rates and speed-ups).
+#
+#   scripts/bench-ab.sh REV        (REV: a commit, e.g. HEAD~3 or a branch)
+#
+# The base is checked out and built under _build/ab/ (a git worktree).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+rev=${1:?usage: scripts/bench-ab.sh REV}
+runs=${AB_RUNS:-5}
+base=_build/ab/base
+out=_build/ab
+mkdir -p "$out"
+
+if [ -d "$base" ]; then
+    git -C "$base" checkout -q --detach "$rev"
+else
+    git worktree add -q --detach "$base" "$rev"
+fi
+echo "== building A ($(git -C "$base" log -1 --format='%h %s' | cut -c1-70))"
+make -C "$base" build >"$out/build-a.log" 2>&1 || { tail -20 "$out/build-a.log"; exit 1; }
+echo "== building B ($(git log -1 --format='%h %s' | cut -c1-70), working tree)"
+make build >"$out/build-b.log" 2>&1 || { tail -20 "$out/build-b.log"; exit 1; }
+
+: >"$out/a.txt"
+: >"$out/b.txt"
+for i in $(seq 1 "$runs"); do
+    echo "== run $i of $runs"
+    BENCH_ROUNDS=1 escript "$base/bench/bench.escript" "$PWD/$base/erlang/priv/pyport" >>"$out/a.txt"
+    BENCH_ROUNDS=1 escript bench/bench.escript "$PWD/erlang/priv/pyport" >>"$out/b.txt"
+done
+
+# metric value: the first two fields of each metric line (a/b/c/d values give
+# one metric per part).
+extract() {
+    awk '/^[a-z][a-z0-9_]* [0-9]/ {
+        n = split($2, v, "/");
+        if (n == 1) print $1, v[1]; else for (i = 1; i <= n; i++) print $1 "#" i, v[i];
+    }' "$1"
+}
+extract "$out/a.txt" >"$out/a.vals"
+extract "$out/b.txt" >"$out/b.vals"
+echo
+printf '%-36s %12s %12s %8s\n' metric "A (base)" "B (this)" "B/A"
+awk '
+function median(list,   n, arr, i, j, t) {
+    n = split(list, arr, " ");
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] + 0 < arr[i] + 0) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
+    return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2;
+}
+FNR == NR { a[$1] = a[$1] " " $2; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } next }
+{ b[$1] = b[$1] " " $2 }
+END {
+    for (i = 1; i <= k; i++) {
+        m = order[i]; if (!(m in b)) continue;
+        ma = median(a[m]); mb = median(b[m]);
+        r = (ma == 0) ? 0 : mb / ma;
+        higher = (m ~ /per_s|speedup/);
+        worse = higher ? (r < 0.9) : (r > 1.1);
+        printf "%-36s %12.1f %12.1f %7.2fx%s\n", m, ma, mb, r, worse ? "  worse" : "";
+    }
+}' "$out/a.vals" "$out/b.vals"
