@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/erlang-python/erlang_python/etf"
+	"github.com/erlang-python/erlang_python/port"
+	"github.com/erlang-python/erlang_python/store"
 )
 
 // BenchmarkEvalBatched and BenchmarkCallBatched: requests queued back to
@@ -118,13 +120,13 @@ func mirrorToDiscard(b *testing.B) func() {
 	if err != nil {
 		b.Fatal(err)
 	}
-	out, err := NewOutput(w)
+	out, err := port.NewOutput(w)
 	if err != nil {
 		b.Fatal(err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, r) }()
-	out.MirrorState(true)
-	return func() { out.MirrorState(false) }
+	store.Mirror(out, true)
+	return func() { store.Mirror(out, false) }
 }
 
 func statePython(b *testing.B, op string) {

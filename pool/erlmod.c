@@ -1,15 +1,24 @@
-/* erlmod.c: the built-in `erlang` module seen by Python code.
+/* erlmod.c: the built-in `erlang` module (erlmod.h): erlang.call, send,
+ * sleep and schedule.
  *
  * Multi-phase initialisation with per-interpreter GIL support, so every
  * sub-interpreter gets its own copy (PLATFORM.md). The module body is
  * Python source, run in the module's namespace by the exec slot: the
- * classes that stand for Erlang terms Python has no type for, and the
- * Python face of the calls into Erlang, whose C part is _call. */
-#include "exec.h"
-#include "state.h"
+ * classes that stand for Erlang terms Python has no type
+ * for, and the Python face of the calls into Erlang, whose C parts are
+ * _call and _send. Every function here holds the GIL on entry and exit;
+ * none calls into Go. */
+#include "erlmod.h"
 
 #include <sched.h>
+#include <string.h>
 #include <time.h>
+
+#include "current.h"
+#include "erlmod_state.h"
+#include "etfw.h"
+#include "exec.h"
+#include "modtypes.h"
 
 static const char erlang_src[] =
     "class _Term:\n"
@@ -116,8 +125,7 @@ void pyx_erlang_home(PyObject *module, pyx_ctx *c, int set)
 /* Appends the version byte and obj's ETF to b. 0, or -1 with an exception. */
 static int versioned(const pyx_types *t, PyObject *obj, pyx_buf *b)
 {
-    static const unsigned char version = 131;
-    if (pyx_buf_append(b, &version, 1) < 0) {
+    if (pyx_etf_version(b) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -162,10 +170,11 @@ static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t
     }
     /* On a context's thread, within a request: that request's context and
      * chain. On another thread: the interpreter's home context, no chain. */
-    pyx_job *job = pyx_exec_current();
+    pyx_ctx *ctx = pyx_current_ctx();
     erlang_state *st = PyModule_GetState(module);
-    pyx_ctx *ctx = job != NULL ? job->ctx : st != NULL ? st->home : NULL;
-    pyx_out *out = pyx_exec_output();
+    if (ctx == NULL && st != NULL)
+        ctx = st->home;
+    pyx_out *out = pyx_current_output();
     if (ctx == NULL || out == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "erlang.call: no context of this interpreter has run a request");
         return NULL;
@@ -178,14 +187,13 @@ static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t
     if (tag == NULL || list == NULL)
         goto done;
     idt = Py_BuildValue("(OL)", tag, cb);
-    bt = Py_BuildValue("(LLOO)", ctx->id, job != NULL ? job->chain : 0LL, args[0], list);
+    bt = Py_BuildValue("(LLOO)", ctx->id, pyx_current_chain(), args[0], list);
     if (idt == NULL || bt == NULL || versioned(&ctx->types, idt, &id) < 0 ||
         versioned(&ctx->types, bt, &body) < 0)
         goto done;
 
     PyThreadState *ts = PyEval_SaveThread(); /* no GIL from here ... */
-    int rc = job != NULL ? pyx_exec_callback(job, cb, &id, &body, &answer)
-                         : pyx_exec_callback_thread(out, cb, &id, &body, &answer);
+    int rc = pyx_exec_callback(out, cb, &id, &body, &answer);
     PyEval_RestoreThread(ts); /* ... to here */
     if (rc == -1) {
         PyErr_SetNone(PyExc_KeyboardInterrupt); /* the request was cancelled */
@@ -196,7 +204,7 @@ static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t
         goto done;
     }
     size_t pos = 1;
-    if (answer.len == 0 || answer.data[0] != 131) {
+    if (answer.len == 0 || answer.data[0] != ETF_VERSION) {
         PyErr_SetString(PyExc_ValueError, "erlang.call: the answer is not a versioned term");
         goto done;
     }
@@ -215,28 +223,6 @@ done:
     return res;
 }
 
-int pyx_module_types_get(PyObject *module, pyx_module_types *mt)
-{
-    memset(mt, 0, sizeof *mt);
-    pyx_job *job = pyx_exec_current();
-    if (job != NULL) {
-        mt->t = job->ctx->types;
-        return 0;
-    }
-    static const char *const names[4] = {"Pid", "Ref", "Opaque", "Atom"};
-    for (int i = 0; i < 4; i++)
-        if ((mt->held[i] = PyObject_GetAttrString(module, names[i])) == NULL)
-            return -1;
-    mt->t = (pyx_types){mt->held[0], mt->held[1], mt->held[2], mt->held[3]};
-    return 0;
-}
-
-void pyx_module_types_put(pyx_module_types *mt)
-{
-    for (int i = 0; i < 4; i++)
-        Py_XDECREF(mt->held[i]);
-}
-
 /* _send(dest, message), for send: dest is an erlang.Pid, or an erlang.Atom naming a
  * registered process; the port owner sends the message (docs/PROTOCOL.md).
  * Any thread. Like Erlang's `!', it does not wait and does not fail for a
@@ -247,7 +233,7 @@ static PyObject *erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_TypeError, "send(dest, message) takes 2 arguments");
         return NULL;
     }
-    pyx_out *out = pyx_exec_output();
+    pyx_out *out = pyx_current_output();
     if (out == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "erlang.send: no request has run yet");
         return NULL;
@@ -294,10 +280,9 @@ static PyObject *erlang_sleep(PyObject *module, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "erlang.sleep: seconds must be >= 0");
         return NULL;
     }
-    pyx_job *job = pyx_exec_current();
     int cancelled = 0;
     Py_BEGIN_ALLOW_THREADS
-    while (secs > 0 && !(cancelled = job != NULL && __atomic_load_n(&job->cancelled, __ATOMIC_ACQUIRE))) {
+    while (secs > 0 && !(cancelled = pyx_current_cancelled())) {
         double step = secs < 0.005 ? secs : 0.005; /* how soon a cancel is seen */
         struct timespec ts = {(time_t)step, (long)((step - (double)(time_t)step) * 1e9)};
         nanosleep(&ts, NULL);
@@ -333,8 +318,8 @@ static PyMethodDef erlang_methods[] = {
 };
 
 
-/* Adds the shared-state functions (state.c), then runs the module body in
- * the module's dict. The dict is borrowed. */
+/* Adds the shared-state functions (erlmod_state.c), then runs the module
+ * body in the module's dict. The dict is borrowed. */
 static int erlang_exec(PyObject *module)
 {
     if (pyx_state_add_functions(module) < 0)

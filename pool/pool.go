@@ -4,12 +4,22 @@
 // main interpreter for worker contexts and older Pythons.
 //
 // Requests and results are versioned ETF: the pool converts them to and
-// from Python objects in C, in one cgo crossing per request.
+// from Python objects in C (package pyetf), in one cgo crossing per
+// request, and its executors write the replies to a port.Output in C.
+//
+// Its C, above that of port, store and pyetf: interp.h (interpreters and
+// contexts), run.h (one request), queue.h, exec.h (the executor loop),
+// current.h (the request running on this thread), erlmod.h and
+// erlmod_state.h (the `erlang` module), pylog.h (sys.stdout and
+// sys.stderr).
 package pool
 
 /*
+#cgo CFLAGS: -I${SRCDIR}/../port -I${SRCDIR}/../pyetf -I${SRCDIR}/../store
 #include <stdlib.h>
 #include "exec.h"
+#include "interp.h"
+#include "run.h"
 */
 import "C"
 
@@ -23,6 +33,10 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/erlang-python/erlang_python/port"
+	_ "github.com/erlang-python/erlang_python/pyetf" // its C: the converter
+	_ "github.com/erlang-python/erlang_python/store" // its C: erlang.state_* use the store
 )
 
 // Mode is the execution mode of the Python the sidecar was built with.
@@ -190,11 +204,11 @@ type executor struct {
 // queueError turns pyx_queue_push's status into an error.
 func queueError(rc C.int) error {
 	switch rc {
-	case 0:
+	case C.PYX_QUEUE_OK:
 		return nil
-	case -1:
+	case C.PYX_QUEUE_FULL:
 		return ErrQueueFull
-	case -2:
+	case C.PYX_QUEUE_CLOSED:
 		return ErrClosed
 	}
 	return errors.New("pool: out of memory")
@@ -244,14 +258,16 @@ func (p *Pool) newExecutor(ownInterp bool) (*executor, error) {
 
 // Context is one Python namespace with its own __main__.
 type Context struct {
-	pool        *Pool
-	ex          *executor
-	own         bool // the executor is this context's alone
-	c           *C.pyx_ctx
-	handle      cgo.Handle // of the context, for tracebacks from C
+	pool   *Pool
+	ex     *executor
+	own    bool // the executor is this context's alone
+	id     int64
+	c      *C.pyx_ctx
+	handle cgo.Handle   // of the context, for tracebacks from C
+	mu     sync.RWMutex // Submit holds it shared, Close exclusive
+	closed bool
+
 	onTraceback func(text []byte)
-	mu          sync.RWMutex // Submit holds it shared, Close exclusive
-	closed      bool
 }
 
 // NewContext creates a context of the given kind, numbered id for the BEAM
@@ -265,7 +281,7 @@ func (p *Pool) NewContext(kind Kind, id int64, onTraceback func(text []byte)) (*
 	if err != nil {
 		return nil, err
 	}
-	ctx := &Context{pool: p, ex: ex, own: own, onTraceback: onTraceback}
+	ctx := &Context{pool: p, ex: ex, own: own, id: id, onTraceback: onTraceback}
 	ctx.handle = cgo.NewHandle(ctx)
 	errc := make(chan error, 1)
 	job := func() {
@@ -351,15 +367,14 @@ var ErrClosed = errors.New("pool: context closed")
 // chain is 0, or the chain a callback's Erlang code calls back into
 // (docs/PROTOCOL.md): a context waiting in erlang.call for that chain runs
 // the request at once, on top of the waiting one.
-func (c *Context) Submit(out *Output, op Op, chain int64, reply, payload []byte) error {
+func (c *Context) Submit(out *port.Output, op Op, chain int64, reply, payload []byte) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
 		return ErrClosed
 	}
 	seq := c.pool.seq.Add(1)
-	return queueError(C.pyx_queue_request(c.ex.queue, c.c, out.c, C.uintptr_t(c.handle), C.int(op),
-		C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(payload),
+	return queueError(C.pyx_queue_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.uintptr_t(c.handle), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(payload),
 		C.size_t(len(payload))))
 }
 
@@ -381,7 +396,7 @@ func (c *Context) CallbackReply(cb int64, payload []byte) error {
 // writes it into the same file and the reply frame holds reply, then a
 // zero byte and the result's length as 8 big-endian bytes. A file that
 // cannot be read gives the result {error, {slot, Reason}}.
-func (c *Context) SubmitFile(out *Output, op Op, chain int64, reply []byte, path string, size int) error {
+func (c *Context) SubmitFile(out *port.Output, op Op, chain int64, reply []byte, path string, size int) error {
 	if size <= 0 || !strings.HasPrefix(path, "/") || strings.IndexByte(path, 0) >= 0 {
 		return ErrBadSlot
 	}
@@ -392,8 +407,7 @@ func (c *Context) SubmitFile(out *Output, op Op, chain int64, reply []byte, path
 	}
 	seq := c.pool.seq.Add(1)
 	p := []byte(path)
-	return queueError(C.pyx_queue_file_request(c.ex.queue, c.c, out.c, C.uintptr_t(c.handle), C.int(op),
-		C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), (*C.char)(bytesPtr(p)),
+	return queueError(C.pyx_queue_file_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.uintptr_t(c.handle), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), (*C.char)(bytesPtr(p)),
 		C.size_t(len(p)), C.size_t(size)))
 }
 
@@ -404,11 +418,11 @@ var ErrBadSlot = errors.New("pool: a slot needs an absolute path and a size")
 // that has not started never will (its reply is {error, {cancelled, _}}),
 // and one that is running gets a KeyboardInterrupt at its next bytecode.
 // Every request still gets exactly one reply. It returns at once.
-func (p *Pool) Cancel(out *Output, reply []byte) {
+func (p *Pool) Cancel(out *port.Output, reply []byte) {
 	p.allMu.Lock()
 	defer p.allMu.Unlock()
 	for e := range p.all {
-		seq := C.pyx_queue_cancel(e.queue, out.c, bytesPtr(reply), C.size_t(len(reply)))
+		seq := C.pyx_queue_cancel(e.queue, cOut(out), bytesPtr(reply), C.size_t(len(reply)))
 		if seq != 0 {
 			select { // the watchdog times it
 			case p.poke <- struct{}{}:
@@ -439,4 +453,15 @@ func cError(msg *C.char) error {
 	}
 	defer C.free(unsafe.Pointer(msg))
 	return errors.New("pool: " + C.GoString(msg))
+}
+
+// cOut is out's C writer.
+func cOut(out *port.Output) *C.pyx_out { return (*C.pyx_out)(out.C()) }
+
+// bytesPtr is b's data for a C call that does not keep it.
+func bytesPtr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
 }

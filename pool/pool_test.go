@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/erlang-python/erlang_python/etf"
+	"github.com/erlang-python/erlang_python/port"
 )
 
 var (
@@ -37,7 +38,7 @@ func TestMain(m *testing.M) {
 // sink reads the frames executors write to an Output and hands each
 // result to whoever waits for its reply prefix (8 bytes, from next).
 type sink struct {
-	out     *Output
+	out     *port.Output
 	mu      sync.Mutex
 	next    uint64
 	waiting map[uint64]chan []byte
@@ -48,7 +49,7 @@ func newSink() (*sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := NewOutput(w)
+	out, err := port.NewOutput(w)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-/* pylog.c: see pylog.h.
+/* pylog.c: sys.stdout and sys.stderr as log sinks (pylog.h).
  *
  * A sink is a small C object per stream and interpreter (a heap type, as
  * own-GIL interpreters share no objects): write(str) appends the text's
@@ -15,11 +15,12 @@
  * interpreter's other threads for that long, never a deadlock. */
 #include "pylog.h"
 
-#include "exec.h"
-
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "current.h"
+#include "log.h"
 
 #define PARTIAL_MAX (8 * 1024) /* a partial line this long goes out */
 #define PACKET_MAX (64 * 1024) /* lines beyond this go in another packet */
@@ -33,39 +34,6 @@ typedef struct {
     pyx_buf buf;           /* under mu: a partial line */
 } sink;
 
-static int put(pyx_buf *b, const void *p, size_t n) { return pyx_buf_append(b, p, n); }
-
-static int put_atom(pyx_buf *b, const char *name)
-{
-    unsigned char h[2] = {119, (unsigned char)strlen(name)}; /* SMALL_ATOM_UTF8_EXT */
-    return put(b, h, 2) < 0 || put(b, name, h[1]) < 0 ? -1 : 0;
-}
-
-int pyx_log_packet(const char *level, long long ctx, const void *text, size_t n, pyx_buf *head, pyx_buf *body)
-{
-    static const unsigned char v = 131, tup[2] = {104, 3};
-    if (put(head, &v, 1) < 0 || put_atom(head, "$log") < 0 || put(body, &v, 1) < 0 ||
-        put(body, tup, 2) < 0 || put_atom(body, level) < 0)
-        return -1;
-    if (ctx <= 0) {
-        if (put_atom(body, "undefined") < 0)
-            return -1;
-    } else if (ctx < 256) {
-        unsigned char i[2] = {97, (unsigned char)ctx};
-        if (put(body, i, 2) < 0)
-            return -1;
-    } else { /* SMALL_BIG_EXT, 8 digits little-endian */
-        unsigned char i[11] = {110, 8, 0};
-        for (int k = 0; k < 8; k++)
-            i[3 + k] = (unsigned char)((unsigned long long)ctx >> (8 * k));
-        if (put(body, i, sizeof i) < 0)
-            return -1;
-    }
-    unsigned char bin[5] = {109, (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
-                            (unsigned char)n};
-    return put(body, bin, 5) < 0 || put(body, text, n) < 0 ? -1 : 0;
-}
-
 /* Sends text[0..n) as one packet, without a final newline. Before any
  * request has run there is no output yet: the text goes to fd 2 then
  * (the sidecar's log pipe). Under s->mu. */
@@ -73,18 +41,14 @@ static void emit(sink *s, long long ctx, const char *text, size_t n)
 {
     if (n > 0 && text[n - 1] == '\n')
         n--;
-    pyx_out *out = pyx_exec_output();
+    pyx_out *out = pyx_current_output();
     if (out == NULL) {
         ssize_t w = write(2, text, n);
         w = write(2, "\n", 1);
         (void)w;
         return;
     }
-    pyx_buf head = {0}, body = {0};
-    if (pyx_log_packet(s->level, ctx, text, n, &head, &body) == 0)
-        pyx_out_send(out, head.data, head.len, body.data, body.len);
-    pyx_buf_free(&head);
-    pyx_buf_free(&body);
+    (void)pyx_out_log(out, s->level, ctx, text, n);
 }
 
 /* Sends the complete lines at the start of s->buf, in packets of up to
@@ -113,8 +77,8 @@ static void drain(sink *s, int all)
 /* The context whose output this is. GIL held. */
 static long long current_ctx(sink *s)
 {
-    pyx_job *job = pyx_exec_current();
-    return job != NULL ? job->ctx->id : __atomic_load_n(&s->home, __ATOMIC_ACQUIRE);
+    pyx_ctx *c = pyx_current_ctx();
+    return c != NULL ? c->id : __atomic_load_n(&s->home, __ATOMIC_ACQUIRE);
 }
 
 static PyObject *sink_write(PyObject *self, PyObject *arg)

@@ -22,6 +22,7 @@ import (
 	"github.com/erlang-python/erlang_python/bridge"
 	"github.com/erlang-python/erlang_python/etf"
 	"github.com/erlang-python/erlang_python/pool"
+	"github.com/erlang-python/erlang_python/port"
 )
 
 const version = "0.1.0"
@@ -80,7 +81,7 @@ func main() {
 		}
 		logger = log.New(logs, "", 0) // to the BEAM's logger
 		l.logger = logger
-		var out atomic.Pointer[pool.Output]
+		var out atomic.Pointer[port.Output]
 		p, err := pool.Start(pool.Config{
 			PythonPath:     *pythonPath,
 			NumExecutors:   *numExecutors,
@@ -93,7 +94,7 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
-		o, err := pool.NewOutput(proto)
+		o, err := port.NewOutput(proto)
 		if err != nil {
 			fatal(err)
 		}

@@ -11,7 +11,7 @@ import (
 	"syscall"
 
 	"github.com/erlang-python/erlang_python/etf"
-	"github.com/erlang-python/erlang_python/pool"
+	"github.com/erlang-python/erlang_python/port"
 )
 
 // beamLog sends the sidecar's own lines to the BEAM's logger as '$log'
@@ -20,7 +20,7 @@ import (
 // messages. Until the output exists (start-up), and for the crash output
 // of a dying process, lines go to the original stderr instead.
 type beamLog struct {
-	out   atomic.Pointer[pool.Output]
+	out   atomic.Pointer[port.Output]
 	crash *os.File // the original stderr
 }
 
@@ -33,7 +33,7 @@ var (
 )
 
 // attach sends lines to out from now on.
-func (l *beamLog) attach(out *pool.Output) { l.out.Store(out) }
+func (l *beamLog) attach(out *port.Output) { l.out.Store(out) }
 
 func (l *beamLog) send(level etf.Atom, text []byte) {
 	out := l.out.Load()

@@ -1,6 +1,6 @@
 //go:build pyx_testhook
 
-package pool
+package pyetf
 
 // Test hooks for convert.c, which convert_test.go exercises in a real
 // embedded CPython (test files cannot use cgo themselves). Nothing else
@@ -8,9 +8,10 @@ package pool
 // the tests do not depend on the `erlang` module.
 
 /*
+#cgo CFLAGS: -I${SRCDIR}/../port
 #include <stdlib.h>
 #include <string.h>
-#include "pyx.h"
+#include "pyetf.h"
 
 static const char testhook_src[] =
     "import types\n"

@@ -1,6 +1,6 @@
 //go:build pyx_testhook
 
-package pool
+package pyetf
 
 import (
 	"bytes"

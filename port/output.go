@@ -1,4 +1,11 @@
-package pool
+// Package port writes the sidecar's side of the port: {packet, 4} frames
+// on a file descriptor, written by Go and, without entering Go, by the C
+// of the packages above it (the executors' replies, the shared state's
+// mirror, Python's log lines). Its C (output.h, buf.h, etfw.h, log.h) is
+// the bottom layer of the sidecar's C: it calls nothing above it, and
+// other packages hook into the writer (pyx_out_set_hook) rather than the
+// writer calling them.
+package port
 
 /*
 #include <stdlib.h>
@@ -28,7 +35,7 @@ func NewOutput(f *os.File) (*Output, error) {
 	fd := f.Fd() // blocking mode from here on
 	c := C.pyx_out_new(C.int(fd), 256<<10)
 	if c == nil {
-		return nil, errors.New("pool: out of memory")
+		return nil, errors.New("port: out of memory")
 	}
 	return &Output{c: c, f: f}, nil
 }
@@ -38,19 +45,6 @@ func (o *Output) Send(a, b []byte) {
 	C.pyx_out_send(o.c, bytesPtr(a), C.size_t(len(a)), bytesPtr(b), C.size_t(len(b)))
 }
 
-// MirrorState makes o the Output of the shared state's mirror (on), or
-// stops the mirror (off, dropping what is buffered): every mutation of
-// the store is then sent to o as a '$state' packet, before any frame
-// written after it (docs/PROTOCOL.md, "Shared state"). One Output at a
-// time: turning it on for o turns it off for the previous one.
-func (o *Output) MirrorState(on bool) {
-	var c C.int
-	if on {
-		c = 1
-	}
-	C.pyx_out_mirror(o.c, c)
-}
-
 // Err is the first write error, nil if none.
 func (o *Output) Err() error {
 	if e := C.pyx_out_error(o.c); e != 0 {
@@ -58,6 +52,10 @@ func (o *Output) Err() error {
 	}
 	return nil
 }
+
+// C is the writer's C object, a pyx_out * (output.h), for the C of the
+// packages above port.
+func (o *Output) C() unsafe.Pointer { return unsafe.Pointer(o.c) }
 
 // bytesPtr is b's data for a C call that does not keep it.
 func bytesPtr(b []byte) unsafe.Pointer {

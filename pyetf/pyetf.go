@@ -1,0 +1,14 @@
+// Package pyetf converts the External Term Format to Python objects and
+// back, in C (pyetf.h: pyx_from_etf, pyx_to_etf), with the GIL held and
+// without entering Go. Erlang terms that Python has no type for become
+// instances of the classes of the `erlang` module (erlang.Pid, erlang.Ref,
+// erlang.Opaque, erlang.Atom), which package pool installs in every
+// interpreter.
+package pyetf
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../port
+*/
+import "C"
+
+import _ "github.com/erlang-python/erlang_python/port" // its C: buf.h, etfw.h
