@@ -335,7 +335,7 @@ func (s *Server) createContext(id, ctxID, kindTerm etf.Term) {
 		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("context_exists"), ctxID}))
 		return
 	}
-	ctx, err := s.pool.NewContext(kind, n, func(text []byte) { s.logToBEAM(etf.Atom("info"), ctxID, text) })
+	ctx, err := s.pool.NewContext(kind, n)
 	if err != nil {
 		s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
 		return

@@ -26,7 +26,7 @@ func BenchmarkCallBatched(b *testing.B) {
 }
 
 func batched(b *testing.B, op Op, payload []byte) {
-	c, err := testPool.NewContext(Auto, 0, nil)
+	c, err := testPool.NewContext(Auto, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func batched(b *testing.B, op Op, payload []byte) {
 // time (it spins for Config.SpinMicros before sleeping), and the reply
 // read back from a pipe.
 func BenchmarkCallRoundTrip(b *testing.B) {
-	c, err := testPool.NewContext(Auto, 0, nil)
+	c, err := testPool.NewContext(Auto, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 
 // BenchmarkBinary1MiB: a 1 MiB binary into Python (as bytes) and back.
 func BenchmarkBinary1MiB(b *testing.B) {
-	c, err := testPool.NewContext(Auto, 0, nil)
+	c, err := testPool.NewContext(Auto, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func mirrorToDiscard(b *testing.B) func() {
 }
 
 func statePython(b *testing.B, op string) {
-	c, err := testPool.NewContext(Auto, 0, nil)
+	c, err := testPool.NewContext(Auto, 0)
 	if err != nil {
 		b.Fatal(err)
 	}

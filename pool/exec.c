@@ -1,6 +1,6 @@
 /* exec.c: an executor's loop, all in C: take a job, run it, write its
  * reply. A request never enters Go on this thread, so the Go scheduler is
- * not involved in it; only set-up jobs and tracebacks call back into Go.
+ * not involved in it; only set-up jobs (PYX_JOB_GO) call back into Go.
  * No GIL held here: pyx_run takes it. */
 #include "exec.h"
 
@@ -16,6 +16,7 @@
 #include "_cgo_export.h"
 #include "current.h"
 #include "etfw.h"
+#include "log.h"
 #include "run.h"
 
 /* Sends {error, {Tag, Detail}}; tag is at most 255 bytes of ASCII. */
@@ -182,8 +183,8 @@ static void run_request(pyx_job *j, bufs *b)
     pyx_job *outer = pyx_current_enter(j);
     pyx_run(j->ctx, j->seq, j->op, payload, j->payload_len, &b->res, &b->tb);
     pyx_current_leave(outer);
-    if (b->tb.len > 0 && j->go != 0)
-        pyxTraceback(j->go, (char *)b->tb.data, b->tb.len); /* into Go: errors only */
+    if (b->tb.len > 0) /* to the BEAM's logger, before the reply */
+        (void)pyx_out_log(j->out, "info", j->ctx_id, b->tb.data, b->tb.len);
     /* Even a request cancelled while it ran is answered: every request gets
      * exactly one reply (its caller's load-control slot comes back with it),
      * and the BEAM drops one that nobody waits for. */

@@ -263,26 +263,22 @@ type Context struct {
 	own    bool // the executor is this context's alone
 	id     int64
 	c      *C.pyx_ctx
-	handle cgo.Handle   // of the context, for tracebacks from C
 	mu     sync.RWMutex // Submit holds it shared, Close exclusive
 	closed bool
-
-	onTraceback func(text []byte)
 }
 
 // NewContext creates a context of the given kind, numbered id for the BEAM
-// (its callbacks say which context they come from). It blocks until the
-// context is ready (a sub-interpreter takes about 10 ms). onTraceback, if
-// not nil, receives the traceback text of each Python exception a request
-// returns, on the executor's thread, before the reply is written; the
-// slice is valid only during the call.
-func (p *Pool) NewContext(kind Kind, id int64, onTraceback func(text []byte)) (*Context, error) {
+// (its callbacks and log packets say which context they come from). It
+// blocks until the context is ready (a sub-interpreter takes about 10 ms).
+// The traceback of each Python exception a request returns goes to the
+// BEAM's logger, in C, as a '$log' packet {info, Id, Text} written before
+// the reply.
+func (p *Pool) NewContext(kind Kind, id int64) (*Context, error) {
 	ex, own, err := p.executorFor(kind)
 	if err != nil {
 		return nil, err
 	}
-	ctx := &Context{pool: p, ex: ex, own: own, id: id, onTraceback: onTraceback}
-	ctx.handle = cgo.NewHandle(ctx)
+	ctx := &Context{pool: p, ex: ex, own: own, id: id}
 	errc := make(chan error, 1)
 	job := func() {
 		var cerr *C.char
@@ -294,11 +290,9 @@ func (p *Pool) NewContext(kind Kind, id int64, onTraceback func(text []byte)) (*
 		errc <- nil
 	}
 	if err := ex.push(job); err != nil {
-		ctx.handle.Delete()
 		return nil, err
 	}
 	if err := <-errc; err != nil {
-		ctx.handle.Delete()
 		return nil, err
 	}
 	return ctx, nil
@@ -342,10 +336,7 @@ func (c *Context) Close() {
 		return
 	}
 	c.closed = true
-	free := func() {
-		C.pyx_ctx_free(c.c)
-		c.handle.Delete()
-	}
+	free := func() { C.pyx_ctx_free(c.c) }
 	if c.ex.push(free) != nil {
 		return // queue full: leak the context rather than block
 	}
@@ -374,7 +365,7 @@ func (c *Context) Submit(out *port.Output, op Op, chain int64, reply, payload []
 		return ErrClosed
 	}
 	seq := c.pool.seq.Add(1)
-	return queueError(C.pyx_queue_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.uintptr_t(c.handle), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(payload),
+	return queueError(C.pyx_queue_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(payload),
 		C.size_t(len(payload))))
 }
 
@@ -407,7 +398,7 @@ func (c *Context) SubmitFile(out *port.Output, op Op, chain int64, reply []byte,
 	}
 	seq := c.pool.seq.Add(1)
 	p := []byte(path)
-	return queueError(C.pyx_queue_file_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.uintptr_t(c.handle), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), (*C.char)(bytesPtr(p)),
+	return queueError(C.pyx_queue_file_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), (*C.char)(bytesPtr(p)),
 		C.size_t(len(p)), C.size_t(size)))
 }
 

@@ -43,15 +43,14 @@ int pyx_queue_push(pyx_queue *q, pyx_job *j)
     return rc;
 }
 
-int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, uintptr_t go, int op,
-                      long long seq, long long chain, const void *reply, size_t rlen, const void *payload,
-                      size_t plen)
+int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, int op, long long seq,
+                      long long chain, const void *reply, size_t rlen, const void *payload, size_t plen)
 {
     pyx_job *j = malloc(sizeof *j + rlen + plen);
     if (j == NULL)
         return PYX_QUEUE_NOMEM;
     *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .seq = seq, .chain = chain ? chain : seq, .ctx = ctx,
-                   .ctx_id = ctx_id, .out = out, .go = go, .reply_len = rlen, .payload_len = plen};
+                   .ctx_id = ctx_id, .out = out, .reply_len = rlen, .payload_len = plen};
     if (rlen > 0)
         memcpy(j->data, reply, rlen);
     if (plen > 0)
@@ -59,15 +58,15 @@ int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out
     return pyx_queue_push(q, j);
 }
 
-int pyx_queue_file_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, uintptr_t go, int op,
-                           long long seq, long long chain, const void *reply, size_t rlen, const char *path,
-                           size_t pathlen, size_t plen)
+int pyx_queue_file_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, int op, long long seq,
+                           long long chain, const void *reply, size_t rlen, const char *path, size_t pathlen,
+                           size_t plen)
 {
     pyx_job *j = malloc(sizeof *j + rlen + pathlen + 1);
     if (j == NULL)
         return PYX_QUEUE_NOMEM;
     *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .in_file = 1, .seq = seq, .chain = chain ? chain : seq,
-                   .ctx = ctx, .ctx_id = ctx_id, .out = out, .go = go, .reply_len = rlen, .payload_len = plen};
+                   .ctx = ctx, .ctx_id = ctx_id, .out = out, .reply_len = rlen, .payload_len = plen};
     if (rlen > 0)
         memcpy(j->data, reply, rlen);
     memcpy(j->data + rlen, path, pathlen);

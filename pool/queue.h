@@ -31,11 +31,10 @@ typedef struct {
     long long chain; /* the request's chain: the seq of the request whose
                         erlang.call led to it, through the BEAM; else its own */
     pyx_ctx *ctx;   /* the request's context */
-    long long ctx_id; /* its id, for the stuck watchdog */
+    long long ctx_id; /* its id, for the stuck watchdog and log packets */
     pyx_out *out;   /* where the reply goes */
     void *below;    /* the pyx_job this one runs on top of (pyx_queue_pop_for) */
-    uintptr_t go;   /* PYX_JOB_GO: cgo.Handle of a Go func(); request: of its
-                       Context, for tracebacks (0: none) */
+    uintptr_t go;   /* PYX_JOB_GO: cgo.Handle of a Go func() */
     size_t reply_len, payload_len;
     unsigned char data[]; /* reply prefix (the caller's id), then payload
                              (or, in_file, the path of the file holding it) */
@@ -58,14 +57,13 @@ pyx_queue *pyx_queue_new(size_t cap);
 int pyx_queue_push(pyx_queue *q, pyx_job *j);
 /* Queues a request, copying reply and payload (Go memory may not be kept
  * by C). OK, FULL, CLOSED or NOMEM. */
-int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, uintptr_t go, int op,
-                      long long seq, long long chain, const void *reply, size_t rlen, const void *payload,
-                      size_t plen);
+int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, int op, long long seq,
+                      long long chain, const void *reply, size_t rlen, const void *payload, size_t plen);
 /* Queues a request whose payload is the first plen bytes of the file at
  * path (a slot, exec.c). Copies reply and path. As pyx_queue_request. */
-int pyx_queue_file_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, uintptr_t go, int op,
-                           long long seq, long long chain, const void *reply, size_t rlen, const char *path,
-                           size_t pathlen, size_t plen);
+int pyx_queue_file_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, int op, long long seq,
+                           long long chain, const void *reply, size_t rlen, const char *path, size_t pathlen,
+                           size_t plen);
 /* Queues the BEAM's answer to callback cb (a versioned term). As
  * pyx_queue_request. */
 int pyx_queue_cb_reply(pyx_queue *q, long long cb, const void *payload, size_t plen);

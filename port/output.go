@@ -10,6 +10,7 @@ package port
 /*
 #include <stdlib.h>
 #include "output.h"
+#include "log.h"
 */
 import "C"
 
@@ -43,6 +44,23 @@ func NewOutput(f *os.File) (*Output, error) {
 // Send writes one frame made of a then b.
 func (o *Output) Send(a, b []byte) {
 	C.pyx_out_send(o.c, bytesPtr(a), C.size_t(len(a)), bytesPtr(b), C.size_t(len(b)))
+}
+
+// The Ctx of a log packet that comes from no context: the atom
+// undefined, or the atom sidecar for pyport's own lines.
+const (
+	LogNoContext = int64(C.PYX_LOG_NO_CTX)
+	LogSidecar   = int64(C.PYX_LOG_SIDECAR)
+)
+
+// Log sends a '$log' packet {Level, Ctx, Line} for the BEAM's logger
+// (docs/PROTOCOL.md, "Log packets"), built by the same C as Python's
+// log lines: level is an atom's name (at most 255 bytes), ctx a context
+// id (> 0), LogNoContext or LogSidecar.
+func (o *Output) Log(level string, ctx int64, line []byte) {
+	lv := C.CString(level)
+	defer C.free(unsafe.Pointer(lv))
+	C.pyx_out_log(o.c, lv, C.longlong(ctx), bytesPtr(line), C.size_t(len(line)))
 }
 
 // Err is the first write error, nil if none.
