@@ -14,6 +14,8 @@ GO := scripts/with-python.sh go
 GOTEST := $(GO) test -tags pyx_testhook
 # The cgo packages, which embed CPython (or link with it).
 CGO_PKGS := ./port ./store ./pyetf ./pool ./bridge
+# The Python source embedded in pyport (go:embed).
+PY_SRCS := $(wildcard pyetf/py/*.py pool/py/*.py)
 LOGS := _build/test-logs
 # The other Pythons the tests run on, when present: Debian's 3.11 (multi_executor,
 # installed by setup.sh) and pyenv's 3.12 (own-GIL sub-interpreters with the
@@ -43,6 +45,9 @@ test: build
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
 	@echo "== go vet"
 	$(GO) vet ./... && $(GO) vet -tags pyx_testhook ./pyetf
+	@echo "== python -m py_compile"
+	py=$$(scripts/pick-python.sh 2>/dev/null); py=$${py%-config}; [ -x "$$py" ] || py=python3; \
+	  "$$py" -X pycache_prefix=$(CURDIR)/_build/pycache -m py_compile $(PY_SRCS)
 	@echo "== rebar3 xref"
 	cd erlang && $(REBAR3) xref
 	@echo "== rebar3 dialyzer"

@@ -3,8 +3,8 @@
  *
  * Multi-phase initialisation with per-interpreter GIL support, so every
  * sub-interpreter gets its own copy (PLATFORM.md). The module body is
- * Python source, run in the module's namespace by the exec slot: the
- * classes that stand for Erlang terms Python has no type
+ * Python source, run in the module's namespace by the exec slot
+ * (pysrc.h): the classes that stand for Erlang terms Python has no type
  * for, and the Python face of the calls into Erlang, whose C parts are
  * _call and _send. Every function here holds the GIL on entry and exit;
  * none calls into Go. */
@@ -19,86 +19,7 @@
 #include "etfw.h"
 #include "exec.h"
 #include "modtypes.h"
-
-static const char erlang_src[] =
-    "class _Term:\n"
-    "    '''An Erlang term kept as its external format (tag first).'''\n"
-    "    __slots__ = ('_etf',)\n"
-    "    def __init__(self, etf):\n"
-    "        self._etf = bytes(etf)\n"
-    "    def __eq__(self, other):\n"
-    "        return type(other) is type(self) and other._etf == self._etf\n"
-    "    def __ne__(self, other):\n"
-    "        return not self == other\n"
-    "    def __hash__(self):\n"
-    "        return hash((type(self).__name__, self._etf))\n"
-    "    def __repr__(self):\n"
-    "        return f'erlang.{type(self).__name__}({self._etf.hex()})'\n"
-    "    def __copy__(self):\n"
-    "        return self\n"
-    "    def __deepcopy__(self, memo):\n"
-    "        return self\n"
-    "    def __reduce__(self):\n"
-    "        return (type(self), (self._etf,))\n"
-    "\n"
-    "class Pid(_Term):\n"
-    "    '''An Erlang process identifier.'''\n"
-    "    __slots__ = ()\n"
-    "\n"
-    "class Ref(_Term):\n"
-    "    '''An Erlang reference.'''\n"
-    "    __slots__ = ()\n"
-    "\n"
-    "class Opaque(_Term):\n"
-    "    '''A port or fun: passed back to Erlang unchanged.'''\n"
-    "    __slots__ = ()\n"
-    "\n"
-    "class Atom(str):\n"
-    "    '''A str that Erlang receives as an atom: erlang.Atom(\"ok\").'''\n"
-    "    __slots__ = ()\n"
-    "    def __repr__(self):\n"
-    "        return f'erlang.Atom({str.__repr__(self)})'\n"
-    "\n"
-    "class Error(Exception):\n"
-    "    '''Raised in Python for an error that comes from Erlang: an exception\n"
-    "    of class class_ (error, exit or throw) and reason reason.'''\n"
-    "    def __init__(self, class_, reason):\n"
-    "        super().__init__(class_, reason)\n"
-    "        self.class_ = class_\n"
-    "        self.reason = reason\n"
-    "    def __str__(self):\n"
-    "        return f'{self.class_}: {self.reason!r}'\n"
-    "\n"
-    "def call(name, *args):\n"
-    "    '''Calls the Erlang function registered as name (py:register_function)\n"
-    "    with args and returns its result; raises Error if it fails.'''\n"
-    "    return _call(str(name), args)\n"
-    "\n"
-    "def __getattr__(name):\n"
-    "    # erlang.name(*args) and `from erlang import name`: a registered function\n"
-    "    if name.startswith('__'):\n"
-    "        raise AttributeError(f\"module 'erlang' has no attribute {name!r}\")\n"
-    "    def function(*args):\n"
-    "        return _call(name, args)\n"
-    "    function.__name__ = function.__qualname__ = name\n"
-    "    return function\n"
-    "\n"
-    "def send(dest, message, *, check=False):\n"
-    "    '''Sends message to dest, an erlang.Pid or an erlang.Atom naming a\n"
-    "    registered process, without waiting, like Erlang's !: a dead process\n"
-    "    is no error. With check=True it waits until the message is sent and\n"
-    "    raises Error('error', ('noproc', dest)) if dest is not alive.'''\n"
-    "    if check:\n"
-    "        _call('$send', (dest, message))\n"
-    "    else:\n"
-    "        _send(dest, message)\n"
-    "\n"
-    "def whereis(name):\n"
-    "    '''The erlang.Pid registered as name in the BEAM, or None.'''\n"
-    "    return _call('$whereis', (str(name),))\n"
-    "\n"
-    "__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'Error', 'call', 'send', 'whereis', 'sleep', 'schedule',\n"
-    "           'state_set', 'state_get', 'state_delete', 'state_keys', 'state_incr', 'state_decr']\n";
+#include "pysrc.h"
 
 static long long next_callback; /* atomic: callback numbers, unique in the process */
 
@@ -319,16 +240,13 @@ static PyMethodDef erlang_methods[] = {
 
 
 /* Adds the shared-state functions (erlmod_state.c), then runs the module
- * body in the module's dict. The dict is borrowed. */
+ * body in the module's dict (borrowed): the term classes, then the rest. */
 static int erlang_exec(PyObject *module)
 {
-    if (pyx_state_add_functions(module) < 0)
-        return -1;
     PyObject *dict = PyModule_GetDict(module);
-    PyObject *res = PyRun_String(erlang_src, Py_file_input, dict, dict);
-    if (res == NULL)
+    if (pyx_state_add_functions(module) < 0 || pyx_py_run(PYX_PY_TERMS, dict) < 0 ||
+        pyx_py_run(PYX_PY_ERLANG, dict) < 0)
         return -1;
-    Py_DECREF(res);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include "erlmod.h"
 #include "pylog.h"
+#include "pysrc.h"
 
 int pyx_mode(void)
 {
@@ -46,31 +47,14 @@ static char *take_error(const char *prefix)
     return out;
 }
 
-/* Start-up code run in every interpreter, in a private namespace: puts the
- * configured paths first on sys.path and, on 3.12 sub-interpreters, makes
- * decimal and datetime use their pure-Python versions (the C ones corrupt
- * the heap there, PLATFORM.md). */
-static const char boot_src[] =
-    "import sys\n"
-    "def _boot(paths, guard):\n"
-    "    for p in reversed([p for p in paths.split('\\n') if p]):\n"
-    "        if p not in sys.path:\n"
-    "            sys.path.insert(0, p)\n"
-    "    if guard:\n"
-    "        class _PureDecimalDatetime:\n"
-    "            @staticmethod\n"
-    "            def find_spec(name, path=None, target=None):\n"
-    "                if name in ('_decimal', '_datetime'):\n"
-    "                    raise ModuleNotFoundError(name, name=name)\n"
-    "                return None\n"
-    "        sys.meta_path.insert(0, _PureDecimalDatetime)\n";
-
 /* The main interpreter's sys.stdout and sys.stderr, shared by its
  * executors; a sub-interpreter's are its executor's own. */
 static pyx_stdio main_stdio;
 
-/* Runs boot_src with the GIL of the current interpreter held, then points
- * sys.stdout and sys.stderr at the Erlang logger (pylog.c). */
+/* Points sys.stdout and sys.stderr at the Erlang logger (pylog.c), then
+ * runs py/boot.py's _boot(paths, guard): the configured paths first on
+ * sys.path and, with guard, decimal and datetime in pure Python. With the
+ * GIL of the current interpreter held. */
 static int boot(const char *paths, int guard, pyx_stdio *io)
 {
     if (pyx_stdio_install(io) < 0)
@@ -79,11 +63,8 @@ static int boot(const char *paths, int guard, pyx_stdio *io)
     if (ns == NULL)
         return -1;
     int rc = -1;
-    PyObject *r = NULL, *fn = NULL, *res = NULL;
-    if (PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0)
-        goto done;
-    r = PyRun_String(boot_src, Py_file_input, ns, ns);
-    if (r == NULL)
+    PyObject *fn = NULL, *res = NULL;
+    if (PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0 || pyx_py_run(PYX_PY_BOOT, ns) < 0)
         goto done;
     fn = PyDict_GetItemString(ns, "_boot"); /* borrowed */
     if (fn == NULL)
@@ -92,7 +73,6 @@ static int boot(const char *paths, int guard, pyx_stdio *io)
     rc = res ? 0 : -1;
 done:
     Py_XDECREF(res);
-    Py_XDECREF(r);
     Py_DECREF(ns);
     return rc;
 }

@@ -11,7 +11,7 @@
 // contexts), run.h (one request), queue.h, exec.h (the executor loop),
 // current.h (the request running on this thread), erlmod.h and
 // erlmod_state.h (the `erlang` module), pylog.h (sys.stdout and
-// sys.stderr).
+// sys.stderr), pysrc.h (the Python source in py/).
 package pool
 
 /*
@@ -19,11 +19,13 @@ package pool
 #include <stdlib.h>
 #include "exec.h"
 #include "interp.h"
+#include "pysrc.h"
 #include "run.h"
 */
 import "C"
 
 import (
+	_ "embed" // the Python source in py/
 	"errors"
 	"fmt"
 	"runtime"
@@ -35,7 +37,7 @@ import (
 	"unsafe"
 
 	"github.com/erlang-python/erlang_python/port"
-	_ "github.com/erlang-python/erlang_python/pyetf" // its C: the converter
+	"github.com/erlang-python/erlang_python/pyetf"
 	_ "github.com/erlang-python/erlang_python/store" // its C: erlang.state_* use the store
 )
 
@@ -90,6 +92,31 @@ type Config struct {
 	OnStuck    func(ctx int64, grace time.Duration)
 }
 
+// The Python source run in every interpreter, handed to C once.
+var (
+	//go:embed py/erlang.py
+	erlangPy string
+	//go:embed py/boot.py
+	bootPy string
+	//go:embed py/logstream.py
+	logstreamPy string
+)
+
+// setSources gives C the Python source (pysrc.h); never freed.
+func setSources() {
+	for _, s := range []struct {
+		which      C.int
+		name, text string
+	}{
+		{C.PYX_PY_TERMS, "erlang/terms.py", pyetf.TermsPy},
+		{C.PYX_PY_ERLANG, "erlang/erlang.py", erlangPy},
+		{C.PYX_PY_BOOT, "erlang/boot.py", bootPy},
+		{C.PYX_PY_LOGSTREAM, "erlang/logstream.py", logstreamPy},
+	} {
+		C.pyx_py_set(s.which, C.CString(s.name), C.CString(s.text))
+	}
+}
+
 // ErrQueueFull: the executor already has QueueLen requests waiting.
 var ErrQueueFull = errors.New("pool: context queue full")
 
@@ -131,6 +158,7 @@ func Start(cfg Config) (*Pool, error) {
 	default:
 		p.mode = MultiExecutor
 	}
+	setSources()
 	exe := C.CString(cfg.Executable)
 	defer C.free(unsafe.Pointer(exe))
 	errc := make(chan error)

@@ -21,6 +21,7 @@
 
 #include "current.h"
 #include "log.h"
+#include "pysrc.h"
 
 #define PARTIAL_MAX (8 * 1024) /* a partial line this long goes out */
 #define PACKET_MAX (64 * 1024) /* lines beyond this go in another packet */
@@ -155,40 +156,6 @@ static PyType_Spec sink_spec = {
     .slots = sink_slots,
 };
 
-/* The Python face of a sink: an io.TextIOBase (isatty() False, fileno()
- * raising io.UnsupportedOperation, writable(), ...) whose write and flush
- * are the sink's own methods, with no Python frame in between. */
-static const char wrap_src[] =
-    "import io, sys\n"
-    "class ErlangLogStream(io.TextIOBase):\n"
-    "    '''sys.stdout / sys.stderr: lines go to the Erlang logger.'''\n"
-    "    encoding = 'utf-8'\n"
-    "    errors = 'strict'\n"
-    "    line_buffering = True\n"
-    "    def __init__(self, sink, name):\n"
-    "        self.write = sink.write\n"
-    "        self.flush = sink.flush\n"
-    "        self._name = name\n"
-    "    @property\n"
-    "    def name(self):\n"
-    "        return self._name\n"
-    "    def writable(self):\n"
-    "        return True\n"
-    "    def isatty(self):\n"
-    "        return False\n"
-    "    def fileno(self):\n"
-    "        raise io.UnsupportedOperation(f'{self._name} goes to the Erlang logger: no file descriptor')\n"
-    "    def writelines(self, lines):\n"
-    "        for line in lines:\n"
-    "            self.write(line)\n"
-    "    def close(self):\n"
-    "        self.flush()  # stays open: print() must keep working\n"
-    "    def __repr__(self):\n"
-    "        return f'<erlang log stream {self._name}>'\n"
-    "def _install(out, err):\n"
-    "    sys.stdout = ErlangLogStream(out, '<stdout>')\n"
-    "    sys.stderr = ErlangLogStream(err, '<stderr>')\n";
-
 static PyObject *new_sink(PyObject *type, const char *level)
 {
     sink *s = PyObject_New(sink, (PyTypeObject *)type); /* takes a type reference */
@@ -206,14 +173,14 @@ int pyx_stdio_install(pyx_stdio *io)
 {
     int rc = -1;
     PyObject *type = PyType_FromSpec(&sink_spec);
-    PyObject *ns = PyDict_New(), *r = NULL, *res = NULL;
+    PyObject *ns = PyDict_New(), *res = NULL;
     PyObject *out = type ? new_sink(type, "info") : NULL;
     PyObject *err = type ? new_sink(type, "warning") : NULL;
     if (out == NULL || err == NULL || ns == NULL ||
         PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0)
         goto done;
-    r = PyRun_String(wrap_src, Py_file_input, ns, ns);
-    PyObject *fn = r ? PyDict_GetItemString(ns, "_install") : NULL; /* borrowed */
+    /* the Python face of a sink: py/logstream.py */
+    PyObject *fn = pyx_py_run(PYX_PY_LOGSTREAM, ns) == 0 ? PyDict_GetItemString(ns, "_install") : NULL; /* borrowed */
     res = fn ? PyObject_CallFunctionObjArgs(fn, out, err, NULL) : NULL;
     if (res == NULL)
         goto done;
@@ -222,7 +189,6 @@ int pyx_stdio_install(pyx_stdio *io)
     rc = 0;
 done:
     Py_XDECREF(res);
-    Py_XDECREF(r);
     Py_XDECREF(ns);
     Py_XDECREF(out);
     Py_XDECREF(err);
