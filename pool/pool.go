@@ -92,6 +92,19 @@ type Config struct {
 	OnStuck    func(ctx int64, grace time.Duration)
 }
 
+// Defaults of Config, and of pyport's flags (cmd/pyport).
+const (
+	DefaultNumExecutors   = 4    // Config.NumExecutors when not positive
+	DefaultQueueLen       = 1024 // Config.QueueLen when not positive
+	DefaultSpinMicros     = 100
+	DefaultBusySpinMicros = 20
+	DefaultStuckGrace     = 2000 * time.Millisecond
+)
+
+// SlotMin is the size from which the result of a request that came in a
+// slot goes back through the slot (docs/PROTOCOL.md): PYX_SLOT_MIN.
+const SlotMin = int(C.PYX_SLOT_MIN)
+
 // The Python source run in every interpreter, handed to C once.
 var (
 	//go:embed py/erlang.py
@@ -143,10 +156,10 @@ func Start(cfg Config) (*Pool, error) {
 		return nil, errors.New("pool: Python is already initialised")
 	}
 	if cfg.NumExecutors <= 0 {
-		cfg.NumExecutors = 4
+		cfg.NumExecutors = DefaultNumExecutors
 	}
 	if cfg.QueueLen <= 0 {
-		cfg.QueueLen = 1024
+		cfg.QueueLen = DefaultQueueLen
 	}
 	p := &Pool{cfg: cfg, paths: C.CString(strings.Join(cfg.PythonPath, "\n")), all: make(map[*executor]struct{}),
 		live: make(map[*executor]struct{}), poke: make(chan struct{}, 1)}
