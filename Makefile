@@ -10,8 +10,12 @@ FUZZTIME ?= 5m
 SHORT_FUZZTIME ?= 15s
 # Go commands run with cgo pointed at the chosen Python (scripts/pick-python.sh).
 GO := scripts/with-python.sh go
-# pyx_testhook: the C conversion test hooks (pool/convert_testhook.go), kept out of pyport
+# pyx_testhook: the C conversion test hooks (pyetf/convert_testhook.go), kept out of pyport
 GOTEST := $(GO) test -tags pyx_testhook
+# The cgo packages, which embed CPython (or link with it).
+CGO_PKGS := ./port ./store ./pyetf ./pool ./bridge
+# The Python source embedded in pyport (go:embed).
+PY_SRCS := $(wildcard pyetf/py/*.py pool/py/*.py)
 LOGS := _build/test-logs
 # The other Pythons the tests run on, when present: Debian's 3.11 (multi_executor,
 # installed by setup.sh) and pyenv's 3.12 (own-GIL sub-interpreters with the
@@ -40,7 +44,10 @@ test: build
 	@echo "== gofmt -l"
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
 	@echo "== go vet"
-	$(GO) vet ./... && $(GO) vet -tags pyx_testhook ./pool
+	$(GO) vet ./... && $(GO) vet -tags pyx_testhook ./pyetf
+	@echo "== python -m py_compile"
+	py=$$(scripts/pick-python.sh 2>/dev/null); py=$${py%-config}; [ -x "$$py" ] || py=python3; \
+	  "$$py" -X pycache_prefix=$(CURDIR)/_build/pycache -m py_compile $(PY_SRCS)
 	@echo "== rebar3 xref"
 	cd erlang && $(REBAR3) xref
 	@echo "== rebar3 dialyzer"
@@ -56,11 +63,11 @@ test: build
 	cd erlang && ERLANG_PYTHON_PYPORT=$(CURDIR)/$(PYPORT_311) $(REBAR3) ct 2>&1 | tee ../$(LOGS)/ct-py311.log
 	@echo "== go test -race"
 	ETF_REQUIRE_ERL=1 $(GOTEST) -race ./... 2>&1 | tee $(LOGS)/go-test.log
-	@echo "== go test -race ./pool ./bridge on Python 3.12 and 3.11"
+	@echo "== go test -race $(CGO_PKGS) on Python 3.12 and 3.11"
 	@: > $(LOGS)/go-test-other.log
 	for cfg in $(PY312_CONFIG) $(PY311_CONFIG); do \
 	  echo "python: $$cfg" | tee -a $(LOGS)/go-test-other.log; \
-	  PYTHON_CONFIG=$$cfg $(GOTEST) -race -count=1 ./pool ./bridge 2>&1 | tee -a $(LOGS)/go-test-other.log; \
+	  PYTHON_CONFIG=$$cfg $(GOTEST) -race -count=1 $(CGO_PKGS) 2>&1 | tee -a $(LOGS)/go-test-other.log; \
 	done
 	@echo
 	@echo "== summary"

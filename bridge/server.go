@@ -11,6 +11,7 @@ import (
 
 	"github.com/erlang-python/erlang_python/etf"
 	"github.com/erlang-python/erlang_python/pool"
+	"github.com/erlang-python/erlang_python/port"
 )
 
 // Server reads requests from the port and hands them to the pool, whose
@@ -18,7 +19,7 @@ import (
 type Server struct {
 	pool   *pool.Pool
 	frames *FrameReader
-	out    *pool.Output
+	out    *port.Output
 	log    *log.Logger
 
 	mu       sync.RWMutex
@@ -26,7 +27,7 @@ type Server struct {
 }
 
 // NewServer serves requests read from in, replies written to out.
-func NewServer(p *pool.Pool, in io.Reader, out *pool.Output, maxPacket int, logger *log.Logger) *Server {
+func NewServer(p *pool.Pool, in io.Reader, out *port.Output, maxPacket int, logger *log.Logger) *Server {
 	return &Server{
 		pool:     p,
 		frames:   NewFrameReader(in, maxPacket),
@@ -334,7 +335,7 @@ func (s *Server) createContext(id, ctxID, kindTerm etf.Term) {
 		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("context_exists"), ctxID}))
 		return
 	}
-	ctx, err := s.pool.NewContext(kind, n, func(text []byte) { s.logToBEAM(etf.Atom("info"), ctxID, text) })
+	ctx, err := s.pool.NewContext(kind, n)
 	if err != nil {
 		s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
 		return

@@ -15,6 +15,7 @@ import (
 
 	"github.com/erlang-python/erlang_python/etf"
 	"github.com/erlang-python/erlang_python/pool"
+	"github.com/erlang-python/erlang_python/port"
 )
 
 var testPool *pool.Pool
@@ -42,7 +43,7 @@ func newHarness(t *testing.T, maxPacket int) *harness {
 	// stays open after the test, as executors may hold its Output.
 	outR, outW, err := os.Pipe()
 	require.NoError(t, err)
-	out, err := pool.NewOutput(outW)
+	out, err := port.NewOutput(outW)
 	require.NoError(t, err)
 	h := &harness{t: t, in: inW, replies: make(chan [2]etf.Term, 64)}
 	srv := NewServer(testPool, inR, out, maxPacket, log.New(io.Discard, "", 0))

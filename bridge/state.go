@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/erlang-python/erlang_python/etf"
-	"github.com/erlang-python/erlang_python/pool"
+	"github.com/erlang-python/erlang_python/store"
 )
 
 // The shared state (docs/PROTOCOL.md, "Shared state"): Erlang's side of
@@ -70,30 +70,30 @@ func (s *Server) state(op stateOp, id etf.Term, args []etf.Term, payload []byte)
 			s.reply(id, badRequest("state_store needs the value, term_to_binary/1 of it, after the header"))
 			return
 		}
-		if err := pool.StatePut(key, payload[1:]); err != nil {
+		if err := store.Put(key, payload[1:]); err != nil {
 			s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
 			return
 		}
 		s.reply(id, etf.OK)
 	case stateFetch:
-		res, ok := pool.StateGet(key, okPrefix[:len(okPrefix):len(okPrefix)])
+		res, ok := store.Get(key, okPrefix[:len(okPrefix):len(okPrefix)])
 		if !ok {
 			s.reply(id, etf.ErrorTuple(atomNotFound))
 			return
 		}
 		s.replyRaw(id, res)
 	case stateRemove:
-		pool.StateDelete(key)
+		store.Delete(key)
 		s.reply(id, etf.OK)
 	case stateKeys:
-		keys := pool.StateKeys()
+		keys := store.Keys()
 		list := make(etf.List, len(keys))
 		for i, k := range keys {
 			list[i] = etf.Binary(k)
 		}
 		s.reply(id, list)
 	case stateClear:
-		pool.StateClear()
+		store.Clear()
 		s.reply(id, etf.OK)
 	case stateLoad:
 		entries, err := loadEntries(payload)
@@ -101,12 +101,12 @@ func (s *Server) state(op stateOp, id etf.Term, args []etf.Term, payload []byte)
 			s.reply(id, badRequest("state_load: %v", err))
 			return
 		}
-		if err := pool.StateLoad(entries); err != nil {
+		if err := store.Load(entries); err != nil {
 			s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
 			return
 		}
 		// from now on every mutation goes to the BEAM's mirror
-		s.out.MirrorState(true)
+		store.Mirror(s.out, true)
 		s.reply(id, etf.OK)
 	case stateIncr:
 		delta, ok := etf.ToInt64(args[1])
@@ -114,13 +114,13 @@ func (s *Server) state(op stateOp, id etf.Term, args []etf.Term, payload []byte)
 			s.reply(id, badRequest("state_incr by %v, not a 64-bit integer", args[1]))
 			return
 		}
-		n, err := pool.StateIncr(key, delta)
+		n, err := store.Incr(key, delta)
 		switch {
 		case err == nil:
 			s.reply(id, etf.OKTuple(n))
-		case errors.Is(err, pool.ErrStateNotInteger):
+		case errors.Is(err, store.ErrNotInteger):
 			s.reply(id, etf.ErrorTuple(etf.Tuple{atomNotInteger, key}))
-		case errors.Is(err, pool.ErrStateOverflow):
+		case errors.Is(err, store.ErrOverflow):
 			s.reply(id, etf.ErrorTuple(etf.Tuple{atomOverflow, key}))
 		default:
 			s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
@@ -141,7 +141,7 @@ func (s *Server) replyRaw(id etf.Term, result []byte) {
 // loadEntries reads state_load's payload, term_to_binary([{Key, Value}])
 // with binary keys, without decoding the values: each is the slice of its
 // encoding.
-func loadEntries(payload []byte) ([]pool.StateEntry, error) {
+func loadEntries(payload []byte) ([]store.Entry, error) {
 	if len(payload) < 2 || payload[0] != 131 {
 		return nil, errors.New("the payload is not term_to_binary([{Key, Value}]), uncompressed")
 	}
@@ -157,7 +157,7 @@ func loadEntries(payload []byte) ([]pool.StateEntry, error) {
 	if uint64(count) > uint64(len(b)/8) {
 		return nil, errors.New("a list longer than the payload")
 	}
-	entries := make([]pool.StateEntry, 0, count)
+	entries := make([]store.Entry, 0, count)
 	var dec etf.Decoder
 	for i := uint32(0); i < count; i++ {
 		if len(b) < 7 || b[0] != 104 || b[1] != 2 || b[2] != 109 {
@@ -176,7 +176,7 @@ func loadEntries(payload []byte) ([]pool.StateEntry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("element %d: %v", i+1, err)
 		}
-		entries = append(entries, pool.StateEntry{Key: key, Value: b[:n]})
+		entries = append(entries, store.Entry{Key: key, Value: b[:n]})
 		b = b[n:]
 	}
 	if len(b) != 1 || b[0] != 106 {

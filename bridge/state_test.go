@@ -8,7 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/erlang-python/erlang_python/etf"
-	"github.com/erlang-python/erlang_python/pool"
+	"github.com/erlang-python/erlang_python/port"
+	"github.com/erlang-python/erlang_python/store"
 )
 
 func TestServerSharedState(t *testing.T) {
@@ -51,8 +52,8 @@ func TestServerStateLoad(t *testing.T) {
 	h := newHarness(t, 0)
 	t.Cleanup(func() { // the mirror off again, for the other tests
 		if f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
-			if o, err := pool.NewOutput(f); err == nil {
-				o.MirrorState(false)
+			if o, err := port.NewOutput(f); err == nil {
+				store.Mirror(o, false)
 			}
 		}
 	})

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/erlang-python/erlang_python/etf"
+	"github.com/erlang-python/erlang_python/port"
+	"github.com/erlang-python/erlang_python/store"
 )
 
 // BenchmarkEvalBatched and BenchmarkCallBatched: requests queued back to
@@ -24,7 +26,7 @@ func BenchmarkCallBatched(b *testing.B) {
 }
 
 func batched(b *testing.B, op Op, payload []byte) {
-	c, err := testPool.NewContext(Auto, 0, nil)
+	c, err := testPool.NewContext(Auto, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func batched(b *testing.B, op Op, payload []byte) {
 // time (it spins for Config.SpinMicros before sleeping), and the reply
 // read back from a pipe.
 func BenchmarkCallRoundTrip(b *testing.B) {
-	c, err := testPool.NewContext(Auto, 0, nil)
+	c, err := testPool.NewContext(Auto, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,7 +73,7 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 
 // BenchmarkBinary1MiB: a 1 MiB binary into Python (as bytes) and back.
 func BenchmarkBinary1MiB(b *testing.B) {
-	c, err := testPool.NewContext(Auto, 0, nil)
+	c, err := testPool.NewContext(Auto, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -118,17 +120,17 @@ func mirrorToDiscard(b *testing.B) func() {
 	if err != nil {
 		b.Fatal(err)
 	}
-	out, err := NewOutput(w)
+	out, err := port.NewOutput(w)
 	if err != nil {
 		b.Fatal(err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, r) }()
-	out.MirrorState(true)
-	return func() { out.MirrorState(false) }
+	store.Mirror(out, true)
+	return func() { store.Mirror(out, false) }
 }
 
 func statePython(b *testing.B, op string) {
-	c, err := testPool.NewContext(Auto, 0, nil)
+	c, err := testPool.NewContext(Auto, 0)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,95 +1,25 @@
-/* erlmod.c: the built-in `erlang` module seen by Python code.
+/* erlmod.c: the built-in `erlang` module (erlmod.h): erlang.call, send,
+ * sleep and schedule.
  *
  * Multi-phase initialisation with per-interpreter GIL support, so every
  * sub-interpreter gets its own copy (PLATFORM.md). The module body is
- * Python source, run in the module's namespace by the exec slot: the
- * classes that stand for Erlang terms Python has no type for, and the
- * Python face of the calls into Erlang, whose C part is _call. */
-#include "exec.h"
-#include "state.h"
+ * Python source, run in the module's namespace by the exec slot
+ * (pysrc.h): the classes that stand for Erlang terms Python has no type
+ * for, and the Python face of the calls into Erlang, whose C parts are
+ * _call and _send. Every function here holds the GIL on entry and exit;
+ * none calls into Go. */
+#include "erlmod.h"
 
 #include <sched.h>
+#include <string.h>
 #include <time.h>
 
-static const char erlang_src[] =
-    "class _Term:\n"
-    "    '''An Erlang term kept as its external format (tag first).'''\n"
-    "    __slots__ = ('_etf',)\n"
-    "    def __init__(self, etf):\n"
-    "        self._etf = bytes(etf)\n"
-    "    def __eq__(self, other):\n"
-    "        return type(other) is type(self) and other._etf == self._etf\n"
-    "    def __ne__(self, other):\n"
-    "        return not self == other\n"
-    "    def __hash__(self):\n"
-    "        return hash((type(self).__name__, self._etf))\n"
-    "    def __repr__(self):\n"
-    "        return f'erlang.{type(self).__name__}({self._etf.hex()})'\n"
-    "    def __copy__(self):\n"
-    "        return self\n"
-    "    def __deepcopy__(self, memo):\n"
-    "        return self\n"
-    "    def __reduce__(self):\n"
-    "        return (type(self), (self._etf,))\n"
-    "\n"
-    "class Pid(_Term):\n"
-    "    '''An Erlang process identifier.'''\n"
-    "    __slots__ = ()\n"
-    "\n"
-    "class Ref(_Term):\n"
-    "    '''An Erlang reference.'''\n"
-    "    __slots__ = ()\n"
-    "\n"
-    "class Opaque(_Term):\n"
-    "    '''A port or fun: passed back to Erlang unchanged.'''\n"
-    "    __slots__ = ()\n"
-    "\n"
-    "class Atom(str):\n"
-    "    '''A str that Erlang receives as an atom: erlang.Atom(\"ok\").'''\n"
-    "    __slots__ = ()\n"
-    "    def __repr__(self):\n"
-    "        return f'erlang.Atom({str.__repr__(self)})'\n"
-    "\n"
-    "class Error(Exception):\n"
-    "    '''Raised in Python for an error that comes from Erlang: an exception\n"
-    "    of class class_ (error, exit or throw) and reason reason.'''\n"
-    "    def __init__(self, class_, reason):\n"
-    "        super().__init__(class_, reason)\n"
-    "        self.class_ = class_\n"
-    "        self.reason = reason\n"
-    "    def __str__(self):\n"
-    "        return f'{self.class_}: {self.reason!r}'\n"
-    "\n"
-    "def call(name, *args):\n"
-    "    '''Calls the Erlang function registered as name (py:register_function)\n"
-    "    with args and returns its result; raises Error if it fails.'''\n"
-    "    return _call(str(name), args)\n"
-    "\n"
-    "def __getattr__(name):\n"
-    "    # erlang.name(*args) and `from erlang import name`: a registered function\n"
-    "    if name.startswith('__'):\n"
-    "        raise AttributeError(f\"module 'erlang' has no attribute {name!r}\")\n"
-    "    def function(*args):\n"
-    "        return _call(name, args)\n"
-    "    function.__name__ = function.__qualname__ = name\n"
-    "    return function\n"
-    "\n"
-    "def send(dest, message, *, check=False):\n"
-    "    '''Sends message to dest, an erlang.Pid or an erlang.Atom naming a\n"
-    "    registered process, without waiting, like Erlang's !: a dead process\n"
-    "    is no error. With check=True it waits until the message is sent and\n"
-    "    raises Error('error', ('noproc', dest)) if dest is not alive.'''\n"
-    "    if check:\n"
-    "        _call('$send', (dest, message))\n"
-    "    else:\n"
-    "        _send(dest, message)\n"
-    "\n"
-    "def whereis(name):\n"
-    "    '''The erlang.Pid registered as name in the BEAM, or None.'''\n"
-    "    return _call('$whereis', (str(name),))\n"
-    "\n"
-    "__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'Error', 'call', 'send', 'whereis', 'sleep', 'schedule',\n"
-    "           'state_set', 'state_get', 'state_delete', 'state_keys', 'state_incr', 'state_decr']\n";
+#include "current.h"
+#include "erlmod_state.h"
+#include "etfw.h"
+#include "exec.h"
+#include "modtypes.h"
+#include "pysrc.h"
 
 static long long next_callback; /* atomic: callback numbers, unique in the process */
 
@@ -116,8 +46,7 @@ void pyx_erlang_home(PyObject *module, pyx_ctx *c, int set)
 /* Appends the version byte and obj's ETF to b. 0, or -1 with an exception. */
 static int versioned(const pyx_types *t, PyObject *obj, pyx_buf *b)
 {
-    static const unsigned char version = 131;
-    if (pyx_buf_append(b, &version, 1) < 0) {
+    if (pyx_etf_version(b) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -162,10 +91,11 @@ static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t
     }
     /* On a context's thread, within a request: that request's context and
      * chain. On another thread: the interpreter's home context, no chain. */
-    pyx_job *job = pyx_exec_current();
+    pyx_ctx *ctx = pyx_current_ctx();
     erlang_state *st = PyModule_GetState(module);
-    pyx_ctx *ctx = job != NULL ? job->ctx : st != NULL ? st->home : NULL;
-    pyx_out *out = pyx_exec_output();
+    if (ctx == NULL && st != NULL)
+        ctx = st->home;
+    pyx_out *out = pyx_current_output();
     if (ctx == NULL || out == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "erlang.call: no context of this interpreter has run a request");
         return NULL;
@@ -178,14 +108,13 @@ static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t
     if (tag == NULL || list == NULL)
         goto done;
     idt = Py_BuildValue("(OL)", tag, cb);
-    bt = Py_BuildValue("(LLOO)", ctx->id, job != NULL ? job->chain : 0LL, args[0], list);
+    bt = Py_BuildValue("(LLOO)", ctx->id, pyx_current_chain(), args[0], list);
     if (idt == NULL || bt == NULL || versioned(&ctx->types, idt, &id) < 0 ||
         versioned(&ctx->types, bt, &body) < 0)
         goto done;
 
     PyThreadState *ts = PyEval_SaveThread(); /* no GIL from here ... */
-    int rc = job != NULL ? pyx_exec_callback(job, cb, &id, &body, &answer)
-                         : pyx_exec_callback_thread(out, cb, &id, &body, &answer);
+    int rc = pyx_exec_callback(out, cb, &id, &body, &answer);
     PyEval_RestoreThread(ts); /* ... to here */
     if (rc == -1) {
         PyErr_SetNone(PyExc_KeyboardInterrupt); /* the request was cancelled */
@@ -196,7 +125,7 @@ static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t
         goto done;
     }
     size_t pos = 1;
-    if (answer.len == 0 || answer.data[0] != 131) {
+    if (answer.len == 0 || answer.data[0] != ETF_VERSION) {
         PyErr_SetString(PyExc_ValueError, "erlang.call: the answer is not a versioned term");
         goto done;
     }
@@ -215,28 +144,6 @@ done:
     return res;
 }
 
-int pyx_module_types_get(PyObject *module, pyx_module_types *mt)
-{
-    memset(mt, 0, sizeof *mt);
-    pyx_job *job = pyx_exec_current();
-    if (job != NULL) {
-        mt->t = job->ctx->types;
-        return 0;
-    }
-    static const char *const names[4] = {"Pid", "Ref", "Opaque", "Atom"};
-    for (int i = 0; i < 4; i++)
-        if ((mt->held[i] = PyObject_GetAttrString(module, names[i])) == NULL)
-            return -1;
-    mt->t = (pyx_types){mt->held[0], mt->held[1], mt->held[2], mt->held[3]};
-    return 0;
-}
-
-void pyx_module_types_put(pyx_module_types *mt)
-{
-    for (int i = 0; i < 4; i++)
-        Py_XDECREF(mt->held[i]);
-}
-
 /* _send(dest, message), for send: dest is an erlang.Pid, or an erlang.Atom naming a
  * registered process; the port owner sends the message (docs/PROTOCOL.md).
  * Any thread. Like Erlang's `!', it does not wait and does not fail for a
@@ -247,7 +154,7 @@ static PyObject *erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_TypeError, "send(dest, message) takes 2 arguments");
         return NULL;
     }
-    pyx_out *out = pyx_exec_output();
+    pyx_out *out = pyx_current_output();
     if (out == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "erlang.send: no request has run yet");
         return NULL;
@@ -294,10 +201,9 @@ static PyObject *erlang_sleep(PyObject *module, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "erlang.sleep: seconds must be >= 0");
         return NULL;
     }
-    pyx_job *job = pyx_exec_current();
     int cancelled = 0;
     Py_BEGIN_ALLOW_THREADS
-    while (secs > 0 && !(cancelled = job != NULL && __atomic_load_n(&job->cancelled, __ATOMIC_ACQUIRE))) {
+    while (secs > 0 && !(cancelled = pyx_current_cancelled())) {
         double step = secs < 0.005 ? secs : 0.005; /* how soon a cancel is seen */
         struct timespec ts = {(time_t)step, (long)((step - (double)(time_t)step) * 1e9)};
         nanosleep(&ts, NULL);
@@ -333,17 +239,14 @@ static PyMethodDef erlang_methods[] = {
 };
 
 
-/* Adds the shared-state functions (state.c), then runs the module body in
- * the module's dict. The dict is borrowed. */
+/* Adds the shared-state functions (erlmod_state.c), then runs the module
+ * body in the module's dict (borrowed): the term classes, then the rest. */
 static int erlang_exec(PyObject *module)
 {
-    if (pyx_state_add_functions(module) < 0)
-        return -1;
     PyObject *dict = PyModule_GetDict(module);
-    PyObject *res = PyRun_String(erlang_src, Py_file_input, dict, dict);
-    if (res == NULL)
+    if (pyx_state_add_functions(module) < 0 || pyx_py_run(PYX_PY_TERMS, dict) < 0 ||
+        pyx_py_run(PYX_PY_ERLANG, dict) < 0)
         return -1;
-    Py_DECREF(res);
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* exec.c: an executor's loop, all in C: take a job, run it, write its
  * reply. A request never enters Go on this thread, so the Go scheduler is
- * not involved in it; only set-up jobs and tracebacks call back into Go. */
+ * not involved in it; only set-up jobs (PYX_JOB_GO) call back into Go.
+ * No GIL held here: pyx_run takes it. */
 #include "exec.h"
 
 #include <errno.h>
@@ -8,20 +9,23 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "_cgo_export.h"
+#include "current.h"
+#include "etfw.h"
+#include "log.h"
+#include "run.h"
 
 /* Sends {error, {Tag, Detail}}; tag is at most 255 bytes of ASCII. */
 static void error_reply(pyx_job *j, const char *tag, const char *detail)
 {
     pyx_buf res = {0};
-    size_t t = strlen(tag), n = strlen(detail);
-    unsigned char head[] = {131, 104, 2, 119, 5, 'e', 'r', 'r', 'o', 'r', 104, 2, 119, (unsigned char)t};
-    unsigned char bin[] = {109, (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
-                           (unsigned char)n};
-    if (pyx_buf_append(&res, head, sizeof head) == 0 && pyx_buf_append(&res, tag, t) == 0 &&
-        pyx_buf_append(&res, bin, sizeof bin) == 0 && pyx_buf_append(&res, detail, n) == 0)
+    if (pyx_etf_version(&res) == 0 && pyx_etf_tuple(&res, 2) == 0 && pyx_etf_atom(&res, "error") == 0 &&
+        pyx_etf_tuple(&res, 2) == 0 && pyx_etf_atom(&res, tag) == 0 &&
+        pyx_etf_binary(&res, detail, strlen(detail)) == 0)
         pyx_out_send(j->out, j->data, j->reply_len, res.data, res.len);
     pyx_buf_free(&res);
 }
@@ -157,18 +161,9 @@ static void reply(pyx_job *j, int fd, const slot_map *m, const pyx_buf *res)
     pyx_out_send(j->out, j->data, j->reply_len, res->data, res->len);
 }
 
-/* The executor's queue and the request it runs, for erlang.call. */
+/* The executor's queue, for erlang.call. */
 static __thread pyx_queue *own_queue;
 static __thread long long own_spin_ns;
-static __thread pyx_job *own_job;
-
-pyx_job *pyx_exec_current(void) { return own_job; }
-
-/* The output of the requests, for erlang.send from any thread: there is
- * one in the process (cmd/pyport). Atomic. */
-static pyx_out *any_out;
-
-pyx_out *pyx_exec_output(void) { return __atomic_load_n(&any_out, __ATOMIC_ACQUIRE); }
 
 /* Runs one request and writes its reply. No GIL held on entry or exit. */
 static void run_request(pyx_job *j, bufs *b)
@@ -185,14 +180,11 @@ static void run_request(pyx_job *j, bufs *b)
             return;
         }
     }
-    pyx_job *outer = own_job;
-    own_job = j;
-    if (__atomic_load_n(&any_out, __ATOMIC_RELAXED) != j->out)
-        __atomic_store_n(&any_out, j->out, __ATOMIC_RELEASE);
+    pyx_job *outer = pyx_current_enter(j);
     pyx_run(j->ctx, j->seq, j->op, payload, j->payload_len, &b->res, &b->tb);
-    own_job = outer;
-    if (b->tb.len > 0 && j->go != 0)
-        pyxTraceback(j->go, (char *)b->tb.data, b->tb.len); /* into Go: errors only */
+    pyx_current_leave(outer);
+    if (b->tb.len > 0) /* to the BEAM's logger, before the reply */
+        (void)pyx_out_log(j->out, "info", j->ctx_id, b->tb.data, b->tb.len);
     /* Even a request cancelled while it ran is answered: every request gets
      * exactly one reply (its caller's load-control slot comes back with it),
      * and the BEAM drops one that nobody waits for. */
@@ -224,7 +216,9 @@ static void free_bufs(bufs *b)
     unmap_slot(&b->slot);
 }
 
-int pyx_exec_callback(pyx_job *outer, long long cb, const pyx_buf *id, const pyx_buf *body, pyx_buf *answer)
+/* erlang.call on an executor's thread, within request outer. */
+static int callback_in_request(pyx_job *outer, long long cb, const pyx_buf *id, const pyx_buf *body,
+                               pyx_buf *answer)
 {
     pyx_queue *q = own_queue;
     pyx_out_send(outer->out, id->data, id->len, body->data, body->len);
@@ -262,7 +256,8 @@ typedef struct waiter {
 static pthread_mutex_t waiters_mu = PTHREAD_MUTEX_INITIALIZER;
 static waiter *waiters;
 
-int pyx_exec_callback_thread(pyx_out *out, long long cb, const pyx_buf *id, const pyx_buf *body, pyx_buf *answer)
+/* erlang.call on any other thread: nothing runs on it meanwhile. */
+static int callback_thread(pyx_out *out, long long cb, const pyx_buf *id, const pyx_buf *body, pyx_buf *answer)
 {
     waiter w = {.cb = cb, .answer = answer};
     pthread_cond_init(&w.cv, NULL);
@@ -282,6 +277,12 @@ int pyx_exec_callback_thread(pyx_out *out, long long cb, const pyx_buf *id, cons
     pthread_mutex_unlock(&waiters_mu);
     pthread_cond_destroy(&w.cv);
     return w.done == 1 ? 0 : -2;
+}
+
+int pyx_exec_callback(pyx_out *out, long long cb, const pyx_buf *id, const pyx_buf *body, pyx_buf *answer)
+{
+    pyx_job *job = pyx_current_job();
+    return job != NULL ? callback_in_request(job, cb, id, body, answer) : callback_thread(out, cb, id, body, answer);
 }
 
 int pyx_callback_reply(pyx_queue *q, long long cb, const void *payload, size_t plen)

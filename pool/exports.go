@@ -6,13 +6,10 @@ package pool
 */
 import "C"
 
-import (
-	"runtime/cgo"
-	"unsafe"
-)
+import "runtime/cgo"
 
-// The executor loop (exec.c) calls these on its thread, outside the hot
-// path: a Go job (context set-up and tear-down) and a traceback.
+// The executor loop (exec.c) calls this on its thread, outside the hot
+// path: a Go job (context set-up and tear-down).
 
 //export pyxRunGo
 func pyxRunGo(h C.uintptr_t) {
@@ -20,12 +17,4 @@ func pyxRunGo(h C.uintptr_t) {
 	job := handle.Value().(func())
 	handle.Delete()
 	job()
-}
-
-//export pyxTraceback
-func pyxTraceback(h C.uintptr_t, text *C.char, n C.size_t) {
-	c := cgo.Handle(h).Value().(*Context)
-	if c.onTraceback != nil {
-		c.onTraceback(unsafe.Slice((*byte)(unsafe.Pointer(text)), int(n)))
-	}
 }

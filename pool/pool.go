@@ -4,16 +4,28 @@
 // main interpreter for worker contexts and older Pythons.
 //
 // Requests and results are versioned ETF: the pool converts them to and
-// from Python objects in C, in one cgo crossing per request.
+// from Python objects in C (package pyetf), in one cgo crossing per
+// request, and its executors write the replies to a port.Output in C.
+//
+// Its C, above that of port, store and pyetf: interp.h (interpreters and
+// contexts), run.h (one request), queue.h, exec.h (the executor loop),
+// current.h (the request running on this thread), erlmod.h and
+// erlmod_state.h (the `erlang` module), pylog.h (sys.stdout and
+// sys.stderr), pysrc.h (the Python source in py/).
 package pool
 
 /*
+#cgo CFLAGS: -I${SRCDIR}/../port -I${SRCDIR}/../pyetf -I${SRCDIR}/../store
 #include <stdlib.h>
 #include "exec.h"
+#include "interp.h"
+#include "pysrc.h"
+#include "run.h"
 */
 import "C"
 
 import (
+	_ "embed" // the Python source in py/
 	"errors"
 	"fmt"
 	"runtime"
@@ -23,6 +35,10 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/erlang-python/erlang_python/port"
+	"github.com/erlang-python/erlang_python/pyetf"
+	_ "github.com/erlang-python/erlang_python/store" // its C: erlang.state_* use the store
 )
 
 // Mode is the execution mode of the Python the sidecar was built with.
@@ -76,6 +92,44 @@ type Config struct {
 	OnStuck    func(ctx int64, grace time.Duration)
 }
 
+// Defaults of Config, and of pyport's flags (cmd/pyport).
+const (
+	DefaultNumExecutors   = 4    // Config.NumExecutors when not positive
+	DefaultQueueLen       = 1024 // Config.QueueLen when not positive
+	DefaultSpinMicros     = 100
+	DefaultBusySpinMicros = 20
+	DefaultStuckGrace     = 2000 * time.Millisecond
+)
+
+// SlotMin is the size from which the result of a request that came in a
+// slot goes back through the slot (docs/PROTOCOL.md): PYX_SLOT_MIN.
+const SlotMin = int(C.PYX_SLOT_MIN)
+
+// The Python source run in every interpreter, handed to C once.
+var (
+	//go:embed py/erlang.py
+	erlangPy string
+	//go:embed py/boot.py
+	bootPy string
+	//go:embed py/logstream.py
+	logstreamPy string
+)
+
+// setSources gives C the Python source (pysrc.h); never freed.
+func setSources() {
+	for _, s := range []struct {
+		which      C.int
+		name, text string
+	}{
+		{C.PYX_PY_TERMS, "erlang/terms.py", pyetf.TermsPy},
+		{C.PYX_PY_ERLANG, "erlang/erlang.py", erlangPy},
+		{C.PYX_PY_BOOT, "erlang/boot.py", bootPy},
+		{C.PYX_PY_LOGSTREAM, "erlang/logstream.py", logstreamPy},
+	} {
+		C.pyx_py_set(s.which, C.CString(s.name), C.CString(s.text))
+	}
+}
+
 // ErrQueueFull: the executor already has QueueLen requests waiting.
 var ErrQueueFull = errors.New("pool: context queue full")
 
@@ -102,10 +156,10 @@ func Start(cfg Config) (*Pool, error) {
 		return nil, errors.New("pool: Python is already initialised")
 	}
 	if cfg.NumExecutors <= 0 {
-		cfg.NumExecutors = 4
+		cfg.NumExecutors = DefaultNumExecutors
 	}
 	if cfg.QueueLen <= 0 {
-		cfg.QueueLen = 1024
+		cfg.QueueLen = DefaultQueueLen
 	}
 	p := &Pool{cfg: cfg, paths: C.CString(strings.Join(cfg.PythonPath, "\n")), all: make(map[*executor]struct{}),
 		live: make(map[*executor]struct{}), poke: make(chan struct{}, 1)}
@@ -117,6 +171,7 @@ func Start(cfg Config) (*Pool, error) {
 	default:
 		p.mode = MultiExecutor
 	}
+	setSources()
 	exe := C.CString(cfg.Executable)
 	defer C.free(unsafe.Pointer(exe))
 	errc := make(chan error)
@@ -190,11 +245,11 @@ type executor struct {
 // queueError turns pyx_queue_push's status into an error.
 func queueError(rc C.int) error {
 	switch rc {
-	case 0:
+	case C.PYX_QUEUE_OK:
 		return nil
-	case -1:
+	case C.PYX_QUEUE_FULL:
 		return ErrQueueFull
-	case -2:
+	case C.PYX_QUEUE_CLOSED:
 		return ErrClosed
 	}
 	return errors.New("pool: out of memory")
@@ -244,29 +299,27 @@ func (p *Pool) newExecutor(ownInterp bool) (*executor, error) {
 
 // Context is one Python namespace with its own __main__.
 type Context struct {
-	pool        *Pool
-	ex          *executor
-	own         bool // the executor is this context's alone
-	c           *C.pyx_ctx
-	handle      cgo.Handle // of the context, for tracebacks from C
-	onTraceback func(text []byte)
-	mu          sync.RWMutex // Submit holds it shared, Close exclusive
-	closed      bool
+	pool   *Pool
+	ex     *executor
+	own    bool // the executor is this context's alone
+	id     int64
+	c      *C.pyx_ctx
+	mu     sync.RWMutex // Submit holds it shared, Close exclusive
+	closed bool
 }
 
 // NewContext creates a context of the given kind, numbered id for the BEAM
-// (its callbacks say which context they come from). It blocks until the
-// context is ready (a sub-interpreter takes about 10 ms). onTraceback, if
-// not nil, receives the traceback text of each Python exception a request
-// returns, on the executor's thread, before the reply is written; the
-// slice is valid only during the call.
-func (p *Pool) NewContext(kind Kind, id int64, onTraceback func(text []byte)) (*Context, error) {
+// (its callbacks and log packets say which context they come from). It
+// blocks until the context is ready (a sub-interpreter takes about 10 ms).
+// The traceback of each Python exception a request returns goes to the
+// BEAM's logger, in C, as a '$log' packet {info, Id, Text} written before
+// the reply.
+func (p *Pool) NewContext(kind Kind, id int64) (*Context, error) {
 	ex, own, err := p.executorFor(kind)
 	if err != nil {
 		return nil, err
 	}
-	ctx := &Context{pool: p, ex: ex, own: own, onTraceback: onTraceback}
-	ctx.handle = cgo.NewHandle(ctx)
+	ctx := &Context{pool: p, ex: ex, own: own, id: id}
 	errc := make(chan error, 1)
 	job := func() {
 		var cerr *C.char
@@ -278,11 +331,9 @@ func (p *Pool) NewContext(kind Kind, id int64, onTraceback func(text []byte)) (*
 		errc <- nil
 	}
 	if err := ex.push(job); err != nil {
-		ctx.handle.Delete()
 		return nil, err
 	}
 	if err := <-errc; err != nil {
-		ctx.handle.Delete()
 		return nil, err
 	}
 	return ctx, nil
@@ -326,10 +377,7 @@ func (c *Context) Close() {
 		return
 	}
 	c.closed = true
-	free := func() {
-		C.pyx_ctx_free(c.c)
-		c.handle.Delete()
-	}
+	free := func() { C.pyx_ctx_free(c.c) }
 	if c.ex.push(free) != nil {
 		return // queue full: leak the context rather than block
 	}
@@ -351,15 +399,14 @@ var ErrClosed = errors.New("pool: context closed")
 // chain is 0, or the chain a callback's Erlang code calls back into
 // (docs/PROTOCOL.md): a context waiting in erlang.call for that chain runs
 // the request at once, on top of the waiting one.
-func (c *Context) Submit(out *Output, op Op, chain int64, reply, payload []byte) error {
+func (c *Context) Submit(out *port.Output, op Op, chain int64, reply, payload []byte) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
 		return ErrClosed
 	}
 	seq := c.pool.seq.Add(1)
-	return queueError(C.pyx_queue_request(c.ex.queue, c.c, out.c, C.uintptr_t(c.handle), C.int(op),
-		C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(payload),
+	return queueError(C.pyx_queue_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(payload),
 		C.size_t(len(payload))))
 }
 
@@ -381,7 +428,7 @@ func (c *Context) CallbackReply(cb int64, payload []byte) error {
 // writes it into the same file and the reply frame holds reply, then a
 // zero byte and the result's length as 8 big-endian bytes. A file that
 // cannot be read gives the result {error, {slot, Reason}}.
-func (c *Context) SubmitFile(out *Output, op Op, chain int64, reply []byte, path string, size int) error {
+func (c *Context) SubmitFile(out *port.Output, op Op, chain int64, reply []byte, path string, size int) error {
 	if size <= 0 || !strings.HasPrefix(path, "/") || strings.IndexByte(path, 0) >= 0 {
 		return ErrBadSlot
 	}
@@ -392,8 +439,7 @@ func (c *Context) SubmitFile(out *Output, op Op, chain int64, reply []byte, path
 	}
 	seq := c.pool.seq.Add(1)
 	p := []byte(path)
-	return queueError(C.pyx_queue_file_request(c.ex.queue, c.c, out.c, C.uintptr_t(c.handle), C.int(op),
-		C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), (*C.char)(bytesPtr(p)),
+	return queueError(C.pyx_queue_file_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), (*C.char)(bytesPtr(p)),
 		C.size_t(len(p)), C.size_t(size)))
 }
 
@@ -404,11 +450,11 @@ var ErrBadSlot = errors.New("pool: a slot needs an absolute path and a size")
 // that has not started never will (its reply is {error, {cancelled, _}}),
 // and one that is running gets a KeyboardInterrupt at its next bytecode.
 // Every request still gets exactly one reply. It returns at once.
-func (p *Pool) Cancel(out *Output, reply []byte) {
+func (p *Pool) Cancel(out *port.Output, reply []byte) {
 	p.allMu.Lock()
 	defer p.allMu.Unlock()
 	for e := range p.all {
-		seq := C.pyx_queue_cancel(e.queue, out.c, bytesPtr(reply), C.size_t(len(reply)))
+		seq := C.pyx_queue_cancel(e.queue, cOut(out), bytesPtr(reply), C.size_t(len(reply)))
 		if seq != 0 {
 			select { // the watchdog times it
 			case p.poke <- struct{}{}:
@@ -439,4 +485,15 @@ func cError(msg *C.char) error {
 	}
 	defer C.free(unsafe.Pointer(msg))
 	return errors.New("pool: " + C.GoString(msg))
+}
+
+// cOut is out's C writer.
+func cOut(out *port.Output) *C.pyx_out { return (*C.pyx_out)(out.C()) }
+
+// bytesPtr is b's data for a C call that does not keep it.
+func bytesPtr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
 }

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/erlang-python/erlang_python/etf"
+	"github.com/erlang-python/erlang_python/port"
 )
 
 var (
@@ -37,7 +39,8 @@ func TestMain(m *testing.M) {
 // sink reads the frames executors write to an Output and hands each
 // result to whoever waits for its reply prefix (8 bytes, from next).
 type sink struct {
-	out     *Output
+	out     *port.Output
+	logs    chan []byte // the bodies of '$log' packets
 	mu      sync.Mutex
 	next    uint64
 	waiting map[uint64]chan []byte
@@ -48,14 +51,16 @@ func newSink() (*sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := NewOutput(w)
+	out, err := port.NewOutput(w)
 	if err != nil {
 		return nil, err
 	}
-	s := &sink{out: out, waiting: make(map[uint64]chan []byte)}
+	s := &sink{out: out, logs: make(chan []byte, 64), waiting: make(map[uint64]chan []byte)}
 	go s.read(bufio.NewReader(r))
 	return s, nil
 }
+
+var logHead, _ = etf.Encode(etf.Atom("$log"))
 
 func (s *sink) read(r io.Reader) {
 	var hdr [4]byte
@@ -66,6 +71,13 @@ func (s *sink) read(r io.Reader) {
 		frame := make([]byte, binary.BigEndian.Uint32(hdr[:]))
 		if _, err := io.ReadFull(r, frame); err != nil {
 			return
+		}
+		if rest, ok := bytes.CutPrefix(frame, logHead); ok {
+			select {
+			case s.logs <- rest:
+			default: // nobody looks
+			}
+			continue
 		}
 		id := binary.BigEndian.Uint64(frame)
 		s.mu.Lock()
@@ -122,7 +134,7 @@ func eval(t *testing.T, c *Context, code string) etf.Term {
 
 func newCtx(t *testing.T, kind Kind) *Context {
 	t.Helper()
-	c, err := testPool.NewContext(kind, 0, nil)
+	c, err := testPool.NewContext(kind, 0)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c
@@ -268,17 +280,25 @@ func TestDecimalAndDatetimeInManyInterpreters(t *testing.T) {
 }
 
 func TestTracebackOfPythonErrors(t *testing.T) {
-	tbs := make(chan string, 4)
-	c, err := testPool.NewContext(Auto, 0, func(text []byte) { tbs <- string(text) })
+	c, err := testPool.NewContext(Auto, 42)
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
+	for len(replies.logs) > 0 { // another test's
+		<-replies.logs
+	}
 	run(t, c, Exec, etf.Tuple{etf.Binary("def inner():\n    return 1 / 0\ndef outer():\n    return inner()\n")})
-	// The traceback is handed over before the reply is written.
+	// The traceback, {info, 42, Text} after the id '$log', is written before the reply.
 	traceback := func(op Op, payload etf.Term) string {
 		run(t, c, op, payload)
 		select {
-		case text := <-tbs:
-			return text
+		case body := <-replies.logs:
+			term, err := (&etf.Decoder{CopyBinaries: true}).Decode(body)
+			require.NoError(t, err)
+			tup, ok := term.(etf.Tuple)
+			require.True(t, ok && len(tup) == 3, "%v", term)
+			assert.Equal(t, etf.Atom("info"), tup[0])
+			assert.Equal(t, int64(42), tup[1])
+			return string(tup[2].(etf.Binary))
 		default:
 			return ""
 		}

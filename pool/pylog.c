@@ -1,4 +1,4 @@
-/* pylog.c: see pylog.h.
+/* pylog.c: sys.stdout and sys.stderr as log sinks (pylog.h).
  *
  * A sink is a small C object per stream and interpreter (a heap type, as
  * own-GIL interpreters share no objects): write(str) appends the text's
@@ -15,11 +15,13 @@
  * interpreter's other threads for that long, never a deadlock. */
 #include "pylog.h"
 
-#include "exec.h"
-
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "current.h"
+#include "log.h"
+#include "pysrc.h"
 
 #define PARTIAL_MAX (8 * 1024) /* a partial line this long goes out */
 #define PACKET_MAX (64 * 1024) /* lines beyond this go in another packet */
@@ -33,39 +35,6 @@ typedef struct {
     pyx_buf buf;           /* under mu: a partial line */
 } sink;
 
-static int put(pyx_buf *b, const void *p, size_t n) { return pyx_buf_append(b, p, n); }
-
-static int put_atom(pyx_buf *b, const char *name)
-{
-    unsigned char h[2] = {119, (unsigned char)strlen(name)}; /* SMALL_ATOM_UTF8_EXT */
-    return put(b, h, 2) < 0 || put(b, name, h[1]) < 0 ? -1 : 0;
-}
-
-int pyx_log_packet(const char *level, long long ctx, const void *text, size_t n, pyx_buf *head, pyx_buf *body)
-{
-    static const unsigned char v = 131, tup[2] = {104, 3};
-    if (put(head, &v, 1) < 0 || put_atom(head, "$log") < 0 || put(body, &v, 1) < 0 ||
-        put(body, tup, 2) < 0 || put_atom(body, level) < 0)
-        return -1;
-    if (ctx <= 0) {
-        if (put_atom(body, "undefined") < 0)
-            return -1;
-    } else if (ctx < 256) {
-        unsigned char i[2] = {97, (unsigned char)ctx};
-        if (put(body, i, 2) < 0)
-            return -1;
-    } else { /* SMALL_BIG_EXT, 8 digits little-endian */
-        unsigned char i[11] = {110, 8, 0};
-        for (int k = 0; k < 8; k++)
-            i[3 + k] = (unsigned char)((unsigned long long)ctx >> (8 * k));
-        if (put(body, i, sizeof i) < 0)
-            return -1;
-    }
-    unsigned char bin[5] = {109, (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
-                            (unsigned char)n};
-    return put(body, bin, 5) < 0 || put(body, text, n) < 0 ? -1 : 0;
-}
-
 /* Sends text[0..n) as one packet, without a final newline. Before any
  * request has run there is no output yet: the text goes to fd 2 then
  * (the sidecar's log pipe). Under s->mu. */
@@ -73,18 +42,14 @@ static void emit(sink *s, long long ctx, const char *text, size_t n)
 {
     if (n > 0 && text[n - 1] == '\n')
         n--;
-    pyx_out *out = pyx_exec_output();
+    pyx_out *out = pyx_current_output();
     if (out == NULL) {
         ssize_t w = write(2, text, n);
         w = write(2, "\n", 1);
         (void)w;
         return;
     }
-    pyx_buf head = {0}, body = {0};
-    if (pyx_log_packet(s->level, ctx, text, n, &head, &body) == 0)
-        pyx_out_send(out, head.data, head.len, body.data, body.len);
-    pyx_buf_free(&head);
-    pyx_buf_free(&body);
+    (void)pyx_out_log(out, s->level, ctx, text, n);
 }
 
 /* Sends the complete lines at the start of s->buf, in packets of up to
@@ -113,8 +78,8 @@ static void drain(sink *s, int all)
 /* The context whose output this is. GIL held. */
 static long long current_ctx(sink *s)
 {
-    pyx_job *job = pyx_exec_current();
-    return job != NULL ? job->ctx->id : __atomic_load_n(&s->home, __ATOMIC_ACQUIRE);
+    pyx_ctx *c = pyx_current_ctx();
+    return c != NULL ? c->id : __atomic_load_n(&s->home, __ATOMIC_ACQUIRE);
 }
 
 static PyObject *sink_write(PyObject *self, PyObject *arg)
@@ -191,40 +156,6 @@ static PyType_Spec sink_spec = {
     .slots = sink_slots,
 };
 
-/* The Python face of a sink: an io.TextIOBase (isatty() False, fileno()
- * raising io.UnsupportedOperation, writable(), ...) whose write and flush
- * are the sink's own methods, with no Python frame in between. */
-static const char wrap_src[] =
-    "import io, sys\n"
-    "class ErlangLogStream(io.TextIOBase):\n"
-    "    '''sys.stdout / sys.stderr: lines go to the Erlang logger.'''\n"
-    "    encoding = 'utf-8'\n"
-    "    errors = 'strict'\n"
-    "    line_buffering = True\n"
-    "    def __init__(self, sink, name):\n"
-    "        self.write = sink.write\n"
-    "        self.flush = sink.flush\n"
-    "        self._name = name\n"
-    "    @property\n"
-    "    def name(self):\n"
-    "        return self._name\n"
-    "    def writable(self):\n"
-    "        return True\n"
-    "    def isatty(self):\n"
-    "        return False\n"
-    "    def fileno(self):\n"
-    "        raise io.UnsupportedOperation(f'{self._name} goes to the Erlang logger: no file descriptor')\n"
-    "    def writelines(self, lines):\n"
-    "        for line in lines:\n"
-    "            self.write(line)\n"
-    "    def close(self):\n"
-    "        self.flush()  # stays open: print() must keep working\n"
-    "    def __repr__(self):\n"
-    "        return f'<erlang log stream {self._name}>'\n"
-    "def _install(out, err):\n"
-    "    sys.stdout = ErlangLogStream(out, '<stdout>')\n"
-    "    sys.stderr = ErlangLogStream(err, '<stderr>')\n";
-
 static PyObject *new_sink(PyObject *type, const char *level)
 {
     sink *s = PyObject_New(sink, (PyTypeObject *)type); /* takes a type reference */
@@ -242,14 +173,14 @@ int pyx_stdio_install(pyx_stdio *io)
 {
     int rc = -1;
     PyObject *type = PyType_FromSpec(&sink_spec);
-    PyObject *ns = PyDict_New(), *r = NULL, *res = NULL;
+    PyObject *ns = PyDict_New(), *res = NULL;
     PyObject *out = type ? new_sink(type, "info") : NULL;
     PyObject *err = type ? new_sink(type, "warning") : NULL;
     if (out == NULL || err == NULL || ns == NULL ||
         PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0)
         goto done;
-    r = PyRun_String(wrap_src, Py_file_input, ns, ns);
-    PyObject *fn = r ? PyDict_GetItemString(ns, "_install") : NULL; /* borrowed */
+    /* the Python face of a sink: py/logstream.py */
+    PyObject *fn = pyx_py_run(PYX_PY_LOGSTREAM, ns) == 0 ? PyDict_GetItemString(ns, "_install") : NULL; /* borrowed */
     res = fn ? PyObject_CallFunctionObjArgs(fn, out, err, NULL) : NULL;
     if (res == NULL)
         goto done;
@@ -258,7 +189,6 @@ int pyx_stdio_install(pyx_stdio *io)
     rc = 0;
 done:
     Py_XDECREF(res);
-    Py_XDECREF(r);
     Py_XDECREF(ns);
     Py_XDECREF(out);
     Py_XDECREF(err);

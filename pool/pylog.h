@@ -3,13 +3,13 @@
  * (docs/PROTOCOL.md, "Log packets"). Nothing here calls into Go. */
 #ifndef PYX_PYLOG_H
 #define PYX_PYLOG_H
-#include "pyx.h"
+#include "ctx.h"
 
 /* The two sinks of one interpreter: [0] stdout (info), [1] stderr
  * (warning). */
-typedef struct {
+struct pyx_stdio {
     PyObject *sink[2]; /* strong; never released (interpreters live on) */
-} pyx_stdio;
+};
 
 /* Makes the sinks of the current interpreter and installs sys.stdout and
  * sys.stderr on them. GIL held. 0, or -1 with an exception set. */
@@ -23,9 +23,4 @@ void pyx_stdio_home(pyx_stdio *io, long long id, int set);
 /* Sends the partial lines the sinks hold. GIL held. */
 void pyx_stdio_flush(pyx_stdio *io);
 
-/* Appends '$log' packet parts for {Level, Ctx, Text}: the versioned id
- * to head and the versioned body to body (Ctx: the integer ctx, or the
- * atom undefined when ctx <= 0: a thread of an interpreter with no
- * context). -1 out of memory. Any thread, no GIL needed. */
-int pyx_log_packet(const char *level, long long ctx, const void *text, size_t n, pyx_buf *head, pyx_buf *body);
 #endif

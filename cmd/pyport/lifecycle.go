@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/erlang-python/erlang_python/etf"
-	"github.com/erlang-python/erlang_python/pool"
+	"github.com/erlang-python/erlang_python/port"
 )
 
 // Exit statuses (docs/PROTOCOL.md, Exit and lifecycle).
@@ -78,7 +78,7 @@ func (l *lifecycle) exit(status int, reason string) {
 
 // onStuck is the pool's stuck watchdog's verdict: a packet
 // '$exit', {stuck, Ctx, GraceMs} for the port owner, then the exit.
-func (l *lifecycle) onStuck(out func() *pool.Output) func(ctx int64, grace time.Duration) {
+func (l *lifecycle) onStuck(out func() *port.Output) func(ctx int64, grace time.Duration) {
 	return func(ctx int64, grace time.Duration) {
 		ms := grace.Milliseconds()
 		l.logger.Printf("context %d: a cancelled request still runs %d ms after its cancel (C code that ignores KeyboardInterrupt?)", ctx, ms)

@@ -22,6 +22,7 @@ import (
 	"github.com/erlang-python/erlang_python/bridge"
 	"github.com/erlang-python/erlang_python/etf"
 	"github.com/erlang-python/erlang_python/pool"
+	"github.com/erlang-python/erlang_python/port"
 )
 
 const version = "0.1.0"
@@ -35,15 +36,15 @@ func main() {
 	showVersion := pflag.Bool("version", false, "print the version and exit")
 	maxPacket := pflag.Int("max-packet", bridge.DefaultMaxFrame, "largest packet accepted, in bytes")
 	pythonPath := pflag.StringArray("python-path", nil, "directory prepended to sys.path (repeatable)")
-	numExecutors := pflag.Int("num-executors", 4, "shared executor threads in multi_executor mode")
+	numExecutors := pflag.Int("num-executors", pool.DefaultNumExecutors, "shared executor threads in multi_executor mode")
 	executable := pflag.String("python-executable", defaultExecutable, "sys.executable of the embedded Python")
-	spin := pflag.Int("spin-us", 100, "microseconds an idle context polls for work before it sleeps")
-	busySpin := pflag.Int("busy-spin-us", 20, "--spin-us for a context under load (requests left waiting in its queue lately)")
+	spin := pflag.Int("spin-us", pool.DefaultSpinMicros, "microseconds an idle context polls for work before it sleeps")
+	busySpin := pflag.Int("busy-spin-us", pool.DefaultBusySpinMicros, "--spin-us for a context under load (requests left waiting in its queue lately)")
 	readSpin := pflag.Int("read-spin-us", 100, "microseconds the reader polls stdin for the next request before it sleeps")
 	slotDir := pflag.String("slot-dir", "", "the port owner's slot directory (docs/PROTOCOL.md), removed when pyport exits")
 	pipeSize := pflag.Int("pipe-size", 1<<20, "pipe buffer asked for stdin and stdout, in bytes (0: keep the kernel's)")
 	maxMemory := pflag.Int("max-memory-mb", 0, "cap on the address space (RLIMIT_AS), in MiB (0: none)")
-	stuckGrace := pflag.Int("stuck-grace-ms", 2000, "exit (status 70) when a cancelled request still runs this long after its cancel (0: never)")
+	stuckGrace := pflag.Int("stuck-grace-ms", int(pool.DefaultStuckGrace/time.Millisecond), "exit (status 70) when a cancelled request still runs this long after its cancel (0: never)")
 	pflag.Parse()
 
 	logger := log.New(os.Stderr, "pyport: ", log.LstdFlags|log.Lmicroseconds)
@@ -80,7 +81,7 @@ func main() {
 		}
 		logger = log.New(logs, "", 0) // to the BEAM's logger
 		l.logger = logger
-		var out atomic.Pointer[pool.Output]
+		var out atomic.Pointer[port.Output]
 		p, err := pool.Start(pool.Config{
 			PythonPath:     *pythonPath,
 			NumExecutors:   *numExecutors,
@@ -93,7 +94,7 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
-		o, err := pool.NewOutput(proto)
+		o, err := port.NewOutput(proto)
 		if err != nil {
 			fatal(err)
 		}

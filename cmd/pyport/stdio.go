@@ -10,8 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/erlang-python/erlang_python/etf"
-	"github.com/erlang-python/erlang_python/pool"
+	"github.com/erlang-python/erlang_python/port"
 )
 
 // beamLog sends the sidecar's own lines to the BEAM's logger as '$log'
@@ -20,43 +19,38 @@ import (
 // messages. Until the output exists (start-up), and for the crash output
 // of a dying process, lines go to the original stderr instead.
 type beamLog struct {
-	out   atomic.Pointer[pool.Output]
+	out   atomic.Pointer[port.Output]
 	crash *os.File // the original stderr
 }
 
-var (
-	atomLog     = etf.Atom("$log")
-	atomSidecar = etf.Atom("sidecar")
-	atomInfo    = etf.Atom("info")
-	atomWarning = etf.Atom("warning")
-	logHead, _  = etf.Encode(atomLog)
+// The levels of fd 1 and fd 2, and of a logger message without one.
+const (
+	levelInfo    = "info"
+	levelWarning = "warning"
 )
 
 // attach sends lines to out from now on.
-func (l *beamLog) attach(out *pool.Output) { l.out.Store(out) }
+func (l *beamLog) attach(out *port.Output) { l.out.Store(out) }
 
-func (l *beamLog) send(level etf.Atom, text []byte) {
+func (l *beamLog) send(level string, text []byte) {
 	out := l.out.Load()
 	if out == nil {
 		fmt.Fprintf(l.crash, "pyport: %s: %s\n", level, text)
 		return
 	}
-	body, err := etf.Encode(etf.Tuple{level, atomSidecar, etf.Binary(text)})
-	if err == nil {
-		out.Send(logHead, body)
-	}
+	out.Log(level, port.LogSidecar, text)
 }
 
 // levelPrefixes: a logger message that starts with one of these goes at
 // that level (without the prefix); any other at warning.
-var levelPrefixes = []etf.Atom{"debug", "info", "notice", "warning", "error", "critical"}
+var levelPrefixes = []string{"debug", "info", "notice", "warning", "error", "critical"}
 
 // Write is the Go logger's output: one message per call.
 func (l *beamLog) Write(p []byte) (int, error) {
 	text := bytes.TrimSuffix(p, []byte("\n"))
-	level := atomWarning
+	level := levelWarning
 	for _, lv := range levelPrefixes {
-		if rest, ok := bytes.CutPrefix(text, []byte(string(lv)+": ")); ok {
+		if rest, ok := bytes.CutPrefix(text, []byte(lv+": ")); ok {
 			level, text = lv, rest
 			break
 		}
@@ -69,7 +63,7 @@ func (l *beamLog) Write(p []byte) (int, error) {
 const maxLine = 8 << 10
 
 // forward sends each line read from r at level until r ends.
-func (l *beamLog) forward(r io.Reader, level etf.Atom) {
+func (l *beamLog) forward(r io.Reader, level string) {
 	br := bufio.NewReaderSize(r, maxLine)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -102,8 +96,8 @@ func redirectStdio() (*beamLog, error) {
 	}
 	for _, s := range []struct {
 		fd    int
-		level etf.Atom
-	}{{1, atomInfo}, {2, atomWarning}} {
+		level string
+	}{{1, levelInfo}, {2, levelWarning}} {
 		r, w, err := os.Pipe() // both close-on-exec; fd s.fd is inherited
 		if err != nil {
 			return nil, fmt.Errorf("log pipe: %w", err)

@@ -1,4 +1,4 @@
-package pool
+package store
 
 import (
 	"bufio"
@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/erlang-python/erlang_python/etf"
+	"github.com/erlang-python/erlang_python/port"
 )
 
 // enc is t's encoding without the version byte.
@@ -30,7 +31,7 @@ func enc(t *testing.T, term etf.Term) []byte {
 
 func stateGet(t *testing.T, key string) (etf.Term, bool) {
 	t.Helper()
-	b, ok := StateGet([]byte(key), []byte{131})
+	b, ok := Get([]byte(key), []byte{131})
 	if !ok {
 		return nil, false
 	}
@@ -41,42 +42,42 @@ func stateGet(t *testing.T, key string) (etf.Term, bool) {
 
 func TestStatePutGetDelete(t *testing.T) {
 	value := etf.MapOf(etf.Atom("a"), etf.List{1, 2.5, etf.Binary("x")})
-	require.NoError(t, StatePut([]byte("go:map"), enc(t, value)))
+	require.NoError(t, Put([]byte("go:map"), enc(t, value)))
 	got, ok := stateGet(t, "go:map")
 	require.True(t, ok)
 	assert.True(t, etf.Equal(value, got))
 
 	// StateGet appends to dst and leaves it alone for a missing key.
-	b, ok := StateGet([]byte("go:map"), []byte("prefix"))
+	b, ok := Get([]byte("go:map"), []byte("prefix"))
 	assert.True(t, ok)
 	assert.True(t, bytes.HasPrefix(b, []byte("prefix")))
-	b, ok = StateGet([]byte("go:none"), []byte("prefix"))
+	b, ok = Get([]byte("go:none"), []byte("prefix"))
 	assert.False(t, ok)
 	assert.Equal(t, []byte("prefix"), b)
 
 	// overwrite, then delete
-	require.NoError(t, StatePut([]byte("go:map"), enc(t, etf.Binary("new"))))
+	require.NoError(t, Put([]byte("go:map"), enc(t, etf.Binary("new"))))
 	got, _ = stateGet(t, "go:map")
 	assert.True(t, etf.Equal(etf.Binary("new"), got))
-	assert.True(t, StateDelete([]byte("go:map")))
-	assert.False(t, StateDelete([]byte("go:map")))
+	assert.True(t, Delete([]byte("go:map")))
+	assert.False(t, Delete([]byte("go:map")))
 	_, ok = stateGet(t, "go:map")
 	assert.False(t, ok)
 
 	// an empty key and a large value
 	big := bytes.Repeat([]byte{7}, 1<<20)
-	require.NoError(t, StatePut(nil, enc(t, etf.Binary(big))))
+	require.NoError(t, Put(nil, enc(t, etf.Binary(big))))
 	got, ok = stateGet(t, "")
 	require.True(t, ok)
 	assert.Equal(t, etf.Binary(big), got)
-	assert.True(t, StateDelete(nil))
+	assert.True(t, Delete(nil))
 }
 
-func TestStateIncr(t *testing.T) {
-	n, err := StateIncr([]byte("go:counter"), 5)
+func TestIncr(t *testing.T) {
+	n, err := Incr([]byte("go:counter"), 5)
 	require.NoError(t, err)
 	assert.Equal(t, int64(5), n, "a missing key counts as 0")
-	n, err = StateIncr([]byte("go:counter"), -7)
+	n, err = Incr([]byte("go:counter"), -7)
 	require.NoError(t, err)
 	assert.Equal(t, int64(-2), n)
 	got, _ := stateGet(t, "go:counter")
@@ -84,68 +85,68 @@ func TestStateIncr(t *testing.T) {
 
 	// integers stored as terms, in every encoding that fits 64 bits
 	for _, v := range []int64{0, 255, 256, -1, math.MaxInt32, math.MinInt32, math.MaxInt32 + 1, math.MaxInt64 - 1, math.MinInt64 + 1} {
-		require.NoError(t, StatePut([]byte("go:int"), enc(t, v)))
-		n, err = StateIncr([]byte("go:int"), 1)
+		require.NoError(t, Put([]byte("go:int"), enc(t, v)))
+		n, err = Incr([]byte("go:int"), 1)
 		require.NoError(t, err)
 		assert.Equal(t, v+1, n)
 		got, _ = stateGet(t, "go:int")
 		assert.Equal(t, v+1, got)
 	}
 	// a LARGE_BIG_EXT of few digits is an integer too
-	require.NoError(t, StatePut([]byte("go:int"), []byte{111, 0, 0, 0, 1, 1, 9}))
-	n, err = StateIncr([]byte("go:int"), 1)
+	require.NoError(t, Put([]byte("go:int"), []byte{111, 0, 0, 0, 1, 1, 9}))
+	n, err = Incr([]byte("go:int"), 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(-8), n)
 
 	// overflow leaves the value alone
-	require.NoError(t, StatePut([]byte("go:int"), enc(t, int64(math.MaxInt64))))
-	_, err = StateIncr([]byte("go:int"), 1)
-	assert.ErrorIs(t, err, ErrStateOverflow)
+	require.NoError(t, Put([]byte("go:int"), enc(t, int64(math.MaxInt64))))
+	_, err = Incr([]byte("go:int"), 1)
+	assert.ErrorIs(t, err, ErrOverflow)
 	got, _ = stateGet(t, "go:int")
 	assert.Equal(t, int64(math.MaxInt64), got)
 	huge := new(big.Int).Lsh(big.NewInt(1), 70)
-	require.NoError(t, StatePut([]byte("go:int"), enc(t, huge)))
-	_, err = StateIncr([]byte("go:int"), 1)
-	assert.ErrorIs(t, err, ErrStateOverflow)
+	require.NoError(t, Put([]byte("go:int"), enc(t, huge)))
+	_, err = Incr([]byte("go:int"), 1)
+	assert.ErrorIs(t, err, ErrOverflow)
 	got, _ = stateGet(t, "go:int")
 	assert.Equal(t, 0, huge.Cmp(got.(*big.Int)))
 
 	// not an integer
-	require.NoError(t, StatePut([]byte("go:int"), enc(t, etf.Binary("7"))))
-	_, err = StateIncr([]byte("go:int"), 1)
-	assert.ErrorIs(t, err, ErrStateNotInteger)
-	require.NoError(t, StatePut([]byte("go:int"), enc(t, 1.5)))
-	_, err = StateIncr([]byte("go:int"), 1)
-	assert.ErrorIs(t, err, ErrStateNotInteger)
-	StateDelete([]byte("go:int"))
-	StateDelete([]byte("go:counter"))
+	require.NoError(t, Put([]byte("go:int"), enc(t, etf.Binary("7"))))
+	_, err = Incr([]byte("go:int"), 1)
+	assert.ErrorIs(t, err, ErrNotInteger)
+	require.NoError(t, Put([]byte("go:int"), enc(t, 1.5)))
+	_, err = Incr([]byte("go:int"), 1)
+	assert.ErrorIs(t, err, ErrNotInteger)
+	Delete([]byte("go:int"))
+	Delete([]byte("go:counter"))
 }
 
 func TestStateKeysAndClear(t *testing.T) {
-	StateClear()
-	assert.Empty(t, StateKeys())
+	Clear()
+	assert.Empty(t, Keys())
 	want := []string{}
 	for i := 0; i < 1000; i++ { // enough to grow the tables
 		k := fmt.Sprintf("go:key%d", i)
 		want = append(want, k)
-		require.NoError(t, StatePut([]byte(k), enc(t, i)))
+		require.NoError(t, Put([]byte(k), enc(t, i)))
 	}
 	var got []string
-	for _, k := range StateKeys() {
+	for _, k := range Keys() {
 		got = append(got, string(k))
 	}
 	sort.Strings(want)
 	sort.Strings(got)
 	assert.Equal(t, want, got)
 	for i := 0; i < 1000; i += 2 {
-		assert.True(t, StateDelete([]byte(fmt.Sprintf("go:key%d", i))))
+		assert.True(t, Delete([]byte(fmt.Sprintf("go:key%d", i))))
 	}
-	assert.Len(t, StateKeys(), 500)
+	assert.Len(t, Keys(), 500)
 	v, ok := stateGet(t, "go:key999")
 	assert.True(t, ok)
 	assert.Equal(t, int64(999), v)
-	StateClear()
-	assert.Empty(t, StateKeys())
+	Clear()
+	assert.Empty(t, Keys())
 	_, ok = stateGet(t, "go:key999")
 	assert.False(t, ok)
 }
@@ -154,14 +155,14 @@ func TestStateKeysAndClear(t *testing.T) {
 // increment is lost (the race detector watches the Go side).
 func TestStateConcurrent(t *testing.T) {
 	const workers, each = 8, 2000
-	StateDelete([]byte("go:shared"))
+	Delete([]byte("go:shared"))
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if _, err := StateIncr([]byte("go:shared"), 1); err != nil {
+				if _, err := Incr([]byte("go:shared"), 1); err != nil {
 					t.Error(err)
 					return
 				}
@@ -172,48 +173,29 @@ func TestStateConcurrent(t *testing.T) {
 			val := enc(t, etf.Binary(bytes.Repeat([]byte{byte(w)}, 100)))
 			for i := 0; i < each; i++ {
 				k := []byte(fmt.Sprintf("go:w%d:%d", w, i%50))
-				if err := StatePut(k, val); err != nil {
+				if err := Put(k, val); err != nil {
 					t.Error(err)
 					return
 				}
-				if b, ok := StateGet(k, nil); ok && !bytes.Equal(b, val) {
+				if b, ok := Get(k, nil); ok && !bytes.Equal(b, val) {
 					t.Errorf("key %s: a value of another worker", k)
 				}
-				StateDelete(k)
-				_ = StateKeys()
+				Delete(k)
+				_ = Keys()
 			}
 		}(w)
 	}
 	wg.Wait()
 	got, _ := stateGet(t, "go:shared")
 	assert.Equal(t, int64(workers*each), got)
-	StateDelete([]byte("go:shared"))
-}
-
-// Python (erlang.state_*) and Go meet in the same store.
-func TestStateFromPython(t *testing.T) {
-	c := newCtx(t, Auto)
-	require.NoError(t, StatePut([]byte("go:py"), enc(t, etf.Tuple{etf.Atom("ok"), etf.Binary("hi")})))
-	assert.True(t, etf.Equal(etf.OKTuple(etf.Tuple{etf.Binary("ok"), etf.Binary("hi")}),
-		eval(t, c, "__import__('erlang').state_get('go:py')")))
-	run(t, c, Exec, etf.Tuple{etf.Binary("import erlang\nerlang.state_set('go:py', {'a': [1, None]})\n" +
-		"for _ in range(100): erlang.state_incr('go:pyc')\nerlang.state_decr(b'go:pyc', 10)")})
-	got, ok := stateGet(t, "go:py")
-	require.True(t, ok)
-	assert.True(t, etf.Equal(etf.MapOf(etf.Binary("a"), etf.List{1, etf.Atom("none")}), got))
-	n, err := StateIncr([]byte("go:pyc"), 0)
-	require.NoError(t, err)
-	assert.Equal(t, int64(90), n)
-	assert.True(t, etf.Equal(etf.Exception("KeyError", "'go:nope'"), eval(t, c, "__import__('erlang').state_get('go:nope')")))
-	StateDelete([]byte("go:py"))
-	StateDelete([]byte("go:pyc"))
+	Delete([]byte("go:shared"))
 }
 
 // mirrorReader reads the frames of an Output with the state mirror on
 // and applies the '$state' packets to a map, as the BEAM's table would.
 type mirrorReader struct {
 	t      *testing.T
-	out    *Output
+	out    *port.Output
 	frames chan []byte
 	table  map[string]etf.Term
 	ops    int
@@ -222,7 +204,7 @@ type mirrorReader struct {
 func newMirrorReader(t *testing.T) *mirrorReader {
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
-	out, err := NewOutput(w)
+	out, err := port.NewOutput(w)
 	require.NoError(t, err)
 	m := &mirrorReader{t: t, out: out, frames: make(chan []byte, 1024), table: map[string]etf.Term{}}
 	go func() {
@@ -241,8 +223,8 @@ func newMirrorReader(t *testing.T) *mirrorReader {
 			m.frames <- f
 		}
 	}()
-	out.MirrorState(true)
-	t.Cleanup(func() { out.MirrorState(false); r.Close() })
+	Mirror(out, true)
+	t.Cleanup(func() { Mirror(out, false); r.Close() })
 	return m
 }
 
@@ -313,7 +295,7 @@ func (m *mirrorReader) mark(id etf.Atom) {
 // assertMatches: the mirror holds exactly what the store holds.
 func (m *mirrorReader) assertMatches() {
 	m.t.Helper()
-	keys := StateKeys()
+	keys := Keys()
 	assert.Len(m.t, m.table, len(keys))
 	for _, k := range keys {
 		got, ok := stateGet(m.t, string(k))
@@ -327,7 +309,7 @@ func (m *mirrorReader) assertMatches() {
 // store, key by key (the ops of a key are in mutation order, a clear
 // falls between the same mutations in both).
 func TestStateMirrorOrder(t *testing.T) {
-	StateClear()
+	Clear()
 	m := newMirrorReader(t)
 	const workers, each = 8, 3000
 	var wg sync.WaitGroup
@@ -339,15 +321,15 @@ func TestStateMirrorOrder(t *testing.T) {
 				k := []byte(fmt.Sprintf("mirror:k%d", i%7))
 				switch {
 				case w == 0 && i%500 == 0:
-					StateClear()
+					Clear()
 				case w == 1 && i%3 == 0:
-					StateDelete(k)
+					Delete(k)
 				case w == 2 && i%5 == 0:
-					_ = StatePut(k, enc(t, int64(1)<<40+int64(i)))
+					_ = Put(k, enc(t, int64(1)<<40+int64(i)))
 				case w == 3 && i%11 == 0:
-					_ = StatePut(k, enc(t, etf.Binary("text"))) // incr fails on it until the next set
+					_ = Put(k, enc(t, etf.Binary("text"))) // incr fails on it until the next set
 				default:
-					_, _ = StateIncr(k, int64(w*1000-3000))
+					_, _ = Incr(k, int64(w*1000-3000))
 				}
 			}
 		}(w)
@@ -357,69 +339,35 @@ func TestStateMirrorOrder(t *testing.T) {
 	assert.Positive(t, m.ops) // fewer than the mutations: a key's consecutive ops coalesce
 	m.assertMatches()
 	// and a clear at the end
-	StateClear()
+	Clear()
 	m.mark("cleared")
 	assert.Empty(t, m.table)
-}
-
-// Python's mutations are mirrored before the reply of the request that
-// made them, and before any frame written after them; values are the
-// terms as stored (ints as integers, anything else as converted).
-func TestStateMirrorBeforeReply(t *testing.T) {
-	StateClear()
-	m := newMirrorReader(t)
-	c := newCtx(t, Auto)
-	code := etf.Tuple{etf.Binary("import erlang\n" +
-		"for i in range(1000): erlang.state_incr('mirror:py')\n" +
-		"erlang.state_set('mirror:neg', -2 ** 63)\nerlang.state_set('mirror:big', 2 ** 64)\n" +
-		"erlang.state_set('mirror:map', {'a': (1, None)})\nerlang.state_set('mirror:gone', 1)\n" +
-		"erlang.state_delete('mirror:gone')\nerlang.state_delete('mirror:never')\n")}
-	payload, err := etf.Encode(code)
-	require.NoError(t, err)
-	for round := 1; round <= 3; round++ {
-		id := etf.Atom(fmt.Sprintf("py%d", round))
-		idBytes, _ := etf.Encode(id)
-		require.NoError(t, c.Submit(m.out, Exec, 0, idBytes, payload))
-		assert.Equal(t, etf.OK, m.until(id))
-		// all of it is in the mirror already: nothing read after the reply
-		assert.Equal(t, int64(1000*round), m.table["mirror:py"])
-		assert.Equal(t, int64(math.MinInt64), m.table["mirror:neg"])
-		assert.Equal(t, 0, new(big.Int).Lsh(big.NewInt(1), 64).Cmp(m.table["mirror:big"].(*big.Int)))
-		assert.True(t, etf.Equal(etf.MapOf(etf.Binary("a"), etf.Tuple{1, etf.Atom("none")}), m.table["mirror:map"]))
-		assert.NotContains(t, m.table, "mirror:gone")
-		m.assertMatches()
-	}
-	// Erlang's incr: its reply (written by Go after it) comes after its op
-	n, err := StateIncr([]byte("mirror:py"), -5)
-	require.NoError(t, err)
-	m.mark("after_incr")
-	assert.Equal(t, n, m.table["mirror:py"])
 }
 
 // With nothing else written, the mirror still goes out (the timed flush),
 // and past 64 KiB without waiting for it.
 func TestStateMirrorFlushesAlone(t *testing.T) {
-	StateClear()
+	Clear()
 	m := newMirrorReader(t)
-	_, err := StateIncr([]byte("mirror:alone"), 7)
+	_, err := Incr([]byte("mirror:alone"), 7)
 	require.NoError(t, err)
 	id, _ := m.next() // no other frame is written: the timer sent it
 	assert.Nil(t, id)
 	assert.Equal(t, int64(7), m.table["mirror:alone"])
-	require.NoError(t, StatePut([]byte("mirror:large"), enc(t, etf.Binary(bytes.Repeat([]byte{1}, 100<<10)))))
+	require.NoError(t, Put([]byte("mirror:large"), enc(t, etf.Binary(bytes.Repeat([]byte{1}, 100<<10)))))
 	id, _ = m.next()
 	assert.Nil(t, id)
 	assert.Len(t, m.table["mirror:large"], 100<<10)
 }
 
 // StateLoad replaces the store at once and mirrors nothing.
-func TestStateLoad(t *testing.T) {
-	StateClear()
+func TestLoad(t *testing.T) {
+	Clear()
 	m := newMirrorReader(t)
-	require.NoError(t, StatePut([]byte("load:old"), enc(t, 1)))
+	require.NoError(t, Put([]byte("load:old"), enc(t, 1)))
 	m.mark("before")
 	before := m.ops
-	entries := []StateEntry{
+	entries := []Entry{
 		{Key: []byte("load:int"), Value: enc(t, int64(-300))},
 		{Key: []byte("load:big"), Value: enc(t, int64(math.MaxInt64))},
 		{Key: []byte("load:map"), Value: enc(t, etf.MapOf(etf.Atom("a"), etf.List{1, etf.Binary("x")}))},
@@ -428,14 +376,14 @@ func TestStateLoad(t *testing.T) {
 		{Key: nil, Value: enc(t, etf.Binary("empty key"))},
 	}
 	for i := 0; i < 500; i++ { // enough to grow the tables
-		entries = append(entries, StateEntry{Key: []byte(fmt.Sprintf("load:n%d", i)), Value: enc(t, i)})
+		entries = append(entries, Entry{Key: []byte(fmt.Sprintf("load:n%d", i)), Value: enc(t, i)})
 	}
-	require.NoError(t, StateLoad(entries))
+	require.NoError(t, Load(entries))
 	m.mark("after")
 	assert.Equal(t, before, m.ops, "state_load mirrors nothing")
 	_, ok := stateGet(t, "load:old")
 	assert.False(t, ok, "the store is replaced")
-	assert.Len(t, StateKeys(), 5+500)
+	assert.Len(t, Keys(), 5+500)
 	got, _ := stateGet(t, "load:twice")
 	assert.Equal(t, etf.Atom("last"), got)
 	got, _ = stateGet(t, "load:map")
@@ -443,17 +391,17 @@ func TestStateLoad(t *testing.T) {
 	got, _ = stateGet(t, "")
 	assert.Equal(t, etf.Binary("empty key"), got)
 	// integers are integers again: incr works on them, and is mirrored
-	n, err := StateIncr([]byte("load:int"), 1)
+	n, err := Incr([]byte("load:int"), 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(-299), n)
-	_, err = StateIncr([]byte("load:big"), 1)
-	assert.ErrorIs(t, err, ErrStateOverflow)
-	n, err = StateIncr([]byte("load:n499"), 1)
+	_, err = Incr([]byte("load:big"), 1)
+	assert.ErrorIs(t, err, ErrOverflow)
+	n, err = Incr([]byte("load:n499"), 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(500), n)
 	m.mark("incr")
 	assert.Equal(t, before+2, m.ops)
 	// an empty load empties the store
-	require.NoError(t, StateLoad(nil))
-	assert.Empty(t, StateKeys())
+	require.NoError(t, Load(nil))
+	assert.Empty(t, Keys())
 }

@@ -1,28 +1,15 @@
-/* pyx.h: the C side of package pool, shared by its .c files.
+/* pyetf.h: External Term Format <-> Python objects (convert.c).
  *
- * Rules for every function here unless it says otherwise: the caller
- * holds the GIL of the interpreter the objects belong to; nothing here
- * calls back into Go. */
-#ifndef PYX_H
-#define PYX_H
+ * Rules for every function here: the caller holds the GIL of the
+ * interpreter the objects belong to; nothing here calls back into Go. */
+#ifndef PYX_PYETF_H
+#define PYX_PYETF_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
 
-/* A growable byte buffer, malloc'd (not PyMem: Go frees it with free()
- * without holding any GIL). */
-typedef struct {
-    unsigned char *data;
-    size_t len, cap;
-} pyx_buf;
-
-/* Makes room for extra more bytes. 0 on success, -1 (no exception set) when
- * out of memory. */
-int pyx_buf_reserve(pyx_buf *b, size_t extra);
-/* Appends n bytes; 0 or -1 (out of memory, no exception set). */
-int pyx_buf_append(pyx_buf *b, const void *p, size_t n);
-void pyx_buf_free(pyx_buf *b);
+#include "buf.h"
 
 /* Per-interpreter classes of the `erlang` module that stand for Erlang
  * terms Python has no type for. Strong references, owned by the context;

@@ -18,88 +18,17 @@
  * Reference conventions: "new" means the function returns a reference
  * the caller owns; "borrowed" means it does not. Every function below
  * says which of its object arguments and results are which. */
-#include "pyx.h"
+#include "pyetf.h"
+
+#include "etfw.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ETF tags (erts/emulator/beam/external.h). */
-enum {
-    NEW_FLOAT_EXT = 70,
-    BIT_BINARY_EXT = 77,
-    COMPRESSED = 80,
-    NEW_PID_EXT = 88,
-    NEW_PORT_EXT = 89,
-    NEWER_REFERENCE_EXT = 90,
-    SMALL_INTEGER_EXT = 97,
-    INTEGER_EXT = 98,
-    FLOAT_EXT = 99,
-    ATOM_EXT = 100,
-    REFERENCE_EXT = 101,
-    PORT_EXT = 102,
-    PID_EXT = 103,
-    SMALL_TUPLE_EXT = 104,
-    LARGE_TUPLE_EXT = 105,
-    NIL_EXT = 106,
-    STRING_EXT = 107,
-    LIST_EXT = 108,
-    BINARY_EXT = 109,
-    SMALL_BIG_EXT = 110,
-    LARGE_BIG_EXT = 111,
-    NEW_FUN_EXT = 112,
-    EXPORT_EXT = 113,
-    NEW_REFERENCE_EXT = 114,
-    SMALL_ATOM_EXT = 115,
-    MAP_EXT = 116,
-    ATOM_UTF8_EXT = 118,
-    SMALL_ATOM_UTF8_EXT = 119,
-    V4_PORT_EXT = 120,
-};
-
 #define DECODE_WHERE " while converting an Erlang term"
 #define ENCODE_WHERE " while converting a Python object to an Erlang term"
-
-/* ------------------------------------------------------------------ */
-/* Byte buffer                                                         */
-/* ------------------------------------------------------------------ */
-
-int pyx_buf_reserve(pyx_buf *b, size_t extra)
-{
-    if (extra <= b->cap - b->len)
-        return 0;
-    if (extra > SIZE_MAX - b->len)
-        return -1;
-    size_t want = b->len + extra;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < want)
-        cap = cap > SIZE_MAX / 2 ? want : cap * 2;
-    unsigned char *p = realloc(b->data, cap);
-    if (p == NULL)
-        return -1;
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
-
-int pyx_buf_append(pyx_buf *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (pyx_buf_reserve(b, n) < 0)
-        return -1;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-void pyx_buf_free(pyx_buf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* Reading ETF                                                         */

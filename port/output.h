@@ -15,14 +15,20 @@ void pyx_out_free(pyx_out *o);
  * flushes, so a burst costs one write(2). After a write error everything
  * is dropped (the reader is gone). Blocks while the pipe is full. */
 void pyx_out_send(pyx_out *o, const void *a, size_t alen, const void *b, size_t blen);
-/* Sends the shared state's mirror (state.h) on o from now on (on), or
- * stops mirroring (and drops what is buffered). One Output at a time. */
-void pyx_out_mirror(pyx_out *o, int on);
-/* Writes the pending mirror packet, if any, now. */
-void pyx_out_mirror_flush(pyx_out *o);
-/* From state.c after a mutation, its locks released, with the size of the
- * mirror buffer: flushes it when large, else arms the timed flush. */
-void pyx_out_mirror_poke(size_t buffered);
 /* The first write error (an errno), or 0. */
 int pyx_out_error(pyx_out *o);
+
+/* A pre-frame hook: called under o's mutex before every frame o writes
+ * (and at pyx_out_kick), it may put frames of its own first with
+ * pyx_out_put, so that nothing written after an event overtakes the
+ * frame that reports it (the shared state's mirror, store/mirror.h). It
+ * must not call pyx_out_send or pyx_out_kick. */
+typedef void (*pyx_out_hook)(pyx_out *o);
+/* Sets o's hook (NULL: none). Atomic: any thread, at any time. */
+void pyx_out_set_hook(pyx_out *o, pyx_out_hook hook);
+/* From a hook only (o's mutex held): adds one frame, as pyx_out_send. */
+void pyx_out_put(pyx_out *o, const void *a, size_t alen, const void *b, size_t blen);
+/* Runs the hook now, and writes what is buffered unless a sender that
+ * will is on its way. */
+void pyx_out_kick(pyx_out *o);
 #endif

@@ -1,4 +1,4 @@
-/* state.h: the process-wide shared state (state.c, API.md section 7).
+/* store.h: the process-wide shared state (store.c, API.md section 7).
  *
  * A store of key -> term shared by every context and by Erlang. Keys are
  * byte strings (the UTF-8 of a name); a value is either an integer that
@@ -11,8 +11,8 @@
  * store is striped, one pthread mutex per stripe, held only for the hash
  * table's pointer work (never while a value is encoded, decoded or
  * copied; pyx_state_keys copies the keys, one stripe at a time). */
-#ifndef PYX_STATE_H
-#define PYX_STATE_H
+#ifndef PYX_STORE_H
+#define PYX_STORE_H
 
 #include <stddef.h>
 
@@ -66,24 +66,6 @@ long pyx_state_keys(unsigned char **out, size_t *len);
  * NOT_FOUND when flat is malformed (the store is then unchanged). */
 int pyx_state_load(const unsigned char *flat, size_t len);
 
-/* The mirror (docs/PROTOCOL.md, "Shared state"): once enabled, every
- * mutation appends an op, {set, Key, Value}, {delete, Key} or clear, to
- * one buffer, in the order of the mutations of each key (under its stripe
- * mutex; lock order: stripe -> mirror). output.c sends the buffer as one
- * packet before any other frame it writes (pyx_out_mirror). */
-void pyx_state_mirror_enable(int on); /* off drops what is buffered */
-/* The number of ops buffered (an atomic read: a cheap check). */
-size_t pyx_state_mirror_pending(void);
-/* When ops are buffered: 1, and *data, *len, *cap become the whole packet
- * (term_to_binary('$state') ++ term_to_binary([Op, ...])), the caller's
- * buffer (*data, *cap: malloc'd or NULL, its contents dropped) taking its
- * place. Else 0, nothing changed. */
-int pyx_state_mirror_take(unsigned char **data, size_t *len, size_t *cap);
-
-#ifdef Py_PYTHON_H
-/* Adds state_set, state_get, state_delete, state_keys, state_incr and
- * state_decr to the `erlang` module (erlmod.c's exec slot). GIL held. */
-int pyx_state_add_functions(PyObject *module);
-#endif
+/* Every mutation is mirrored (mirror.h) when the mirror is on. */
 
 #endif

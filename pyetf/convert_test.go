@@ -1,6 +1,6 @@
 //go:build pyx_testhook
 
-package pool
+package pyetf
 
 import (
 	"bytes"
@@ -170,8 +170,8 @@ func etfCases() []etfCase {
 		{name: "bytes pair utf8 atom", erl: `{bytes, <<"x">>}`, enc: "term_to_binary(~, [{minor_version, 2}])", repr: "b'x'", back: `<<"x">>`},
 		{name: "bytes not a binary", erl: "{bytes, nope}", repr: "('bytes', 'nope')", back: `{<<"bytes">>, <<"nope">>}`},
 		{name: "bytes triple", erl: `{bytes, <<"x">>, 1}`, repr: "('bytes', 'x', 1)", back: `{<<"bytes">>, <<"x">>, 1}`},
-		{name: "bitstring", erl: "<<1:3>>", repr: `Opaque(b'M\x00\x00\x00\x01\x03 ')`, same: true},
-		{name: "bitstring 2 bytes", erl: "<<1, 2:7>>", repr: `Opaque(b'M\x00\x00\x00\x02\x07\x01\x04')`, same: true},
+		{name: "bitstring", erl: "<<1:3>>", repr: "erlang.Opaque(4d000000010320)", same: true},
+		{name: "bitstring 2 bytes", erl: "<<1, 2:7>>", repr: "erlang.Opaque(4d00000002070104)", same: true},
 
 		// lists
 		{name: "nil", erl: "[]", repr: "[]", same: true},
@@ -205,12 +205,12 @@ func etfCases() []etfCase {
 		{name: "map of 100000 levels", erl: deep("#{a => A}", "#{}", deepN), err: "RecursionError"},
 
 		// pids, refs, ports, funs: opaque, back byte for byte
-		{name: "pid", erl: "self()", repr: "Pid(b'Xd\\x00\\rnonode@nohost…", same: true},
-		{name: "ref", erl: "make_ref()", repr: "Ref(b'Z\\x00\\x03d…", same: true},
-		{name: "port", erl: "hd(erlang:ports())", repr: "Opaque(b'Y…", same: true},
-		{name: "export", erl: "fun lists:map/2", repr: "Opaque(b'qd\\x00\\x05listsd\\x00\\x03mapa\\x02')", same: true},
-		{name: "fun with environment", erl: "(fun() -> X = 5, fun(Y) -> X + Y end end)()", repr: "Opaque(b'p…", same: true},
-		{name: "pids in a list and a tuple", erl: "[self(), {make_ref(), self()}]", repr: "[Pid(b'X…", same: true},
+		{name: "pid", erl: "self()", repr: "erlang.Pid(5864000d6e6f6e6f6465406e6f686f7374…", same: true},
+		{name: "ref", erl: "make_ref()", repr: "erlang.Ref(5a000364…", same: true},
+		{name: "port", erl: "hd(erlang:ports())", repr: "erlang.Opaque(59…", same: true},
+		{name: "export", erl: "fun lists:map/2", repr: "erlang.Opaque(716400056c697374736400036d61706102)", same: true},
+		{name: "fun with environment", erl: "(fun() -> X = 5, fun(Y) -> X + Y end end)()", repr: "erlang.Opaque(70…", same: true},
+		{name: "pids in a list and a tuple", erl: "[self(), {make_ref(), self()}]", repr: "[erlang.Pid(58…", same: true},
 		{name: "fun holding 100000 levels", erl: "(fun(D) -> fun() -> D end end)(" + deep("[A]", "[]", deepN) + ")", err: "RecursionError"},
 
 		// not supported
@@ -282,12 +282,12 @@ func TestConvertHandMadeTerms(t *testing.T) {
 		repr string
 		out  []byte // the round trip, when not in
 	}{
-		{"PID_EXT", cat([]byte{103}, node, []byte{0, 0, 0, 9, 0, 0, 0, 0, 1}), `Pid(b'gd\x00\rnonode@nohost\x00\x00\x00\t\x00\x00\x00\x00\x01')`, nil},
-		{"REFERENCE_EXT", cat([]byte{101}, node, []byte{0, 0, 1, 2, 3}), "Ref(b'e…", nil},
-		{"NEW_REFERENCE_EXT", cat([]byte{114, 0, 3}, node, []byte{1}, make([]byte, 12)), "Ref(b'r…", nil},
-		{"PORT_EXT", cat([]byte{102}, node, []byte{0, 0, 0, 7, 2}), "Opaque(b'f…", nil},
-		{"V4_PORT_EXT", cat([]byte{120}, node, []byte{0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 2}), "Opaque(b'x…", nil},
-		{"pid with utf8 node", cat([]byte{88, 119, 1, 'n', 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}), "Pid(b'Xw…", nil},
+		{"PID_EXT", cat([]byte{103}, node, []byte{0, 0, 0, 9, 0, 0, 0, 0, 1}), "erlang.Pid(6764000d6e6f6e6f6465406e6f686f7374000000090000000001)", nil},
+		{"REFERENCE_EXT", cat([]byte{101}, node, []byte{0, 0, 1, 2, 3}), "erlang.Ref(65…", nil},
+		{"NEW_REFERENCE_EXT", cat([]byte{114, 0, 3}, node, []byte{1}, make([]byte, 12)), "erlang.Ref(72…", nil},
+		{"PORT_EXT", cat([]byte{102}, node, []byte{0, 0, 0, 7, 2}), "erlang.Opaque(66…", nil},
+		{"V4_PORT_EXT", cat([]byte{120}, node, []byte{0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 2}), "erlang.Opaque(78…", nil},
+		{"pid with utf8 node", cat([]byte{88, 119, 1, 'n', 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}), "erlang.Pid(5877…", nil},
 		{"list with a list tail", []byte{108, 0, 0, 0, 1, 97, 1, 108, 0, 0, 0, 1, 97, 2, 106}, "[1, 2]",
 			[]byte{108, 0, 0, 0, 2, 97, 1, 97, 2, 106}},
 		{"list with a string tail", []byte{108, 0, 0, 0, 1, 97, 1, 107, 0, 2, 3, 4}, "[1, 3, 4]",
@@ -376,7 +376,7 @@ func TestConvertMalformed(t *testing.T) {
 	// and the valid fun these are made from is accepted
 	_, repr, err := convertRoundTrip(append([]byte{131}, funBytes(0)...))
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(repr, "Opaque(b'p"), repr)
+	assert.True(t, strings.HasPrefix(repr, "erlang.Opaque(70"), repr)
 
 	// funs nest through their free variables without a container: walking
 	// them is recursion too

@@ -1,4 +1,4 @@
-package pool
+package port
 
 import (
 	"bufio"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/erlang-python/erlang_python/etf"
 )
 
 func readFrames(t *testing.T, r io.Reader, n int) [][]byte {
@@ -78,4 +80,32 @@ func TestOutputAfterReaderLeft(t *testing.T) {
 	out.Send([]byte("id"), []byte("result")) // EPIPE, not a hang or a signal
 	out.Send([]byte("id"), []byte("result")) // dropped
 	assert.ErrorIs(t, out.Err(), syscall.EPIPE)
+}
+
+// Log's packets are {Level, Ctx, Line} after the id '$log'.
+func TestOutputLog(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	out, err := NewOutput(w)
+	require.NoError(t, err)
+	out.Log("info", 7, []byte("seven"))
+	out.Log("warning", 1<<40, []byte("big"))
+	out.Log("error", LogSidecar, []byte("pyport"))
+	out.Log("notice", LogNoContext, nil)
+	want := []etf.Term{
+		etf.Tuple{etf.Atom("info"), 7, etf.Binary("seven")},
+		etf.Tuple{etf.Atom("warning"), int64(1) << 40, etf.Binary("big")},
+		etf.Tuple{etf.Atom("error"), etf.Atom("sidecar"), etf.Binary("pyport")},
+		etf.Tuple{etf.Atom("notice"), etf.Atom("undefined"), etf.Binary("")},
+	}
+	for i, f := range readFrames(t, r, len(want)) {
+		var d etf.Decoder
+		id, n, err := d.DecodePrefix(f)
+		require.NoError(t, err)
+		assert.Equal(t, etf.Atom("$log"), id)
+		body, err := (&etf.Decoder{CopyBinaries: true}).Decode(f[n:])
+		require.NoError(t, err)
+		assert.True(t, etf.Equal(want[i], body), "%v, not %v", body, want[i])
+	}
 }

@@ -1,30 +1,17 @@
 //go:build pyx_testhook
 
-package pool
+package pyetf
 
 // Test hooks for convert.c, which convert_test.go exercises in a real
 // embedded CPython (test files cannot use cgo themselves). Nothing else
-// calls these. The four erlang.* classes are stand-ins defined here, so
-// the tests do not depend on the `erlang` module.
+// calls these. The four erlang.* classes are the real ones (TermsPy),
+// without the rest of the `erlang` module.
 
 /*
+#cgo CFLAGS: -I${SRCDIR}/../port
 #include <stdlib.h>
 #include <string.h>
-#include "pyx.h"
-
-static const char testhook_src[] =
-    "import types\n"
-    "class _Opaque:\n"
-    "    __slots__ = ('_etf',)\n"
-    "    def __init__(self, etf): self._etf = bytes(etf)\n"
-    "    def __eq__(self, o): return type(o) is type(self) and o._etf == self._etf\n"
-    "    def __hash__(self): return hash((type(self).__name__, self._etf))\n"
-    "    def __repr__(self): return f'{type(self).__name__}({self._etf!r})'\n"
-    "class Pid(_Opaque): __slots__ = ()\n"
-    "class Ref(_Opaque): __slots__ = ()\n"
-    "class Opaque(_Opaque): __slots__ = ()\n"
-    "class Atom(str): pass\n"
-    "erlang = types.SimpleNamespace(Pid=Pid, Ref=Ref, Opaque=Opaque, Atom=Atom)\n";
+#include "pyetf.h"
 
 // Set up once, in the main interpreter, GIL held; never freed.
 static PyObject *testhook_globals;
@@ -67,19 +54,25 @@ static char *testhook_error(const char *stage)
     return out;
 }
 
-static int testhook_setup(void)
+// Runs the term classes' source (terms), then names them erlang.*.
+static int testhook_setup(const char *terms)
 {
     if (testhook_globals != NULL)
         return 0;
     PyObject *g = PyDict_New();
     if (g == NULL)
         return -1;
-    PyObject *res = PyRun_String(testhook_src, Py_file_input, g, g);
-    if (res == NULL) {
+    PyObject *res = PyRun_String(terms, Py_file_input, g, g);
+    PyObject *ns = res ? PyRun_String("import types\n"
+                                      "erlang = types.SimpleNamespace(Pid=Pid, Ref=Ref, Opaque=Opaque, Atom=Atom)\n",
+                                      Py_file_input, g, g)
+                       : NULL;
+    Py_XDECREF(res);
+    if (ns == NULL) {
         Py_DECREF(g);
         return -1;
     }
-    Py_DECREF(res);
+    Py_DECREF(ns);
     PyObject **slots[] = {&testhook_types.pid_type, &testhook_types.ref_type,
                           &testhook_types.opaque_type, &testhook_types.atom_type};
     const char *names[] = {"Pid", "Ref", "Opaque", "Atom"};
@@ -94,13 +87,13 @@ static int testhook_setup(void)
 // Decodes in (versioned) and, when repr is not NULL, sets *repr to a
 // malloc'd repr() of the object; then encodes it back into out, with a
 // version byte. NULL, or a malloc'd error.
-static char *testhook_round_trip(const unsigned char *in, size_t len, pyx_buf *out, char **repr)
+static char *testhook_round_trip(const char *terms, const unsigned char *in, size_t len, pyx_buf *out, char **repr)
 {
     PyGILState_STATE g = PyGILState_Ensure();
     char *err = NULL;
     PyObject *obj = NULL, *r = NULL;
     size_t pos = 1;
-    if (testhook_setup() < 0) {
+    if (testhook_setup(terms) < 0) {
         err = testhook_error("setup");
     } else if (len < 1 || in[0] != 131) {
         err = strdup("decode: no version byte");
@@ -124,12 +117,12 @@ static char *testhook_round_trip(const unsigned char *in, size_t len, pyx_buf *o
 }
 
 // Evaluates the expression src and encodes the result (versioned).
-static char *testhook_from_python(const char *src, pyx_buf *out)
+static char *testhook_from_python(const char *terms, const char *src, pyx_buf *out)
 {
     PyGILState_STATE g = PyGILState_Ensure();
     char *err = NULL;
     PyObject *locals = NULL, *obj = NULL;
-    if (testhook_setup() < 0) {
+    if (testhook_setup(terms) < 0) {
         err = testhook_error("setup");
     } else if ((locals = PyDict_New()) == NULL ||
                (obj = PyRun_String(src, Py_eval_input, testhook_globals, locals)) == NULL) {
@@ -176,13 +169,13 @@ static void testhook_leak_round(const unsigned char *in, size_t len, PyObject *v
 // growth in the number of memory blocks Python has allocated over a
 // batch. A leak of one object a round shows in every batch; caches
 // filling up do not.
-static char *testhook_leaks(const unsigned char *in, size_t len, const char *src, int rounds,
+static char *testhook_leaks(const char *terms, const unsigned char *in, size_t len, const char *src, int rounds,
                             Py_ssize_t *growth)
 {
     PyGILState_STATE g = PyGILState_Ensure();
     char *err = NULL;
     PyObject *value = NULL;
-    if (testhook_setup() < 0) {
+    if (testhook_setup(terms) < 0) {
         err = testhook_error("setup");
         goto done;
     }
@@ -214,10 +207,18 @@ import (
 	"unsafe"
 )
 
-var convertOnce sync.Once
+var (
+	convertOnce sync.Once
+	termsC      *C.char // TermsPy, never freed
+)
 
 // convertStart makes sure a main interpreter exists, without the GIL held.
-func convertStart() { convertOnce.Do(func() { C.testhook_init() }) }
+func convertStart() {
+	convertOnce.Do(func() {
+		termsC = C.CString(TermsPy)
+		C.testhook_init()
+	})
+}
 
 // convertBytes passes in to C for the duration of a call.
 func convertBytes(in []byte) (*C.uchar, C.size_t) {
@@ -245,7 +246,7 @@ func convertRoundTrip(in []byte) (out []byte, pyRepr string, err error) {
 	defer C.pyx_buf_free(&buf)
 	var repr *C.char
 	p, n := convertBytes(in)
-	err = convertTake(C.testhook_round_trip(p, n, &buf, &repr))
+	err = convertTake(C.testhook_round_trip(termsC, p, n, &buf, &repr))
 	if repr != nil {
 		pyRepr = C.GoString(repr)
 		C.free(unsafe.Pointer(repr))
@@ -265,7 +266,7 @@ func convertFromPython(src string) (out []byte, err error) {
 	defer C.pyx_buf_free(&buf)
 	csrc := C.CString(src)
 	defer C.free(unsafe.Pointer(csrc))
-	if err = convertTake(C.testhook_from_python(csrc, &buf)); err != nil {
+	if err = convertTake(C.testhook_from_python(termsC, csrc, &buf)); err != nil {
 		return nil, err
 	}
 	return C.GoBytes(unsafe.Pointer(buf.data), C.int(buf.len)), nil
@@ -281,6 +282,6 @@ func convertLeaks(in []byte, src string, rounds int) (growth int, err error) {
 	defer C.free(unsafe.Pointer(csrc))
 	p, n := convertBytes(in)
 	var g C.Py_ssize_t
-	err = convertTake(C.testhook_leaks(p, n, csrc, C.int(rounds), &g))
+	err = convertTake(C.testhook_leaks(termsC, p, n, csrc, C.int(rounds), &g))
 	return int(g), err
 }

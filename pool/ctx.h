@@ -1,0 +1,36 @@
+/* ctx.h: executors and contexts, the data (their life: interp.h). Fields
+ * are read with the GIL of the executor's interpreter unless they say
+ * otherwise. */
+#ifndef PYX_CTX_H
+#define PYX_CTX_H
+
+#include "pyetf.h"
+
+/* Execution modes, as py:execution_mode() names them. */
+enum { PYX_SUBINTERP = 0, PYX_MULTI_EXECUTOR = 1, PYX_FREE_THREADED = 2 };
+
+/* Request kinds. */
+enum { PYX_CALL = 0, PYX_EVAL = 1, PYX_EXEC = 2 };
+
+typedef struct pyx_stdio pyx_stdio; /* pylog.h */
+
+/* An executor: one OS thread's thread state in one interpreter. Its fields
+ * other than current are written once, on the executor's thread. */
+typedef struct pyx_exec {
+    PyInterpreterState *interp;
+    PyThreadState *ts;
+    unsigned long thread_id;
+    long long current; /* sequence number of the request running, 0 if none;
+                          read and written only with interp's GIL held */
+    pyx_stdio *stdio;  /* interp's sys.stdout and sys.stderr (pylog.h) */
+} pyx_exec;
+
+/* A context: a namespace (__main__) in an executor's interpreter. */
+typedef struct pyx_ctx {
+    pyx_exec *ex;
+    long long id;         /* the BEAM's number for it (erlang.call) */
+    PyObject *globals;    /* strong: the context's __main__ dict */
+    PyObject *eval_cache; /* strong: source str -> code object */
+    pyx_types types;      /* strong references, see pyetf.h */
+} pyx_ctx;
+#endif

@@ -1,0 +1,54 @@
+# The `erlang` module's Python part (erlmod.c runs it in the module's
+# namespace, after pyetf/py/terms.py): errors from Erlang, and the Python face
+# of the calls into Erlang, whose C parts are _call and _send.
+
+
+class Error(Exception):
+    '''Raised in Python for an error that comes from Erlang: an exception
+    of class class_ (error, exit or throw) and reason reason.'''
+
+    def __init__(self, class_, reason):
+        super().__init__(class_, reason)
+        self.class_ = class_
+        self.reason = reason
+
+    def __str__(self):
+        return f'{self.class_}: {self.reason!r}'
+
+
+def call(name, *args):
+    '''Calls the Erlang function registered as name (py:register_function)
+    with args and returns its result; raises Error if it fails.'''
+    return _call(str(name), args)
+
+
+def __getattr__(name):
+    # erlang.name(*args) and `from erlang import name`: a registered function
+    if name.startswith('__'):
+        raise AttributeError(f"module 'erlang' has no attribute {name!r}")
+
+    def function(*args):
+        return _call(name, args)
+
+    function.__name__ = function.__qualname__ = name
+    return function
+
+
+def send(dest, message, *, check=False):
+    '''Sends message to dest, an erlang.Pid or an erlang.Atom naming a
+    registered process, without waiting, like Erlang's !: a dead process
+    is no error. With check=True it waits until the message is sent and
+    raises Error('error', ('noproc', dest)) if dest is not alive.'''
+    if check:
+        _call('$send', (dest, message))
+    else:
+        _send(dest, message)
+
+
+def whereis(name):
+    '''The erlang.Pid registered as name in the BEAM, or None.'''
+    return _call('$whereis', (str(name),))
+
+
+__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'Error', 'call', 'send', 'whereis', 'sleep', 'schedule',
+           'state_set', 'state_get', 'state_delete', 'state_keys', 'state_incr', 'state_decr']

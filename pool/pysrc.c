@@ -1,0 +1,26 @@
+/* pysrc.c: the embedded Python source (pysrc.h), compiled and run in a
+ * namespace. */
+#include "pysrc.h"
+
+static struct {
+    const char *name, *src;
+} sources[PYX_PY_COUNT]; /* written before Python starts, then read only */
+
+void pyx_py_set(int which, const char *name, const char *src)
+{
+    sources[which].name = name;
+    sources[which].src = src;
+}
+
+int pyx_py_run(int which, PyObject *ns)
+{
+    if (sources[which].src == NULL) {
+        PyErr_Format(PyExc_SystemError, "pyport: Python source %d is missing", which);
+        return -1;
+    }
+    PyObject *code = Py_CompileString(sources[which].src, sources[which].name, Py_file_input); /* owned */
+    PyObject *res = code ? PyEval_EvalCode(code, ns, ns) : NULL;                             /* owned */
+    Py_XDECREF(code);
+    Py_XDECREF(res);
+    return res != NULL ? 0 : -1;
+}

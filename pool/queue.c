@@ -1,0 +1,257 @@
+/* queue.c: an executor's bounded queue of jobs (queue.h): push, pop,
+ * the selective pop of erlang.call, cancel and the stuck check. */
+#include "queue.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+pyx_queue *pyx_queue_new(size_t cap)
+{
+    pyx_queue *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return NULL;
+    q->items = calloc(cap, sizeof *q->items);
+    if (q->items == NULL) {
+        free(q);
+        return NULL;
+    }
+    q->cap = cap;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    return q;
+}
+
+int pyx_queue_push(pyx_queue *q, pyx_job *j)
+{
+    int rc = PYX_QUEUE_OK;
+    pthread_mutex_lock(&q->mu);
+    if (q->closed)
+        rc = PYX_QUEUE_CLOSED;
+    else if (q->n == q->cap)
+        rc = PYX_QUEUE_FULL;
+    else {
+        q->items[(q->head + q->n) % q->cap] = j;
+        __atomic_store_n(&q->n, q->n + 1, __ATOMIC_RELEASE);
+        if (q->n == 1 || q->selective)
+            pthread_cond_signal(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (rc != 0)
+        free(j);
+    return rc;
+}
+
+int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, int op, long long seq,
+                      long long chain, const void *reply, size_t rlen, const void *payload, size_t plen)
+{
+    pyx_job *j = malloc(sizeof *j + rlen + plen);
+    if (j == NULL)
+        return PYX_QUEUE_NOMEM;
+    *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .seq = seq, .chain = chain ? chain : seq, .ctx = ctx,
+                   .ctx_id = ctx_id, .out = out, .reply_len = rlen, .payload_len = plen};
+    if (rlen > 0)
+        memcpy(j->data, reply, rlen);
+    if (plen > 0)
+        memcpy(j->data + rlen, payload, plen);
+    return pyx_queue_push(q, j);
+}
+
+int pyx_queue_file_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, int op, long long seq,
+                           long long chain, const void *reply, size_t rlen, const char *path, size_t pathlen,
+                           size_t plen)
+{
+    pyx_job *j = malloc(sizeof *j + rlen + pathlen + 1);
+    if (j == NULL)
+        return PYX_QUEUE_NOMEM;
+    *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .in_file = 1, .seq = seq, .chain = chain ? chain : seq,
+                   .ctx = ctx, .ctx_id = ctx_id, .out = out, .reply_len = rlen, .payload_len = plen};
+    if (rlen > 0)
+        memcpy(j->data, reply, rlen);
+    memcpy(j->data + rlen, path, pathlen);
+    j->data[rlen + pathlen] = 0;
+    return pyx_queue_push(q, j);
+}
+
+int pyx_queue_cb_reply(pyx_queue *q, long long cb, const void *payload, size_t plen)
+{
+    pyx_job *j = malloc(sizeof *j + plen);
+    if (j == NULL)
+        return PYX_QUEUE_NOMEM;
+    *j = (pyx_job){.kind = PYX_JOB_CB_REPLY, .seq = cb, .payload_len = plen};
+    if (plen > 0)
+        memcpy(j->data, payload, plen);
+    return pyx_queue_push(q, j);
+}
+
+int pyx_queue_go(pyx_queue *q, uintptr_t handle)
+{
+    pyx_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return PYX_QUEUE_NOMEM;
+    j->kind = PYX_JOB_GO;
+    j->go = handle;
+    return pyx_queue_push(q, j);
+}
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Pops, after one that left work waiting, during which the queue counts
+ * as under load. */
+#define PYX_BUSY_POPS 16
+
+pyx_job *pyx_queue_pop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
+{
+    pyx_job *j = NULL;
+    if (__atomic_load_n(&q->busy, __ATOMIC_RELAXED) > 0)
+        spin_ns = busy_spin_ns;
+    if (spin_ns > 0 && __atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == 0) {
+        long long until = now_ns() + spin_ns;
+        while (__atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == 0 && now_ns() < until)
+            sched_yield();
+    }
+    pthread_mutex_lock(&q->mu);
+    while (q->n == 0 && !q->closed)
+        pthread_cond_wait(&q->cv, &q->mu);
+    int busy = __atomic_load_n(&q->busy, __ATOMIC_RELAXED);
+    if (q->n >= 2)
+        __atomic_store_n(&q->busy, PYX_BUSY_POPS, __ATOMIC_RELAXED);
+    else if (busy > 0)
+        __atomic_store_n(&q->busy, busy - 1, __ATOMIC_RELAXED);
+    if (q->n > 0) {
+        j = q->items[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->n--;
+    }
+    q->running = j;
+    pthread_mutex_unlock(&q->mu);
+    return j;
+}
+
+/* j or a request below it (on whose behalf it runs) is cancelled: a
+ * cancel stops the whole chain, so a nested request waiting in
+ * erlang.call stops waiting too. Only erlang.call's wait looks. */
+static int chain_cancelled(const pyx_job *j)
+{
+    for (; j != NULL; j = j->below)
+        if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
+            return 1;
+    return 0;
+}
+
+pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long chain, pyx_job *outer, long long spin_ns)
+{
+    pyx_job *j = NULL;
+    pthread_mutex_lock(&q->mu);
+    q->selective++;
+    while (j == NULL && !q->closed && !chain_cancelled(outer)) {
+        for (size_t i = 0; i < q->n; i++) {
+            pyx_job *c = q->items[(q->head + i) % q->cap];
+            if ((c->kind == PYX_JOB_CB_REPLY && c->seq == cb) || (c->kind == PYX_JOB_REQUEST && c->chain == chain)) {
+                for (size_t k = i; k + 1 < q->n; k++) /* close the gap */
+                    q->items[(q->head + k) % q->cap] = q->items[(q->head + k + 1) % q->cap];
+                __atomic_store_n(&q->n, q->n - 1, __ATOMIC_RELEASE);
+                j = c;
+                break;
+            }
+        }
+        if (j != NULL)
+            break;
+        size_t seen = q->n;
+        long long now = now_ns(), until = now + spin_ns;
+        if (spin_ns > 0) {
+            pthread_mutex_unlock(&q->mu);
+            while (__atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == seen && now < until &&
+                   !chain_cancelled(outer)) {
+                sched_yield();
+                now = now_ns();
+            }
+            pthread_mutex_lock(&q->mu);
+        }
+        /* a cancel after the poll's last look has signalled no one */
+        if (q->n == seen && now >= until && !chain_cancelled(outer))
+            pthread_cond_wait(&q->cv, &q->mu);
+    }
+    q->selective--;
+    if (j != NULL && j->kind == PYX_JOB_REQUEST) {
+        j->below = outer;
+        q->running = j;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return j;
+}
+
+void pyx_queue_resume(pyx_queue *q, pyx_job *outer)
+{
+    pthread_mutex_lock(&q->mu);
+    q->running = outer;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void pyx_queue_done(pyx_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->running = NULL;
+    pthread_mutex_unlock(&q->mu);
+}
+
+static int job_is(const pyx_job *j, const pyx_out *out, const void *reply, size_t rlen)
+{
+    return j != NULL && j->kind == PYX_JOB_REQUEST && j->out == out && j->reply_len == rlen &&
+           memcmp(j->data, reply, rlen) == 0;
+}
+
+long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const void *reply, size_t rlen)
+{
+    long long running = 0;
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < q->n; i++) {
+        pyx_job *j = q->items[(q->head + i) % q->cap];
+        if (job_is(j, out, reply, rlen))
+            __atomic_store_n(&j->cancelled, 1, __ATOMIC_RELEASE);
+    }
+    for (pyx_job *r = q->running; r != NULL; r = r->below)
+        if (job_is(r, out, reply, rlen)) {
+            __atomic_store_n(&r->cancelled, 1, __ATOMIC_RELEASE);
+            if (r->cancel_ns == 0)
+                r->cancel_ns = now_ns();
+            running = q->running->seq;
+            pthread_cond_signal(&q->cv); /* it may wait in pyx_queue_pop_for */
+            break;
+        }
+    pthread_mutex_unlock(&q->mu);
+    return running;
+}
+
+int pyx_queue_stuck(pyx_queue *q, long long grace_ns, long long *ctx)
+{
+    int rc = -1;
+    long long now = now_ns();
+    pthread_mutex_lock(&q->mu);
+    for (pyx_job *r = q->running; r != NULL; r = r->below) {
+        if (r->cancel_ns == 0)
+            continue;
+        if (now - r->cancel_ns >= grace_ns) {
+            *ctx = r->ctx_id;
+            rc = 1;
+            break;
+        }
+        rc = 0;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+void pyx_queue_close(pyx_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->closed = 1;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}

@@ -1,0 +1,147 @@
+/* output.c: the {packet, 4} writer (output.h): frames batched into one
+ * write(2) per burst, large ones written as they are, the pre-frame hook. */
+#include "output.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+struct pyx_out {
+    pthread_mutex_t mu;
+    int fd;
+    int err;          /* under mu */
+    int pending;      /* atomic: senders in pyx_out_send */
+    unsigned char *buf;
+    size_t len, cap;  /* under mu */
+    pyx_out_hook hook; /* atomic: run before each frame, or NULL */
+};
+
+pyx_out *pyx_out_new(int fd, size_t cap)
+{
+    pyx_out *o = calloc(1, sizeof *o);
+    if (o == NULL || (o->buf = malloc(cap)) == NULL) {
+        free(o);
+        return NULL;
+    }
+    o->fd = fd;
+    o->cap = cap;
+    pthread_mutex_init(&o->mu, NULL);
+    return o;
+}
+
+void pyx_out_free(pyx_out *o)
+{
+    if (o == NULL)
+        return;
+    pthread_mutex_destroy(&o->mu);
+    free(o->buf);
+    free(o);
+}
+
+int pyx_out_error(pyx_out *o)
+{
+    pthread_mutex_lock(&o->mu);
+    int err = o->err;
+    pthread_mutex_unlock(&o->mu);
+    return err;
+}
+
+/* Writes all of iov, under mu. The fd may be non-blocking: then it waits
+ * for room with poll. */
+static void write_all(pyx_out *o, struct iovec *iov, int n)
+{
+    while (n > 0 && o->err == 0) {
+        ssize_t w = writev(o->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct pollfd p = {.fd = o->fd, .events = POLLOUT};
+                (void)poll(&p, 1, -1);
+                continue;
+            }
+            o->err = errno;
+            return;
+        }
+        while (n > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (unsigned char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+}
+
+static void flush(pyx_out *o)
+{
+    struct iovec iov = {o->buf, o->len};
+    if (o->len > 0)
+        write_all(o, &iov, 1);
+    o->len = 0;
+}
+
+/* Adds one frame (a then b) to the buffer, or writes it at once when it
+ * is large. Under mu. */
+static void put_frame(pyx_out *o, const void *a, size_t alen, const void *b, size_t blen)
+{
+    size_t n = alen + blen;
+    unsigned char hdr[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                            (unsigned char)n};
+    if (o->len + 4 + n > o->cap)
+        flush(o);
+    if (4 + n > o->cap) { /* a large frame goes out as it is, not copied */
+        struct iovec iov[3] = {{hdr, 4}, {(void *)a, alen}, {(void *)b, blen}};
+        write_all(o, iov, 3);
+    } else {
+        memcpy(o->buf + o->len, hdr, 4);
+        if (alen > 0)
+            memcpy(o->buf + o->len + 4, a, alen);
+        if (blen > 0)
+            memcpy(o->buf + o->len + 4 + alen, b, blen);
+        o->len += 4 + n;
+    }
+}
+
+/* Runs the hook, if any, under mu: it may put frames first. */
+static void run_hook(pyx_out *o)
+{
+    pyx_out_hook h = __atomic_load_n(&o->hook, __ATOMIC_ACQUIRE);
+    if (h != NULL)
+        h(o);
+}
+
+void pyx_out_put(pyx_out *o, const void *a, size_t alen, const void *b, size_t blen)
+{
+    put_frame(o, a, alen, b, blen);
+}
+
+void pyx_out_send(pyx_out *o, const void *a, size_t alen, const void *b, size_t blen)
+{
+    __atomic_add_fetch(&o->pending, 1, __ATOMIC_ACQ_REL);
+    pthread_mutex_lock(&o->mu);
+    run_hook(o); /* e.g. no reply overtakes the mirror of what it saw */
+    put_frame(o, a, alen, b, blen);
+    if (__atomic_sub_fetch(&o->pending, 1, __ATOMIC_ACQ_REL) == 0)
+        flush(o);
+    pthread_mutex_unlock(&o->mu);
+}
+
+void pyx_out_kick(pyx_out *o)
+{
+    pthread_mutex_lock(&o->mu);
+    run_hook(o);
+    if (__atomic_load_n(&o->pending, __ATOMIC_ACQUIRE) == 0)
+        flush(o); /* else the last sender waiting for mu flushes */
+    pthread_mutex_unlock(&o->mu);
+}
+
+void pyx_out_set_hook(pyx_out *o, pyx_out_hook hook) { __atomic_store_n(&o->hook, hook, __ATOMIC_RELEASE); }

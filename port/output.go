@@ -1,0 +1,84 @@
+// Package port writes the sidecar's side of the port: {packet, 4} frames
+// on a file descriptor, written by Go and, without entering Go, by the C
+// of the packages above it (the executors' replies, the shared state's
+// mirror, Python's log lines). Its C (output.h, buf.h, etfw.h, log.h) is
+// the bottom layer of the sidecar's C: it calls nothing above it, and
+// other packages hook into the writer (pyx_out_set_hook) rather than the
+// writer calling them.
+package port
+
+/*
+#include <stdlib.h>
+#include "output.h"
+#include "log.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// Output is where replies go: {packet, 4} frames on a file descriptor.
+// Executors write their results to it themselves, in C, so a request
+// never comes back through Go; Go code writes to it with Send. Writers
+// that arrive while another writes are batched into one write(2).
+type Output struct {
+	c *C.pyx_out
+	f *os.File // keeps the descriptor open
+}
+
+// NewOutput writes to f, which it puts in blocking mode. An Output lives
+// as long as the process: executors may hold it.
+func NewOutput(f *os.File) (*Output, error) {
+	fd := f.Fd() // blocking mode from here on
+	c := C.pyx_out_new(C.int(fd), 256<<10)
+	if c == nil {
+		return nil, errors.New("port: out of memory")
+	}
+	return &Output{c: c, f: f}, nil
+}
+
+// Send writes one frame made of a then b.
+func (o *Output) Send(a, b []byte) {
+	C.pyx_out_send(o.c, bytesPtr(a), C.size_t(len(a)), bytesPtr(b), C.size_t(len(b)))
+}
+
+// The Ctx of a log packet that comes from no context: the atom
+// undefined, or the atom sidecar for pyport's own lines.
+const (
+	LogNoContext = int64(C.PYX_LOG_NO_CTX)
+	LogSidecar   = int64(C.PYX_LOG_SIDECAR)
+)
+
+// Log sends a '$log' packet {Level, Ctx, Line} for the BEAM's logger
+// (docs/PROTOCOL.md, "Log packets"), built by the same C as Python's
+// log lines: level is an atom's name (at most 255 bytes), ctx a context
+// id (> 0), LogNoContext or LogSidecar.
+func (o *Output) Log(level string, ctx int64, line []byte) {
+	lv := C.CString(level)
+	defer C.free(unsafe.Pointer(lv))
+	C.pyx_out_log(o.c, lv, C.longlong(ctx), bytesPtr(line), C.size_t(len(line)))
+}
+
+// Err is the first write error, nil if none.
+func (o *Output) Err() error {
+	if e := C.pyx_out_error(o.c); e != 0 {
+		return syscall.Errno(e)
+	}
+	return nil
+}
+
+// C is the writer's C object, a pyx_out * (output.h), for the C of the
+// packages above port.
+func (o *Output) C() unsafe.Pointer { return unsafe.Pointer(o.c) }
+
+// bytesPtr is b's data for a C call that does not keep it.
+func bytesPtr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
+}
