@@ -226,6 +226,11 @@ func AppendTerm(dst []byte, t Term) ([]byte, error) {
 			return dst, err
 		}
 		return append(dst, TagSmallInteger, v.Arity), nil
+	case RawTerm:
+		if len(v) == 0 {
+			return dst, &UnsupportedError{t, "a raw term without its encoding"}
+		}
+		return append(dst, v...), nil
 	case Fun:
 		if len(v.Raw) == 0 || v.Raw[0] != TagNewFun {
 			return dst, &UnsupportedError{t, "fun without its encoding"}
