@@ -41,7 +41,9 @@ func (d *Decoder) Skip(data []byte) (int, error) {
 
 // TupleHeader reads the header of a tuple at the start of data (no
 // version byte): its arity and the bytes the header takes, after which
-// the elements follow. It does not read the elements.
+// the elements follow. It does not read the elements, nor check the arity
+// against the bytes that remain (every element takes at least one byte):
+// a caller that allocates from it checks that first.
 func TupleHeader(data []byte) (arity, n int, err error) {
 	r := reader{buf: data}
 	tag, err := r.u8("tag")
@@ -65,18 +67,18 @@ func TupleHeader(data []byte) (arity, n int, err error) {
 	default:
 		return 0, 0, &SyntaxError{0, fmt.Sprintf("tag %d, not a tuple", tag)}
 	}
-	cnt, err := r.count(a, 1, "tuple")
-	if err != nil {
-		return 0, 0, err
+	if a > math.MaxInt { // 32-bit platforms only
+		return 0, 0, &SyntaxError{1, fmt.Sprintf("tuple arity %d", a)}
 	}
-	return cnt, r.pos, nil
+	return int(a), r.pos, nil
 }
 
 // ListHeader reads the header of a LIST_EXT list at the start of data (no
 // version byte): the number of its elements and the bytes the header
 // takes, after which the elements follow, then the tail (the empty list
 // for a proper list). The empty list itself (TagNil) and a list of bytes
-// (TagString) have no such header: they are an error here.
+// (TagString) have no such header: they are an error here. As with
+// TupleHeader, the length is not checked against the bytes that remain.
 func ListHeader(data []byte) (length, n int, err error) {
 	r := reader{buf: data}
 	tag, err := r.u8("tag")
@@ -90,11 +92,10 @@ func ListHeader(data []byte) (length, n int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	cnt, err := r.count(uint64(v)+1, 1, "list") // elements and the tail
-	if err != nil {
-		return 0, 0, err
+	if uint64(v) > math.MaxInt { // 32-bit platforms only
+		return 0, 0, &SyntaxError{1, fmt.Sprintf("list length %d", v)}
 	}
-	return cnt - 1, r.pos, nil
+	return int(v), r.pos, nil
 }
 
 // AppendTupleHeader appends the header of a tuple of arity elements, to

