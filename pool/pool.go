@@ -43,6 +43,10 @@ const (
 	Exec Op = C.PYX_EXEC
 )
 
+// SlotMin is the size from which an executor writes a result into the
+// caller's slot instead of the reply (PYX_SLOT_MIN; docs/PROTOCOL.md, Slots).
+var SlotMin = int(C.PYX_SLOT_MIN)
+
 // Kind says where a context runs.
 type Kind int
 

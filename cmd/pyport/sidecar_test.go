@@ -1,4 +1,6 @@
-package bridge
+//go:build linux
+
+package main
 
 import (
 	"bytes"
@@ -7,28 +9,38 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/erlang-python/erlang_python/bridge"
 	"github.com/erlang-python/erlang_python/etf"
 	"github.com/erlang-python/erlang_python/pool"
+	"github.com/erlang-python/erlang_python/proto"
 )
 
-var testPool *pool.Pool
+// These tests run bridge's server over the real pool, through the
+// adapters of sidecar.go, in this process: the routing itself is tested
+// without CPython in bridge.
 
-func TestMain(m *testing.M) {
-	p, err := pool.Start(pool.Config{NumExecutors: 2})
-	if err != nil {
-		panic(err)
-	}
-	testPool = p
-	os.Exit(m.Run())
+var (
+	testPoolOnce sync.Once
+	testPool     *pool.Pool
+	testPoolErr  error
+)
+
+// startTestPool starts Python in this process, once.
+func startTestPool(t *testing.T) *pool.Pool {
+	testPoolOnce.Do(func() { testPool, testPoolErr = pool.Start(pool.Config{NumExecutors: 2}) })
+	require.NoError(t, testPoolErr)
+	return testPool
 }
 
-// harness runs a Server over pipes, as the BEAM would see it.
+// harness runs the sidecar's server (newServer: bridge over the real pool)
+// over pipes, as the BEAM would see it.
 type harness struct {
 	t       *testing.T
 	in      *io.PipeWriter
@@ -45,10 +57,10 @@ func newHarness(t *testing.T, maxPacket int) *harness {
 	out, err := pool.NewOutput(outW)
 	require.NoError(t, err)
 	h := &harness{t: t, in: inW, replies: make(chan [2]etf.Term, 64)}
-	srv := NewServer(testPool, inR, out, maxPacket, log.New(io.Discard, "", 0))
+	srv := newServer(startTestPool(t), out, inR, maxPacket, log.New(io.Discard, "", 0))
 	go func() { _ = srv.Serve() }()
 	go func() {
-		frames := NewFrameReader(outR, 0)
+		frames := bridge.NewFrameReader(outR, 0)
 		for {
 			f, err := frames.Next()
 			if err != nil {
@@ -118,6 +130,13 @@ func TestServerCallsAndContexts(t *testing.T) {
 	info := h.ask(etf.Tuple{etf.Atom("info")})
 	tag, _ := etf.Tag(info)
 	require.Equal(t, etf.OK, tag)
+	m := info.(etf.Tuple)[1].(etf.Map)
+	protocol, _ := m.Get(etf.Atom("protocol"))
+	assert.True(t, etf.Equal(proto.Version, protocol), "%v", info)
+	slotMin, _ := m.Get(etf.Atom("slot_min"))
+	assert.True(t, etf.Equal(65536, slotMin), "%v", info)
+	mode, _ := m.Get(etf.Atom("mode"))
+	assert.Equal(t, etf.Atom(startTestPool(t).Mode()), mode)
 	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 7, etf.Atom("auto")}))
 	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Tuple{etf.Atom("context_exists"), 7}),
 		h.ask(etf.Tuple{etf.Atom("create_context"), 7, etf.Atom("auto")})))
@@ -245,15 +264,88 @@ func TestServerAnswersTheIDOfABrokenHeader(t *testing.T) {
 	assert.Equal(t, etf.OK, tag)
 }
 
-func TestFrameReaderGrowsLargeFrames(t *testing.T) {
-	big := bytes.Repeat([]byte{9}, 3<<20+5)
-	stream := append(binary.BigEndian.AppendUint32(nil, uint32(len(big))), big...)
-	f := NewFrameReader(bytes.NewReader(stream), 0)
-	got, err := f.Next()
-	require.NoError(t, err)
-	assert.Equal(t, big, got)
-	// a length that lies: the stream ends first, and no 512 MiB buffer
-	f = NewFrameReader(bytes.NewReader(append(binary.BigEndian.AppendUint32(nil, 500<<20), 1, 2, 3)), 0)
-	_, err = f.Next()
-	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+func TestServerSharedState(t *testing.T) {
+	h := newHarness(t, 0)
+	key := etf.Binary("bridge:k")
+	value := etf.MapOf(etf.Atom("a"), etf.List{1, etf.Binary("x")})
+	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_store"), key}, value))
+	assert.True(t, etf.Equal(etf.OKTuple(value), h.ask(etf.Tuple{etf.Atom("state_fetch"), key})))
+	assert.Contains(t, h.ask(etf.Tuple{etf.Atom("state_keys")}), key)
+	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_remove"), key}))
+	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_remove"), key}), "a missing key is no error")
+	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Atom("not_found")), h.ask(etf.Tuple{etf.Atom("state_fetch"), key})))
+
+	counter := etf.Binary("bridge:n")
+	assert.True(t, etf.Equal(etf.OKTuple(5), h.ask(etf.Tuple{etf.Atom("state_incr"), counter, 5})))
+	assert.True(t, etf.Equal(etf.OKTuple(2), h.ask(etf.Tuple{etf.Atom("state_incr"), counter, -3})))
+	assert.True(t, etf.Equal(etf.OKTuple(2), h.ask(etf.Tuple{etf.Atom("state_fetch"), counter})))
+	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_store"), counter}, etf.Binary("two")))
+	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Tuple{etf.Atom("not_integer"), counter}),
+		h.ask(etf.Tuple{etf.Atom("state_incr"), counter, 1})))
+
+	// bad requests are answered, not dropped
+	for _, bad := range []etf.Tuple{
+		{etf.Atom("state_fetch"), etf.Atom("not_a_binary")},
+		{etf.Atom("state_fetch")},
+		{etf.Atom("state_incr"), counter, 1.5},
+		{etf.Atom("state_store"), counter}, // no value
+	} {
+		res := h.ask(bad)
+		assert.Equal(t, etf.Atom("bad_request"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v: %v", bad, res)
+	}
+
+	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_clear")}))
+	assert.Empty(t, h.ask(etf.Tuple{etf.Atom("state_keys")}))
+}
+
+// state_load replaces the store, mirrors nothing, and turns the mirror on:
+// from then on a mutation's '$state' packet comes before its reply.
+func TestServerStateLoad(t *testing.T) {
+	h := newHarness(t, 0)
+	t.Cleanup(func() { // the mirror off again, for the other tests
+		if f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+			if o, err := pool.NewOutput(f); err == nil {
+				o.MirrorState(false)
+			}
+		}
+	})
+	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_store"), etf.Binary("load:old")}, 1))
+	entries := etf.List{
+		etf.Tuple{etf.Binary("load:a"), 41},
+		etf.Tuple{etf.Binary("load:b"), etf.Tuple{etf.Atom("x"), etf.Binary("y")}},
+	}
+	// bad payloads leave the store alone
+	for _, bad := range []etf.Term{
+		etf.Atom("nolist"),
+		etf.List{etf.Binary("load:a")},
+		etf.List{etf.Tuple{etf.Atom("load:a"), 1}},
+		etf.List{etf.Tuple{etf.Binary("load:a"), 1, 2}},
+	} {
+		res := h.ask(etf.Tuple{etf.Atom("state_load")}, bad)
+		assert.Equal(t, etf.Atom("bad_request"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v: %v", bad, res)
+	}
+	assert.True(t, etf.Equal(etf.OKTuple(1), h.ask(etf.Tuple{etf.Atom("state_fetch"), etf.Binary("load:old")})))
+
+	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_load")}, entries))
+	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Atom("not_found")), h.ask(etf.Tuple{etf.Atom("state_fetch"), etf.Binary("load:old")})))
+	assert.True(t, etf.Equal(etf.OKTuple(etf.Tuple{etf.Atom("x"), etf.Binary("y")}),
+		h.ask(etf.Tuple{etf.Atom("state_fetch"), etf.Binary("load:b")})))
+
+	// now mirrored, before the reply
+	id := h.ref()
+	h.send(etf.Tuple{etf.Atom("state_incr"), id, etf.Binary("load:a"), 1})
+	gotID, ops := h.reply()
+	require.Equal(t, etf.Atom("$state"), gotID)
+	assert.True(t, etf.Equal(etf.List{etf.Tuple{etf.Atom("set"), etf.Binary("load:a"), 42}}, ops), "%v", ops)
+	gotID, res := h.reply()
+	require.Equal(t, id, gotID)
+	assert.True(t, etf.Equal(etf.OKTuple(42), res))
+
+	id = h.ref()
+	h.send(etf.Tuple{etf.Atom("state_clear"), id})
+	gotID, ops = h.reply()
+	require.Equal(t, etf.Atom("$state"), gotID)
+	assert.Equal(t, etf.List{etf.Atom("clear")}, ops)
+	gotID, _ = h.reply()
+	require.Equal(t, id, gotID)
 }
