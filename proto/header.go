@@ -8,7 +8,8 @@ import (
 
 // headerDecoder reads headers: small terms, so a compressed one may not
 // inflate past 1 MiB (the default allows 256 MiB, for payloads); nesting
-// stops at etf.DefaultMaxDepth.
+// stops at etf.DefaultMaxDepth. It is only read, so its methods are
+// called on it directly (a copy of it would go to the heap at each call).
 var headerDecoder = etf.Decoder{MaxInflated: 1 << 20}
 
 // Header is a request's header, {Tag, Id, Args...}, decoded.
@@ -54,8 +55,7 @@ func (e *NotHeaderError) Error() string {
 // etf's error when the header is no term (HeaderID may still find its id)
 // and with a *NotHeaderError when the term is no {Tag, Id, ...}.
 func DecodeHeader(packet []byte) (Header, error) {
-	dec := headerDecoder
-	head, n, err := dec.DecodePrefix(packet)
+	head, n, err := headerDecoder.DecodePrefix(packet)
 	if err != nil {
 		return Header{}, err
 	}
@@ -104,12 +104,11 @@ func HeaderID(packet []byte) (etf.Term, bool) {
 		return nil, false
 	}
 	pos++
-	dec := headerDecoder
-	_, n, err := dec.DecodeTerm(packet[pos:])
+	_, n, err := headerDecoder.DecodeTerm(packet[pos:])
 	if err != nil {
 		return nil, false
 	}
-	id, _, err := dec.DecodeTerm(packet[pos+n:])
+	id, _, err := headerDecoder.DecodeTerm(packet[pos+n:])
 	if err != nil || !IsReplyID(id) {
 		return nil, false
 	}

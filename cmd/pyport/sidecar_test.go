@@ -349,3 +349,26 @@ func TestServerStateLoad(t *testing.T) {
 	gotID, _ = h.reply()
 	require.Equal(t, id, gotID)
 }
+
+// The adapter adds no allocation to a request: what bridge's
+// BenchmarkHandleRequest measures with a fake pool is what a request costs.
+func TestSubmitThroughTheAdapterAllocatesNothing(t *testing.T) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	out, err := pool.NewOutput(devnull)
+	require.NoError(t, err)
+	sp := sidecarPool{startTestPool(t), out}
+	ctx, err := sp.NewContext(proto.Auto, 90)
+	require.NoError(t, err)
+	defer ctx.Close()
+	id, err := etf.Encode(etf.Ref{Node: "nonode@nohost", Len: 3, IDs: [5]uint32{9}})
+	require.NoError(t, err)
+	payload, err := etf.Encode(etf.Tuple{etf.Binary("pass")})
+	require.NoError(t, err)
+	allocs := testing.AllocsPerRun(500, func() {
+		if err := ctx.Submit(proto.Exec, 0, id, payload); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.Zero(t, allocs)
+}
