@@ -45,7 +45,7 @@ func (s *Server) state(op proto.StateOp, id etf.Term, args []etf.Term, payload [
 			s.reply(id, etf.ErrorTuple(proto.AtomNotFound))
 			return
 		}
-		s.replyRaw(id, res)
+		s.reply(id, etf.RawTerm(res[1:])) // {ok, Value}, Value as stored
 	case proto.StateRemove:
 		s.store.Delete(key)
 		s.reply(id, etf.OK)
@@ -90,18 +90,4 @@ func (s *Server) state(op proto.StateOp, id etf.Term, args []etf.Term, payload [
 			s.reply(id, etf.ErrorTuple(etf.Binary(err.Error())))
 		}
 	}
-}
-
-// replyRaw sends a result already encoded (versioned), as reply does.
-func (s *Server) replyRaw(id etf.Term, result []byte) {
-	if !proto.IsReplyID(id) {
-		s.log.Printf("dropped the answer to a request whose id %s is no reply address", brief(id))
-		return
-	}
-	idBytes, err := etf.Encode(id)
-	if err != nil {
-		s.log.Printf("cannot reply to %v: %v", id, err)
-		return
-	}
-	s.out.Send(idBytes, result)
 }

@@ -32,15 +32,6 @@ func AppendPacket(dst []byte, first, body etf.Term) ([]byte, error) {
 	return out, nil
 }
 
-// AppendRawReply appends a reply whose id is rawID, an id's encoding
-// without version byte as a request brought it (Header.RawID), and whose
-// result is already encoded, versioned.
-func AppendRawReply(dst []byte, rawID etf.RawTerm, result []byte) []byte {
-	dst = append(dst, etf.VersionTag)
-	dst = append(dst, rawID...)
-	return append(dst, result...)
-}
-
 // AppendOKPrefix appends the versioned {ok, Value} up to Value, whose
 // encoding (no version byte) the caller appends: a result around a term
 // that is already encoded, such as a state_fetch's value.

@@ -155,9 +155,10 @@ func TestBuilders(t *testing.T) {
 	_, err = AppendPacket(nil, IDLog, etf.Tuple{nil})
 	assert.Error(t, err)
 
-	raw := encode(t, ref)[1:]
 	result := encode(t, etf.OKTuple(3))
-	assert.Equal(t, encode(t, ref, etf.OKTuple(3)), AppendRawReply(nil, raw, result))
+	pkt, err = AppendReply(nil, ref, etf.RawTerm(result[1:]))
+	require.NoError(t, err)
+	assert.Equal(t, encode(t, ref, etf.OKTuple(3)), pkt, "a result already encoded")
 
 	prefixed, err := etf.AppendTerm(AppendOKPrefix(nil), etf.Binary("v"))
 	require.NoError(t, err)
