@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -311,11 +313,13 @@ func TestCreateAndDestroyContext(t *testing.T) {
 	f.send(etf.Tuple{proto.TagCreateContext, ctlID, 11, etf.Atom("auto")})
 	f.expectReply(ctlID, etf.ErrorTuple(etf.Binary("boom")))
 	f.send(etf.Tuple{proto.TagCreateContext, etf.Atom("x"), 12, etf.Atom("auto")})
-	f.pool.mu.Lock()
-	f.pool.newErr = nil
-	f.pool.mu.Unlock()
+	require.Eventually(t, func() bool { return strings.Contains(f.logs.String(), "no reply address") },
+		5*time.Second, time.Millisecond, "answered to nobody")
+	f.none()
 
+	f.pool.mu.Lock()
 	c7 := f.pool.ctxs[7]
+	f.pool.mu.Unlock()
 	body := encodeAll(t, etf.Tuple{etf.Binary("pass")})
 	f.handle(append(encodeAll(t, etf.Tuple{proto.TagExec, ref, 7}), body...))
 	f.none()
