@@ -13,7 +13,7 @@ GO := scripts/with-python.sh go
 # pyx_testhook: the C conversion test hooks (pyetf/convert_testhook.go), kept out of pyport
 GOTEST := $(GO) test -tags pyx_testhook
 # The cgo packages, which embed CPython (or link with it).
-CGO_PKGS := ./port ./store ./pyetf ./pool ./bridge
+CGO_PKGS := ./port ./store ./pyetf ./pool ./cmd/pyport
 # The Python source embedded in pyport (go:embed).
 PY_SRCS := $(wildcard pyetf/py/*.py pool/py/*.py)
 LOGS := _build/test-logs

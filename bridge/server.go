@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,30 +9,33 @@ import (
 	"sync"
 
 	"github.com/erlang-python/erlang_python/etf"
-	"github.com/erlang-python/erlang_python/pool"
-	"github.com/erlang-python/erlang_python/port"
+	"github.com/erlang-python/erlang_python/proto"
 )
 
 // Server reads requests from the port and hands them to the pool, whose
-// executors write the replies to out themselves (docs/PROTOCOL.md).
+// executors write the replies to the port themselves (docs/PROTOCOL.md).
 type Server struct {
-	pool   *pool.Pool
+	pool   Pool
+	store  Store
 	frames *FrameReader
-	out    *port.Output
+	out    Writer
 	log    *log.Logger
+	idBuf  []byte // the reader's scratch: a request's versioned id
 
 	mu       sync.RWMutex
-	contexts map[int64]*pool.Context
+	contexts map[int64]Context
 }
 
-// NewServer serves requests read from in, replies written to out.
-func NewServer(p *pool.Pool, in io.Reader, out *port.Output, maxPacket int, logger *log.Logger) *Server {
+// NewServer serves requests read from in, with the pool p and the store
+// st; the packets built in Go go to out.
+func NewServer(p Pool, st Store, in io.Reader, out Writer, maxPacket int, logger *log.Logger) *Server {
 	return &Server{
 		pool:     p,
+		store:    st,
 		frames:   NewFrameReader(in, maxPacket),
 		out:      out,
 		log:      logger,
-		contexts: make(map[int64]*pool.Context),
+		contexts: make(map[int64]Context),
 	}
 }
 
@@ -66,82 +68,58 @@ func (s *Server) handleSafely(frame []byte) {
 	s.handle(frame)
 }
 
-// headerDecoder reads headers: small terms, so a compressed one may not
-// inflate past 1 MiB (the default allows 256 MiB, for payloads); nesting
-// stops at etf.DefaultMaxDepth.
-var headerDecoder = etf.Decoder{MaxInflated: 1 << 20}
-
-var (
-	atomCall    = etf.Atom("call")
-	atomEval    = etf.Atom("eval")
-	atomExec    = etf.Atom("exec")
-	atomCancel  = etf.Atom("cancel")
-	atomCreate  = etf.Atom("create_context")
-	atomDestroy = etf.Atom("destroy_context")
-	atomCbReply = etf.Atom("cb_reply")
-	atomNone    = etf.Atom("none")
-	atomInfo    = etf.Atom("info")
-)
-
-var ops = map[etf.Atom]pool.Op{atomCall: pool.Call, atomEval: pool.Eval, atomExec: pool.Exec}
-
 // handle reads one request's header and acts on it. It never blocks on
 // Python: work goes to the contexts' queues.
 func (s *Server) handle(frame []byte) {
-	dec := headerDecoder
-	head, n, err := dec.DecodePrefix(frame)
+	h, err := proto.DecodeHeader(frame)
 	if err != nil {
-		if id, ok := headerID(frame); ok {
-			s.reply(id, badRequest("the header cannot be read: %v", err))
-			return
+		var nh *proto.NotHeaderError
+		switch {
+		case errors.As(err, &nh):
+			s.log.Printf("dropped a packet with header %s", brief(nh.Term))
+		default:
+			if id, ok := proto.HeaderID(frame); ok {
+				s.reply(id, proto.BadRequest("the header cannot be read: %v", err))
+				return
+			}
+			s.log.Printf("dropped a packet whose header cannot be read: %v", err)
 		}
-		s.log.Printf("dropped a packet whose header cannot be read: %v", err)
 		return
 	}
-	h, _ := head.(etf.Tuple)
-	if len(h) < 2 {
-		s.log.Printf("dropped a packet with header %s", brief(head))
-		return
-	}
-	tag, _ := h[0].(etf.Atom)
-	id := h[1]
-	if op, ok := ops[tag]; ok && len(h) >= 3 && len(h) <= 5 {
+	body := frame[h.Len:]
+	elems, id := h.Elems, h.ID
+	if op, ok := proto.OpOf(h.Tag); ok && len(elems) >= 3 && len(elems) <= 5 {
 		var slot etf.Term
 		var chain int64
-		if len(h) >= 4 && h[3] != atomNone {
-			slot = h[3]
+		if len(elems) >= 4 && elems[3] != etf.None {
+			slot = elems[3]
 		}
-		if len(h) == 5 {
-			if chain, ok = etf.ToInt64(h[4]); !ok || chain <= 0 {
-				s.reply(id, badRequest("chain %s is not a positive integer", brief(h[4])))
+		if len(elems) == 5 {
+			if chain, ok = etf.ToInt64(elems[4]); !ok || chain <= 0 {
+				s.reply(id, proto.BadRequest("chain %s is not a positive integer", brief(elems[4])))
 				return
 			}
 		}
-		s.request(id, op, h[2], frame[n:], slot, chain)
+		s.request(&h, op, elems[2], body, slot, chain)
 		return
 	}
-	if op, ok := stateOps[tag]; ok {
-		s.state(op, id, h[2:], frame[n:])
+	if op, ok := proto.StateOpOf(h.Tag); ok {
+		s.state(op, id, h.Args(), body)
 		return
 	}
 	switch {
-	case tag == atomCbReply && len(h) == 3:
-		s.callbackReply(id, h[2], frame[n:])
-	case tag == atomCancel && len(h) == 2:
-		s.cancel(id)
-	case tag == atomCreate && len(h) == 4:
-		go s.createContext(id, h[2], h[3]) // a sub-interpreter takes ~10 ms
-	case tag == atomDestroy && len(h) == 3:
-		s.destroyContext(id, h[2])
-	case tag == atomInfo && len(h) == 2:
-		s.reply(id, etf.OKTuple(etf.MapOf(
-			etf.Atom("mode"), etf.Atom(s.pool.Mode()),
-			etf.Atom("version"), etf.Binary(s.pool.Version()),
-			etf.Atom("num_executors"), s.pool.NumExecutors(),
-			etf.Atom("subinterp_supported"), s.pool.SubinterpSupported(),
-		)))
+	case h.Tag == proto.TagCbReply && len(elems) == 3:
+		s.callbackReply(id, elems[2], body)
+	case h.Tag == proto.TagCancel && len(elems) == 2:
+		s.cancel(&h)
+	case h.Tag == proto.TagCreateContext && len(elems) == 4:
+		go s.createContext(id, elems[2], elems[3]) // a sub-interpreter takes ~10 ms
+	case h.Tag == proto.TagDestroyContext && len(elems) == 3:
+		s.destroyContext(id, elems[2])
+	case h.Tag == proto.TagInfo && len(elems) == 2:
+		s.reply(id, proto.InfoResult(s.pool.Info()))
 	default:
-		s.reply(id, badRequest("unknown request %s", brief(head)))
+		s.reply(id, proto.BadRequest("unknown request %s", brief(elems)))
 	}
 }
 
@@ -153,49 +131,13 @@ func (s *Server) tooLarge(err error) {
 	if !errors.As(err, &tl) {
 		return
 	}
-	dec := headerDecoder
-	head, _, derr := dec.DecodePrefix(tl.Head)
-	id, ok := headerID(tl.Head)
-	if h, isTuple := head.(etf.Tuple); derr == nil && isTuple && len(h) >= 2 {
-		id, ok = h[1], true
+	id, ok := proto.HeaderID(tl.Head)
+	if h, derr := proto.DecodeHeader(tl.Head); derr == nil {
+		id, ok = h.ID, true
 	}
 	if ok {
-		s.reply(id, badRequest("a packet of %d bytes, over the limit of %d (--max-packet)", tl.Size, tl.Limit))
+		s.reply(id, proto.BadRequest("a packet of %d bytes, over the limit of %d (--max-packet)", tl.Size, tl.Limit))
 	}
-}
-
-// headerID reads the id of a header that cannot be decoded whole, such
-// as {call, Id, Garbage} or one cut short: the second element of a tuple,
-// when the first two can be read and the id is one a reply can go to.
-func headerID(frame []byte) (etf.Term, bool) {
-	if len(frame) < 3 || frame[0] != 131 {
-		return nil, false
-	}
-	var pos int
-	switch frame[1] {
-	case 104: // SMALL_TUPLE_EXT
-		if frame[2] < 2 {
-			return nil, false
-		}
-		pos = 3
-	case 105: // LARGE_TUPLE_EXT
-		if len(frame) < 6 || binary.BigEndian.Uint32(frame[2:6]) < 2 {
-			return nil, false
-		}
-		pos = 6
-	default:
-		return nil, false
-	}
-	dec := headerDecoder
-	_, n, err := dec.DecodeTerm(frame[pos:])
-	if err != nil {
-		return nil, false
-	}
-	id, _, err := dec.DecodeTerm(frame[pos+n:])
-	if err != nil || !isReplyID(id) {
-		return nil, false
-	}
-	return id, true
 }
 
 // brief prints t for a message, cut to 200 bytes.
@@ -207,11 +149,7 @@ func brief(t etf.Term) string {
 	return s
 }
 
-func badRequest(format string, args ...any) etf.Tuple {
-	return etf.ErrorTuple(etf.Tuple{etf.Atom("bad_request"), etf.Binary(fmt.Sprintf(format, args...))})
-}
-
-func (s *Server) context(ctxID etf.Term) (*pool.Context, bool) {
+func (s *Server) context(ctxID etf.Term) (Context, bool) {
 	n, ok := etf.ToInt64(ctxID)
 	if !ok {
 		return nil, false
@@ -222,42 +160,42 @@ func (s *Server) context(ctxID etf.Term) (*pool.Context, bool) {
 	return c, ok
 }
 
-var atomSlot = etf.Atom("slot")
-
 // request queues a call, eval or exec. Its payload follows the header, or,
 // when slot is {slot, Path, Size}, it is in that file (docs/PROTOCOL.md).
-func (s *Server) request(id etf.Term, op pool.Op, ctxID etf.Term, payload []byte, slot etf.Term, chain int64) {
-	if !isRequestID(id) {
-		s.reply(id, badRequest("request id %s is not a reference or {nested, Reference}", brief(id)))
+func (s *Server) request(h *proto.Header, op proto.Op, ctxID etf.Term, payload []byte, slot etf.Term, chain int64) {
+	id := h.ID
+	if !proto.IsRequestID(id) {
+		s.reply(id, proto.BadRequest("request id %s is not a reference or {nested, Reference}", brief(id)))
 		return
 	}
 	ctx, ok := s.context(ctxID)
 	if !ok {
-		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("unknown_context"), ctxID}))
+		s.reply(id, proto.UnknownContext(ctxID))
 		return
 	}
-	idBytes, err := etf.Encode(id)
+	idBytes, err := h.AppendID(s.idBuf[:0])
 	if err != nil {
 		s.log.Printf("dropped a request: %v", err)
 		return
 	}
+	s.idBuf = idBytes
 	if slot == nil {
-		err = ctx.Submit(s.out, op, chain, idBytes, payload)
-	} else if t, ok := slot.(etf.Tuple); ok && len(t) == 3 && t[0] == atomSlot {
+		err = ctx.Submit(op, chain, idBytes, payload)
+	} else if t, ok := slot.(etf.Tuple); ok && len(t) == 3 && t[0] == proto.AtomSlot {
 		path, _ := t[1].(etf.Binary)
 		size, _ := etf.ToInt64(t[2])
-		err = ctx.SubmitFile(s.out, op, chain, idBytes, string(path), int(size))
+		err = ctx.SubmitFile(op, chain, idBytes, string(path), int(size))
 	} else {
-		err = pool.ErrBadSlot
+		err = ErrBadSlot
 	}
 	switch {
 	case err == nil:
-	case errors.Is(err, pool.ErrBadSlot):
-		s.reply(id, badRequest("slot %s is not {slot, AbsolutePath, Size}", brief(slot)))
-	case errors.Is(err, pool.ErrClosed):
-		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("unknown_context"), ctxID}))
+	case errors.Is(err, ErrBadSlot):
+		s.reply(id, proto.BadRequest("slot %s is not {slot, AbsolutePath, Size}", brief(slot)))
+	case errors.Is(err, ErrClosed):
+		s.reply(id, proto.UnknownContext(ctxID))
 	default:
-		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("overloaded"), etf.Atom("queue")}))
+		s.reply(id, proto.Overloaded())
 	}
 }
 
@@ -276,63 +214,32 @@ func (s *Server) callbackReply(cb, ctxID etf.Term, payload []byte) {
 	}
 }
 
-var atomNested = etf.Atom("nested")
-
-// isRequestID: a call's id is its caller's alias, or {nested, Alias} for
-// a call made by a callback, which holds no py_semaphore slot (the port
-// owner must not give one back for its reply).
-func isRequestID(id etf.Term) bool {
-	if _, ok := id.(etf.Ref); ok {
-		return true
-	}
-	t, ok := id.(etf.Tuple)
-	if !ok || len(t) != 2 || t[0] != atomNested {
-		return false
-	}
-	_, ok = t[1].(etf.Ref)
-	return ok
-}
-
-var atomCtl = etf.Atom("ctl")
-
-// isReplyID: the ids the port owner routes a reply to (docs/PROTOCOL.md):
-// a reference, {ctl, Reference} or {nested, Reference}. A reply to any
-// other id would be read by the port owner as a call's reply (or a log
-// line, or a callback) and is never sent.
-func isReplyID(id etf.Term) bool {
-	if t, ok := id.(etf.Tuple); ok && len(t) == 2 && t[0] == atomCtl {
-		_, ok = t[1].(etf.Ref)
-		return ok
-	}
-	return isRequestID(id)
-}
-
-// cancel drops or interrupts the request whose reply goes to id.
-func (s *Server) cancel(id etf.Term) {
-	if !isRequestID(id) {
+// cancel drops or interrupts the request whose reply goes to the id of
+// {cancel, Id}.
+func (s *Server) cancel(h *proto.Header) {
+	if !proto.IsRequestID(h.ID) {
 		return
 	}
-	if idBytes, err := etf.Encode(id); err == nil {
-		s.pool.Cancel(s.out, idBytes)
+	if idBytes, err := h.AppendID(s.idBuf[:0]); err == nil {
+		s.idBuf = idBytes
+		s.pool.Cancel(idBytes)
 	}
 }
-
-var kinds = map[etf.Atom]pool.Kind{"auto": pool.Auto, "subinterp": pool.SubInterpreter, "worker": pool.Worker}
 
 func (s *Server) createContext(id, ctxID, kindTerm etf.Term) {
 	n, ok := etf.ToInt64(ctxID)
 	kindAtom, _ := kindTerm.(etf.Atom)
-	kind, kindOK := kinds[kindAtom]
+	kind, kindOK := proto.KindOf(kindAtom)
 	switch {
 	case !ok || n <= 0:
-		s.reply(id, badRequest("context id %s is not a positive integer", brief(ctxID)))
+		s.reply(id, proto.BadRequest("context id %s is not a positive integer", brief(ctxID)))
 		return
 	case !kindOK:
-		s.reply(id, badRequest("context kind %s is not auto, subinterp or worker", brief(kindTerm)))
+		s.reply(id, proto.BadRequest("context kind %s is not auto, subinterp or worker", brief(kindTerm)))
 		return
 	}
 	if _, exists := s.context(ctxID); exists {
-		s.reply(id, etf.ErrorTuple(etf.Tuple{etf.Atom("context_exists"), ctxID}))
+		s.reply(id, proto.ContextExists(ctxID))
 		return
 	}
 	ctx, err := s.pool.NewContext(kind, n)
@@ -358,36 +265,17 @@ func (s *Server) destroyContext(id, ctxID etf.Term) {
 	s.reply(id, etf.OK)
 }
 
-// logTag is the id of a packet for the BEAM's logger rather than a caller.
-var logTag = etf.Atom("$log")
-
-// logToBEAM sends {Level, Ctx, Text} to the logger of the BEAM: a
-// packet with the id '$log' (docs/PROTOCOL.md).
-func (s *Server) logToBEAM(level etf.Atom, ctxID etf.Term, text []byte) {
-	s.send(logTag, etf.Tuple{level, ctxID, etf.Binary(text)})
-}
-
 // reply sends a result built in Go to a request's id; a result for an id
-// that is no reply address (isReplyID) is logged and dropped.
+// that is no reply address (proto.IsReplyID) is logged and dropped.
 func (s *Server) reply(id, result etf.Term) {
-	if !isReplyID(id) {
+	if !proto.IsReplyID(id) {
 		s.log.Printf("dropped the answer %s to a request whose id %s is no reply address", brief(result), brief(id))
 		return
 	}
-	s.send(id, result)
-}
-
-// send writes one packet made of id and result.
-func (s *Server) send(id, result etf.Term) {
-	idBytes, err := etf.Encode(id)
+	pkt, err := proto.AppendReply(nil, id, result)
 	if err != nil {
 		s.log.Printf("cannot reply to %v: %v", id, err)
 		return
 	}
-	res, err := etf.Encode(result)
-	if err != nil {
-		s.log.Printf("cannot encode a reply to %v: %v", id, err)
-		return
-	}
-	s.out.Send(idBytes, res)
+	s.out.Send(pkt, nil)
 }

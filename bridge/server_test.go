@@ -3,10 +3,8 @@ package bridge
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
-	"log"
-	"os"
-	"path/filepath"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,247 +12,365 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/erlang-python/erlang_python/etf"
-	"github.com/erlang-python/erlang_python/pool"
-	"github.com/erlang-python/erlang_python/port"
+	"github.com/erlang-python/erlang_python/proto"
 )
 
-var testPool *pool.Pool
+var (
+	ref    = etf.Ref{Node: "nonode@nohost", Len: 3, IDs: [5]uint32{1, 2, 3}}
+	ctlID  = etf.Tuple{proto.AtomCtl, ref}
+	nested = etf.Tuple{proto.AtomNested, ref}
+)
 
-func TestMain(m *testing.M) {
-	p, err := pool.Start(pool.Config{NumExecutors: 2})
-	if err != nil {
-		panic(err)
-	}
-	testPool = p
-	os.Exit(m.Run())
+func badRequestOf(t *testing.T, p packet) string {
+	t.Helper()
+	e, ok := p.body.(etf.Tuple)
+	require.True(t, ok && len(e) == 2 && e[0] == etf.ErrorAtom, "%v", p.body)
+	r, ok := e[1].(etf.Tuple)
+	require.True(t, ok && len(r) == 2 && r[0] == proto.AtomBadRequest, "%v", p.body)
+	return string(r[1].(etf.Binary))
 }
 
-// harness runs a Server over pipes, as the BEAM would see it.
-type harness struct {
-	t       *testing.T
-	in      *io.PipeWriter
-	replies chan [2]etf.Term
-	nextRef uint32
+// expectReply checks that the next packet is exactly id then result, as
+// the BEAM's binary_to_term will read it, and that nothing follows.
+func (f *fixture) expectReply(id, result etf.Term) {
+	f.t.Helper()
+	p := f.next()
+	assert.Equal(f.t, encodeAll(f.t, id, result), p.raw, "got %v %v", p.id, p.body)
+	f.none()
 }
 
-func newHarness(t *testing.T, maxPacket int) *harness {
-	inR, inW := io.Pipe()
-	// A real pipe: executors write replies to its descriptor in C. It
-	// stays open after the test, as executors may hold its Output.
-	outR, outW, err := os.Pipe()
-	require.NoError(t, err)
-	out, err := port.NewOutput(outW)
-	require.NoError(t, err)
-	h := &harness{t: t, in: inW, replies: make(chan [2]etf.Term, 64)}
-	srv := NewServer(testPool, inR, out, maxPacket, log.New(io.Discard, "", 0))
-	go func() { _ = srv.Serve() }()
-	go func() {
-		frames := NewFrameReader(outR, 0)
-		for {
-			f, err := frames.Next()
-			if err != nil {
-				close(h.replies)
-				return
+func (f *fixture) expectBadRequest(id etf.Term, msg string) {
+	f.t.Helper()
+	p := f.next()
+	assert.True(f.t, etf.Equal(id, p.id), "%v", p.id)
+	assert.Contains(f.t, badRequestOf(f.t, p), msg)
+	f.none()
+}
+
+func (f *fixture) expectDropped(log string) {
+	f.t.Helper()
+	f.none()
+	assert.Contains(f.t, f.logs.String(), log)
+}
+
+func TestRequestsGoToSubmit(t *testing.T) {
+	body := encodeAll(t, etf.Tuple{etf.Binary("math"), etf.Binary("sqrt"), etf.List{16}, etf.Map{}})
+	for _, c := range []struct {
+		name   string
+		header etf.Tuple
+		want   submission
+	}{
+		{"call", etf.Tuple{proto.TagCall, ref, 1}, submission{op: proto.Call}},
+		{"eval", etf.Tuple{proto.TagEval, ref, 1}, submission{op: proto.Eval}},
+		{"exec", etf.Tuple{proto.TagExec, ref, 1}, submission{op: proto.Exec}},
+		{"slot none", etf.Tuple{proto.TagCall, ref, 1, etf.None}, submission{op: proto.Call}},
+		{"chain", etf.Tuple{proto.TagEval, ref, 1, etf.None, 12}, submission{op: proto.Eval, chain: 12}},
+		{"nested", etf.Tuple{proto.TagExec, nested, 1, etf.None, 3}, submission{op: proto.Exec, chain: 3}},
+		{"slot", etf.Tuple{proto.TagCall, ref, 1, etf.Tuple{proto.AtomSlot, etf.Binary("/dev/shm/s"), 70000}},
+			submission{op: proto.Call, path: "/dev/shm/s", size: 70000}},
+		{"slot and chain", etf.Tuple{proto.TagEval, nested, 1, etf.Tuple{proto.AtomSlot, etf.Binary("/s"), 9}, 4},
+			submission{op: proto.Eval, chain: 4, path: "/s", size: 9}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil, 0)
+			ctx := f.withContext(1)
+			f.handle(append(encodeAll(t, c.header), body...))
+			f.none()
+			subs := ctx.submissions()
+			require.Len(t, subs, 1)
+			want := c.want
+			want.id = encodeAll(t, c.header[1])
+			if want.path == "" {
+				want.payload = body
 			}
-			var d etf.Decoder
-			id, n, err := d.DecodePrefix(f)
-			require.NoError(t, err)
-			if len(f) == n+9 && f[n] == 0 { // the result is in the slot
-				h.replies <- [2]etf.Term{id, etf.Tuple{etf.Atom("in_slot"), int64(binary.BigEndian.Uint64(f[n+1:]))}}
-				continue
+			assert.Equal(t, want, subs[0])
+		})
+	}
+}
+
+// The id goes to the executor as the BEAM wrote it, not encoded again.
+func TestRequestIDIsForwardedVerbatim(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	ctx := f.withContext(1)
+	// an alias as the BEAM writes it: its node name an ATOM_EXT
+	alias := []byte{90, 0, 3, 100, 0, 13, 'n', 'o', 'n', 'o', 'd', 'e', '@', 'n', 'o', 'h', 'o', 's', 't',
+		0, 0, 0, 0, 0, 3, 80, 248, 102, 33, 0, 1, 202, 102, 131, 146}
+	pkt := []byte{131, 104, 3, 119, 4, 'e', 'x', 'e', 'c'}
+	pkt = append(append(pkt, alias...), 97, 1)
+	body := encodeAll(t, etf.Tuple{etf.Binary("pass")})
+	f.handle(append(pkt, body...))
+	f.handle(append([]byte{131, 104, 2, 119, 6, 'c', 'a', 'n', 'c', 'e', 'l'}, alias...))
+	f.none()
+	subs := ctx.submissions()
+	require.Len(t, subs, 1)
+	assert.Equal(t, append([]byte{131}, alias...), subs[0].id)
+	assert.Equal(t, body, subs[0].payload)
+	require.Len(t, f.pool.cancels, 1)
+	assert.Equal(t, subs[0].id, f.pool.cancels[0], "the cancel matches the request's bytes")
+}
+
+// A compressed header (which the Erlang side never sends) still works:
+// its id is encoded again.
+func TestCompressedHeader(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	ctx := f.withContext(1)
+	enc := etf.Encoder{CompressThreshold: 8}
+	head, err := enc.Encode(etf.Tuple{proto.TagCall, ref, 1, etf.None, 7, etf.Binary(make([]byte, 200))})
+	require.NoError(t, err)
+	require.Equal(t, byte(etf.TagCompressed), head[1])
+	f.handle(head)
+	f.expectBadRequest(ref, "unknown request")
+	head, err = enc.Encode(etf.Tuple{proto.TagCall, etf.Tuple{proto.AtomNested, ref, etf.Binary(make([]byte, 200))}, 1})
+	require.NoError(t, err)
+	f.handle(head)
+	f.expectDropped("no reply address")
+	assert.Empty(t, ctx.submissions())
+}
+
+func TestRequestErrors(t *testing.T) {
+	body := encodeAll(t, etf.Tuple{etf.Binary("1"), etf.Map{}})
+	for _, c := range []struct {
+		name   string
+		header etf.Tuple
+		err    error // what the context's Submit returns
+		result etf.Term
+		bad    string // else: a bad_request with this in its message
+	}{
+		{name: "unknown context", header: etf.Tuple{proto.TagEval, ref, 99}, result: proto.UnknownContext(99)},
+		{name: "context not an integer", header: etf.Tuple{proto.TagEval, ref, etf.Atom("one")}, result: proto.UnknownContext(etf.Atom("one"))},
+		{name: "closed context", header: etf.Tuple{proto.TagEval, ref, 1}, err: ErrClosed, result: proto.UnknownContext(1)},
+		{name: "queue full", header: etf.Tuple{proto.TagEval, ref, 1}, err: errBoom, result: proto.Overloaded()},
+		{name: "chain 0", header: etf.Tuple{proto.TagEval, ref, 1, etf.None, 0}, bad: "chain 0 is not a positive integer"},
+		{name: "chain negative", header: etf.Tuple{proto.TagEval, ref, 1, etf.None, -1}, bad: "chain -1"},
+		{name: "chain atom", header: etf.Tuple{proto.TagEval, ref, 1, etf.None, etf.Atom("x")}, bad: "chain x"},
+		{name: "slot atom", header: etf.Tuple{proto.TagEval, ref, 1, etf.Atom("x")}, bad: "slot x is not {slot, AbsolutePath, Size}"},
+		{name: "slot arity", header: etf.Tuple{proto.TagEval, ref, 1, etf.Tuple{proto.AtomSlot, etf.Binary("/s")}}, bad: "slot"},
+		{name: "slot relative", header: etf.Tuple{proto.TagEval, ref, 1, etf.Tuple{proto.AtomSlot, etf.Binary("s"), 9}}, bad: "slot"},
+		{name: "slot no size", header: etf.Tuple{proto.TagEval, ref, 1, etf.Tuple{proto.AtomSlot, etf.Binary("/s"), 0}}, bad: "slot"},
+		{name: "slot path atom", header: etf.Tuple{proto.TagEval, ref, 1, etf.Tuple{proto.AtomSlot, etf.Atom("/s"), 9}}, bad: "slot"},
+		{name: "ctl id", header: etf.Tuple{proto.TagEval, ctlID, 1}, bad: "is not a reference or {nested, Reference}"},
+		{name: "no context", header: etf.Tuple{proto.TagCall, ref}, bad: "unknown request"},
+		{name: "too long", header: etf.Tuple{proto.TagCall, ref, 1, etf.None, 1, 1}, bad: "unknown request"},
+		{name: "unknown tag", header: etf.Tuple{etf.Atom("frobnicate"), ref}, bad: "unknown request [frobnicate"},
+		{name: "tag no atom", header: etf.Tuple{1, ref, 1}, bad: "unknown request"},
+		{name: "cancel arity", header: etf.Tuple{proto.TagCancel, ref, 1}, bad: "unknown request"},
+		{name: "info arity", header: etf.Tuple{proto.TagInfo, ctlID, 1}, bad: "unknown request"},
+		{name: "cb_reply arity", header: etf.Tuple{proto.TagCbReply, ref}, bad: "unknown request"},
+		{name: "create arity", header: etf.Tuple{proto.TagCreateContext, ctlID, 1}, bad: "unknown request"},
+		{name: "destroy arity", header: etf.Tuple{proto.TagDestroyContext, ctlID}, bad: "unknown request"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil, 0)
+			ctx := f.withContext(1)
+			ctx.err = c.err
+			f.handle(append(encodeAll(t, c.header), body...))
+			if c.bad != "" {
+				f.expectBadRequest(c.header[1], c.bad)
+			} else {
+				f.expectReply(c.header[1], c.result)
 			}
-			res, err := (&etf.Decoder{CopyBinaries: true}).Decode(f[n:])
-			require.NoError(t, err)
-			h.replies <- [2]etf.Term{id, res}
-		}
-	}()
-	t.Cleanup(func() { inW.Close() })
-	return h
-}
-
-func (h *harness) ref() etf.Ref {
-	h.nextRef++
-	return etf.Ref{Node: "nonode@nohost", Len: 3, IDs: [5]uint32{h.nextRef}}
-}
-
-func (h *harness) send(parts ...etf.Term) {
-	var pkt []byte
-	for _, p := range parts {
-		b, err := etf.Encode(p)
-		require.NoError(h.t, err)
-		pkt = append(pkt, b...)
-	}
-	h.raw(pkt)
-}
-
-func (h *harness) raw(pkt []byte) {
-	_, err := h.in.Write(binary.BigEndian.AppendUint32(nil, uint32(len(pkt))))
-	require.NoError(h.t, err)
-	_, err = h.in.Write(pkt)
-	require.NoError(h.t, err)
-}
-
-func (h *harness) reply() (etf.Term, etf.Term) {
-	select {
-	case r := <-h.replies:
-		return r[0], r[1]
-	case <-time.After(20 * time.Second):
-		h.t.Fatal("no reply in 20 s")
-		return nil, nil
+			if c.err == nil {
+				assert.Empty(t, ctx.submissions())
+			}
+		})
 	}
 }
 
-// ask sends a request and returns its result, checking the reply's id.
-func (h *harness) ask(header etf.Tuple, payload ...etf.Term) etf.Term {
-	id := h.ref()
-	header = append(etf.Tuple{header[0], id}, header[1:]...)
-	h.send(append([]etf.Term{header}, payload...)...)
-	gotID, res := h.reply()
-	require.Equal(h.t, id, gotID)
-	return res
-}
-
-func TestServerCallsAndContexts(t *testing.T) {
-	h := newHarness(t, 0)
-	info := h.ask(etf.Tuple{etf.Atom("info")})
-	tag, _ := etf.Tag(info)
-	require.Equal(t, etf.OK, tag)
-	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 7, etf.Atom("auto")}))
-	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Tuple{etf.Atom("context_exists"), 7}),
-		h.ask(etf.Tuple{etf.Atom("create_context"), 7, etf.Atom("auto")})))
-
-	res := h.ask(etf.Tuple{etf.Atom("call"), 7}, etf.Tuple{etf.Binary("math"), etf.Binary("sqrt"), etf.List{16}, etf.Map{}})
-	assert.True(t, etf.Equal(etf.OKTuple(4.0), res), "%#v", res)
-	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("exec"), 7}, etf.Tuple{etf.Binary("import os; os.write(1, b'stray')")}))
-	assert.True(t, etf.Equal(etf.OKTuple(3), h.ask(etf.Tuple{etf.Atom("eval"), 7},
-		etf.Tuple{etf.Binary("a + b"), etf.MapOf(etf.Atom("a"), 1, etf.Atom("b"), 2)})))
-
-	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Tuple{etf.Atom("unknown_context"), 99}),
-		h.ask(etf.Tuple{etf.Atom("eval"), 99}, etf.Tuple{etf.Binary("1"), etf.Map{}})))
-	tag, _ = etf.Tag(h.ask(etf.Tuple{etf.Atom("frobnicate")}))
-	assert.Equal(t, etf.ErrorAtom, tag)
-	tag, _ = etf.Tag(h.ask(etf.Tuple{etf.Atom("create_context"), 8, etf.Atom("bogus")}))
-	assert.Equal(t, etf.ErrorAtom, tag)
-
-	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("destroy_context"), 7}))
-	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Tuple{etf.Atom("unknown_context"), 7}),
-		h.ask(etf.Tuple{etf.Atom("eval"), 7}, etf.Tuple{etf.Binary("1"), etf.Map{}})))
-}
-
-func TestServerSendsTracebacksToTheLogger(t *testing.T) {
-	h := newHarness(t, 0)
-	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 3, etf.Atom("auto")}))
-	id := h.ref()
-	h.send(etf.Tuple{etf.Atom("eval"), id, 3}, etf.Tuple{etf.Binary("undefined_name"), etf.Map{}})
-	logID, entry := h.reply()
-	require.Equal(t, etf.Atom("$log"), logID)
-	e := entry.(etf.Tuple)
-	assert.Equal(t, etf.Atom("info"), e[0])
-	assert.True(t, etf.Equal(3, e[1]))
-	assert.Contains(t, string(e[2].(etf.Binary)), "NameError: name 'undefined_name' is not defined")
-	gotID, res := h.reply()
-	assert.Equal(t, id, gotID)
-	tag, _ := etf.Tag(res)
-	assert.Equal(t, etf.ErrorAtom, tag)
-}
-
-func TestServerSurvivesBadPackets(t *testing.T) {
-	h := newHarness(t, 1024)
-	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 1, etf.Atom("auto")}))
-	h.raw([]byte{1, 2, 3})                      // not a term: dropped
-	h.raw([]byte{131, 109, 255, 255, 255, 255}) // a 4 GiB binary in 6 bytes: dropped
-	h.raw(make([]byte, 2048))                   // over --max-packet, no header: skipped
-	big := h.ref()                              // over --max-packet, with a header: answered
-	h.send(etf.Tuple{etf.Atom("call"), big, 1}, etf.Tuple{etf.Binary("x"), etf.Binary(make([]byte, 2000))})
-	gotID, res := h.reply()
-	assert.Equal(t, big, gotID)
-	assert.Equal(t, etf.Atom("bad_request"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v", res)
-	h.send(etf.Tuple{etf.Atom("call"), h.ref(), 1}) // no payload: a Python error, not a crash
-	_, res = h.reply()
-	tag, _ := etf.Tag(res)
-	assert.Equal(t, etf.ErrorAtom, tag)
-	assert.True(t, etf.Equal(etf.OKTuple(2), h.ask(etf.Tuple{etf.Atom("eval"), 1}, etf.Tuple{etf.Binary("1 + 1"), etf.Map{}})))
-}
-
-func TestServerCancelStopsRunawayCode(t *testing.T) {
-	h := newHarness(t, 0)
-	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 1, etf.Atom("auto")}))
-	loop := h.ref()
-	h.send(etf.Tuple{etf.Atom("exec"), loop, 1}, etf.Tuple{etf.Binary("while True: pass")})
-	time.Sleep(100 * time.Millisecond)
-	h.send(etf.Tuple{etf.Atom("cancel"), loop})
-	// The interrupted request still gets its one reply, then the context serves.
-	gotID, res := h.reply()
-	assert.Equal(t, loop, gotID)
-	assert.True(t, etf.Equal(etf.Exception("KeyboardInterrupt", ""), res), "%v", res)
-	assert.True(t, etf.Equal(etf.OKTuple(5), h.ask(etf.Tuple{etf.Atom("eval"), 1}, etf.Tuple{etf.Binary("2 + 3"), etf.Map{}})))
-}
-
-func TestServerSlotRequests(t *testing.T) {
-	h := newHarness(t, 0)
-	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 1, etf.Atom("auto")}))
-	slot := filepath.Join(t.TempDir(), "slot")
-	write := func(payload etf.Term) int {
-		b, err := etf.Encode(payload)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(slot, b, 0o600))
-		return len(b)
+// The rows of docs/PROTOCOL.md's bad-input table that the sidecar's Go
+// side answers (the payload's rows are Python's: the payload goes to the
+// context unread, whatever it is).
+func TestBadInput(t *testing.T) {
+	head := encodeAll(t, etf.Tuple{proto.TagExec, ref, 1})
+	deep := append([]byte{131, 104, 3}, head[3:len(head)-2]...)
+	for range etf.DefaultMaxDepth + 1 {
+		deep = append(deep, 108, 0, 0, 0, 1)
 	}
-	slotOf := func(n int) etf.Tuple { return etf.Tuple{etf.Atom("slot"), etf.Binary(slot), n} }
-
-	// A large argument in, a small result out: the result comes inline.
-	blob := bytes.Repeat([]byte{7}, 200<<10)
-	n := write(etf.Tuple{etf.Binary("builtins"), etf.Binary("len"), etf.List{etf.Tuple{etf.Atom("bytes"), etf.Binary(blob)}}, etf.Map{}})
-	assert.True(t, etf.Equal(etf.OKTuple(200<<10), h.ask(etf.Tuple{etf.Atom("call"), 1, slotOf(n)})))
-
-	// A large result goes back through the slot.
-	n = write(etf.Tuple{etf.Binary("x * 3"), etf.MapOf(etf.Atom("x"), etf.Tuple{etf.Atom("bytes"), etf.Binary(blob)})})
-	res := h.ask(etf.Tuple{etf.Atom("eval"), 1, slotOf(n)})
-	require.Equal(t, etf.Atom("in_slot"), res.(etf.Tuple)[0])
-	size := res.(etf.Tuple)[1].(int64)
-	data, err := os.ReadFile(slot)
-	require.NoError(t, err)
-	got, err := etf.Decode(data[:size])
-	require.NoError(t, err)
-	assert.True(t, etf.Equal(etf.OKTuple(etf.Binary(bytes.Repeat(blob, 3))), got))
-
-	// Bad slots: a clear error, and the context still serves.
-	tag, _ := etf.Tag(h.ask(etf.Tuple{etf.Atom("eval"), 1, etf.Tuple{etf.Atom("slot"), etf.Binary("relative"), 10}}))
-	assert.Equal(t, etf.ErrorAtom, tag)
-	res = h.ask(etf.Tuple{etf.Atom("eval"), 1, etf.Tuple{etf.Atom("slot"), etf.Binary(slot + ".gone"), 10}})
-	assert.Equal(t, etf.Atom("slot"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v", res)
-	res = h.ask(etf.Tuple{etf.Atom("eval"), 1, slotOf(len(data) + 1)}) // longer than the file
-	assert.Equal(t, etf.Atom("slot"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v", res)
-	assert.True(t, etf.Equal(etf.OKTuple(2), h.ask(etf.Tuple{etf.Atom("eval"), 1}, etf.Tuple{etf.Binary("1 + 1"), etf.Map{}})))
+	deep = append(deep, 106)
+	for _, c := range []struct {
+		name string
+		pkt  []byte
+		id   etf.Term // nil: dropped, with a log line
+		log  string   // the log line, when dropped
+		msg  string   // the bad_request's message, when answered
+	}{
+		{name: "not a term", pkt: []byte{1, 2, 3}, log: "dropped a packet whose header cannot be read"},
+		{name: "a 4 GiB binary in 6 bytes", pkt: []byte{131, 109, 255, 255, 255, 255}, log: "dropped a packet whose header cannot be read"},
+		{name: "empty", pkt: []byte{}, log: "dropped a packet whose header cannot be read"},
+		{name: "cut before its id", pkt: head[:9], log: "dropped a packet whose header cannot be read"},
+		{name: "cut inside its id", pkt: head[:20], log: "dropped a packet whose header cannot be read"},
+		{name: "not a tuple", pkt: encodeAll(t, etf.Atom("exec")), log: "dropped a packet with header exec"},
+		{name: "a list", pkt: encodeAll(t, etf.List{proto.TagExec, ref, 1}), log: "dropped a packet with header"},
+		{name: "a tuple of 1", pkt: encodeAll(t, etf.Tuple{proto.TagInfo}), log: "dropped a packet with header"},
+		{name: "bad compressed header", pkt: []byte{131, 80, 0, 0, 0, 2, 1, 2, 3, 4}, log: "dropped a packet whose header cannot be read"},
+		{name: "compressed bomb", pkt: []byte{131, 80, 255, 255, 255, 255, 0x78, 0x9c, 0}, log: "dropped a packet whose header cannot be read"},
+		{name: "id an integer", pkt: encodeAll(t, etf.Tuple{etf.Atom("frobnicate"), 42}), log: "no reply address"},
+		{name: "id an atom", pkt: encodeAll(t, etf.Tuple{proto.TagExec, etf.Atom("x"), 1}, etf.Tuple{etf.Binary("1")}), log: "no reply address"},
+		{name: "id '$log'", pkt: encodeAll(t, etf.Tuple{proto.TagInfo, proto.IDLog}), log: "no reply address"},
+		{name: "id {ctl, 1}", pkt: encodeAll(t, etf.Tuple{proto.TagInfo, etf.Tuple{proto.AtomCtl, 1}}), log: "no reply address"},
+		{name: "id of a broken header no address", pkt: append(encodeAll(t, etf.Tuple{proto.TagExec, etf.Atom("x"), 1})[:len(encodeAll(t, etf.Tuple{proto.TagExec, etf.Atom("x"), 1}))-2], 108, 255, 255, 255, 255),
+			log: "dropped a packet whose header cannot be read"},
+		{name: "a length past its end after the id", pkt: append(append([]byte{131, 104, 3}, head[3:len(head)-2]...), 108, 255, 255, 255, 255, 106),
+			id: ref, msg: "the header cannot be read"},
+		{name: "nested too deep after the id", pkt: deep, id: ref, msg: "nested deeper"},
+		{name: "a large tuple cut after the id", pkt: append([]byte{131, 105, 0, 0, 0, 9}, head[3:len(head)-2]...), id: ref, msg: "the header cannot be read"},
+		{name: "a ctl id, cut", pkt: encodeAll(t, etf.Tuple{proto.TagStateFetch, ctlID, etf.Binary("key")})[:len(encodeAll(t, etf.Tuple{proto.TagStateFetch, ctlID, etf.Binary("key")}))-2], id: ctlID, msg: "the header cannot be read"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil, 0)
+			ctx := f.withContext(1)
+			f.handle(c.pkt)
+			if c.id == nil {
+				f.expectDropped(c.log)
+			} else {
+				f.expectBadRequest(c.id, c.msg)
+			}
+			assert.Empty(t, ctx.submissions())
+		})
+	}
 }
 
-func TestServerAnswersTheIDOfABrokenHeader(t *testing.T) {
-	h := newHarness(t, 0)
-	id := h.ref()
-	head, err := etf.Encode(etf.Tuple{etf.Atom("exec"), id, 1})
-	require.NoError(t, err)
-	// {exec, Id, <a list claiming 4G elements>}: the id is read, the rest is not
-	pkt := append([]byte{131, 104, 3}, head[3:len(head)-2]...)
-	h.raw(append(pkt, 108, 255, 255, 255, 255, 106))
-	gotID, res := h.reply()
-	assert.Equal(t, id, gotID)
-	assert.Equal(t, etf.Atom("bad_request"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v", res)
-	// an id that is no reply address gets nothing: the next reply is info's
-	h.send(etf.Tuple{etf.Atom("frobnicate"), 42})
-	h.send(etf.Tuple{etf.Atom("exec"), etf.Atom("x"), 1}, etf.Tuple{etf.Binary("1")})
-	tag, _ := etf.Tag(h.ask(etf.Tuple{etf.Atom("info")}))
-	assert.Equal(t, etf.OK, tag)
+// The payload is Python's to read: the server hands it on unread, a
+// missing, cut or compressed one too.
+func TestPayloadGoesUnread(t *testing.T) {
+	for _, body := range [][]byte{nil, {1, 2, 3}, {131, 80, 0, 0, 0, 9}, encodeAll(t, etf.Atom("not_a_tuple"))} {
+		f := newFixture(t, nil, 0)
+		ctx := f.withContext(1)
+		f.handle(append(encodeAll(t, etf.Tuple{proto.TagCall, ref, 1}), body...))
+		f.none()
+		subs := ctx.submissions()
+		require.Len(t, subs, 1)
+		assert.Equal(t, len(body), len(subs[0].payload))
+		assert.True(t, bytes.Equal(body, subs[0].payload))
+	}
 }
 
-func TestFrameReaderGrowsLargeFrames(t *testing.T) {
-	big := bytes.Repeat([]byte{9}, 3<<20+5)
-	stream := append(binary.BigEndian.AppendUint32(nil, uint32(len(big))), big...)
-	f := NewFrameReader(bytes.NewReader(stream), 0)
-	got, err := f.Next()
-	require.NoError(t, err)
-	assert.Equal(t, big, got)
-	// a length that lies: the stream ends first, and no 512 MiB buffer
-	f = NewFrameReader(bytes.NewReader(append(binary.BigEndian.AppendUint32(nil, 500<<20), 1, 2, 3)), 0)
-	_, err = f.Next()
-	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+func frame(pkt []byte) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(pkt))), pkt...)
+}
+
+func TestTooLargeFrames(t *testing.T) {
+	var in []byte
+	in = append(in, frame(make([]byte, 2048))...) // no header: skipped
+	big := append(encodeAll(t, etf.Tuple{proto.TagCall, ref, 1}), make([]byte, 2000)...)
+	in = append(in, frame(big)...) // with a header: answered
+	broken := append(append([]byte{131, 104, 3}, encodeAll(t, etf.Tuple{proto.TagCall, nested, 1})[3:]...), make([]byte, 2000)...)
+	broken = append(broken[:len(broken)-2000-2], 108, 255, 255, 255, 255)
+	broken = append(broken, make([]byte, 2000)...)
+	in = append(in, frame(broken)...) // its id read from a header that is not whole
+	late := append(make([]byte, 8000), encodeAll(t, etf.Tuple{proto.TagCall, ref, 1})...)
+	in = append(in, frame(late)...) // no header in the first 4 KiB
+	noAddress := append(encodeAll(t, etf.Tuple{proto.TagCall, etf.Atom("x"), 1}), make([]byte, 2000)...)
+	in = append(in, frame(noAddress)...)
+	in = append(in, frame(encodeAll(t, etf.Tuple{proto.TagInfo, ctlID}))...) // and on it goes
+	f := newFixture(t, bytes.NewReader(in), 1024)
+	require.NoError(t, f.srv.Serve())
+	p := f.next()
+	assert.Equal(t, ref, p.id)
+	assert.Equal(t, fmt.Sprintf("a packet of %d bytes, over the limit of 1024 (--max-packet)", len(big)), badRequestOf(t, p))
+	p = f.next()
+	assert.True(t, etf.Equal(nested, p.id))
+	assert.Contains(t, badRequestOf(t, p), "over the limit of 1024")
+	p = f.next()
+	assert.True(t, etf.Equal(ctlID, p.id))
+	f.none()
+	assert.Equal(t, 5, bytes.Count([]byte(f.logs.String()), []byte("dropped a packet: bridge: packet over the size limit")))
+}
+
+func TestCancel(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	f.send(etf.Tuple{proto.TagCancel, ref})
+	f.send(etf.Tuple{proto.TagCancel, nested})
+	f.send(etf.Tuple{proto.TagCancel, ctlID})         // no request's id: nothing
+	f.send(etf.Tuple{proto.TagCancel, etf.Atom("x")}) // nothing
+	f.none()
+	assert.Equal(t, [][]byte{encodeAll(t, ref), encodeAll(t, nested)}, f.pool.cancels)
+}
+
+func TestCreateAndDestroyContext(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	for i, kind := range []proto.ContextKind{proto.Auto, proto.SubInterp, proto.Worker} {
+		f.send(etf.Tuple{proto.TagCreateContext, ctlID, 7 + i, etf.Atom(kind.String())})
+		f.expectReply(ctlID, etf.OK)
+	}
+	assert.Equal(t, []fakeMade{{proto.Auto, 7}, {proto.SubInterp, 8}, {proto.Worker, 9}}, f.pool.made)
+	f.send(etf.Tuple{proto.TagCreateContext, ctlID, 7, etf.Atom("auto")})
+	f.expectReply(ctlID, proto.ContextExists(7))
+
+	for _, c := range []struct {
+		ctx, kind etf.Term
+		msg       string
+	}{
+		{0, etf.Atom("auto"), "context id 0 is not a positive integer"},
+		{-3, etf.Atom("auto"), "context id -3"},
+		{etf.Atom("one"), etf.Atom("auto"), "context id one"},
+		{10, etf.Atom("bogus"), "context kind bogus is not auto, subinterp or worker"},
+		{10, etf.Binary("auto"), "context kind"},
+	} {
+		f.send(etf.Tuple{proto.TagCreateContext, ctlID, c.ctx, c.kind})
+		f.expectBadRequest(ctlID, c.msg)
+	}
+	f.pool.newErr = errBoom
+	f.send(etf.Tuple{proto.TagCreateContext, ctlID, 11, etf.Atom("auto")})
+	f.expectReply(ctlID, etf.ErrorTuple(etf.Binary("boom")))
+	f.send(etf.Tuple{proto.TagCreateContext, etf.Atom("x"), 12, etf.Atom("auto")})
+	require.Eventually(t, func() bool { return strings.Contains(f.logs.String(), "no reply address") },
+		5*time.Second, time.Millisecond, "answered to nobody")
+	f.none()
+
+	f.pool.mu.Lock()
+	c7 := f.pool.ctxs[7]
+	f.pool.mu.Unlock()
+	body := encodeAll(t, etf.Tuple{etf.Binary("pass")})
+	f.handle(append(encodeAll(t, etf.Tuple{proto.TagExec, ref, 7}), body...))
+	f.none()
+	require.Len(t, c7.submissions(), 1)
+	f.send(etf.Tuple{proto.TagDestroyContext, ctlID, 7})
+	f.expectReply(ctlID, etf.OK)
+	assert.True(t, c7.closed)
+	f.handle(append(encodeAll(t, etf.Tuple{proto.TagExec, ref, 7}), body...))
+	f.expectReply(ref, proto.UnknownContext(7))
+	f.send(etf.Tuple{proto.TagDestroyContext, ctlID, 7}) // gone already: still ok
+	f.expectReply(ctlID, etf.OK)
+	f.send(etf.Tuple{proto.TagDestroyContext, ctlID, etf.Atom("x")})
+	f.expectReply(ctlID, etf.OK)
+}
+
+func TestCallbackReply(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	ctx := f.withContext(1)
+	answer := encodeAll(t, etf.OKTuple(3))
+	f.handle(append(encodeAll(t, etf.Tuple{proto.TagCbReply, 5, 1}), answer...))
+	f.none()
+	assert.Equal(t, []submission{{cb: 5, payload: answer}}, ctx.submissions())
+
+	f.send(etf.Tuple{proto.TagCbReply, 5, 2}, etf.OKTuple(3))
+	f.expectDropped("dropped a callback reply for 5 on context 2")
+	f.send(etf.Tuple{proto.TagCbReply, etf.Atom("x"), 1}, etf.OKTuple(3))
+	f.expectDropped("dropped a callback reply for x on context 1")
+	ctx.err = errBoom
+	f.send(etf.Tuple{proto.TagCbReply, 6, 1}, etf.OKTuple(3))
+	f.expectDropped("dropped a callback reply for 6 on context 1: boom")
+}
+
+func TestInfo(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	f.send(etf.Tuple{proto.TagInfo, ctlID})
+	f.expectReply(ctlID, etf.OKTuple(etf.MapOf(
+		etf.Atom("mode"), etf.Atom("subinterp"),
+		etf.Atom("version"), etf.Binary("3.13.0"),
+		etf.Atom("num_executors"), 4,
+		etf.Atom("subinterp_supported"), true,
+		etf.Atom("protocol"), proto.Version,
+		etf.Atom("slot_min"), 65536,
+	)))
+}
+
+// A panic while handling a packet is logged; the server goes on.
+func TestPanicIsLogged(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	f.srv.contexts[1] = nil // a nil Context: Submit panics
+	f.send(etf.Tuple{proto.TagCall, ref, 1}, etf.Tuple{})
+	f.expectDropped("error: dropped a packet")
+	f.send(etf.Tuple{proto.TagInfo, ctlID})
+	require.Equal(t, ctlID, f.next().id)
 }

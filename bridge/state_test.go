@@ -1,99 +1,125 @@
 package bridge
 
 import (
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/erlang-python/erlang_python/etf"
-	"github.com/erlang-python/erlang_python/port"
-	"github.com/erlang-python/erlang_python/store"
+	"github.com/erlang-python/erlang_python/proto"
 )
 
-func TestServerSharedState(t *testing.T) {
-	h := newHarness(t, 0)
-	key := etf.Binary("bridge:k")
+func TestStateRequests(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	key := etf.Binary("k")
 	value := etf.MapOf(etf.Atom("a"), etf.List{1, etf.Binary("x")})
-	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_store"), key}, value))
-	assert.True(t, etf.Equal(etf.OKTuple(value), h.ask(etf.Tuple{etf.Atom("state_fetch"), key})))
-	assert.Contains(t, h.ask(etf.Tuple{etf.Atom("state_keys")}), key)
-	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_remove"), key}))
-	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_remove"), key}), "a missing key is no error")
-	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Atom("not_found")), h.ask(etf.Tuple{etf.Atom("state_fetch"), key})))
 
-	counter := etf.Binary("bridge:n")
-	assert.True(t, etf.Equal(etf.OKTuple(5), h.ask(etf.Tuple{etf.Atom("state_incr"), counter, 5})))
-	assert.True(t, etf.Equal(etf.OKTuple(2), h.ask(etf.Tuple{etf.Atom("state_incr"), counter, -3})))
-	assert.True(t, etf.Equal(etf.OKTuple(2), h.ask(etf.Tuple{etf.Atom("state_fetch"), counter})))
-	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_store"), counter}, etf.Binary("two")))
-	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Tuple{etf.Atom("not_integer"), counter}),
-		h.ask(etf.Tuple{etf.Atom("state_incr"), counter, 1})))
+	f.send(etf.Tuple{proto.TagStateStore, ctlID, key}, value)
+	f.expectReply(ctlID, etf.OK)
+	assert.Equal(t, encodeAll(t, value)[1:], f.store.m["k"], "stored as it came, without its version byte")
 
-	// bad requests are answered, not dropped
-	for _, bad := range []etf.Tuple{
-		{etf.Atom("state_fetch"), etf.Atom("not_a_binary")},
-		{etf.Atom("state_fetch")},
-		{etf.Atom("state_incr"), counter, 1.5},
-		{etf.Atom("state_store"), counter}, // no value
+	f.send(etf.Tuple{proto.TagStateFetch, ctlID, key})
+	f.expectReply(ctlID, etf.OKTuple(value))
+	f.send(etf.Tuple{proto.TagStateKeys, ctlID})
+	f.expectReply(ctlID, etf.List{key})
+	f.send(etf.Tuple{proto.TagStateRemove, ctlID, key})
+	f.expectReply(ctlID, etf.OK)
+	f.send(etf.Tuple{proto.TagStateRemove, ctlID, key}) // a missing key is no error
+	f.expectReply(ctlID, etf.OK)
+	f.send(etf.Tuple{proto.TagStateFetch, ctlID, key})
+	f.expectReply(ctlID, etf.ErrorTuple(proto.AtomNotFound))
+
+	n := etf.Binary("n")
+	f.send(etf.Tuple{proto.TagStateIncr, ctlID, n, 5})
+	f.expectReply(ctlID, etf.OKTuple(5))
+	f.send(etf.Tuple{proto.TagStateIncr, ctlID, n, -3})
+	f.expectReply(ctlID, etf.OKTuple(2))
+	for _, c := range []struct {
+		err    error
+		result etf.Term
+	}{
+		{ErrNotInteger, etf.ErrorTuple(etf.Tuple{proto.AtomNotInteger, n})},
+		{ErrOverflow, etf.ErrorTuple(etf.Tuple{proto.AtomOverflow, n})},
+		{errBoom, etf.ErrorTuple(etf.Binary("boom"))},
 	} {
-		res := h.ask(bad)
-		assert.Equal(t, etf.Atom("bad_request"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v: %v", bad, res)
+		f.store.incrErr = c.err
+		f.send(etf.Tuple{proto.TagStateIncr, ctlID, n, 1})
+		f.expectReply(ctlID, c.result)
 	}
+	f.store.incrErr = nil
 
-	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_clear")}))
-	assert.Empty(t, h.ask(etf.Tuple{etf.Atom("state_keys")}))
+	f.store.putErr = errBoom
+	f.send(etf.Tuple{proto.TagStateStore, ctlID, key}, 1)
+	f.expectReply(ctlID, etf.ErrorTuple(etf.Binary("boom")))
+	f.store.putErr = nil
+
+	f.send(etf.Tuple{proto.TagStateClear, ctlID})
+	f.expectReply(ctlID, etf.OK)
+	assert.Empty(t, f.store.m)
+	f.send(etf.Tuple{proto.TagStateKeys, ctlID})
+	f.expectReply(ctlID, etf.List{})
 }
 
-// state_load replaces the store, mirrors nothing, and turns the mirror on:
-// from then on a mutation's '$state' packet comes before its reply.
-func TestServerStateLoad(t *testing.T) {
-	h := newHarness(t, 0)
-	t.Cleanup(func() { // the mirror off again, for the other tests
-		if f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
-			if o, err := port.NewOutput(f); err == nil {
-				store.Mirror(o, false)
-			}
-		}
-	})
-	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_store"), etf.Binary("load:old")}, 1))
-	entries := etf.List{
-		etf.Tuple{etf.Binary("load:a"), 41},
-		etf.Tuple{etf.Binary("load:b"), etf.Tuple{etf.Atom("x"), etf.Binary("y")}},
-	}
-	// bad payloads leave the store alone
-	for _, bad := range []etf.Term{
-		etf.Atom("nolist"),
-		etf.List{etf.Binary("load:a")},
-		etf.List{etf.Tuple{etf.Atom("load:a"), 1}},
-		etf.List{etf.Tuple{etf.Binary("load:a"), 1, 2}},
+func TestStateBadRequests(t *testing.T) {
+	compressing := etf.Encoder{CompressThreshold: 8}
+	compressed, err := compressing.Encode(etf.Binary(make([]byte, 100)))
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name string
+		pkt  []byte
+		msg  string
+	}{
+		{"key an atom", encodeAll(t, etf.Tuple{proto.TagStateFetch, ctlID, etf.Atom("k")}), "state key k is not a binary"},
+		{"no key", encodeAll(t, etf.Tuple{proto.TagStateFetch, ctlID}), "a state request with 0 arguments, not 1"},
+		{"keys with a key", encodeAll(t, etf.Tuple{proto.TagStateKeys, ctlID, etf.Binary("k")}), "with 1 arguments, not 0"},
+		{"incr by a float", encodeAll(t, etf.Tuple{proto.TagStateIncr, ctlID, etf.Binary("n"), 1.5}), "state_incr by 1.5, not a 64-bit integer"},
+		{"incr past 64 bits", encodeAll(t, etf.Tuple{proto.TagStateIncr, ctlID, etf.Binary("n"), uint64(1 << 63)}), "not a 64-bit integer"},
+		{"incr without N", encodeAll(t, etf.Tuple{proto.TagStateIncr, ctlID, etf.Binary("n")}), "with 1 arguments, not 2"},
+		{"store without value", encodeAll(t, etf.Tuple{proto.TagStateStore, ctlID, etf.Binary("k")}), "state_store needs the value"},
+		{"store compressed", append(encodeAll(t, etf.Tuple{proto.TagStateStore, ctlID, etf.Binary("k")}), compressed...), "state_store needs the value"},
+		{"load no list", encodeAll(t, etf.Tuple{proto.TagStateLoad, ctlID}, etf.Atom("nolist")), "state_load: the payload is not a list"},
+		{"load atom key", encodeAll(t, etf.Tuple{proto.TagStateLoad, ctlID}, etf.List{etf.Tuple{etf.Atom("a"), 1}}), "state_load: element 1"},
+		{"load arity", encodeAll(t, etf.Tuple{proto.TagStateLoad, ctlID}, etf.List{etf.Tuple{etf.Binary("a"), 1, 2}}), "state_load: element 1"},
+		{"load no payload", encodeAll(t, etf.Tuple{proto.TagStateLoad, ctlID}), "state_load: the payload is not"},
 	} {
-		res := h.ask(etf.Tuple{etf.Atom("state_load")}, bad)
-		assert.Equal(t, etf.Atom("bad_request"), res.(etf.Tuple)[1].(etf.Tuple)[0], "%v: %v", bad, res)
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil, 0)
+			f.store.m["old"] = []byte{97, 1}
+			f.handle(c.pkt)
+			f.expectBadRequest(ctlID, c.msg)
+			assert.Equal(t, map[string][]byte{"old": {97, 1}}, f.store.m, "the store is left alone")
+			assert.False(t, f.store.mirror)
+		})
 	}
-	assert.True(t, etf.Equal(etf.OKTuple(1), h.ask(etf.Tuple{etf.Atom("state_fetch"), etf.Binary("load:old")})))
+}
 
-	assert.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("state_load")}, entries))
-	assert.True(t, etf.Equal(etf.ErrorTuple(etf.Atom("not_found")), h.ask(etf.Tuple{etf.Atom("state_fetch"), etf.Binary("load:old")})))
-	assert.True(t, etf.Equal(etf.OKTuple(etf.Tuple{etf.Atom("x"), etf.Binary("y")}),
-		h.ask(etf.Tuple{etf.Atom("state_fetch"), etf.Binary("load:b")})))
+// state_load replaces the store and turns the mirror on before its reply.
+func TestStateLoad(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	f.store.m["old"] = []byte{97, 1}
+	value := etf.Tuple{etf.Atom("x"), etf.Binary("y")}
+	f.send(etf.Tuple{proto.TagStateLoad, ctlID}, etf.List{etf.Tuple{etf.Binary("a"), 41}, etf.Tuple{etf.Binary("b"), value}})
+	f.expectReply(ctlID, etf.OK)
+	assert.Equal(t, map[string][]byte{"a": encodeAll(t, 41)[1:], "b": encodeAll(t, value)[1:]}, f.store.m)
+	assert.True(t, f.store.mirror)
+	assert.Equal(t, 0, f.store.mirrorAt, "the mirror starts before the reply")
 
-	// now mirrored, before the reply
-	id := h.ref()
-	h.send(etf.Tuple{etf.Atom("state_incr"), id, etf.Binary("load:a"), 1})
-	gotID, ops := h.reply()
-	require.Equal(t, etf.Atom("$state"), gotID)
-	assert.True(t, etf.Equal(etf.List{etf.Tuple{etf.Atom("set"), etf.Binary("load:a"), 42}}, ops), "%v", ops)
-	gotID, res := h.reply()
-	require.Equal(t, id, gotID)
-	assert.True(t, etf.Equal(etf.OKTuple(42), res))
+	f = newFixture(t, nil, 0)
+	f.store.loadErr = errBoom
+	f.send(etf.Tuple{proto.TagStateLoad, ctlID}, etf.List{})
+	f.expectReply(ctlID, etf.ErrorTuple(etf.Binary("boom")))
+	assert.False(t, f.store.mirror)
+}
 
-	id = h.ref()
-	h.send(etf.Tuple{etf.Atom("state_clear"), id})
-	gotID, ops = h.reply()
-	require.Equal(t, etf.Atom("$state"), gotID)
-	assert.Equal(t, etf.List{etf.Atom("clear")}, ops)
-	gotID, _ = h.reply()
-	require.Equal(t, id, gotID)
+// A state request whose id is no reply address is done, and answered to
+// nobody: a found key too.
+func TestStateRequestWithoutAddress(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	f.store.m["k"] = []byte{97, 1}
+	for _, op := range []etf.Atom{proto.TagStateFetch, proto.TagStateRemove} {
+		f.send(etf.Tuple{op, etf.Atom("nobody"), etf.Binary("k")})
+		f.expectDropped("no reply address")
+	}
+	assert.Empty(t, f.store.m)
 }

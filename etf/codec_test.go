@@ -116,7 +116,7 @@ func TestCompressedLimits(t *testing.T) {
 	enc := Encoder{CompressThreshold: 64}
 	b, err := enc.Encode(payload)
 	require.NoError(t, err)
-	require.Equal(t, byte(tagCompressed), b[1])
+	require.Equal(t, byte(TagCompressed), b[1])
 	assert.Less(t, len(b), 10<<10)
 
 	got, err := Decode(b)
@@ -134,7 +134,7 @@ func TestCompressedLimits(t *testing.T) {
 	}
 	b, err = enc.Encode(Tuple{noise})
 	require.NoError(t, err)
-	if b[1] == tagCompressed {
+	if b[1] == TagCompressed {
 		got, err := Decode(b)
 		require.NoError(t, err)
 		assert.True(t, Equal(Tuple{noise}, got))

@@ -77,10 +77,10 @@ func (d *Decoder) DecodePrefix(data []byte) (Term, int, error) {
 	if len(data) == 0 {
 		return nil, 0, fmt.Errorf("%w: empty input", ErrTruncated)
 	}
-	if data[0] != versionTag {
-		return nil, 0, &SyntaxError{0, fmt.Sprintf("version byte %d, want %d", data[0], versionTag)}
+	if data[0] != VersionTag {
+		return nil, 0, &SyntaxError{0, fmt.Sprintf("version byte %d, want %d", data[0], VersionTag)}
 	}
-	if len(data) > 1 && data[1] == tagCompressed {
+	if len(data) > 1 && data[1] == TagCompressed {
 		t, err := d.decodeCompressed(data[2:])
 		if err != nil {
 			return nil, 0, err
@@ -240,19 +240,19 @@ func (r *reader) term(depth int) (Term, error) {
 		return nil, err
 	}
 	switch tag {
-	case tagSmallInteger:
+	case TagSmallInteger:
 		v, err := r.u8("small integer")
 		return int64(v), err
-	case tagInteger:
+	case TagInteger:
 		v, err := r.u32("integer")
 		return int64(int32(v)), err
-	case tagSmallBig:
+	case TagSmallBig:
 		n, err := r.u8("big integer size")
 		if err != nil {
 			return nil, err
 		}
 		return r.bigInt(int(n))
-	case tagLargeBig:
+	case TagLargeBig:
 		n, err := r.u32("big integer size")
 		if err != nil {
 			return nil, err
@@ -261,42 +261,42 @@ func (r *reader) term(depth int) (Term, error) {
 			return nil, r.truncated("big integer")
 		}
 		return r.bigInt(int(n))
-	case tagNewFloat:
+	case TagNewFloat:
 		v, err := r.u64("float")
 		f := math.Float64frombits(v)
 		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
 			return nil, r.errf("float NaN or infinity, which Erlang has not")
 		}
 		return f, err
-	case tagFloat:
+	case TagFloat:
 		return r.oldFloat()
-	case tagAtomUTF8, tagAtom:
+	case TagAtomUTF8, TagAtom:
 		n, err := r.u16("atom length")
 		if err != nil {
 			return nil, err
 		}
-		return r.atomBody(int(n), tag == tagAtomUTF8)
-	case tagSmallAtomUTF8, tagSmallAtom:
+		return r.atomBody(int(n), tag == TagAtomUTF8)
+	case TagSmallAtomUTF8, TagSmallAtom:
 		n, err := r.u8("atom length")
 		if err != nil {
 			return nil, err
 		}
-		return r.atomBody(int(n), tag == tagSmallAtomUTF8)
-	case tagSmallTuple:
+		return r.atomBody(int(n), tag == TagSmallAtomUTF8)
+	case TagSmallTuple:
 		n, err := r.u8("tuple arity")
 		if err != nil {
 			return nil, err
 		}
 		return r.tuple(uint64(n), depth)
-	case tagLargeTuple:
+	case TagLargeTuple:
 		n, err := r.u32("tuple arity")
 		if err != nil {
 			return nil, err
 		}
 		return r.tuple(uint64(n), depth)
-	case tagNil:
+	case TagNil:
 		return List(nil), nil
-	case tagString:
+	case TagString:
 		n, err := r.u16("string length")
 		if err != nil {
 			return nil, err
@@ -310,9 +310,9 @@ func (r *reader) term(depth int) (Term, error) {
 			l[i] = int64(c)
 		}
 		return l, nil
-	case tagList:
+	case TagList:
 		return r.list(depth)
-	case tagBinary:
+	case TagBinary:
 		n, err := r.u32("binary length")
 		if err != nil {
 			return nil, err
@@ -322,21 +322,21 @@ func (r *reader) term(depth int) (Term, error) {
 		}
 		b, err := r.bytes(int(n), "binary")
 		return Binary(b), err
-	case tagBitBinary:
+	case TagBitBinary:
 		return r.bitBinary()
-	case tagMap:
+	case TagMap:
 		return r.mapBody(depth)
-	case tagNewPid, tagPid:
-		return r.pid(tag == tagNewPid, depth)
-	case tagNewPort, tagPort, tagV4Port:
+	case TagNewPid, TagPid:
+		return r.pid(tag == TagNewPid, depth)
+	case TagNewPort, TagPort, TagV4Port:
 		return r.port(tag, depth)
-	case tagNewerReference, tagNewReference:
-		return r.ref(tag == tagNewerReference, depth)
-	case tagReference:
+	case TagNewerReference, TagNewReference:
+		return r.ref(tag == TagNewerReference, depth)
+	case TagReference:
 		return r.oldRef(depth)
-	case tagExport:
+	case TagExport:
 		return r.export(depth)
-	case tagNewFun:
+	case TagNewFun:
 		size, err := r.u32("fun size")
 		if err != nil {
 			return nil, err
@@ -348,11 +348,11 @@ func (r *reader) term(depth int) (Term, error) {
 		r.pos = start
 		b, err := r.bytes(int(size)+1, "fun")
 		return Fun{Raw: b}, err
-	case tagCompressed:
+	case TagCompressed:
 		return nil, &SyntaxError{start, "compressed term inside a term"}
-	case tagAtomCacheRef:
+	case TagAtomCacheRef:
 		return nil, &SyntaxError{start, "atom cache reference outside distribution"}
-	case tagLocal:
+	case TagLocal:
 		return nil, &SyntaxError{start, "LOCAL_EXT term (node-local encoding) not supported"}
 	}
 	return nil, &SyntaxError{start, fmt.Sprintf("unknown tag %d", tag)}
@@ -617,7 +617,7 @@ func (r *reader) port(tag uint8, depth int) (Term, error) {
 		return nil, err
 	}
 	var id uint64
-	if tag == tagV4Port {
+	if tag == TagV4Port {
 		id, err = r.u64("port id")
 	} else {
 		var v uint32
@@ -627,7 +627,7 @@ func (r *reader) port(tag uint8, depth int) (Term, error) {
 	if err != nil {
 		return nil, err
 	}
-	creation, err := r.creation(tag != tagPort)
+	creation, err := r.creation(tag != TagPort)
 	return Port{Node: node, ID: id, Creation: creation}, err
 }
 

@@ -34,6 +34,16 @@
 // sets Decoder.CopyBinaries, or clones the values it keeps. Terms that come
 // out of a compressed payload never alias the caller's input.
 //
+// # Envelopes
+//
+// A protocol that frames terms (a header term, then a payload term that
+// someone else reads) need not build what it only forwards: Skip gives
+// the span of one term, checked as the decoder would but built not;
+// TupleHeader and ListHeader read a tuple's or a list's header, the Tag
+// constants name the encodings; RawTerm carries an encoding that
+// AppendTerm then writes verbatim, and AppendTupleHeader starts a tuple
+// whose elements are appended after it.
+//
 // # Bad input
 //
 // The decoder never panics on bad input and never allocates from a length

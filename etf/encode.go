@@ -33,7 +33,7 @@ type Encoder struct {
 // Encode encodes t as term_to_binary/1 would: version byte first, no
 // compression.
 func Encode(t Term) ([]byte, error) {
-	return AppendTerm([]byte{versionTag}, t)
+	return AppendTerm([]byte{VersionTag}, t)
 }
 
 // Encode encodes t with its version byte, compressed when the Encoder says.
@@ -44,7 +44,7 @@ func (e *Encoder) Encode(t Term) ([]byte, error) {
 // Append appends the versioned encoding of t to dst.
 func (e *Encoder) Append(dst []byte, t Term) ([]byte, error) {
 	start := len(dst)
-	dst = append(dst, versionTag)
+	dst = append(dst, VersionTag)
 	dst, err := AppendTerm(dst, t)
 	if err != nil {
 		return dst[:start], err
@@ -67,7 +67,7 @@ func (e *Encoder) Append(dst []byte, t Term) ([]byte, error) {
 	if z.Len()+5 >= len(plain) {
 		return dst, nil
 	}
-	out := append(dst[:start+1], tagCompressed)
+	out := append(dst[:start+1], TagCompressed)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(plain)))
 	return append(out, z.Bytes()...), nil
 }
@@ -103,7 +103,7 @@ func AppendTerm(dst []byte, t Term) ([]byte, error) {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return dst, &UnsupportedError{t, "Erlang floats have no NaN or infinity"}
 		}
-		dst = append(dst, tagNewFloat)
+		dst = append(dst, TagNewFloat)
 		return binary.BigEndian.AppendUint64(dst, math.Float64bits(v)), nil
 	case float32:
 		return AppendTerm(dst, float64(v))
@@ -115,7 +115,7 @@ func AppendTerm(dst []byte, t Term) ([]byte, error) {
 		if uint64(len(v)) > math.MaxUint32 {
 			return dst, &UnsupportedError{t, "binary over 4 GiB"}
 		}
-		dst = append(dst, tagBinary)
+		dst = append(dst, TagBinary)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
 		return append(dst, v...), nil
 	case Tuple:
@@ -130,7 +130,7 @@ func AppendTerm(dst []byte, t Term) ([]byte, error) {
 		}
 		return appendList(dst, v.Elems, v.Tail)
 	case Map:
-		dst = append(dst, tagMap)
+		dst = append(dst, TagMap)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
 		var err error
 		for _, p := range v {
@@ -143,7 +143,7 @@ func AppendTerm(dst []byte, t Term) ([]byte, error) {
 		}
 		return dst, nil
 	case map[Atom]Term:
-		dst = append(dst, tagMap)
+		dst = append(dst, TagMap)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
 		var err error
 		for k, val := range v {
@@ -156,7 +156,7 @@ func AppendTerm(dst []byte, t Term) ([]byte, error) {
 		}
 		return dst, nil
 	case map[string]Term:
-		dst = append(dst, tagMap)
+		dst = append(dst, TagMap)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
 		var err error
 		for k, val := range v {
@@ -172,12 +172,12 @@ func AppendTerm(dst []byte, t Term) ([]byte, error) {
 		if v.Bits < 1 || v.Bits > 7 || len(v.Data) == 0 || uint64(len(v.Data)) > math.MaxUint32 {
 			return dst, &UnsupportedError{t, "bitstring needs data and 1 to 7 bits in its last byte"}
 		}
-		dst = append(dst, tagBitBinary)
+		dst = append(dst, TagBitBinary)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v.Data)))
 		dst = append(dst, v.Bits)
 		return append(dst, v.Data...), nil
 	case Pid:
-		dst = append(dst, tagNewPid)
+		dst = append(dst, TagNewPid)
 		dst, err := appendAtom(dst, v.Node)
 		if err != nil {
 			return dst, err
@@ -186,16 +186,16 @@ func AppendTerm(dst []byte, t Term) ([]byte, error) {
 		dst = binary.BigEndian.AppendUint32(dst, v.Serial)
 		return binary.BigEndian.AppendUint32(dst, v.Creation), nil
 	case Port:
-		tag := byte(tagNewPort)
+		tag := byte(TagNewPort)
 		if v.ID > math.MaxUint32 {
-			tag = tagV4Port
+			tag = TagV4Port
 		}
 		dst = append(dst, tag)
 		dst, err := appendAtom(dst, v.Node)
 		if err != nil {
 			return dst, err
 		}
-		if tag == tagV4Port {
+		if tag == TagV4Port {
 			dst = binary.BigEndian.AppendUint64(dst, v.ID)
 		} else {
 			dst = binary.BigEndian.AppendUint32(dst, uint32(v.ID))
@@ -205,7 +205,7 @@ func AppendTerm(dst []byte, t Term) ([]byte, error) {
 		if v.Len < 1 || v.Len > MaxRefWords {
 			return dst, &UnsupportedError{t, "reference needs 1 to 5 words"}
 		}
-		dst = append(dst, tagNewerReference)
+		dst = append(dst, TagNewerReference)
 		dst = binary.BigEndian.AppendUint16(dst, uint16(v.Len))
 		dst, err := appendAtom(dst, v.Node)
 		if err != nil {
@@ -217,7 +217,7 @@ func AppendTerm(dst []byte, t Term) ([]byte, error) {
 		}
 		return dst, nil
 	case Export:
-		dst = append(dst, tagExport)
+		dst = append(dst, TagExport)
 		dst, err := appendAtom(dst, v.Module)
 		if err != nil {
 			return dst, err
@@ -225,9 +225,14 @@ func AppendTerm(dst []byte, t Term) ([]byte, error) {
 		if dst, err = appendAtom(dst, v.Function); err != nil {
 			return dst, err
 		}
-		return append(dst, tagSmallInteger, v.Arity), nil
+		return append(dst, TagSmallInteger, v.Arity), nil
+	case RawTerm:
+		if len(v) == 0 {
+			return dst, &UnsupportedError{t, "a raw term without its encoding"}
+		}
+		return append(dst, v...), nil
 	case Fun:
-		if len(v.Raw) == 0 || v.Raw[0] != tagNewFun {
+		if len(v.Raw) == 0 || v.Raw[0] != TagNewFun {
 			return dst, &UnsupportedError{t, "fun without its encoding"}
 		}
 		return append(dst, v.Raw...), nil
@@ -245,9 +250,9 @@ func appendAtom(dst []byte, a Atom) ([]byte, error) {
 		return dst, &UnsupportedError{a, "atoms are valid UTF-8 of at most 255 characters"}
 	}
 	if len(a) <= 255 {
-		dst = append(dst, tagSmallAtomUTF8, byte(len(a)))
+		dst = append(dst, TagSmallAtomUTF8, byte(len(a)))
 	} else {
-		dst = append(dst, tagAtomUTF8)
+		dst = append(dst, TagAtomUTF8)
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(a)))
 	}
 	return append(dst, a...), nil
@@ -256,9 +261,9 @@ func appendAtom(dst []byte, a Atom) ([]byte, error) {
 func appendInt(dst []byte, i int64) []byte {
 	switch {
 	case i >= 0 && i <= 255:
-		return append(dst, tagSmallInteger, byte(i))
+		return append(dst, TagSmallInteger, byte(i))
 	case i >= math.MinInt32 && i <= math.MaxInt32:
-		dst = append(dst, tagInteger)
+		dst = append(dst, TagInteger)
 		return binary.BigEndian.AppendUint32(dst, uint32(int32(i)))
 	}
 	sign, u := byte(0), uint64(i)
@@ -266,7 +271,7 @@ func appendInt(dst []byte, i int64) []byte {
 		sign, u = 1, uint64(-i) // MinInt64 wraps to 1<<63, its magnitude
 	}
 	n := (bitsLen(u) + 7) / 8
-	dst = append(dst, tagSmallBig, byte(n), sign)
+	dst = append(dst, TagSmallBig, byte(n), sign)
 	for ; n > 0; n-- {
 		dst = append(dst, byte(u))
 		u >>= 8
@@ -290,9 +295,9 @@ func appendBig(dst []byte, v *big.Int) []byte {
 		sign = 1
 	}
 	if n <= 255 {
-		dst = append(dst, tagSmallBig, byte(n), sign)
+		dst = append(dst, TagSmallBig, byte(n), sign)
 	} else {
-		dst = append(dst, tagLargeBig)
+		dst = append(dst, TagLargeBig)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(n))
 		dst = append(dst, sign)
 	}
@@ -306,16 +311,16 @@ func appendBinary(dst []byte, b []byte) ([]byte, error) {
 	if uint64(len(b)) > math.MaxUint32 {
 		return dst, &UnsupportedError{b, "binary over 4 GiB"}
 	}
-	dst = append(dst, tagBinary)
+	dst = append(dst, TagBinary)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(b)))
 	return append(dst, b...), nil
 }
 
 func appendTuple(dst []byte, t Tuple) ([]byte, error) {
 	if len(t) <= 255 {
-		dst = append(dst, tagSmallTuple, byte(len(t)))
+		dst = append(dst, TagSmallTuple, byte(len(t)))
 	} else {
-		dst = append(dst, tagLargeTuple)
+		dst = append(dst, TagLargeTuple)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(t)))
 	}
 	var err error
@@ -331,11 +336,11 @@ func appendTuple(dst []byte, t Tuple) ([]byte, error) {
 // of bytes is written as STRING_EXT, as the BEAM does.
 func appendList(dst []byte, elems []Term, tail Term) ([]byte, error) {
 	if len(elems) == 0 && tail == nil {
-		return append(dst, tagNil), nil
+		return append(dst, TagNil), nil
 	}
 	if tail == nil && len(elems) <= math.MaxUint16 {
 		if isByteString(elems) {
-			dst = append(dst, tagString)
+			dst = append(dst, TagString)
 			dst = binary.BigEndian.AppendUint16(dst, uint16(len(elems)))
 			for _, e := range elems {
 				i, _ := asInt64(e)
@@ -344,7 +349,7 @@ func appendList(dst []byte, elems []Term, tail Term) ([]byte, error) {
 			return dst, nil
 		}
 	}
-	dst = append(dst, tagList)
+	dst = append(dst, TagList)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(elems)))
 	var err error
 	for _, e := range elems {
@@ -353,7 +358,7 @@ func appendList(dst []byte, elems []Term, tail Term) ([]byte, error) {
 		}
 	}
 	if tail == nil {
-		return append(dst, tagNil), nil
+		return append(dst, TagNil), nil
 	}
 	return AppendTerm(dst, tail)
 }

@@ -1,6 +1,8 @@
 package etf
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +27,7 @@ func FuzzDecode(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := Decoder{MaxInflated: 1 << 20}
+		checkSkip(t, &d, data)
 		term, err := d.Decode(data)
 		if err != nil {
 			return
@@ -41,4 +44,30 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed %#v into %#v", term, back)
 		}
 	})
+}
+
+// checkSkip: Skip accepts whatever DecodeTerm accepts, with the same
+// length, and refuses only what DecodeTerm refuses too, but for a map's
+// duplicate keys, which it does not look for; the span it finds, as a
+// RawTerm, encodes back to the same bytes.
+func checkSkip(t *testing.T, d *Decoder, data []byte) {
+	if len(data) > 0 && data[0] == VersionTag {
+		data = data[1:]
+	}
+	term, n, derr := d.DecodeTerm(data)
+	sn, serr := d.Skip(data)
+	switch {
+	case derr == nil && serr != nil:
+		t.Fatalf("DecodeTerm read %#v in %d bytes, Skip refused it: %v", term, n, serr)
+	case derr == nil && sn != n:
+		t.Fatalf("DecodeTerm read %#v in %d bytes, Skip %d", term, n, sn)
+	case derr != nil && serr == nil && !strings.Contains(derr.Error(), "duplicate key"):
+		t.Fatalf("Skip took %d bytes of what DecodeTerm refused: %v", sn, derr)
+	}
+	if serr == nil {
+		b, err := AppendTerm(nil, Tuple{RawTerm(data[:sn])})
+		if err != nil || !bytes.Equal(b[2:], data[:sn]) {
+			t.Fatalf("RawTerm of %d bytes encoded as %x (%v)", sn, b, err)
+		}
+	}
 }

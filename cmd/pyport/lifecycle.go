@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/erlang-python/erlang_python/etf"
 	"github.com/erlang-python/erlang_python/port"
+	"github.com/erlang-python/erlang_python/proto"
 )
 
 // Exit statuses (docs/PROTOCOL.md, Exit and lifecycle).
@@ -83,10 +83,9 @@ func (l *lifecycle) onStuck(out func() *port.Output) func(ctx int64, grace time.
 		ms := grace.Milliseconds()
 		l.logger.Printf("context %d: a cancelled request still runs %d ms after its cancel (C code that ignores KeyboardInterrupt?)", ctx, ms)
 		if o := out(); o != nil {
-			id, _ := etf.Encode(etf.Atom("$exit"))
-			res, _ := etf.Encode(etf.Tuple{etf.Atom("stuck"), ctx, ms})
+			pkt := proto.AppendStuck(nil, ctx, grace)
 			sent := make(chan struct{})
-			go func() { o.Send(id, res); close(sent) }()
+			go func() { o.Send(pkt, nil); close(sent) }()
 			select { // a BEAM that does not read must not keep us
 			case <-sent:
 			case <-time.After(time.Second):

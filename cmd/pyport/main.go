@@ -104,7 +104,7 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
-		err = bridge.NewServer(p, in, o, *maxPacket, logger).Serve()
+		err = newServer(p, o, in, *maxPacket, logger).Serve()
 		if err != nil {
 			logger.Print(err)
 		}
