@@ -2,7 +2,9 @@
 %%
 %% It opens the port with the flags of docs/PROTOCOL.md built from the
 %% application environment, asks the sidecar for its `info' (mode, version,
-%% executors) and publishes `{Port, self()}' in `persistent_term'. Callers send
+%% executors, protocol, slot size), refuses a sidecar that speaks another
+%% protocol ({@link py_wire:check_info/2}: the application does not start)
+%% and publishes `{Port, self()}' in `persistent_term'. Callers send
 %% their requests themselves with `erlang:port_command/2', in parallel
 %% (see {@link py_request}); this process only routes replies: it reads the id,
 %% the first term of a reply, and forwards the rest, undecoded, to that id
@@ -32,7 +34,9 @@
 -type info() :: #{mode := subinterp | multi_executor | free_threaded,
                   version := binary(),
                   num_executors := non_neg_integer(),
-                  subinterp_supported := boolean()}.
+                  subinterp_supported := boolean(),
+                  protocol := pos_integer(),
+                  slot_min := pos_integer()}.
 -export_type([info/0]).
 
 -record(state, {port :: port() | undefined,
@@ -111,11 +115,18 @@ init([]) ->
 handshake(Port) ->
     case startup_request(Port, py_wire:info(), <<>>) of
         {ok, Info} when is_map(Info) ->
-            case startup_request(Port, py_wire:state_load(),
-                                 term_to_binary(py_state:snapshot())) of
-                ok -> {ok, Info};
-                {error, Reason} -> {error, {state_load, Reason}};
-                Other -> {error, {state_load, Other}}
+            case py_wire:check_info(Info, py_port_exe:path()) of
+                ok ->
+                    case startup_request(Port, py_wire:state_load(),
+                                         term_to_binary(py_state:snapshot())) of
+                        ok -> {ok, Info};
+                        {error, Reason} -> {error, {state_load, Reason}};
+                        Other -> {error, {state_load, Other}}
+                    end;
+                {error, Reason} = Error ->
+                    logger:error("erlang_python: ~ts", [py_wire:format_error(Reason)],
+                                 #{domain => [erlang_python]}),
+                    Error
             end;
         {error, _} = Error -> Error;
         Other -> {error, {bad_info_reply, Other}}

@@ -14,9 +14,13 @@
 %%     port owner (`py_sidecar'), which only acts on the answer. It reads a
 %%     reply's id and nothing else: the result stays undecoded, a sub-binary
 %%     that the caller decodes with {@link result/1}.</li>
+%% <li><b>The handshake.</b> The sidecar's `info' reply carries the protocol
+%%     it speaks; {@link check_info/2} refuses one that is not
+%%     {@link protocol_version/0}.</li>
 %% </ul>
 -module(py_wire).
 
+-export([protocol_version/0, check_info/2, format_error/1]).
 -export([id/2, packet/3, send/2,
          op/4, create_context/2, destroy_context/1, info/0,
          state_store/1, state_fetch/1, state_remove/1, state_keys/0,
@@ -24,6 +28,7 @@
          cancel/1, cb_reply/3]).
 -export([decode/1, result/1]).
 
+-define(PROTOCOL, 1).
 -define(LEVELS, [emergency, alert, critical, error, warning, notice, info, debug]).
 
 -type request() :: [term(), ...].
@@ -62,6 +67,45 @@
 %% </ul>
 %% Body is the rest of the packet after its id, a sub-binary, undecoded.
 -export_type([request/0, kind/0, id/0, slot/0, chain/0, packet/0, state_op/0]).
+
+%%--------------------------------------------------------------------
+%% Version
+
+%% @doc The protocol this library speaks; a sidecar must say the same in its
+%% `info' reply (`protocol => N').
+-spec protocol_version() -> pos_integer().
+protocol_version() -> ?PROTOCOL.
+
+%% @doc Check the `info' reply of the sidecar at `Exe': `ok' when it speaks
+%% {@link protocol_version/0} and gives the size from which results come in
+%% the slot (`slot_min'). A sidecar that says no `protocol' is older than
+%% version 1 (`sidecar => none').
+-spec check_info(map(), file:filename_all()) ->
+          ok | {error, {protocol_mismatch, #{sidecar := term(), library := pos_integer(),
+                                             path := file:filename_all()}}
+                      | {bad_info_reply, map()}}.
+check_info(#{protocol := ?PROTOCOL, slot_min := N}, _Exe) when is_integer(N), N > 0 ->
+    ok;
+check_info(#{protocol := ?PROTOCOL} = Info, _Exe) ->
+    {error, {bad_info_reply, Info}};
+check_info(Info, Exe) when is_map(Info) ->
+    {error, {protocol_mismatch, #{sidecar => maps:get(protocol, Info, none),
+                                  library => ?PROTOCOL, path => Exe}}}.
+
+%% @doc A line for the logger about an error of {@link check_info/2}.
+-spec format_error(term()) -> unicode:chardata().
+format_error({protocol_mismatch, #{sidecar := Sidecar, library := Library, path := Exe}}) ->
+    Speaks = case Sidecar of
+                 none -> "no protocol version (older than 1)";
+                 _ -> io_lib:format("protocol ~p", [Sidecar])
+             end,
+    io_lib:format("the sidecar ~ts speaks ~ts, this erlang_python speaks protocol ~b: "
+                  "it is not started (use a pyport built with this erlang_python)",
+                  [Exe, Speaks, Library]);
+format_error({bad_info_reply, Info}) ->
+    io_lib:format("the sidecar's info reply has no valid slot_min: ~p", [Info]);
+format_error(Reason) ->
+    io_lib:format("~p", [Reason]).
 
 %%--------------------------------------------------------------------
 %% Requests (BEAM -> pyport)

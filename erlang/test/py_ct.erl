@@ -4,7 +4,7 @@
 
 -include_lib("common_test/include/ct.hrl").
 
--export([start/1, stop/0, py_version/0, mode/0, wait_until/3, timed/1,
+-export([start/1, try_start/1, stop/0, py_version/0, mode/0, wait_until/3, timed/1,
          has_module/2, equal/3]).
 
 -define(KEYS, [num_contexts, max_concurrent, num_executors, python, python_path,
@@ -15,6 +15,13 @@
 %% Start erlang_python afresh with Env (a proplist of application env keys);
 %% every other key is back to its default.
 start(Env) ->
+    case try_start(Env) of
+        ok -> ok;
+        {error, Reason} -> ct:fail("erlang_python did not start: ~p", [Reason])
+    end.
+
+%% Start erlang_python afresh with Env, as start/1, and say why it did not.
+try_start(Env) ->
     stop(),
     case application:load(erlang_python) of
         ok -> ok;
@@ -28,7 +35,7 @@ start(Env) ->
     [ok = application:set_env(erlang_python, K, V) || {K, V} <- Env],
     case application:ensure_all_started(erlang_python) of
         {ok, _} -> ok;
-        {error, Reason} -> ct:fail("erlang_python did not start: ~p", [Reason])
+        {error, _} = Error -> Error
     end.
 
 stop() ->
