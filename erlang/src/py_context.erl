@@ -139,11 +139,13 @@ cleanup(Pid, Ctx) ->
     catch ets:delete(?TAB, Pid),
     destroy(Ctx).
 
-%% Fire and forget: the reply goes to a reference that is no alias and is dropped.
+%% Fire and forget: the reply goes to a reference that is no alias and is
+%% dropped. Its id is a control one, as it holds no py_semaphore permit.
 destroy(Ctx) ->
     case py_sidecar:lookup() of
         {ok, Port, _Owner} ->
-            _ = py_wire:send(Port, py_wire:packet(py_wire:destroy_context(Ctx), make_ref(), <<>>)),
+            Id = py_wire:id(control, make_ref()),
+            _ = py_wire:send(Port, py_wire:packet(py_wire:destroy_context(Ctx), Id, <<>>)),
             ok;
         {error, _} ->
             ok
