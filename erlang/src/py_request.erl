@@ -49,10 +49,10 @@ send_payload(Op, Ctx, Payload, Timeout, Kind, Chain) ->
     end.
 
 %% @doc A control request without payload, outside the semaphore. The header is
-%% `{Tag, {ctl, Id} | Rest}' where `[Tag | Rest]' is the first argument, e.g.
-%% `control([create_context, Ctx, auto], 5000)' sends
-%% `{create_context, {ctl, Id}, Ctx, auto}'. The `ctl' tag tells the port
-%% owner that no slot comes back with the reply.
+%% `{Tag, {ctl, Id} | Rest}' where `[Tag | Rest]' is the first argument, built
+%% by {@link py_wire}, e.g. `control(py_wire:create_context(Ctx, auto), 5000)'
+%% sends `{create_context, {ctl, Id}, Ctx, auto}'. The `ctl' tag tells the
+%% port owner that no slot comes back with the reply.
 -spec control(py_wire:request(), timeout()) -> term().
 control(TagAndArgs, Timeout) ->
     request(TagAndArgs, <<>>, Timeout, control).
