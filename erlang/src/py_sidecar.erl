@@ -124,8 +124,8 @@ handshake(Port) ->
                         Other -> {error, {state_load, Other}}
                     end;
                 {error, Reason} = Error ->
-                    logger:error("erlang_python: ~ts", [py_wire:format_error(Reason)],
-                                 #{domain => [erlang_python]}),
+                    %% no domain: the default handler shows this one
+                    logger:error("erlang_python: ~ts", [py_wire:format_error(Reason)]),
                     Error
             end;
         {error, _} = Error -> Error;
@@ -230,7 +230,7 @@ apply_state(Ops, Bin) ->
             logger:error("erlang_python: the shared state's mirror could not apply a "
                          "'$state' packet (~b bytes), it may now differ from the "
                          "sidecar's store: ~p",
-                         [byte_size(Bin), {Class, Reason}], #{domain => [erlang_python]})
+                         [byte_size(Bin), {Class, Reason}])
     end.
 
 %% The sidecar is gone: the service is down until the router has contexts
