@@ -7,11 +7,12 @@
 -include("py_ct.hrl").
 
 -export([all/0, end_per_testcase/2]).
--export([real_pyport_accepted/1, other_protocol_refused/1, no_protocol_refused/1]).
+-export([real_pyport_accepted/1, other_protocol_refused/1, no_protocol_refused/1,
+         bad_state_ops_logged/1]).
 -export([log/2]).
 
 all() ->
-    [real_pyport_accepted, other_protocol_refused, no_protocol_refused].
+    [real_pyport_accepted, other_protocol_refused, no_protocol_refused, bad_state_ops_logged].
 
 end_per_testcase(_Case, _Config) ->
     _ = logger:remove_handler(?MODULE),
@@ -36,6 +37,26 @@ other_protocol_refused(Config) ->
 %% A sidecar older than version 1 says no protocol at all.
 no_protocol_refused(Config) ->
     refused(Config, "pyport_none", #{}, none, "no protocol version").
+
+%% A '$state' packet whose ops the mirror cannot apply is logged as such (the
+%% mirror may now differ), not as an unreadable packet; the owner goes on.
+bad_state_ops_logged(_Config) ->
+    py_ct:start([{num_contexts, 1}]),
+    ok = logger:add_handler(?MODULE, ?MODULE, #{config => #{pid => self()}}),
+    Owner = whereis(py_sidecar),
+    Port = py_sidecar:port(),
+    Owner ! {Port, {data, <<(term_to_binary('$state'))/binary,
+                            (term_to_binary([{set, <<"k">>, 1}, bogus]))/binary>>}},
+    Line = receive_log_line("mirror", 5000),
+    ct:log("log line: ~ts", [Line]),
+    ?equal(nomatch, binary:match(Line, <<"unreadable">>)),
+    %% the ops before the bad one were applied
+    ?equal([{<<"k">>, 1}], py_state:snapshot()),
+    Owner ! {Port, {data, <<"junk">>}},
+    ?expect(<<"erlang_python: dropped an unreadable reply", _/binary>>,
+            receive_log_line("unreadable", 5000)),
+    ?equal(Owner, whereis(py_sidecar)),
+    ?expect({ok, 2}, py:eval(<<"1 + 1">>)).
 
 %%--------------------------------------------------------------------
 
