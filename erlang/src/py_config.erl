@@ -134,9 +134,11 @@ setting(Key) ->
             Value
     end.
 
+%% @doc Contexts in the default pool.
 -spec num_contexts() -> pos_integer().
 num_contexts() -> setting(num_contexts).
 
+%% @doc The semaphore's limit on calls in flight.
 -spec max_concurrent() -> pos_integer().
 max_concurrent() -> setting(max_concurrent).
 
@@ -153,33 +155,43 @@ num_executors() ->
             end
     end.
 
+%% @doc Directories prepended to `sys.path' in every interpreter.
 -spec python_path() -> [file:filename_all()].
 python_path() -> setting(python_path).
 
+%% @doc The default timeout (ms) of a synchronous call.
 -spec call_timeout() -> timeout().
 call_timeout() -> setting(call_timeout).
 
+%% @doc The sandbox mode (accepted and checked, enforced later).
 -spec sandbox() -> default | strict | off.
 sandbox() -> setting(sandbox).
 
+%% @doc Sidecar crashes tolerated in {@link max_restart_period_s/0} seconds.
 -spec max_restarts() -> non_neg_integer().
 max_restarts() -> setting(max_restarts).
 
+%% @doc The period (s) of {@link max_restarts/0}.
 -spec max_restart_period_s() -> pos_integer().
 max_restart_period_s() -> setting(max_restart_period_s).
 
+%% @doc The wait before the 2nd restart in the window, doubling each time.
 -spec restart_backoff_ms() -> non_neg_integer().
 restart_backoff_ms() -> setting(restart_backoff_ms).
 
+%% @doc The longest restart backoff.
 -spec restart_backoff_max_ms() -> non_neg_integer().
 restart_backoff_max_ms() -> setting(restart_backoff_max_ms).
 
+%% @doc Crashes further apart than this start the backoff afresh.
 -spec restart_window_ms() -> non_neg_integer().
 restart_window_ms() -> setting(restart_window_ms).
 
+%% @doc The sidecar's address-space cap, in MiB (0: none).
 -spec max_memory_mb() -> non_neg_integer().
 max_memory_mb() -> setting(max_memory_mb).
 
+%% @doc How long a cancelled call may stay in C code before the sidecar restarts (0: never).
 -spec stuck_grace_ms() -> non_neg_integer().
 stuck_grace_ms() -> setting(stuck_grace_ms).
 
