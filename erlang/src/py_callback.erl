@@ -65,8 +65,7 @@ run(N, Body) ->
              end,
     case py_sidecar:lookup() of
         {ok, Port, _Owner} ->
-            Packet = [term_to_binary({cb_reply, N, Ctx}), term_to_binary(Result)],
-            _ = catch erlang:port_command(Port, Packet),
+            _ = py_wire:send(Port, py_wire:cb_reply(N, Ctx, Result)),
             ok;
         {error, _} ->
             ok

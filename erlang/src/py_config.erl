@@ -4,7 +4,9 @@
 %% |------------------|--------------------------|-------------------------------------------|
 %% | `num_contexts'   | `schedulers'             | contexts in the default pool              |
 %% | `max_concurrent' | `schedulers * 2 + 1'     | semaphore limit for all calls             |
-%% | `num_executors'  | `4'                      | executor threads in `multi_executor' mode |
+%% | `num_executors'  | the sidecar's (4)        | executor threads in `multi_executor' mode:|
+%% |                  |                          | when unset, `--num-executors' is not      |
+%% |                  |                          | passed and `py:num_executors()' tells     |
 %% | `python_path'    | `[]'                     | directories prepended to `sys.path'       |
 %% | `call_timeout'   | `30000'                  | default timeout (ms) of a synchronous call|
 %% | `python'         | `priv/pyport'            | path of the sidecar to run: a `pyport'    |
@@ -26,6 +28,15 @@
 %%
 %% {@link validate/0} runs when the application starts: a bad value stops the
 %% start with `{bad_config, Key, Value}'.
+%%
+%% One table (`table/0' in the source) holds every key with its default, its
+%% check and the sidecar flag it becomes: it drives {@link validate/0}, the
+%% getters, {@link port_args/0} and the test settings ({@link keys/0}); the
+%% `.app' file repeats no default. A flag whose default is the sidecar's own
+%% and that the sidecar reports in its `info' (`num_executors') has no
+%% default here: unset, the flag is not passed. `max_memory_mb' and
+%% `stuck_grace_ms' keep theirs here, as their getters give a number, and
+%% are always passed.
 -module(py_config).
 
 -export([validate/0, num_contexts/0, max_concurrent/0, num_executors/0,
@@ -33,110 +44,184 @@
          max_restarts/0, max_restart_period_s/0, restart_backoff_ms/0,
          restart_backoff_max_ms/0, restart_window_ms/0, max_memory_mb/0,
          stuck_grace_ms/0]).
+-export([keys/0, default/1, valid/2]).
 
 -define(APP, erlang_python).
 
-%% @doc Check every key; the first bad one is reported.
+-type key() :: num_contexts | max_concurrent | num_executors | python_path
+             | call_timeout | python | sandbox | max_restarts | max_restart_period_s
+             | restart_backoff_ms | restart_backoff_max_ms | restart_window_ms
+             | max_memory_mb | stuck_grace_ms.
+-type default() :: {value, term()}
+                 | {computed, schedulers | schedulers_twice_plus_one}
+                 | unset.
+-type check() :: pos | non_neg | timeout | path_list | chardata | {one_of, [atom()]}.
+-type flag() :: {string(), integer | paths} | none.
+-export_type([key/0]).
+
+%% Every key: {Key, Default, Check, Flag}. Default `unset': no default in
+%% Erlang (`num_executors': the sidecar's own, reported in its info;
+%% `python': py_port_exe:path/0 looks further). Flag `{Name, integer}'
+%% passes `Name N', `{Name, paths}' one `Name Dir' per directory, and a key
+%% that is unset passes nothing.
+-spec table() -> [{key(), default(), check(), flag()}].
+table() ->
+    [{num_contexts, {computed, schedulers}, pos, none},
+     {max_concurrent, {computed, schedulers_twice_plus_one}, pos, none},
+     {num_executors, unset, pos, {"--num-executors", integer}},
+     {python_path, {value, []}, path_list, {"--python-path", paths}},
+     {call_timeout, {value, 30000}, timeout, none},
+     {python, unset, chardata, none},
+     {sandbox, {value, default}, {one_of, [default, strict, off]}, none},
+     {max_restarts, {value, 10}, non_neg, none},
+     {max_restart_period_s, {value, 60}, pos, none},
+     {restart_backoff_ms, {value, 50}, non_neg, none},
+     {restart_backoff_max_ms, {value, 2000}, non_neg, none},
+     {restart_window_ms, {value, 30000}, non_neg, none},
+     {max_memory_mb, {value, 0}, non_neg, {"--max-memory-mb", integer}},
+     {stuck_grace_ms, {value, 2000}, non_neg, {"--stuck-grace-ms", integer}}].
+
+%% @doc Check every key that is set; the first bad one is reported.
 -spec validate() -> ok | {error, {bad_config, atom(), term()}}.
 validate() ->
-    Checks = [{num_contexts, fun is_pos/1},
-              {max_concurrent, fun is_pos/1},
-              {num_executors, fun is_pos/1},
-              {python_path, fun is_path_list/1},
-              {call_timeout, fun is_timeout/1},
-              {sandbox, fun(V) -> lists:member(V, [default, strict, off]) end},
-              {python, fun(V) -> is_binary(V) orelse (is_list(V) andalso is_chardata(V)) end},
-              {max_restarts, fun is_non_neg/1},
-              {max_restart_period_s, fun is_pos/1},
-              {restart_backoff_ms, fun is_non_neg/1},
-              {restart_backoff_max_ms, fun is_non_neg/1},
-              {restart_window_ms, fun is_non_neg/1},
-              {max_memory_mb, fun is_non_neg/1},
-              {stuck_grace_ms, fun is_non_neg/1}],
-    check(Checks).
+    check(table()).
 
 check([]) ->
     ok;
-check([{Key, Pred} | Rest]) ->
+check([{Key, _Default, Check, _Flag} | Rest]) ->
     case application:get_env(?APP, Key) of
         undefined -> check(Rest);
         {ok, Value} ->
-            case Pred(Value) of
+            case is_valid(Check, Value) of
                 true -> check(Rest);
                 false -> {error, {bad_config, Key, Value}}
             end
     end.
 
+%% @doc Every key of the environment, in the order of the table.
+-spec keys() -> [key()].
+keys() ->
+    [Key || {Key, _, _, _} <- table()].
+
+%% @doc The value a key has when it is not set: `unset' for a key without
+%% a default in Erlang (`num_executors', `python').
+-spec default(key()) -> {ok, term()} | unset.
+default(Key) ->
+    case lists:keyfind(Key, 1, table()) of
+        {Key, {value, V}, _, _} -> {ok, V};
+        {Key, {computed, How}, _, _} -> {ok, computed(How)};
+        {Key, unset, _, _} -> unset;
+        false -> erlang:error(badarg, [Key])
+    end.
+
+%% @doc Whether `Value' is a valid value for `Key'.
+-spec valid(key(), term()) -> boolean().
+valid(Key, Value) ->
+    case lists:keyfind(Key, 1, table()) of
+        {Key, _, Check, _} -> is_valid(Check, Value);
+        false -> erlang:error(badarg, [Key, Value])
+    end.
+
+computed(schedulers) -> erlang:system_info(schedulers);
+computed(schedulers_twice_plus_one) -> erlang:system_info(schedulers) * 2 + 1.
+
+%% The value of a key with a default.
+setting(Key) ->
+    case application:get_env(?APP, Key) of
+        {ok, Value} -> Value;
+        undefined ->
+            {ok, Value} = default(Key),
+            Value
+    end.
+
+%% @doc Contexts in the default pool.
 -spec num_contexts() -> pos_integer().
-num_contexts() ->
-    application:get_env(?APP, num_contexts, erlang:system_info(schedulers)).
+num_contexts() -> setting(num_contexts).
 
+%% @doc The semaphore's limit on calls in flight.
 -spec max_concurrent() -> pos_integer().
-max_concurrent() ->
-    application:get_env(?APP, max_concurrent, erlang:system_info(schedulers) * 2 + 1).
+max_concurrent() -> setting(max_concurrent).
 
--spec num_executors() -> pos_integer().
+%% @doc The number set; unset, the running sidecar's own (from its `info'),
+%% `undefined' when none runs.
+-spec num_executors() -> pos_integer() | undefined.
 num_executors() ->
-    application:get_env(?APP, num_executors, 4).
+    case application:get_env(?APP, num_executors) of
+        {ok, N} -> N;
+        undefined ->
+            case py_sidecar:info() of
+                {ok, #{num_executors := N}} -> N;
+                {error, not_started} -> undefined
+            end
+    end.
 
+%% @doc Directories prepended to `sys.path' in every interpreter.
 -spec python_path() -> [file:filename_all()].
-python_path() ->
-    application:get_env(?APP, python_path, []).
+python_path() -> setting(python_path).
 
+%% @doc The default timeout (ms) of a synchronous call.
 -spec call_timeout() -> timeout().
-call_timeout() ->
-    application:get_env(?APP, call_timeout, 30000).
+call_timeout() -> setting(call_timeout).
 
+%% @doc The sandbox mode (accepted and checked, enforced later).
 -spec sandbox() -> default | strict | off.
-sandbox() ->
-    application:get_env(?APP, sandbox, default).
+sandbox() -> setting(sandbox).
 
+%% @doc Sidecar crashes tolerated in {@link max_restart_period_s/0} seconds.
 -spec max_restarts() -> non_neg_integer().
-max_restarts() ->
-    application:get_env(?APP, max_restarts, 10).
+max_restarts() -> setting(max_restarts).
 
+%% @doc The period (s) of {@link max_restarts/0}.
 -spec max_restart_period_s() -> pos_integer().
-max_restart_period_s() ->
-    application:get_env(?APP, max_restart_period_s, 60).
+max_restart_period_s() -> setting(max_restart_period_s).
 
+%% @doc The wait before the 2nd restart in the window, doubling each time.
 -spec restart_backoff_ms() -> non_neg_integer().
-restart_backoff_ms() ->
-    application:get_env(?APP, restart_backoff_ms, 50).
+restart_backoff_ms() -> setting(restart_backoff_ms).
 
+%% @doc The longest restart backoff.
 -spec restart_backoff_max_ms() -> non_neg_integer().
-restart_backoff_max_ms() ->
-    application:get_env(?APP, restart_backoff_max_ms, 2000).
+restart_backoff_max_ms() -> setting(restart_backoff_max_ms).
 
+%% @doc Crashes further apart than this start the backoff afresh.
 -spec restart_window_ms() -> non_neg_integer().
-restart_window_ms() ->
-    application:get_env(?APP, restart_window_ms, 30000).
+restart_window_ms() -> setting(restart_window_ms).
 
+%% @doc The sidecar's address-space cap, in MiB (0: none).
 -spec max_memory_mb() -> non_neg_integer().
-max_memory_mb() ->
-    application:get_env(?APP, max_memory_mb, 0).
+max_memory_mb() -> setting(max_memory_mb).
 
+%% @doc How long a cancelled call may stay in C code before the sidecar restarts (0: never).
 -spec stuck_grace_ms() -> non_neg_integer().
-stuck_grace_ms() ->
-    application:get_env(?APP, stuck_grace_ms, 2000).
+stuck_grace_ms() -> setting(stuck_grace_ms).
 
 %% @doc Command-line flags of the sidecar built from the environment
-%% (docs/PROTOCOL.md, "Flags").
+%% (docs/PROTOCOL.md, "Flags"), in the order of the table; a key that is
+%% unset and has no default passes no flag.
 -spec port_args() -> [string()].
 port_args() ->
-    PathArgs = lists:append([["--python-path", to_string(Dir)] || Dir <- python_path()]),
-    ["--num-executors", integer_to_list(num_executors()),
-     "--max-memory-mb", integer_to_list(max_memory_mb()),
-     "--stuck-grace-ms", integer_to_list(stuck_grace_ms()) | PathArgs].
+    lists:append([flag(Flag, Value) || {Key, _, _, Flag} <- table(), Flag =/= none,
+                                       {ok, Value} <- [set_or_default(Key)]]).
+
+set_or_default(Key) ->
+    case application:get_env(?APP, Key) of
+        {ok, _} = Set -> Set;
+        undefined -> default(Key)
+    end.
+
+flag({Name, integer}, N) -> [Name, integer_to_list(N)];
+flag({Name, paths}, Dirs) -> lists:append([[Name, to_string(Dir)] || Dir <- Dirs]).
 
 to_string(Dir) ->
     unicode:characters_to_list(Dir).
 
-is_pos(V) -> is_integer(V) andalso V > 0.
-
-is_non_neg(V) -> is_integer(V) andalso V >= 0.
-
-is_timeout(infinity) -> true;
-is_timeout(V) -> is_integer(V) andalso V >= 0.
+is_valid(pos, V) -> is_integer(V) andalso V > 0;
+is_valid(non_neg, V) -> is_integer(V) andalso V >= 0;
+is_valid(timeout, infinity) -> true;
+is_valid(timeout, V) -> is_integer(V) andalso V >= 0;
+is_valid(path_list, V) -> is_path_list(V);
+is_valid(chardata, V) -> is_binary(V) orelse (is_list(V) andalso is_chardata(V));
+is_valid({one_of, Values}, V) -> lists:member(V, Values).
 
 %% A list of directories, each a string or a binary (a bare string is refused: it
 %% is a list of characters, not of directories).

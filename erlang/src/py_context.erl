@@ -34,7 +34,7 @@ start_link(Id, Mode) when Mode =:= auto; Mode =:= subinterp; Mode =:= worker ->
             {error, not_started};
         _ ->
             Ctx = erlang:unique_integer([positive, monotonic]),
-            case py_request:control([create_context, Ctx, Mode], py_config:call_timeout()) of
+            case py_request:control(py_wire:create_context(Ctx, Mode), py_config:call_timeout()) of
                 ok ->
                     case gen_server:start_link(?MODULE, {Id, Ctx, Mode}, []) of
                         {ok, Pid} -> {ok, Pid};
@@ -139,11 +139,13 @@ cleanup(Pid, Ctx) ->
     catch ets:delete(?TAB, Pid),
     destroy(Ctx).
 
-%% Fire and forget: the reply goes to a reference that is no alias and is dropped.
+%% Fire and forget: the reply goes to a reference that is no alias and is
+%% dropped. Its id is a control one, as it holds no py_semaphore permit.
 destroy(Ctx) ->
     case py_sidecar:lookup() of
         {ok, Port, _Owner} ->
-            catch erlang:port_command(Port, term_to_binary({destroy_context, make_ref(), Ctx})),
+            Id = py_wire:id(control, make_ref()),
+            _ = py_wire:send(Port, py_wire:packet(py_wire:destroy_context(Ctx), Id, <<>>)),
             ok;
         {error, _} ->
             ok

@@ -45,37 +45,32 @@ run(Op, Ctx, Payload, Timeout) ->
 send_payload(Op, Ctx, Payload, Timeout, Kind, Chain) ->
     case erlang:external_size(Payload) >= py_slot:min_size() of
         true -> large(Op, Ctx, Payload, Timeout, Kind, Chain);
-        false -> request(header(Op, Ctx, none, Chain), term_to_binary(Payload), Timeout, Kind)
+        false -> request(py_wire:op(Op, Ctx, none, Chain), term_to_binary(Payload), Timeout, Kind)
     end.
 
 %% @doc A control request without payload, outside the semaphore. The header is
-%% `{Tag, {ctl, Id} | Rest}' where `[Tag | Rest]' is the first argument, e.g.
-%% `control([create_context, Ctx, auto], 5000)' sends
-%% `{create_context, {ctl, Id}, Ctx, auto}'. The `ctl' tag tells the port
-%% owner that no slot comes back with the reply.
--spec control([term(), ...], timeout()) -> term().
+%% `{Tag, {ctl, Id} | Rest}' where `[Tag | Rest]' is the first argument, built
+%% by {@link py_wire}, e.g. `control(py_wire:create_context(Ctx, auto), 5000)'
+%% sends `{create_context, {ctl, Id}, Ctx, auto}'. The `ctl' tag tells the
+%% port owner that no slot comes back with the reply.
+-spec control(py_wire:request(), timeout()) -> term().
 control(TagAndArgs, Timeout) ->
     request(TagAndArgs, <<>>, Timeout, control).
 
 %% @doc A control request whose header is followed by `Payload', e.g. the
 %% value of `state_store' as `term_to_binary(Value)' (docs/PROTOCOL.md).
--spec control([term(), ...], iodata(), timeout()) -> term().
+-spec control(py_wire:request(), iodata(), timeout()) -> term().
 control(TagAndArgs, Payload, Timeout) ->
     request(TagAndArgs, Payload, Timeout, control).
 
 %% Everything from the alias to the reply happens in this one function, so the
 %% compiler's selective-receive optimisation for fresh references applies.
-request([Tag | Rest], Payload, Timeout, Kind) ->
+request(Request, Payload, Timeout, Kind) ->
     case py_sidecar:lookup() of
         {ok, Port, Owner} ->
             Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
-            Id = case Kind of
-                     call -> Alias;
-                     nested -> {nested, Alias};
-                     control -> {ctl, Alias}
-                 end,
-            Packet = [term_to_binary(list_to_tuple([Tag, Id | Rest])), Payload],
-            case send(Port, Packet) of
+            Id = py_wire:id(Kind, Alias),
+            case py_wire:send(Port, py_wire:packet(Request, Id, Payload)) of
                 true ->
                     receive
                         {py_reply, Alias, Bin} ->
@@ -103,16 +98,9 @@ request([Tag | Rest], Payload, Timeout, Kind) ->
 unsent(call) -> py_semaphore:release();
 unsent(_NestedOrControl) -> ok.
 
-send(Port, Packet) ->
-    try
-        erlang:port_command(Port, Packet)
-    catch
-        error:badarg -> false
-    end.
-
 give_up(Port, Id, Alias) ->
     erlang:demonitor(Alias, [flush]),
-    _ = send(Port, term_to_binary({cancel, Id})),
+    _ = py_wire:send(Port, py_wire:cancel(Id)),
     %% A reply that arrived between the timeout and the demonitor.
     receive
         {py_reply, Alias, _} -> ok
@@ -128,35 +116,29 @@ large(Op, Ctx, Payload, Timeout, Kind, Chain) ->
     Enc = erlang:term_to_iovec(Payload),
     case py_slot:put(Enc) of
         {ok, Path} ->
-            Result = request(header(Op, Ctx, {slot, Path, iolist_size(Enc)}, Chain), <<>>, Timeout, Kind),
+            Result = request(py_wire:op(Op, Ctx, {slot, Path, iolist_size(Enc)}, Chain), <<>>,
+                             Timeout, Kind),
             %% after a timeout or a crash the sidecar may still use the slot
             py_slot:done(not lost(Result)),
             Result;
         none ->
-            request(header(Op, Ctx, none, Chain), Enc, Timeout, Kind)
+            request(py_wire:op(Op, Ctx, none, Chain), Enc, Timeout, Kind)
     end.
-
-%% `{Op, Id, Ctx}', `{Op, Id, Ctx, Slot}', or, in a callback from Python,
-%% `{Op, Id, Ctx, Slot | none, Chain}' (docs/PROTOCOL.md), without the Id.
-header(Op, Ctx, none, none) -> [Op, Ctx];
-header(Op, Ctx, Slot, none) -> [Op, Ctx, Slot];
-header(Op, Ctx, Slot, Chain) -> [Op, Ctx, Slot, Chain].
 
 lost({error, timeout}) -> true;
 lost({error, {python_crashed, _}}) -> true;
 lost(_) -> false.
 
-%% A zero byte, never the start of a term, says the result is in the slot.
-decode(<<0, Len:64>>) ->
-    case py_slot:read(Len) of
-        {ok, Bin} -> decode(Bin);
-        {error, Reason} -> {error, {slot, Reason}}
-    end;
+%% The result is in the reply, or in the caller's slot (py_wire:result/1).
 decode(Bin) ->
-    try
-        binary_to_term(Bin)
-    catch
-        error:badarg -> {error, {bad_reply, Bin}}
+    case py_wire:result(Bin) of
+        {ok, Result} -> Result;
+        {slot, Len} ->
+            case py_slot:read(Len) of
+                {ok, Slot} -> decode(Slot);
+                {error, Reason} -> {error, {slot, Reason}}
+            end;
+        error -> {error, {bad_reply, Bin}}
     end.
 
 crashed({python_crashed, Info}) -> {python_crashed, Info};

@@ -2,7 +2,9 @@
 %%
 %% It opens the port with the flags of docs/PROTOCOL.md built from the
 %% application environment, asks the sidecar for its `info' (mode, version,
-%% executors) and publishes `{Port, self()}' in `persistent_term'. Callers send
+%% executors, protocol, slot size), refuses a sidecar that speaks another
+%% protocol ({@link py_wire:check_info/2}: the application does not start)
+%% and publishes `{Port, self()}' in `persistent_term'. Callers send
 %% their requests themselves with `erlang:port_command/2', in parallel
 %% (see {@link py_request}); this process only routes replies: it reads the id,
 %% the first term of a reply, and forwards the rest, undecoded, to that id
@@ -32,7 +34,9 @@
 -type info() :: #{mode := subinterp | multi_executor | free_threaded,
                   version := binary(),
                   num_executors := non_neg_integer(),
-                  subinterp_supported := boolean()}.
+                  subinterp_supported := boolean(),
+                  protocol := pos_integer(),
+                  slot_min := pos_integer()}.
 -export_type([info/0]).
 
 -record(state, {port :: port() | undefined,
@@ -109,13 +113,20 @@ init([]) ->
 %% new sidecar's store (`state_load', which also turns its mirror on), before
 %% anyone knows the port.
 handshake(Port) ->
-    case startup_request(Port, {info, make_ref()}, <<>>) of
+    case startup_request(Port, py_wire:info(), <<>>) of
         {ok, Info} when is_map(Info) ->
-            case startup_request(Port, {state_load, {ctl, make_ref()}},
-                                 term_to_binary(py_state:snapshot())) of
-                ok -> {ok, Info};
-                {error, Reason} -> {error, {state_load, Reason}};
-                Other -> {error, {state_load, Other}}
+            case py_wire:check_info(Info, py_port_exe:path()) of
+                ok ->
+                    case startup_request(Port, py_wire:state_load(),
+                                         term_to_binary(py_state:snapshot())) of
+                        ok -> {ok, Info};
+                        {error, Reason} -> {error, {state_load, Reason}};
+                        Other -> {error, {state_load, Other}}
+                    end;
+                {error, Reason} = Error ->
+                    %% no domain: the default handler shows this one
+                    logger:error("erlang_python: ~ts", [py_wire:format_error(Reason)]),
+                    Error
             end;
         {error, _} = Error -> Error;
         Other -> {error, {bad_info_reply, Other}}
@@ -123,29 +134,28 @@ handshake(Port) ->
 
 %% One request whose answer this process waits for itself, as it routes
 %% nothing yet: other packets (a log line) are skipped.
-startup_request(Port, Header, Payload) ->
-    Id = element(2, Header),
-    true = erlang:port_command(Port, [term_to_binary(Header), Payload]),
-    startup_reply(Port, Id).
+startup_request(Port, Request, Payload) ->
+    Ref = make_ref(),
+    true = py_wire:send(Port, py_wire:packet(Request, py_wire:id(control, Ref), Payload)),
+    startup_reply(Port, Ref).
 
-startup_reply(Port, Id) ->
+startup_reply(Port, Ref) ->
     receive
         {Port, {data, Bin}} ->
-            try binary_to_term(Bin, [used]) of
-                {Id, Used} -> binary_to_term(body(Bin, Used));
-                _ -> startup_reply(Port, Id)
-            catch
-                error:_ -> startup_reply(Port, Id)
+            case py_wire:decode(Bin) of
+                {reply, Ref, Body} ->
+                    case py_wire:result(Body) of
+                        {ok, Result} -> Result;
+                        _ -> startup_reply(Port, Ref)
+                    end;
+                _ ->
+                    startup_reply(Port, Ref)
             end;
         {Port, {exit_status, N}} ->
             {error, {python_crashed, #{status => N}}}
     after ?START_TIMEOUT ->
         {error, {sidecar_start_timeout, ?START_TIMEOUT}}
     end.
-
-%% What follows a packet's id.
-body(Bin, Used) ->
-    binary_part(Bin, Used, byte_size(Bin) - Used).
 
 -spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
 handle_call(_Request, _From, State) ->
@@ -172,46 +182,55 @@ handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
 handle_info(_Other, State) ->
     {noreply, State}.
 
-%% The hot path: read the id only, forward the rest as a sub-binary. A reply
-%% for a caller that gave up goes to a dead alias and is dropped by the runtime.
-%% A packet whose id is '$log' is for the logger (docs/PROTOCOL.md).
+%% The hot path: py_wire reads the id only and gives the rest as a
+%% sub-binary, forwarded undecoded. A reply for a caller that gave up goes to
+%% a dead alias and is dropped by the runtime. Other packets are for this
+%% process (docs/PROTOCOL.md).
 -spec route(binary()) -> ok | {exit, term()}.
 route(Bin) ->
-    try
-        case binary_to_term(Bin, [used]) of
-            {'$log', Used} ->
-                log(binary_to_term(body(Bin, Used)));
-            {'$state', Used} ->
-                %% the shared state's mirror (py_state), before what follows
-                py_state:apply_ops(binary_to_term(body(Bin, Used)));
-            {'$exit', Used} ->
-                %% why the sidecar is about to exit
-                {exit, binary_to_term(body(Bin, Used))};
-            {'$send', Used} ->
-                %% erlang.send(Dest, Message) from Python
-                {Dest, Message} = binary_to_term(body(Bin, Used)),
-                _ = catch erlang:send(Dest, Message),
-                ok;
-            {{'$cb', N}, Used} ->
-                %% Python calls a registered Erlang function: in a process
-                %% of its own, never in this one
-                _ = spawn(py_callback, run, [N, body(Bin, Used)]),
-                ok;
-            {{Tag, Alias}, Used} when Tag =:= ctl; Tag =:= nested ->
-                %% no py_semaphore slot comes back with these
-                Alias ! {py_reply, Alias, body(Bin, Used)},
-                ok;
-            {Id, Used} ->
-                %% a call, eval or exec: its py_semaphore slot comes back
-                %% now, whether or not its caller still waits
-                py_semaphore:release(),
-                Id ! {py_reply, Id, body(Bin, Used)},
-                ok
-        end
-    catch
-        error:_ ->
+    case py_wire:decode(Bin) of
+        {call_reply, Alias, Body} ->
+            %% a call, eval or exec: its py_semaphore slot comes back
+            %% now, whether or not its caller still waits
+            py_semaphore:release(),
+            Alias ! {py_reply, Alias, Body},
+            ok;
+        {reply, Alias, Body} ->
+            %% control and nested requests: no py_semaphore slot with these
+            Alias ! {py_reply, Alias, Body},
+            ok;
+        {log, Level, Ctx, Text} ->
+            log(Level, Ctx, Text);
+        {state, Ops} ->
+            %% the shared state's mirror (py_state), before what follows
+            apply_state(Ops, Bin);
+        {exit, Reason} ->
+            %% why the sidecar is about to exit
+            {exit, Reason};
+        {send, Dest, Message} ->
+            %% erlang.send(Dest, Message) from Python
+            _ = catch erlang:send(Dest, Message),
+            ok;
+        {callback, N, Body} ->
+            %% Python calls a registered Erlang function: in a process
+            %% of its own, never in this one
+            _ = spawn(py_callback, run, [N, Body]),
+            ok;
+        {bad_packet, _} ->
             logger:warning("erlang_python: dropped an unreadable reply (~b bytes)",
                            [byte_size(Bin)])
+    end.
+
+%% A mirror that cannot take the sidecar's ops no longer matches its store.
+apply_state(Ops, Bin) ->
+    try
+        py_state:apply_ops(Ops)
+    catch
+        Class:Reason ->
+            logger:error("erlang_python: the shared state's mirror could not apply a "
+                         "'$state' packet (~b bytes), it may now differ from the "
+                         "sidecar's store: ~p",
+                         [byte_size(Bin), {Class, Reason}])
     end.
 
 %% The sidecar is gone: the service is down until the router has contexts
@@ -243,7 +262,7 @@ kill_group(undefined) ->
     ok.
 
 %% A Python traceback (or another message of the sidecar) for the logger.
-log({Level, Ctx, Text}) when is_atom(Level), is_binary(Text) ->
+log(Level, Ctx, Text) ->
     logger:log(Level, "Python, context ~p:~n~ts", [Ctx, Text],
                #{domain => [erlang_python], py_context => Ctx}).
 

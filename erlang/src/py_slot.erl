@@ -23,7 +23,6 @@
 
 -define(DIR_KEY, {?MODULE, dir}).
 -define(SLOT, '$py_slot').
--define(MIN_SIZE, 65536).         % the sidecar's PYX_SLOT_MIN too
 -define(MAX_KEPT, 16777216).      % 16 MiB
 -define(MAX_SLOTS, 32).
 -define(ROOT, "/dev/shm").
@@ -31,9 +30,15 @@
 -record(slot, {dir :: binary(), count :: atomics:atomics_ref(), path :: binary(), fd :: file:fd(),
                size = 0 :: non_neg_integer()}).
 
-%% @doc Payloads of this many bytes or more go through a slot.
--spec min_size() -> pos_integer().
-min_size() -> ?MIN_SIZE.
+%% @doc Payloads of this many bytes or more go through a slot, and results
+%% that large come back in it: the sidecar's `slot_min', from its `info' at
+%% start-up; `infinity' when no sidecar runs.
+-spec min_size() -> pos_integer() | infinity.
+min_size() ->
+    case py_sidecar:info() of
+        {ok, #{slot_min := Size}} -> Size;
+        {error, not_started} -> infinity
+    end.
 
 %% @doc A slot larger than this after a call is given up.
 -spec max_kept() -> pos_integer().

@@ -47,22 +47,22 @@
 %% @doc Store `Value' under `Key', replacing what was there.
 -spec store(key(), term()) -> ok | error().
 store(Key, Value) ->
-    with_key(Key, fun(K) -> control([state_store, K], term_to_binary(Value)) end).
+    with_key(Key, fun(K) -> control(py_wire:state_store(K), term_to_binary(Value)) end).
 
 %% @doc The value under `Key'.
 -spec fetch(key()) -> {ok, term()} | {error, not_found} | error().
 fetch(Key) ->
-    with_key(Key, fun(K) -> control([state_fetch, K], <<>>) end).
+    with_key(Key, fun(K) -> control(py_wire:state_fetch(K), <<>>) end).
 
 %% @doc Remove `Key'; a missing key is no error.
 -spec remove(key()) -> ok | error().
 remove(Key) ->
-    with_key(Key, fun(K) -> control([state_remove, K], <<>>) end).
+    with_key(Key, fun(K) -> control(py_wire:state_remove(K), <<>>) end).
 
 %% @doc Every key, as binaries, sorted.
 -spec keys() -> [binary()] | error().
 keys() ->
-    case control([state_keys], <<>>) of
+    case control(py_wire:state_keys(), <<>>) of
         Keys when is_list(Keys) -> lists:sort(Keys);
         {error, _} = Error -> Error
     end.
@@ -70,7 +70,7 @@ keys() ->
 %% @doc Remove every key.
 -spec clear() -> ok | error().
 clear() ->
-    control([state_clear], <<>>).
+    control(py_wire:state_clear(), <<>>).
 
 %% @doc Add `N' to the integer under `Key' (a missing key counts as 0) and
 %% return the new value, atomically.
@@ -91,7 +91,7 @@ decr(_Key, N) ->
 %%--------------------------------------------------------------------
 
 add(K, N) ->
-    case control([state_incr, K, N], <<>>) of
+    case control(py_wire:state_incr(K, N), <<>>) of
         {ok, Value} -> Value;
         {error, _} = Error -> Error
     end.

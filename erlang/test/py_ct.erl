@@ -4,31 +4,30 @@
 
 -include_lib("common_test/include/ct.hrl").
 
--export([start/1, stop/0, py_version/0, mode/0, wait_until/3, timed/1,
+-export([start/1, try_start/1, stop/0, py_version/0, mode/0, wait_until/3, timed/1,
          has_module/2, equal/3]).
-
--define(KEYS, [num_contexts, max_concurrent, num_executors, python, python_path,
-               call_timeout, sandbox, max_restarts, max_restart_period_s,
-               restart_backoff_ms, restart_backoff_max_ms, restart_window_ms,
-               max_memory_mb, stuck_grace_ms]).
 
 %% Start erlang_python afresh with Env (a proplist of application env keys);
 %% every other key is back to its default.
 start(Env) ->
+    case try_start(Env) of
+        ok -> ok;
+        {error, Reason} -> ct:fail("erlang_python did not start: ~p", [Reason])
+    end.
+
+%% Start erlang_python afresh with Env, as start/1, and say why it did not.
+try_start(Env) ->
     stop(),
     case application:load(erlang_python) of
         ok -> ok;
         {error, {already_loaded, _}} -> ok
     end,
-    [application:unset_env(erlang_python, K) || K <- ?KEYS],
-    %% the defaults of the .app file
-    ok = application:set_env(erlang_python, num_executors, 4),
-    ok = application:set_env(erlang_python, python_path, []),
-    ok = application:set_env(erlang_python, call_timeout, 30000),
+    %% every key back to its default (py_config's table)
+    [application:unset_env(erlang_python, K) || K <- py_config:keys()],
     [ok = application:set_env(erlang_python, K, V) || {K, V} <- Env],
     case application:ensure_all_started(erlang_python) of
         {ok, _} -> ok;
-        {error, Reason} -> ct:fail("erlang_python did not start: ~p", [Reason])
+        {error, _} = Error -> Error
     end.
 
 stop() ->

@@ -8,11 +8,12 @@
          end_per_testcase/2]).
 -export([defaults/1, overloaded_at_once/1, limit_holds_under_load/1,
          slots_released_on_errors/1, killed_caller_slot_reclaimed/1, sidecar_crash_resets/1,
-         env_limit/1, ten_thousand_callers/1]).
+         env_limit/1, ten_thousand_callers/1, destroyed_context_keeps_the_count/1]).
 
 all() ->
     [defaults, overloaded_at_once, limit_holds_under_load, slots_released_on_errors,
-     killed_caller_slot_reclaimed, sidecar_crash_resets, env_limit, ten_thousand_callers].
+     killed_caller_slot_reclaimed, sidecar_crash_resets, env_limit, ten_thousand_callers,
+     destroyed_context_keeps_the_count].
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 2}]),
@@ -187,3 +188,17 @@ memory() ->
     [_, Rest] = binary:split(Status, <<"VmRSS:">>),
     [Kb | _] = string:lexemes(Rest, " \t\n"),
     {erlang:memory(total) div (1 bsl 20), binary_to_integer(Kb) div 1024}.
+
+%% A context destroyed while a call is in flight gives back no permit: the
+%% destroy_context request holds none, and its reply releases none.
+destroyed_context_keeps_the_count(_Config) ->
+    Slow = py:spawn_call(time, sleep, [1]),
+    py_ct:wait_until(fun() -> py_semaphore:current() =:= 1 end, 5000, "the slow call in flight"),
+    {ok, Ctx} = py_context:start_link(destroyed, auto),
+    unlink(Ctx),
+    ok = py_context:stop(Ctx),
+    %% the destroy_context reply comes at once; the slow call still runs
+    timer:sleep(200),
+    ?expect(1, py_semaphore:current()),
+    ?expect({ok, none}, py:await(Slow, 5000)),
+    ?expect(0, py_semaphore:current()).

@@ -1,0 +1,259 @@
+%% @doc The port protocol on the Erlang side (docs/PROTOCOL.md): the one
+%% module that knows how packets to and from `pyport' look.
+%%
+%% <ul>
+%% <li><b>Requests.</b> A request is built in two steps, because its id, an
+%%     alias, is made by the caller just before it sends: a builder below
+%%     ({@link op/4}, {@link create_context/2}, {@link state_store/1}...)
+%%     gives a {@link request()}, the header without its id, and
+%%     {@link packet/3} puts the id ({@link id/2}) in and adds the payload.
+%%     {@link cancel/1} and {@link cb_reply/3} have no reply, so they are whole
+%%     packets at once. Callers write packets themselves ({@link send/2}), in
+%%     parallel: no process sits in between.</li>
+%% <li><b>Incoming packets.</b> {@link decode/1} classifies a packet for the
+%%     port owner (`py_sidecar'), which only acts on the answer. It reads a
+%%     reply's id and nothing else: the result stays undecoded, a sub-binary
+%%     that the caller decodes with {@link result/1}.</li>
+%% <li><b>The handshake.</b> The sidecar's `info' reply carries the protocol
+%%     it speaks; {@link check_info/2} refuses one that is not
+%%     {@link protocol_version/0}.</li>
+%% </ul>
+-module(py_wire).
+
+-export([protocol_version/0, check_info/2, format_error/1]).
+-export([id/2, packet/3, send/2,
+         op/4, create_context/2, destroy_context/1, info/0,
+         state_store/1, state_fetch/1, state_remove/1, state_keys/0,
+         state_clear/0, state_incr/2, state_load/0,
+         cancel/1, cb_reply/3]).
+-export([decode/1, result/1]).
+
+-define(PROTOCOL, 1).
+-define(LEVELS, [emergency, alert, critical, error, warning, notice, info, debug]).
+
+-type request() :: [term(), ...].
+%% A request header without its id: `[Tag | Args]' stands for the header
+%% `{Tag, Id | Args}'.
+-type kind() :: call | nested | control.
+%% `call': a call, eval or exec that holds a `py_semaphore' permit, which the
+%% port owner gives back when its reply comes; `nested': one made by a
+%% callback, with no permit; `control': a control request, with no permit.
+-type id() :: reference() | {ctl | nested, reference()}.
+-type slot() :: {slot, binary(), non_neg_integer()}.
+-type chain() :: pos_integer().
+-type state_op() :: {set, binary(), term()} | {delete, binary()} | clear.
+-type packet() ::
+        {call_reply, reference(), binary()}
+      | {reply, reference(), binary()}
+      | {log, logger:level(), term(), binary()}
+      | {state, [state_op()]}
+      | {exit, term()}
+      | {send, pid() | atom() | term(), term()}
+      | {callback, term(), binary()}
+      | {bad_packet, binary()}.
+%% What {@link decode/1} makes of an incoming packet:
+%% <ul>
+%% <li>`{call_reply, Alias, Body}': the reply to a call, eval or exec whose
+%%     id is the bare alias; its `py_semaphore' permit comes back now;</li>
+%% <li>`{reply, Alias, Body}': the reply to a control or a nested request
+%%     (`{ctl, Alias}', `{nested, Alias}'), no permit with it;</li>
+%% <li>`{log, Level, Ctx, Text}': a line for the logger (`'$log'');</li>
+%% <li>`{state, Ops}': the shared state's mirror (`'$state'');</li>
+%% <li>`{exit, Reason}': why the sidecar is about to exit (`'$exit'');</li>
+%% <li>`{send, Dest, Message}': `erlang.send' from Python (`'$send'');</li>
+%% <li>`{callback, N, Body}': `erlang.call' from Python (`{'$cb', N}'),
+%%     Body undecoded, for {@link py_callback:run/2};</li>
+%% <li>`{bad_packet, Bin}': anything else.</li>
+%% </ul>
+%% Body is the rest of the packet after its id, a sub-binary, undecoded.
+-export_type([request/0, kind/0, id/0, slot/0, chain/0, packet/0, state_op/0]).
+
+%%--------------------------------------------------------------------
+%% Version
+
+%% @doc The protocol this library speaks; a sidecar must say the same in its
+%% `info' reply (`protocol => N').
+-spec protocol_version() -> pos_integer().
+protocol_version() -> ?PROTOCOL.
+
+%% @doc Check the `info' reply of the sidecar at `Exe': `ok' when it speaks
+%% {@link protocol_version/0} and gives the size from which results come in
+%% the slot (`slot_min'). A sidecar that says no `protocol' is older than
+%% version 1 (`sidecar => none').
+-spec check_info(map(), file:filename_all()) ->
+          ok | {error, {protocol_mismatch, #{sidecar := term(), library := pos_integer(),
+                                             path := file:filename_all()}}
+                      | {bad_info_reply, map()}}.
+check_info(#{protocol := ?PROTOCOL, slot_min := N}, _Exe) when is_integer(N), N > 0 ->
+    ok;
+check_info(#{protocol := ?PROTOCOL} = Info, _Exe) ->
+    {error, {bad_info_reply, Info}};
+check_info(Info, Exe) when is_map(Info) ->
+    {error, {protocol_mismatch, #{sidecar => maps:get(protocol, Info, none),
+                                  library => ?PROTOCOL, path => Exe}}}.
+
+%% @doc A line for the logger about an error of {@link check_info/2}.
+-spec format_error(term()) -> unicode:chardata().
+format_error({protocol_mismatch, #{sidecar := Sidecar, library := Library, path := Exe}}) ->
+    Speaks = case Sidecar of
+                 none -> "no protocol version (older than 1)";
+                 _ -> io_lib:format("protocol ~p", [Sidecar])
+             end,
+    io_lib:format("the sidecar ~ts speaks ~ts, this erlang_python speaks protocol ~b: "
+                  "it is not started (use a pyport built with this erlang_python)",
+                  [Exe, Speaks, Library]);
+format_error({bad_info_reply, Info}) ->
+    io_lib:format("the sidecar's info reply has no valid slot_min: ~p", [Info]);
+format_error(Reason) ->
+    io_lib:format("~p", [Reason]).
+
+%%--------------------------------------------------------------------
+%% Requests (BEAM -> pyport)
+
+%% @doc The id of a request of this kind, for the alias the caller made.
+-spec id(kind(), reference()) -> id().
+id(call, Alias) -> Alias;
+id(nested, Alias) -> {nested, Alias};
+id(control, Alias) -> {ctl, Alias}.
+
+%% @doc A request packet: the header `{Tag, Id | Args}' then the payload
+%% (`<<>>' for none), as iodata for `erlang:port_command/2'.
+-spec packet(request(), id() | reference(), iodata()) -> iodata().
+packet([Tag | Args], Id, Payload) ->
+    [term_to_binary(list_to_tuple([Tag, Id | Args])), Payload].
+
+%% @doc Write a packet to the port: `false' when the port is closed.
+-spec send(port(), iodata()) -> boolean().
+send(Port, Packet) ->
+    try
+        erlang:port_command(Port, Packet)
+    catch
+        error:badarg -> false
+    end.
+
+%% @doc A call, eval or exec on context `Ctx': `{Op, Id, Ctx}',
+%% `{Op, Id, Ctx, Slot}', or, in a callback from Python (a chain),
+%% `{Op, Id, Ctx, Slot | none, Chain}'. Its payload is
+%% `term_to_binary(Payload)', none when it is in the slot.
+-spec op(call | eval | exec, pos_integer(), slot() | none, chain() | none) -> request().
+op(Op, Ctx, none, none) -> [Op, Ctx];
+op(Op, Ctx, Slot, none) -> [Op, Ctx, Slot];
+op(Op, Ctx, Slot, Chain) -> [Op, Ctx, Slot, Chain].
+
+%% @doc `{create_context, Id, Ctx, Kind}'.
+-spec create_context(pos_integer(), auto | subinterp | worker) -> request().
+create_context(Ctx, Kind) -> [create_context, Ctx, Kind].
+
+%% @doc `{destroy_context, Id, Ctx}'.
+-spec destroy_context(pos_integer()) -> request().
+destroy_context(Ctx) -> [destroy_context, Ctx].
+
+%% @doc `{info, Id}'.
+-spec info() -> request().
+info() -> [info].
+
+%% @doc `{state_store, Id, Key}', followed by `term_to_binary(Value)'.
+-spec state_store(binary()) -> request().
+state_store(Key) -> [state_store, Key].
+
+%% @doc `{state_fetch, Id, Key}'.
+-spec state_fetch(binary()) -> request().
+state_fetch(Key) -> [state_fetch, Key].
+
+%% @doc `{state_remove, Id, Key}'.
+-spec state_remove(binary()) -> request().
+state_remove(Key) -> [state_remove, Key].
+
+%% @doc `{state_keys, Id}'.
+-spec state_keys() -> request().
+state_keys() -> [state_keys].
+
+%% @doc `{state_clear, Id}'.
+-spec state_clear() -> request().
+state_clear() -> [state_clear].
+
+%% @doc `{state_incr, Id, Key, N}' (a decrement sends -N).
+-spec state_incr(binary(), integer()) -> request().
+state_incr(Key, N) -> [state_incr, Key, N].
+
+%% @doc `{state_load, Id}', followed by `term_to_binary([{Key, Value}])'.
+-spec state_load() -> request().
+state_load() -> [state_load].
+
+%% @doc The packet `{cancel, Id}': drop or interrupt request `Id'.
+-spec cancel(id()) -> binary().
+cancel(Id) -> term_to_binary({cancel, Id}).
+
+%% @doc The answer to callback `N' of context `Ctx': `{cb_reply, N, Ctx}'
+%% then `{ok, Value}' or `{error, {Class, Reason}}'.
+-spec cb_reply(term(), term(), {ok, term()} | {error, {atom(), term()}}) -> iodata().
+cb_reply(N, Ctx, Result) ->
+    [term_to_binary({cb_reply, N, Ctx}), term_to_binary(Result)].
+
+%%--------------------------------------------------------------------
+%% Packets (pyport -> BEAM)
+
+%% @doc Classify an incoming packet (see {@link packet()}). The hot path:
+%% for a reply only the id is decoded, and the rest is a sub-binary of `Bin'.
+%% Never fails: what cannot be read is `{bad_packet, Bin}'.
+-spec decode(binary()) -> packet().
+decode(Bin) ->
+    try binary_to_term(Bin, [used]) of
+        {Id, Used} when is_reference(Id) ->
+            {call_reply, Id, body(Bin, Used)};
+        {{Tag, Alias}, Used} when (Tag =:= ctl orelse Tag =:= nested), is_reference(Alias) ->
+            {reply, Alias, body(Bin, Used)};
+        {{'$cb', N}, Used} ->
+            {callback, N, body(Bin, Used)};
+        {'$state', Used} ->
+            case term(body(Bin, Used)) of
+                {ok, Ops} when is_list(Ops) -> {state, Ops};
+                _ -> {bad_packet, Bin}
+            end;
+        {'$log', Used} ->
+            case term(body(Bin, Used)) of
+                {ok, {Level, Ctx, Text}} when is_atom(Level), is_binary(Text) ->
+                    case lists:member(Level, ?LEVELS) of
+                        true -> {log, Level, Ctx, Text};
+                        false -> {bad_packet, Bin}
+                    end;
+                _ -> {bad_packet, Bin}
+            end;
+        {'$send', Used} ->
+            case term(body(Bin, Used)) of
+                {ok, {Dest, Message}} -> {send, Dest, Message};
+                _ -> {bad_packet, Bin}
+            end;
+        {'$exit', Used} ->
+            case term(body(Bin, Used)) of
+                {ok, Reason} -> {exit, Reason};
+                error -> {bad_packet, Bin}
+            end;
+        _ ->
+            {bad_packet, Bin}
+    catch
+        error:badarg -> {bad_packet, Bin}
+    end.
+
+%% @doc A reply's result, from the body that {@link decode/1} gave: `{ok,
+%% Result}', `{slot, Len}' when the result is in the caller's slot (a zero
+%% byte, never the start of a term, then its length), or `error' when it is
+%% no term.
+-spec result(binary()) -> {ok, term()} | {slot, non_neg_integer()} | error.
+result(<<0, Len:64>>) ->
+    {slot, Len};
+result(Body) ->
+    term(Body).
+
+%%--------------------------------------------------------------------
+
+%% What follows a packet's id.
+body(Bin, Used) ->
+    binary_part(Bin, Used, byte_size(Bin) - Used).
+
+term(Bin) ->
+    try binary_to_term(Bin) of
+        T -> {ok, T}
+    catch
+        error:badarg -> error
+    end.

@@ -1,0 +1,195 @@
+-module(py_wire_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+%% A packet as the sidecar writes it: the id's term then the body's.
+packet(Id, Body) ->
+    <<(term_to_binary(Id))/binary, (term_to_binary(Body))/binary>>.
+
+%% The header and payload a request packet carries.
+split(IoData) ->
+    Bin = iolist_to_binary(IoData),
+    {Header, Used} = binary_to_term(Bin, [used]),
+    {Header, binary_part(Bin, Used, byte_size(Bin) - Used)}.
+
+%%--------------------------------------------------------------------
+%% Version
+
+protocol_version_test() ->
+    ?assertEqual(1, py_wire:protocol_version()).
+
+check_info_accepts_own_protocol_test() ->
+    Info = #{mode => subinterp, version => <<"3.13">>, num_executors => 4,
+             subinterp_supported => true, protocol => 1, slot_min => 65536},
+    ?assertEqual(ok, py_wire:check_info(Info, "/x/pyport")).
+
+check_info_other_protocol_test() ->
+    ?assertEqual({error, {protocol_mismatch, #{sidecar => 99, library => 1,
+                                               path => "/x/pyport"}}},
+                 py_wire:check_info(#{protocol => 99, slot_min => 65536}, "/x/pyport")).
+
+check_info_no_protocol_test() ->
+    ?assertEqual({error, {protocol_mismatch, #{sidecar => none, library => 1,
+                                               path => <<"/x/pyport">>}}},
+                 py_wire:check_info(#{mode => subinterp}, <<"/x/pyport">>)).
+
+check_info_needs_slot_min_test() ->
+    [?assertMatch({error, {bad_info_reply, _}}, py_wire:check_info(Info, "p"))
+     || Info <- [#{protocol => 1}, #{protocol => 1, slot_min => 0},
+                 #{protocol => 1, slot_min => big}]].
+
+format_error_names_both_versions_and_the_path_test() ->
+    {error, R99} = py_wire:check_info(#{protocol => 99}, "/x/pyport"),
+    Line = lists:flatten(io_lib:format("~ts", [py_wire:format_error(R99)])),
+    [?assertNotEqual(nomatch, string:find(Line, S))
+     || S <- ["protocol 99", "protocol 1", "/x/pyport"]],
+    {error, RNone} = py_wire:check_info(#{}, "/x/pyport"),
+    LineNone = lists:flatten(io_lib:format("~ts", [py_wire:format_error(RNone)])),
+    [?assertNotEqual(nomatch, string:find(LineNone, S))
+     || S <- ["no protocol version", "protocol 1", "/x/pyport"]].
+
+%%--------------------------------------------------------------------
+%% Requests
+
+ids_test() ->
+    A = make_ref(),
+    ?assertEqual(A, py_wire:id(call, A)),
+    ?assertEqual({nested, A}, py_wire:id(nested, A)),
+    ?assertEqual({ctl, A}, py_wire:id(control, A)).
+
+op_headers_test() ->
+    A = make_ref(),
+    Slot = {slot, <<"/dev/shm/d/s">>, 70000},
+    P = term_to_binary({<<"m">>, <<"f">>, [1], #{}}),
+    ?assertEqual({{call, A, 7}, P}, split(py_wire:packet(py_wire:op(call, 7, none, none), A, P))),
+    ?assertEqual({{eval, A, 7, Slot}, <<>>},
+                 split(py_wire:packet(py_wire:op(eval, 7, Slot, none), A, <<>>))),
+    ?assertEqual({{exec, {nested, A}, 7, none, 3}, P},
+                 split(py_wire:packet(py_wire:op(exec, 7, none, 3), {nested, A}, P))),
+    ?assertEqual({{call, {nested, A}, 7, Slot, 3}, <<>>},
+                 split(py_wire:packet(py_wire:op(call, 7, Slot, 3), {nested, A}, <<>>))).
+
+control_headers_test() ->
+    Id = {ctl, make_ref()},
+    H = fun(Request) -> {Header, <<>>} = split(py_wire:packet(Request, Id, <<>>)), Header end,
+    ?assertEqual({create_context, Id, 5, auto}, H(py_wire:create_context(5, auto))),
+    ?assertEqual({destroy_context, Id, 5}, H(py_wire:destroy_context(5))),
+    ?assertEqual({info, Id}, H(py_wire:info())),
+    ?assertEqual({state_fetch, Id, <<"k">>}, H(py_wire:state_fetch(<<"k">>))),
+    ?assertEqual({state_remove, Id, <<"k">>}, H(py_wire:state_remove(<<"k">>))),
+    ?assertEqual({state_keys, Id}, H(py_wire:state_keys())),
+    ?assertEqual({state_clear, Id}, H(py_wire:state_clear())),
+    ?assertEqual({state_incr, Id, <<"k">>, -2}, H(py_wire:state_incr(<<"k">>, -2))),
+    ?assertEqual({state_load, Id}, H(py_wire:state_load())).
+
+payload_follows_header_test() ->
+    Id = {ctl, make_ref()},
+    V = term_to_binary(#{a => 1}),
+    ?assertEqual({{state_store, Id, <<"k">>}, V},
+                 split(py_wire:packet(py_wire:state_store(<<"k">>), Id, V))),
+    Snap = term_to_binary([{<<"k">>, 1}]),
+    ?assertEqual({{state_load, Id}, Snap},
+                 split(py_wire:packet(py_wire:state_load(), Id, [Snap]))).
+
+cancel_test() ->
+    A = make_ref(),
+    ?assertEqual({cancel, A}, binary_to_term(py_wire:cancel(A))),
+    ?assertEqual({cancel, {nested, A}}, binary_to_term(py_wire:cancel({nested, A}))).
+
+cb_reply_test() ->
+    ?assertEqual({{cb_reply, 4, 9}, term_to_binary({ok, [1, 2]})},
+                 split(py_wire:cb_reply(4, 9, {ok, [1, 2]}))),
+    ?assertEqual({{cb_reply, 4, 9}, term_to_binary({error, {error, badarg}})},
+                 split(py_wire:cb_reply(4, 9, {error, {error, badarg}}))).
+
+send_to_a_closed_port_test() ->
+    Port = open_port({spawn, "true"}, [binary]),
+    true = port_close(Port),
+    ?assertEqual(false, py_wire:send(Port, <<"x">>)).
+
+%%--------------------------------------------------------------------
+%% Incoming packets
+
+call_reply_test() ->
+    A = make_ref(),
+    Bin = packet(A, {ok, 42}),
+    {call_reply, A, Body} = py_wire:decode(Bin),
+    ?assertEqual(term_to_binary({ok, 42}), Body),
+    ?assertEqual({ok, {ok, 42}}, py_wire:result(Body)).
+
+reply_body_is_a_sub_binary_test() ->
+    A = make_ref(),
+    Big = binary:copy(<<"x">>, 100000),
+    Bin = packet(A, {ok, Big}),
+    {call_reply, A, Body} = py_wire:decode(Bin),
+    %% no copy: the body shares the packet's bytes
+    ?assertEqual(binary:referenced_byte_size(Bin), binary:referenced_byte_size(Body)).
+
+control_and_nested_replies_test() ->
+    A = make_ref(),
+    ?assertEqual({reply, A, term_to_binary(ok)}, py_wire:decode(packet({ctl, A}, ok))),
+    ?assertEqual({reply, A, term_to_binary({ok, 1})}, py_wire:decode(packet({nested, A}, {ok, 1}))).
+
+result_in_slot_test() ->
+    A = make_ref(),
+    Bin = <<(term_to_binary(A))/binary, 0, 123456:64>>,
+    {call_reply, A, Body} = py_wire:decode(Bin),
+    ?assertEqual({slot, 123456}, py_wire:result(Body)),
+    ?assertEqual(error, py_wire:result(<<"not a term">>)),
+    ?assertEqual(error, py_wire:result(<<>>)).
+
+log_test() ->
+    ?assertEqual({log, info, 3, <<"Traceback">>},
+                 py_wire:decode(packet('$log', {info, 3, <<"Traceback">>}))),
+    ?assertEqual({log, warning, sidecar, <<"x">>},
+                 py_wire:decode(packet('$log', {warning, sidecar, <<"x">>}))).
+
+state_test() ->
+    Ops = [{set, <<"k">>, 1}, {delete, <<"j">>}, clear],
+    ?assertEqual({state, Ops}, py_wire:decode(packet('$state', Ops))).
+
+exit_test() ->
+    ?assertEqual({exit, {stuck, 3, 2000}}, py_wire:decode(packet('$exit', {stuck, 3, 2000}))).
+
+send_test() ->
+    Self = self(),
+    ?assertEqual({send, Self, {hello, 1}}, py_wire:decode(packet('$send', {Self, {hello, 1}}))),
+    ?assertEqual({send, some_name, x}, py_wire:decode(packet('$send', {some_name, x}))).
+
+callback_test() ->
+    Body = {4, 12, <<"add">>, [1, 2]},
+    ?assertEqual({callback, 17, term_to_binary(Body)},
+                 py_wire:decode(packet({'$cb', 17}, Body))).
+
+bad_packets_test() ->
+    Bad = [<<>>,
+           <<"not a term">>,
+           <<131>>,
+           %% an id cut short
+           binary:part(term_to_binary(make_ref()), 0, 5),
+           %% ids that route nowhere
+           packet(self(), ok),
+           packet(42, ok),
+           packet({ctl, not_a_ref}, ok),
+           packet({other, make_ref()}, ok),
+           packet('$unknown', ok),
+           %% bodies that cannot be read or are not of their kind
+           <<(term_to_binary('$log'))/binary, "junk">>,
+           packet('$log', {info, 3}),
+           packet('$log', {info, 3, "a string"}),
+           packet('$log', {loud, 3, <<"x">>}),
+           packet('$log', {"info", 3, <<"x">>}),
+           <<(term_to_binary('$state'))/binary, "junk">>,
+           packet('$state', not_a_list),
+           packet('$send', {only_dest}),
+           <<(term_to_binary('$send'))/binary>>,
+           <<(term_to_binary('$exit'))/binary, 1, 2, 3>>],
+    [?assertEqual({bad_packet, B}, py_wire:decode(B)) || B <- Bad].
+
+%% The body after a reply's id is never decoded by decode/1, only by the
+%% caller (result/1): a broken result still reaches its caller.
+broken_result_goes_to_its_caller_test() ->
+    A = make_ref(),
+    Bin = <<(term_to_binary(A))/binary, "garbage">>,
+    ?assertEqual({call_reply, A, <<"garbage">>}, py_wire:decode(Bin)),
+    ?assertEqual(error, py_wire:result(<<"garbage">>)).
