@@ -23,7 +23,7 @@
 -behaviour(gen_server).
 
 -export([start_link/0, subscribe/0, unsubscribe/0, down/1, up/0, backoff/0,
-         await_up/1, when_up/2, state/0, status/0]).
+         await_up/1, when_up/2, state/0, status/0, delay/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(SERVER, ?MODULE).
@@ -127,6 +127,23 @@ state() ->
 status() ->
     call(status).
 
+%% @doc The wait before the next sidecar, and the crashes that still count:
+%% `Crashes' are the times (ms, newest first) of the crashes so far; those
+%% older than `window_ms' at `now' no longer count. Nothing for the first
+%% crash in the window, then `backoff_ms', doubling with each further crash,
+%% up to `backoff_max_ms'. A pure function: {@link backoff/0} applies it.
+-spec delay([integer()], #{now := integer(), window_ms := non_neg_integer(),
+                           backoff_ms := non_neg_integer(),
+                           backoff_max_ms := non_neg_integer()}) ->
+          {non_neg_integer(), [integer()]}.
+delay(Crashes, #{now := Now, window_ms := Window, backoff_ms := Base, backoff_max_ms := Max}) ->
+    Recent = [T || T <- Crashes, Now - T =< Window],
+    Delay = case length(Recent) of
+                N when N =< 1 -> 0;
+                N -> min(Max, Base bsl min(N - 2, 20))
+            end,
+    {Delay, Recent}.
+
 call(Request) ->
     try gen_server:call(?SERVER, Request)
     catch exit:_ -> {error, not_started}
@@ -155,14 +172,10 @@ handle_call({unsubscribe, Pid}, _From, #state{subscribers = Subs} = State) ->
             {reply, ok, State}
     end;
 handle_call(backoff, _From, #state{crashes = Crashes} = State) ->
-    Now = erlang:monotonic_time(millisecond),
-    Window = py_config:restart_window_ms(),
-    Recent = [T || T <- Crashes, Now - T =< Window],
-    Delay = case length(Recent) of
-                N when N =< 1 -> 0;
-                N -> min(py_config:restart_backoff_max_ms(),
-                         py_config:restart_backoff_ms() bsl min(N - 2, 20))
-            end,
+    {Delay, Recent} = delay(Crashes, #{now => erlang:monotonic_time(millisecond),
+                                       window_ms => py_config:restart_window_ms(),
+                                       backoff_ms => py_config:restart_backoff_ms(),
+                                       backoff_max_ms => py_config:restart_backoff_max_ms()}),
     {reply, Delay, State#state{crashes = Recent}};
 handle_call(await_up, _From, #state{up = true} = State) ->
     {reply, ok, State};

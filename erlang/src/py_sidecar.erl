@@ -21,7 +21,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, lookup/0, port/0, info/0]).
+-export([start_link/0, lookup/0, port/0, info/0, crash_info/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(KEY, {?MODULE, port}).
@@ -221,6 +221,11 @@ crashed(Info, #state{os_pid = OsPid} = State) ->
     kill_group(OsPid),
     {stop, {python_crashed, Info}, State#state{port = undefined}}.
 
+%% @doc The `Info' of `{python_crashed, Info}' for a sidecar that exited with
+%% `Status', having said why in a `'$exit'' packet (`ExitReason', or
+%% `undefined'): the `status', a `signal' for a status above 128, and the
+%% `reason'. A pure function.
+-spec crash_info(non_neg_integer(), term()) -> map().
 crash_info(Status, ExitReason) ->
     Info = case Status > 128 of
                true -> #{status => Status, signal => Status - 128};
