@@ -1,5 +1,6 @@
 %% @doc The erlang_python application: checks the environment (see
-%% {@link py_config}) and starts {@link erlang_python_sup}.
+%% {@link py_config}) and starts {@link erlang_python_sup}, which returns
+%% once the default sidecar serves calls.
 -module(erlang_python_app).
 
 -behaviour(application).
@@ -15,4 +16,5 @@ start(_StartType, _StartArgs) ->
 
 -spec stop(term()) -> ok.
 stop(_State) ->
-    py_context_router:forget().
+    ok = py_context_router:forget(),
+    py_sidecars_sup:forget_all().

@@ -32,7 +32,10 @@
 %% `{Module, Function}' or `Module' ({@link register_pool/2}), else, in a
 %% function called from Python ({@link register_function/2}), to the context
 %% that called it, else to the caller's bound context ({@link py_context_router:bind_context/1}), else to the
-%% default pool's context for the caller's scheduler.
+%% default pool's context for the caller's scheduler (see {@link py_route}).
+%% An explicit context is a context pid or a pool: an atom for a pool of
+%% the default sidecar, `{Sidecar, Pool}' for a pool of another sidecar
+%% ({@link erlang_python:start_sidecar/2}).
 -module(py).
 
 -export([call/3, call/4, call/5,
@@ -52,13 +55,13 @@
 
 -type code() :: unicode:chardata() | iodata().
 -type name() :: atom() | binary().
--type ctx() :: pid() | py_context_router:pool_name().
+-type ctx() :: pid() | py_context_router:pool_ref().
 -type result() :: {ok, term()} | {error, term()}.
 -type target() :: route | term().
 -export_type([code/0, name/0, ctx/0, result/0]).
 
-%% A prepared request: everything checked, the context chosen.
--type prepared() :: {py_request:op(), pos_integer(), tuple(), timeout()}.
+%% A prepared request: everything checked, the sidecar and context chosen.
+-type prepared() :: {py_request:op(), atom(), pos_integer(), tuple(), timeout()}.
 
 %% Extra time await/1 gives a call beyond the call's own timeout.
 -define(AWAIT_MARGIN, 1000).
@@ -244,7 +247,7 @@ run_item(Ctx, {M, F, Args}, Timeout) ->
     run_item(Ctx, {M, F, Args, #{}}, Timeout);
 run_item(Ctx, {M, F, Args, Kwargs}, Timeout) ->
     case py_payload:call(M, F, Args, Kwargs) of
-        {ok, Payload} -> safe_run({ok, {call, Ctx, Payload, Timeout}});
+        {ok, Payload} -> safe_run({ok, {call, default, Ctx, Payload, Timeout}});
         {error, _} = Error -> Error
     end;
 run_item(_Ctx, Item, _Timeout) ->
@@ -441,24 +444,36 @@ prepare(Op, Target, {ok, Payload}, Timeout) ->
 prepare(_Op, _Target, {error, _} = Error, _Timeout) ->
     Error.
 
-with_timeout(Timeout, Op, {ok, Ctx}, Payload) ->
+with_timeout(Timeout, Op, {ok, Sidecar, Ctx}, Payload) ->
     case py_payload:timeout(Timeout) of
-        {ok, T} -> {ok, {Op, Ctx, Payload, T}};
+        {ok, T} -> {ok, {Op, Sidecar, Ctx, Payload, T}};
         {error, _} = Error -> Error
     end;
 with_timeout(_Timeout, _Op, {error, _} = Error, _Payload) ->
     Error.
 
-context(Target, M, F, Timeout) ->
-    py_lifecycle:when_up(Timeout, fun() -> context(Target, M, F) end).
+%% The sidecar and context of a call, after the restart of that sidecar
+%% under way if there is one (py_lifecycle:when_up/3). An explicit target
+%% is looked up first, as it names its sidecar; when the lookup fails, or
+%% finds a sidecar that restarts, it is looked up again once that sidecar
+%% is up.
+context(route, M, F, Timeout) ->
+    Sidecar = py_route:sidecar(),
+    py_lifecycle:when_up(Sidecar, Timeout, fun() -> py_route:route(Sidecar, M, F) end);
+context(Target, _M, _F, Timeout) ->
+    case py_route:resolve(Target) of
+        {ok, Sidecar, _Ctx} = Found ->
+            case py_lifecycle:state(Sidecar) of
+                up -> Found;
+                _ -> py_lifecycle:when_up(Sidecar, Timeout, fun() -> py_route:resolve(Target) end)
+            end;
+        {error, _} ->
+            py_lifecycle:when_up(py_route:sidecar_of(Target), Timeout,
+                                 fun() -> py_route:resolve(Target) end)
+    end.
 
-context(route, M, F) ->
-    py_context_router:route(M, F);
-context(Ctx, _M, _F) ->
-    py_context_router:resolve(Ctx).
-
-run({ok, {Op, Ctx, Payload, Timeout}}) ->
-    py_request:run(Op, Ctx, Payload, Timeout);
+run({ok, {Op, Sidecar, Ctx, Payload, Timeout}}) ->
+    py_request:run(Sidecar, Op, Ctx, Payload, Timeout);
 run({error, _} = Error) ->
     Error.
 

@@ -8,11 +8,16 @@
 %% context go to the calling context, and carry the chain of the Python
 %% request that waits for them, so that context runs them at once, on top of
 %% the waiting request: callbacks nest, on the same context or others.
+%%
+%% The registry is one for the VM: every sidecar's Python calls the same
+%% functions, and it outlives every sidecar. A callback knows which sidecar
+%% called it ({@link callback/0}), so its calls go back there.
 -module(py_callback).
 
 -behaviour(gen_server).
 
 -export([start_link/0, register/2, register/3, unregister/1, run/2, caller/0]).
+-export([run/3, caller/1, callback/0]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 -define(TABLE, py_callbacks).
@@ -51,19 +56,25 @@ unregister(Name) ->
             Error
     end.
 
-%% @doc Runs the callback whose frame body is `Body' and sends the answer,
-%% `{cb_reply, N, Ctx}' then `{ok, Value}' or `{error, {Class, Reason}}'.
+%% @doc {@link run/3} for the default sidecar.
 -spec run(pos_integer(), binary()) -> ok.
 run(N, Body) ->
+    run(default, N, Body).
+
+%% @doc Runs the callback whose frame body is `Body', from sidecar
+%% `Sidecar', and sends it the answer, `{cb_reply, N, Ctx}' then
+%% `{ok, Value}' or `{error, {Class, Reason}}'.
+-spec run(atom(), pos_integer(), binary()) -> ok.
+run(Sidecar, N, Body) ->
     {Ctx, Chain, Name, Args} = binary_to_term(Body),
     %% chain 0: a call from a Python thread that runs no request
-    put(?CALLER, {Ctx, case Chain of 0 -> none; _ -> Chain end}),
+    put(?CALLER, {Sidecar, Ctx, case Chain of 0 -> none; _ -> Chain end}),
     Result = try apply_registered(Name, Args) of
                  Value -> {ok, Value}
              catch
                  Class:Reason -> {error, {Class, Reason}}
              end,
-    case py_sidecar:lookup() of
+    case py_sidecar:lookup(Sidecar) of
         {ok, Port, _Owner} ->
             Packet = [term_to_binary({cb_reply, N, Ctx}), term_to_binary(Result)],
             _ = catch erlang:port_command(Port, Packet),
@@ -78,7 +89,26 @@ run(N, Body) ->
 -spec caller() -> {pos_integer(), pos_integer() | none} | none.
 caller() ->
     case get(?CALLER) of
-        {_Ctx, _Chain} = Caller -> Caller;
+        {_Sidecar, Ctx, Chain} -> {Ctx, Chain};
+        undefined -> none
+    end.
+
+%% @doc {@link caller/0} for a callback of sidecar `Sidecar' only: `none'
+%% elsewhere, in a callback of another sidecar too (its chain means
+%% nothing to this one).
+-spec caller(atom()) -> {pos_integer(), pos_integer() | none} | none.
+caller(Sidecar) ->
+    case get(?CALLER) of
+        {Sidecar, Ctx, Chain} -> {Ctx, Chain};
+        _ -> none
+    end.
+
+%% @doc In a callback: the sidecar and context that called it and the
+%% chain; elsewhere `none'.
+-spec callback() -> {atom(), pos_integer(), pos_integer() | none} | none.
+callback() ->
+    case get(?CALLER) of
+        {_Sidecar, _Ctx, _Chain} = Callback -> Callback;
         undefined -> none
     end.
 

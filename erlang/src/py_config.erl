@@ -26,6 +26,11 @@
 %%
 %% {@link validate/0} runs when the application starts: a bad value stops the
 %% start with `{bad_config, Key, Value}'.
+%%
+%% A sidecar other than the default one (`erlang_python:start_sidecar/2')
+%% has options that override these keys for it alone ({@link get/2},
+%% {@link port_args/1}); they are checked by {@link validate/1} and kept in
+%% `persistent_term' under `{py_config, Sidecar, opts}'.
 -module(py_config).
 
 -export([validate/0, num_contexts/0, max_concurrent/0, num_executors/0,
@@ -33,36 +38,74 @@
          max_restarts/0, max_restart_period_s/0, restart_backoff_ms/0,
          restart_backoff_max_ms/0, restart_window_ms/0, max_memory_mb/0,
          stuck_grace_ms/0]).
+-export([validate/1, get/2, port_args/1, set_opts/2, forget_opts/1]).
 
 -define(APP, erlang_python).
 
 %% @doc Check every key; the first bad one is reported.
 -spec validate() -> ok | {error, {bad_config, atom(), term()}}.
 validate() ->
-    Checks = [{num_contexts, fun is_pos/1},
-              {max_concurrent, fun is_pos/1},
-              {num_executors, fun is_pos/1},
-              {python_path, fun is_path_list/1},
-              {call_timeout, fun is_timeout/1},
-              {sandbox, fun(V) -> lists:member(V, [default, strict, off]) end},
-              {python, fun(V) -> is_binary(V) orelse (is_list(V) andalso is_chardata(V)) end},
-              {max_restarts, fun is_non_neg/1},
-              {max_restart_period_s, fun is_pos/1},
-              {restart_backoff_ms, fun is_non_neg/1},
-              {restart_backoff_max_ms, fun is_non_neg/1},
-              {restart_window_ms, fun is_non_neg/1},
-              {max_memory_mb, fun is_non_neg/1},
-              {stuck_grace_ms, fun is_non_neg/1}],
-    check(Checks).
+    check(checks(), fun(Key) -> application:get_env(?APP, Key) end).
 
-check([]) ->
+%% @doc Check a sidecar's options: each must be one of the keys above, with a
+%% value that key takes.
+-spec validate(map()) -> ok | {error, {bad_config, term(), term()}}.
+validate(Opts) when is_map(Opts) ->
+    Keys = [Key || {Key, _} <- checks()],
+    case [{K, V} || {K, V} <- maps:to_list(Opts), not lists:member(K, Keys)] of
+        [] -> check(checks(), fun(Key) -> maps:find(Key, Opts) end);
+        [{K, V} | _] -> {error, {bad_config, K, V}}
+    end.
+
+%% @doc The value of `Key' for sidecar `Sidecar': its start options override
+%% the application environment (the default sidecar has none). `Key' is
+%% one of the keys above; `python' is `undefined' when unset.
+-spec get(atom(), atom()) -> term().
+get(Sidecar, Key) ->
+    case Sidecar =/= default andalso persistent_term:get({?MODULE, Sidecar, opts}, #{}) of
+        #{Key := Value} -> Value;
+        _ -> env(Key)
+    end.
+
+env(python) -> application:get_env(?APP, python, undefined);
+env(Key) -> ?MODULE:Key().
+
+%% @doc Keep the options of sidecar `Sidecar' (before it starts).
+-spec set_opts(atom(), map()) -> ok.
+set_opts(Sidecar, Opts) ->
+    persistent_term:put({?MODULE, Sidecar, opts}, Opts).
+
+%% @doc Forget the options of sidecar `Sidecar' (it stopped).
+-spec forget_opts(atom()) -> ok.
+forget_opts(Sidecar) ->
+    _ = persistent_term:erase({?MODULE, Sidecar, opts}),
+    ok.
+
+checks() ->
+    [{num_contexts, fun is_pos/1},
+     {max_concurrent, fun is_pos/1},
+     {num_executors, fun is_pos/1},
+     {python_path, fun is_path_list/1},
+     {call_timeout, fun is_timeout/1},
+     {sandbox, fun(V) -> lists:member(V, [default, strict, off]) end},
+     {python, fun(V) -> is_binary(V) orelse (is_list(V) andalso is_chardata(V)) end},
+     {max_restarts, fun is_non_neg/1},
+     {max_restart_period_s, fun is_pos/1},
+     {restart_backoff_ms, fun is_non_neg/1},
+     {restart_backoff_max_ms, fun is_non_neg/1},
+     {restart_window_ms, fun is_non_neg/1},
+     {max_memory_mb, fun is_non_neg/1},
+     {stuck_grace_ms, fun is_non_neg/1}].
+
+check([], _Find) ->
     ok;
-check([{Key, Pred} | Rest]) ->
-    case application:get_env(?APP, Key) of
-        undefined -> check(Rest);
+check([{Key, Pred} | Rest], Find) ->
+    case Find(Key) of
+        error -> check(Rest, Find);
+        undefined -> check(Rest, Find);
         {ok, Value} ->
             case Pred(Value) of
-                true -> check(Rest);
+                true -> check(Rest, Find);
                 false -> {error, {bad_config, Key, Value}}
             end
     end.
@@ -123,10 +166,16 @@ stuck_grace_ms() ->
 %% (docs/PROTOCOL.md, "Flags").
 -spec port_args() -> [string()].
 port_args() ->
-    PathArgs = lists:append([["--python-path", to_string(Dir)] || Dir <- python_path()]),
-    ["--num-executors", integer_to_list(num_executors()),
-     "--max-memory-mb", integer_to_list(max_memory_mb()),
-     "--stuck-grace-ms", integer_to_list(stuck_grace_ms()) | PathArgs].
+    port_args(default).
+
+%% @doc The flags of sidecar `Sidecar', its options overriding the environment.
+-spec port_args(atom()) -> [string()].
+port_args(Sidecar) ->
+    PathArgs = lists:append([["--python-path", to_string(Dir)]
+                             || Dir <- get(Sidecar, python_path)]),
+    ["--num-executors", integer_to_list(get(Sidecar, num_executors)),
+     "--max-memory-mb", integer_to_list(get(Sidecar, max_memory_mb)),
+     "--stuck-grace-ms", integer_to_list(get(Sidecar, stuck_grace_ms)) | PathArgs].
 
 to_string(Dir) ->
     unicode:characters_to_list(Dir).
