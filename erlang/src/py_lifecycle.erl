@@ -236,6 +236,8 @@ call(Sidecar, Request) ->
 %% @private
 -spec init(atom()) -> {ok, #state{}}.
 init(Sidecar) ->
+    %% terminate/2 runs on shutdown: the key goes with the sidecar
+    process_flag(trap_exit, true),
     persistent_term:put(?UP(Sidecar), false),
     {ok, #state{sidecar = Sidecar}}.
 
