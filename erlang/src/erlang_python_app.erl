@@ -7,6 +7,7 @@
 
 -export([start/2, stop/1]).
 
+%% @private
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_StartType, _StartArgs) ->
     case py_config:validate() of
@@ -14,6 +15,7 @@ start(_StartType, _StartArgs) ->
         {error, _} = Error -> Error
     end.
 
+%% @private
 -spec stop(term()) -> ok.
 stop(_State) ->
     ok = py_context_router:forget(),

@@ -275,18 +275,22 @@ context() ->
 context(N) ->
     py_context_router:get_context(N).
 
+%% @doc Start the default pool ({@link py_context_router:start/0}).
 -spec start_contexts() -> {ok, [pid()]} | {error, term()}.
 start_contexts() ->
     py_context_router:start().
 
+%% @doc Start the default pool of `contexts' contexts ({@link py_context_router:start/1}).
 -spec start_contexts(#{contexts => pos_integer()}) -> {ok, [pid()]} | {error, term()}.
 start_contexts(Opts) ->
     py_context_router:start(Opts).
 
+%% @doc Stop the default pool.
 -spec stop_contexts() -> ok.
 stop_contexts() ->
     py_context_router:stop().
 
+%% @doc Whether the default pool runs.
 -spec contexts_started() -> boolean().
 contexts_started() ->
     py_context_router:started().
@@ -297,6 +301,7 @@ contexts_started() ->
 register_pool(Name, Target) ->
     py_context_router:register_pool(Name, Target).
 
+%% @doc Remove a registration made by {@link register_pool/2}.
 -spec unregister_pool(name() | {name(), name()}) -> ok | {error, term()}.
 unregister_pool(Target) ->
     py_context_router:unregister_pool(Target).
@@ -318,6 +323,7 @@ register_function(Name, Fun) ->
 register_function(Name, Module, Function) ->
     py_callback:register(Name, Module, Function).
 
+%% @doc Python can no longer call `Name'.
 -spec unregister_function(py_callback:name()) -> ok | {error, term()}.
 unregister_function(Name) ->
     py_callback:unregister(Name).
@@ -335,6 +341,7 @@ unregister_function(Name) ->
 subscribe_restarts() ->
     py_lifecycle:subscribe().
 
+%% @doc Stop the notifications of {@link subscribe_restarts/0}.
 -spec unsubscribe_restarts() -> ok | {error, not_started}.
 unsubscribe_restarts() ->
     py_lifecycle:unsubscribe().
@@ -349,10 +356,12 @@ unsubscribe_restarts() ->
 state_store(Key, Value) ->
     py_state:store(Key, Value).
 
+%% @doc The value under `Key', or `{error, not_found}'.
 -spec state_fetch(py_state:key()) -> {ok, term()} | {error, not_found} | {error, term()}.
 state_fetch(Key) ->
     py_state:fetch(Key).
 
+%% @doc Remove `Key'; a missing key is no error.
 -spec state_remove(py_state:key()) -> ok | {error, term()}.
 state_remove(Key) ->
     py_state:remove(Key).
@@ -362,6 +371,7 @@ state_remove(Key) ->
 state_keys() ->
     py_state:keys().
 
+%% @doc Remove every key.
 -spec state_clear() -> ok | {error, term()}.
 state_clear() ->
     py_state:clear().
@@ -372,14 +382,17 @@ state_clear() ->
 state_incr(Key) ->
     py_state:incr(Key, 1).
 
+%% @doc Add `N' to the integer under `Key' (0 if none), atomically.
 -spec state_incr(py_state:key(), integer()) -> integer() | {error, term()}.
 state_incr(Key, N) ->
     py_state:incr(Key, N).
 
+%% @doc Subtract 1 from the integer under `Key' (0 if none), atomically.
 -spec state_decr(py_state:key()) -> integer() | {error, term()}.
 state_decr(Key) ->
     py_state:decr(Key, 1).
 
+%% @doc Subtract `N' from the integer under `Key' (0 if none), atomically.
 -spec state_decr(py_state:key(), integer()) -> integer() | {error, term()}.
 state_decr(Key, N) ->
     py_state:decr(Key, N).
@@ -392,10 +405,12 @@ state_decr(Key, N) ->
 execution_mode() ->
     info(mode).
 
+%% @doc Whether the sidecar's Python has sub-interpreters with their own GIL.
 -spec subinterp_supported() -> boolean() | {error, not_started}.
 subinterp_supported() ->
     info(subinterp_supported).
 
+%% @doc The executor threads of the sidecar (`multi_executor' mode).
 -spec num_executors() -> non_neg_integer() | {error, not_started}.
 num_executors() ->
     info(num_executors).

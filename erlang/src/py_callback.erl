@@ -27,6 +27,7 @@
 -type name() :: atom() | binary() | string().
 -export_type([name/0]).
 
+%% @doc Start the owner of the registry (one for the VM).
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
@@ -46,6 +47,7 @@ register(Name, Module, Function) when is_atom(Module), is_atom(Function) ->
 register(_Name, Module, Function) ->
     {error, {badarg, {mfa, Module, Function}}}.
 
+%% @doc Python can no longer call `Name'.
 -spec unregister(name()) -> ok | {error, term()}.
 unregister(Name) ->
     case key(Name) of
@@ -156,15 +158,18 @@ apply_registered(Name, Args) ->
 
 %%--------------------------------------------------------------------
 
+%% @private
 -spec init([]) -> {ok, undefined}.
 init([]) ->
     _ = ets:new(?TABLE, [named_table, public, set, {read_concurrency, true}]),
     {ok, undefined}.
 
+%% @private
 -spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
+%% @private
 -spec handle_cast(term(), State) -> {noreply, State}.
 handle_cast(_Msg, State) ->
     {noreply, State}.

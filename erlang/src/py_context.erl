@@ -68,6 +68,7 @@ stop(Pid) ->
 exec(Ctx, Code) ->
     exec(Ctx, Code, py_config:call_timeout()).
 
+%% @doc {@link exec/2} within `Timeout' ms.
 -spec exec(pid(), iodata() | unicode:chardata(), timeout()) -> ok | {error, term()}.
 exec(Ctx, Code, Timeout) ->
     run(exec, Ctx, py_payload:exec(Code), Timeout).
@@ -78,6 +79,7 @@ exec(Ctx, Code, Timeout) ->
 eval(Ctx, Code, Locals) ->
     eval(Ctx, Code, Locals, py_config:call_timeout()).
 
+%% @doc {@link eval/3} within `Timeout' ms.
 -spec eval(pid(), iodata() | unicode:chardata(), map(), timeout()) ->
           {ok, term()} | {error, term()}.
 eval(Ctx, Code, Locals, Timeout) ->
@@ -89,6 +91,7 @@ eval(Ctx, Code, Locals, Timeout) ->
 call(Ctx, M, F, Args, Kwargs) ->
     call(Ctx, M, F, Args, Kwargs, py_config:call_timeout()).
 
+%% @doc {@link call/5} within `Timeout' ms.
 -spec call(pid(), atom() | binary(), atom() | binary(), list(), map(), timeout()) ->
           {ok, term()} | {error, term()}.
 call(Ctx, M, F, Args, Kwargs, Timeout) ->
@@ -189,14 +192,17 @@ init({Sidecar, Id, Ctx, Mode}) ->
     true = ets:insert(?TAB, {self(), {Sidecar, Ctx}, Mode, Id}),
     {ok, #state{sidecar = Sidecar, id = Id, ctx = Ctx, mode = Mode}}.
 
+%% @private
 -spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
+%% @private
 -spec handle_cast(term(), State) -> {noreply, State}.
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
+%% @private
 -spec handle_info(term(), State) -> {noreply, State}.
 handle_info(_Msg, State) ->
     {noreply, State}.

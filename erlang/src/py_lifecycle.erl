@@ -6,13 +6,13 @@
 %% so it outlives every restart of that sidecar. The functions without a
 %% sidecar argument are those of the default sidecar:
 %% <ul>
-%% <li>`py_sidecar' reports a crash ({@link down/1}) before it stops, and
+%% <li>`py_sidecar' reports a crash ({@link down/2}) before it stops, and
 %%     asks, before it opens the next port, how long to wait first
 %%     ({@link backoff/1}, computed by {@link delay/2}): nothing for the
 %%     first crash in `restart_window_ms', then `restart_backoff_ms'
 %%     doubling with each further crash, up to `restart_backoff_max_ms';</li>
-%% <li>`py_pool' reports the service up ({@link up/1}) once the contexts
-%%     run again: subscribers ({@link subscribe/1}) then get
+%% <li>`py_sidecar' reports the service up ({@link up/1}) once `py_pool'
+%%     says the contexts run again: subscribers ({@link subscribe/1}) then get
 %%     `{py_restarted, Info}' and calls made meanwhile go on
 %%     ({@link await_up/2});</li>
 %% <li>the first start is awaited by `py_sidecar_sup' ({@link await_start/1}):
@@ -104,8 +104,8 @@ down(Sidecar, Info) ->
 up() ->
     up(?DEFAULT).
 
-%% @doc Sidecar `Sidecar''s contexts run (its py_pool says so): the service
-%% is up.
+%% @doc Sidecar `Sidecar''s contexts run (its py_sidecar says so, told by
+%% py_pool): the service is up.
 -spec up(atom()) -> ok.
 up(Sidecar) ->
     persistent_term:put(?UP(Sidecar), true),

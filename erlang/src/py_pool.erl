@@ -12,8 +12,9 @@
 %% ({@link forget/1}).
 %%
 %% Its start waits, in `handle_continue/2', for the sidecar's port
-%% (`py_sidecar:started/1'); once the pools run it declares the service up
-%% (`py_lifecycle:up/1'), so calls waiting for a restart go on.
+%% (`py_sidecar:started/1'); once the pools run it tells the port owner
+%% (`py_sidecar:contexts_up/1'), which declares the service up, so calls
+%% waiting for a restart go on.
 -module(py_pool).
 
 -behaviour(gen_server).
@@ -126,7 +127,7 @@ handle_continue(start, #state{sidecar = Sidecar} = State) ->
 
 start_pools([], #state{sidecar = Sidecar} = State) ->
     %% calls waiting for a restarted sidecar go on
-    py_lifecycle:up(Sidecar),
+    py_sidecar:contexts_up(Sidecar),
     {noreply, State};
 start_pools([{Name, {Size, Mode}} | Rest], State) ->
     start_pools([{Name, Size, Mode} | Rest], State);

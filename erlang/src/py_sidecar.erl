@@ -32,7 +32,7 @@
 -behaviour(gen_server).
 
 -export([start_link/0, lookup/0, port/0, info/0, crash_info/2]).
--export([start_link/1, lookup/1, port/1, info/1, started/1, label/1]).
+-export([start_link/1, lookup/1, port/1, info/1, started/1, contexts_up/1, label/1]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2,
          terminate/2]).
 
@@ -110,6 +110,12 @@ started(Sidecar) ->
     try gen_server:call(py_sidecar_sup:name(?MODULE, Sidecar), started, infinity)
     catch exit:Reason -> {error, Reason}
     end.
+
+%% @doc Sidecar `Sidecar''s contexts run (its py_pool says so once it has
+%% started them): the service is up, see {@link service/2}.
+-spec contexts_up(atom()) -> ok.
+contexts_up(Sidecar) ->
+    gen_server:cast(py_sidecar_sup:name(?MODULE, Sidecar), contexts_up).
 
 %% @doc How log lines name sidecar `Sidecar': nothing for the default one.
 -spec label(atom()) -> string().
@@ -213,9 +219,21 @@ handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
 %% @private
--spec handle_cast(term(), State) -> {noreply, State}.
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(contexts_up, #state{port = Port} = State) when is_port(Port) ->
+    service(up, State),
+    {noreply, State};
 handle_cast(_Msg, State) ->
     {noreply, State}.
+
+%% The service of this sidecar as callers see it (py_lifecycle), declared
+%% here only: down the moment its OS process is seen gone, up once py_pool
+%% has started the contexts on the new one (contexts_up/1; a cast that comes
+%% after a crash is lost with the process, and the next py_pool sends one).
+service(up, #state{sidecar = Sidecar}) ->
+    py_lifecycle:up(Sidecar);
+service({down, Info}, #state{sidecar = Sidecar}) ->
+    py_lifecycle:down(Sidecar, Info).
 
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
@@ -279,8 +297,8 @@ route(Sidecar, Bin) ->
 
 %% The sidecar is gone: the service is down until py_pool has contexts
 %% again, and so are the processes Python started (its process group).
-crashed(Info, #state{sidecar = Sidecar, os_pid = OsPid} = State) ->
-    py_lifecycle:down(Sidecar, Info),
+crashed(Info, #state{os_pid = OsPid} = State) ->
+    service({down, Info}, State),
     kill_group(OsPid),
     {stop, {python_crashed, Info}, State#state{port = undefined}}.
 

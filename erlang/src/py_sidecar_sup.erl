@@ -11,8 +11,9 @@
 %% </ol>
 %% When the sidecar dies, the contexts and the pools are restarted after it:
 %% contexts do not outlive the sidecar that holds them. The service is
-%% declared down by `py_sidecar' when it sees the OS process gone, and up by
-%% `py_pool' once the new contexts run (both through {@link py_lifecycle}).
+%% declared up and down in one place, `py_sidecar' (the port owner): down
+%% when it sees the OS process gone, up when `py_pool' tells it the new
+%% contexts run; {@link py_lifecycle} keeps the state and the waiters.
 %% The intensity is the sidecar's `max_restarts' in `max_restart_period_s'
 %% (py_config); `py_sidecar' waits the backoff `py_lifecycle' gives before
 %% each new OS process, outside its `init/1', so this supervisor is never
