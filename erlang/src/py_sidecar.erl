@@ -152,7 +152,16 @@ handle_continue(start, #state{sidecar = Sidecar} = State) ->
             timer:sleep(Delay)
     end,
     Exe = py_port_exe:path(py_config:get(Sidecar, python)),
-    Port = py_port_exe:open(Exe, py_config:port_args(Sidecar) ++ SlotArgs),
+    try py_port_exe:open(Exe, py_config:port_args(Sidecar) ++ SlotArgs) of
+        Port -> open(Port, State)
+    catch
+        error:Reason ->
+            %% no such file, not executable...
+            py_lifecycle:start_failed(Sidecar, Reason),
+            {stop, Reason, State}
+    end.
+
+open(Port, #state{sidecar = Sidecar} = State) ->
     OsPid = case erlang:port_info(Port, os_pid) of
                 {os_pid, P} -> P;
                 undefined -> undefined

@@ -38,9 +38,12 @@ start_sidecar(Name, Opts) ->
                     {ok, Pid};
                 {error, {already_started, _}} ->
                     {error, {already_started, Name}};
-                {error, Reason} ->
+                {error, already_present} ->
+                    {error, {already_started, Name}};
+                {error, Error} ->
                     forget(Name),
-                    {error, Reason}
+                    %% {Reason, ChildSpec}: why its first start failed
+                    {error, case Error of {Reason, _Child} -> Reason; _ -> Error end}
             end
     end.
 

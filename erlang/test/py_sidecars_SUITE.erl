@@ -9,11 +9,12 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([two_sidecars/1, kill_other/1, kill_default/1, state_per_sidecar/1,
          callback_goes_back/1, named_pools/1, semaphore_per_sidecar/1, options/1,
-         own_intensity/1, stop_leaves_nothing/1]).
+         own_intensity/1, stop_leaves_nothing/1, no_such_python/1, failed_handshake/1]).
 
 all() ->
     [two_sidecars, kill_other, kill_default, state_per_sidecar, callback_goes_back,
-     named_pools, semaphore_per_sidecar, options, own_intensity, stop_leaves_nothing].
+     named_pools, semaphore_per_sidecar, options, own_intensity, stop_leaves_nothing,
+     no_such_python, failed_handshake].
 
 init_per_suite(Config) ->
     Config.
@@ -231,6 +232,23 @@ stop_leaves_nothing(_Config) ->
     py_ct:wait_until(fun() -> not filelib:is_dir("/proc/" ++ integer_to_list(OsPid)) end, 5000,
                      "the OS process to go"),
     ?expect({error, _}, py:eval({other, default}, <<"1">>)),
+    ?equal({ok, 1}, py:eval(<<"1">>)).
+
+%% A first start that fails returns why, and leaves nothing behind.
+no_such_python(_Config) ->
+    ?expect({error, enoent},
+            erlang_python:start_sidecar(broken, #{python => "/nonexistent/pyport"})),
+    ?equal([default], erlang_python:sidecars()),
+    ?equal({[], [], [], []}, leftovers(broken)),
+    ?equal({ok, 1}, py:eval(<<"1">>)).
+
+%% An executable that is no pyport: the handshake fails (here it exits at
+%% once), which ends the first start.
+failed_handshake(_Config) ->
+    ?expect({error, {python_crashed, #{status := 0}}},
+            erlang_python:start_sidecar(broken, #{python => "/bin/true"})),
+    ?equal([default], erlang_python:sidecars()),
+    ?equal({[], [], [], []}, leftovers(broken)),
     ?equal({ok, 1}, py:eval(<<"1">>)).
 
 %%--------------------------------------------------------------------
