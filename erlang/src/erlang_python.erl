@@ -28,6 +28,14 @@
 %% `num_executors', `python', `python_path', `max_restarts'), each
 %% overriding the application's value for this sidecar only. More than
 %% `max_restarts' crashes in `max_restart_period_s' stop that sidecar alone.
+%% `call_timeout' is the timeout of the sidecar's own requests (shared
+%% state, context creation); a `py' call without a timeout takes the
+%% application's, whichever sidecar it goes to.
+%%
+%% A sidecar whose subtree gave up is gone from {@link sidecars/0}; its pool
+%% specs, registrations and options are forgotten by the next
+%% {@link start_sidecar/2} or {@link stop_sidecar/1} of that name, or when
+%% the application stops.
 -module(erlang_python).
 
 -export([start_sidecar/2, stop_sidecar/1, sidecars/0]).

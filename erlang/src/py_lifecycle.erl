@@ -257,11 +257,11 @@ handle_call({unsubscribe, Pid}, _From, #state{subscribers = Subs} = State) ->
         error ->
             {reply, ok, State}
     end;
-handle_call(backoff, _From, #state{crashes = Crashes} = State) ->
+handle_call(backoff, _From, #state{sidecar = Sidecar, crashes = Crashes} = State) ->
     {Delay, Recent} = delay(Crashes, #{now => erlang:monotonic_time(millisecond),
-                                       window_ms => py_config:restart_window_ms(),
-                                       backoff_ms => py_config:restart_backoff_ms(),
-                                       backoff_max_ms => py_config:restart_backoff_max_ms()}),
+                                       window_ms => py_config:get(Sidecar, restart_window_ms),
+                                       backoff_ms => py_config:get(Sidecar, restart_backoff_ms),
+                                       backoff_max_ms => py_config:get(Sidecar, restart_backoff_max_ms)}),
     {reply, Delay, State#state{crashes = Recent}};
 handle_call(await_start, _From, #state{started = true} = State) ->
     {reply, ok, State};

@@ -9,12 +9,13 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([two_sidecars/1, kill_other/1, kill_default/1, state_per_sidecar/1,
          callback_goes_back/1, named_pools/1, semaphore_per_sidecar/1, options/1,
-         own_intensity/1, stop_leaves_nothing/1, no_such_python/1, failed_handshake/1]).
+         own_intensity/1, stop_leaves_nothing/1, no_such_python/1, failed_handshake/1,
+         backoff_does_not_block/1]).
 
 all() ->
     [two_sidecars, kill_other, kill_default, state_per_sidecar, callback_goes_back,
      named_pools, semaphore_per_sidecar, options, own_intensity, stop_leaves_nothing,
-     no_such_python, failed_handshake].
+     no_such_python, failed_handshake, backoff_does_not_block].
 
 init_per_suite(Config) ->
     Config.
@@ -250,6 +251,27 @@ failed_handshake(_Config) ->
     ?equal([default], erlang_python:sidecars()),
     ?equal({[], [], [], []}, leftovers(broken)),
     ?equal({ok, 1}, py:eval(<<"1">>)).
+
+%% The backoff runs after py_sidecar's init/1: while it lasts its supervisor
+%% answers at once, and calls made meanwhile wait for the new sidecar.
+backoff_does_not_block(_Config) ->
+    {ok, _} = erlang_python:start_sidecar(slow, #{num_contexts => 1, restart_backoff_ms => 1500}),
+    ok = py_lifecycle:subscribe(slow),
+    _ = os:cmd("kill -KILL " ++ integer_to_list(os_pid(slow))),
+    receive {py_restarted, _} -> ok after 20000 -> ct:fail("no py_restarted") end,
+    %% the second crash in the window waits restart_backoff_ms
+    _ = os:cmd("kill -KILL " ++ integer_to_list(os_pid(slow))),
+    py_ct:wait_until(fun() -> py_lifecycle:state(slow) =:= restarting end, 5000, "restarting"),
+    timer:sleep(200),
+    {T, Children} = py_ct:timed(fun() -> supervisor:which_children('py_sidecar_sup/slow') end),
+    ct:log("which_children in ~.1f ms: ~p", [T, Children]),
+    true = T < 500 orelse ct:fail("the supervisor answered in ~.1f ms", [T]),
+    ?equal(restarting, py_lifecycle:state(slow)),
+    {T2, R} = py_ct:timed(fun() -> py:eval({slow, default}, <<"6 * 7">>) end),
+    ct:log("a call made during the backoff waited ~.1f ms", [T2]),
+    ?equal({ok, 42}, R),
+    receive {py_restarted, #{down_ms := Down}} -> true = Down >= 1500 orelse ct:fail("down ~b ms", [Down])
+    after 20000 -> ct:fail("no py_restarted") end.
 
 %%--------------------------------------------------------------------
 
