@@ -1,11 +1,13 @@
 %% @doc The erlang_python application: checks the environment (see
-%% {@link py_config}) and starts {@link erlang_python_sup}.
+%% {@link py_config}) and starts {@link erlang_python_sup}, which returns
+%% once the default sidecar serves calls.
 -module(erlang_python_app).
 
 -behaviour(application).
 
 -export([start/2, stop/1]).
 
+%% @private
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_StartType, _StartArgs) ->
     case py_config:validate() of
@@ -13,6 +15,8 @@ start(_StartType, _StartArgs) ->
         {error, _} = Error -> Error
     end.
 
+%% @private
 -spec stop(term()) -> ok.
 stop(_State) ->
-    py_context_router:forget().
+    ok = py_context_router:forget(),
+    py_sidecars_sup:forget_all().

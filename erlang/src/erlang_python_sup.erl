@@ -1,18 +1,27 @@
-%% @doc Top supervisor of erlang_python, `rest_for_one':
+%% @doc Top supervisor of erlang_python, `rest_for_one', intensity 0:
 %% <ol>
-%% <li>`py_callback': the registry of functions Python may call;</li>
-%% <li>`py_lifecycle': up or restarting, crash backoff, restart subscribers;</li>
-%% <li>`py_semaphore': the load-control counter;</li>
-%% <li>`py_state': the mirror of the shared state, replayed into each new
-%% sidecar;</li>
-%% <li>`py_sidecar': owns the port to `pyport';</li>
-%% <li>`py_context_sup': the context processes (and their pid -> id table);</li>
-%% <li>`py_context_router': the pools and the routing of calls.</li>
+%% <li>`py_callback': the registry of functions Python may call, one for the
+%%     VM: it outlives every sidecar and its restarts;</li>
+%% <li>`py_sidecars_sup': the sidecars, one subtree each
+%%     (`py_sidecar_sup'), the default one first.</li>
 %% </ol>
-%% When the sidecar dies, the contexts and the router are restarted after it:
-%% contexts do not outlive the sidecar that holds them. The intensity is
-%% `max_restarts' in `max_restart_period_s' (py_config); `py_sidecar' waits
-%% the backoff `py_lifecycle' gives before each new sidecar.
+%% The tree, by module:
+%% ```
+%% erlang_python_sup                 rest_for_one, intensity 0
+%% |- py_callback                    the function registry (VM-global)
+%% `- py_sidecars_sup                one_for_one, intensity 0; the context table
+%%    |- py_sidecar_sup(default)     rest_for_one, max_restarts in max_restart_period_s
+%%    |  |- py_lifecycle             up or restarting, backoff, subscribers
+%%    |  |- py_semaphore             the load-control counter
+%%    |  |- py_state                 the mirror of the shared state
+%%    |  |- py_sidecar               the port owner (the pyport OS process)
+%%    |  |- py_context_sup           simple_one_for_one, temporary py_context
+%%    |  `- py_pool                  the pools: starts, monitors, replaces contexts
+%%    `- py_sidecar_sup(Name)        another sidecar (erlang_python:start_sidecar/2)
+%% '''
+%% A sidecar's crash restarts its `py_sidecar', contexts and pools; more than
+%% `max_restarts' in `max_restart_period_s' stop its subtree, and for the
+%% default sidecar the application (the BEAM stays up).
 -module(erlang_python_sup).
 
 -behaviour(supervisor).
@@ -20,33 +29,26 @@
 -export([start_link/0]).
 -export([init/1]).
 
+%% @doc Start the tree; returns once the default sidecar serves calls.
 -spec start_link() -> {ok, pid()} | ignore | {error, term()}.
 start_link() ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 
+%% @private
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
-    SupFlags = #{strategy => rest_for_one,
-                 intensity => py_config:max_restarts(),
-                 period => py_config:max_restart_period_s()},
-    Children = [worker(py_callback), % its registry outlives sidecar restarts
-                worker(py_lifecycle),
-                worker(py_semaphore),
-                worker(py_state), % its mirror of the shared state outlives sidecar restarts
-                worker(py_sidecar),
-                #{id => py_context_sup,
-                  start => {py_context_sup, start_link, []},
+    %% the default sidecar's subtree gives up for the application
+    SupFlags = #{strategy => rest_for_one, intensity => 0, period => 1},
+    Children = [#{id => py_callback,
+                  start => {py_callback, start_link, []},
+                  restart => permanent,
+                  shutdown => 5000,
+                  type => worker,
+                  modules => [py_callback]},
+                #{id => py_sidecars_sup,
+                  start => {py_sidecars_sup, start_link, []},
                   restart => permanent,
                   shutdown => infinity,
                   type => supervisor,
-                  modules => [py_context_sup]},
-                worker(py_context_router)],
+                  modules => [py_sidecars_sup]}],
     {ok, {SupFlags, Children}}.
-
-worker(Module) ->
-    #{id => Module,
-      start => {Module, start_link, []},
-      restart => permanent,
-      shutdown => 5000,
-      type => worker,
-      modules => [Module]}.

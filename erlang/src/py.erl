@@ -32,7 +32,10 @@
 %% `{Module, Function}' or `Module' ({@link register_pool/2}), else, in a
 %% function called from Python ({@link register_function/2}), to the context
 %% that called it, else to the caller's bound context ({@link py_context_router:bind_context/1}), else to the
-%% default pool's context for the caller's scheduler.
+%% default pool's context for the caller's scheduler (see {@link py_route}).
+%% An explicit context is a context pid or a pool: an atom for a pool of
+%% the default sidecar, `{Sidecar, Pool}' for a pool of another sidecar
+%% ({@link erlang_python:start_sidecar/2}).
 -module(py).
 
 -export([call/3, call/4, call/5,
@@ -52,13 +55,13 @@
 
 -type code() :: unicode:chardata() | iodata().
 -type name() :: atom() | binary().
--type ctx() :: pid() | py_context_router:pool_name().
+-type ctx() :: pid() | py_context_router:pool_ref().
 -type result() :: {ok, term()} | {error, term()}.
 -type target() :: route | term().
 -export_type([code/0, name/0, ctx/0, result/0]).
 
-%% A prepared request: everything checked, the context chosen.
--type prepared() :: {py_request:op(), pos_integer(), tuple(), timeout()}.
+%% A prepared request: everything checked, the sidecar and context chosen.
+-type prepared() :: {py_request:op(), atom(), pos_integer(), tuple(), timeout()}.
 
 %% Extra time await/1 gives a call beyond the call's own timeout.
 -define(AWAIT_MARGIN, 1000).
@@ -244,7 +247,7 @@ run_item(Ctx, {M, F, Args}, Timeout) ->
     run_item(Ctx, {M, F, Args, #{}}, Timeout);
 run_item(Ctx, {M, F, Args, Kwargs}, Timeout) ->
     case py_payload:call(M, F, Args, Kwargs) of
-        {ok, Payload} -> safe_run({ok, {call, Ctx, Payload, Timeout}});
+        {ok, Payload} -> safe_run({ok, {call, default, Ctx, Payload, Timeout}});
         {error, _} = Error -> Error
     end;
 run_item(_Ctx, Item, _Timeout) ->
@@ -272,18 +275,22 @@ context() ->
 context(N) ->
     py_context_router:get_context(N).
 
+%% @doc Start the default pool ({@link py_context_router:start/0}).
 -spec start_contexts() -> {ok, [pid()]} | {error, term()}.
 start_contexts() ->
     py_context_router:start().
 
+%% @doc Start the default pool of `contexts' contexts ({@link py_context_router:start/1}).
 -spec start_contexts(#{contexts => pos_integer()}) -> {ok, [pid()]} | {error, term()}.
 start_contexts(Opts) ->
     py_context_router:start(Opts).
 
+%% @doc Stop the default pool.
 -spec stop_contexts() -> ok.
 stop_contexts() ->
     py_context_router:stop().
 
+%% @doc Whether the default pool runs.
 -spec contexts_started() -> boolean().
 contexts_started() ->
     py_context_router:started().
@@ -294,6 +301,7 @@ contexts_started() ->
 register_pool(Name, Target) ->
     py_context_router:register_pool(Name, Target).
 
+%% @doc Remove a registration made by {@link register_pool/2}.
 -spec unregister_pool(name() | {name(), name()}) -> ok | {error, term()}.
 unregister_pool(Target) ->
     py_context_router:unregister_pool(Target).
@@ -315,6 +323,7 @@ register_function(Name, Fun) ->
 register_function(Name, Module, Function) ->
     py_callback:register(Name, Module, Function).
 
+%% @doc Python can no longer call `Name'.
 -spec unregister_function(py_callback:name()) -> ok | {error, term()}.
 unregister_function(Name) ->
     py_callback:unregister(Name).
@@ -332,6 +341,7 @@ unregister_function(Name) ->
 subscribe_restarts() ->
     py_lifecycle:subscribe().
 
+%% @doc Stop the notifications of {@link subscribe_restarts/0}.
 -spec unsubscribe_restarts() -> ok | {error, not_started}.
 unsubscribe_restarts() ->
     py_lifecycle:unsubscribe().
@@ -346,10 +356,12 @@ unsubscribe_restarts() ->
 state_store(Key, Value) ->
     py_state:store(Key, Value).
 
+%% @doc The value under `Key', or `{error, not_found}'.
 -spec state_fetch(py_state:key()) -> {ok, term()} | {error, not_found} | {error, term()}.
 state_fetch(Key) ->
     py_state:fetch(Key).
 
+%% @doc Remove `Key'; a missing key is no error.
 -spec state_remove(py_state:key()) -> ok | {error, term()}.
 state_remove(Key) ->
     py_state:remove(Key).
@@ -359,6 +371,7 @@ state_remove(Key) ->
 state_keys() ->
     py_state:keys().
 
+%% @doc Remove every key.
 -spec state_clear() -> ok | {error, term()}.
 state_clear() ->
     py_state:clear().
@@ -369,14 +382,17 @@ state_clear() ->
 state_incr(Key) ->
     py_state:incr(Key, 1).
 
+%% @doc Add `N' to the integer under `Key' (0 if none), atomically.
 -spec state_incr(py_state:key(), integer()) -> integer() | {error, term()}.
 state_incr(Key, N) ->
     py_state:incr(Key, N).
 
+%% @doc Subtract 1 from the integer under `Key' (0 if none), atomically.
 -spec state_decr(py_state:key()) -> integer() | {error, term()}.
 state_decr(Key) ->
     py_state:decr(Key, 1).
 
+%% @doc Subtract `N' from the integer under `Key' (0 if none), atomically.
 -spec state_decr(py_state:key(), integer()) -> integer() | {error, term()}.
 state_decr(Key, N) ->
     py_state:decr(Key, N).
@@ -389,10 +405,12 @@ state_decr(Key, N) ->
 execution_mode() ->
     info(mode).
 
+%% @doc Whether the sidecar's Python has sub-interpreters with their own GIL.
 -spec subinterp_supported() -> boolean() | {error, not_started}.
 subinterp_supported() ->
     info(subinterp_supported).
 
+%% @doc The executor threads of the sidecar (`multi_executor' mode).
 -spec num_executors() -> non_neg_integer() | {error, not_started}.
 num_executors() ->
     info(num_executors).
@@ -441,24 +459,36 @@ prepare(Op, Target, {ok, Payload}, Timeout) ->
 prepare(_Op, _Target, {error, _} = Error, _Timeout) ->
     Error.
 
-with_timeout(Timeout, Op, {ok, Ctx}, Payload) ->
+with_timeout(Timeout, Op, {ok, Sidecar, Ctx}, Payload) ->
     case py_payload:timeout(Timeout) of
-        {ok, T} -> {ok, {Op, Ctx, Payload, T}};
+        {ok, T} -> {ok, {Op, Sidecar, Ctx, Payload, T}};
         {error, _} = Error -> Error
     end;
 with_timeout(_Timeout, _Op, {error, _} = Error, _Payload) ->
     Error.
 
-context(Target, M, F, Timeout) ->
-    py_lifecycle:when_up(Timeout, fun() -> context(Target, M, F) end).
+%% The sidecar and context of a call, after the restart of that sidecar
+%% under way if there is one (py_lifecycle:when_up/3). An explicit target
+%% is looked up first, as it names its sidecar; when the lookup fails, or
+%% finds a sidecar that restarts, it is looked up again once that sidecar
+%% is up.
+context(route, M, F, Timeout) ->
+    Sidecar = py_route:sidecar(),
+    py_lifecycle:when_up(Sidecar, Timeout, fun() -> py_route:route(Sidecar, M, F) end);
+context(Target, _M, _F, Timeout) ->
+    case py_route:resolve(Target) of
+        {ok, Sidecar, _Ctx} = Found ->
+            case py_lifecycle:state(Sidecar) of
+                up -> Found;
+                _ -> py_lifecycle:when_up(Sidecar, Timeout, fun() -> py_route:resolve(Target) end)
+            end;
+        {error, _} ->
+            py_lifecycle:when_up(py_route:sidecar_of(Target), Timeout,
+                                 fun() -> py_route:resolve(Target) end)
+    end.
 
-context(route, M, F) ->
-    py_context_router:route(M, F);
-context(Ctx, _M, _F) ->
-    py_context_router:resolve(Ctx).
-
-run({ok, {Op, Ctx, Payload, Timeout}}) ->
-    py_request:run(Op, Ctx, Payload, Timeout);
+run({ok, {Op, Sidecar, Ctx, Payload, Timeout}}) ->
+    py_request:run(Sidecar, Op, Ctx, Payload, Timeout);
 run({error, _} = Error) ->
     Error.
 

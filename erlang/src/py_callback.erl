@@ -8,11 +8,16 @@
 %% context go to the calling context, and carry the chain of the Python
 %% request that waits for them, so that context runs them at once, on top of
 %% the waiting request: callbacks nest, on the same context or others.
+%%
+%% The registry is one for the VM: every sidecar's Python calls the same
+%% functions, and it outlives every sidecar. A callback knows which sidecar
+%% called it ({@link callback/0}), so its calls go back there.
 -module(py_callback).
 
 -behaviour(gen_server).
 
 -export([start_link/0, register/2, register/3, unregister/1, run/2, caller/0]).
+-export([run/3, caller/1, callback/0]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 -define(TABLE, py_callbacks).
@@ -22,6 +27,7 @@
 -type name() :: atom() | binary() | string().
 -export_type([name/0]).
 
+%% @doc Start the owner of the registry (one for the VM).
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
@@ -41,6 +47,7 @@ register(Name, Module, Function) when is_atom(Module), is_atom(Function) ->
 register(_Name, Module, Function) ->
     {error, {badarg, {mfa, Module, Function}}}.
 
+%% @doc Python can no longer call `Name'.
 -spec unregister(name()) -> ok | {error, term()}.
 unregister(Name) ->
     case key(Name) of
@@ -51,19 +58,25 @@ unregister(Name) ->
             Error
     end.
 
-%% @doc Runs the callback whose frame body is `Body' and sends the answer,
-%% `{cb_reply, N, Ctx}' then `{ok, Value}' or `{error, {Class, Reason}}'.
+%% @doc {@link run/3} for the default sidecar.
 -spec run(pos_integer(), binary()) -> ok.
 run(N, Body) ->
+    run(default, N, Body).
+
+%% @doc Runs the callback whose frame body is `Body', from sidecar
+%% `Sidecar', and sends it the answer, `{cb_reply, N, Ctx}' then
+%% `{ok, Value}' or `{error, {Class, Reason}}'.
+-spec run(atom(), pos_integer(), binary()) -> ok.
+run(Sidecar, N, Body) ->
     {Ctx, Chain, Name, Args} = binary_to_term(Body),
     %% chain 0: a call from a Python thread that runs no request
-    put(?CALLER, {Ctx, case Chain of 0 -> none; _ -> Chain end}),
+    put(?CALLER, {Sidecar, Ctx, case Chain of 0 -> none; _ -> Chain end}),
     Result = try apply_registered(Name, Args) of
                  Value -> {ok, Value}
              catch
                  Class:Reason -> {error, {Class, Reason}}
              end,
-    case py_sidecar:lookup() of
+    case py_sidecar:lookup(Sidecar) of
         {ok, Port, _Owner} ->
             _ = py_wire:send(Port, py_wire:cb_reply(N, Ctx, Result)),
             ok;
@@ -77,7 +90,26 @@ run(N, Body) ->
 -spec caller() -> {pos_integer(), pos_integer() | none} | none.
 caller() ->
     case get(?CALLER) of
-        {_Ctx, _Chain} = Caller -> Caller;
+        {_Sidecar, Ctx, Chain} -> {Ctx, Chain};
+        undefined -> none
+    end.
+
+%% @doc {@link caller/0} for a callback of sidecar `Sidecar' only: `none'
+%% elsewhere, in a callback of another sidecar too (its chain means
+%% nothing to this one).
+-spec caller(atom()) -> {pos_integer(), pos_integer() | none} | none.
+caller(Sidecar) ->
+    case get(?CALLER) of
+        {Sidecar, Ctx, Chain} -> {Ctx, Chain};
+        _ -> none
+    end.
+
+%% @doc In a callback: the sidecar and context that called it and the
+%% chain; elsewhere `none'.
+-spec callback() -> {atom(), pos_integer(), pos_integer() | none} | none.
+callback() ->
+    case get(?CALLER) of
+        {_Sidecar, _Ctx, _Chain} = Callback -> Callback;
         undefined -> none
     end.
 
@@ -125,15 +157,18 @@ apply_registered(Name, Args) ->
 
 %%--------------------------------------------------------------------
 
+%% @private
 -spec init([]) -> {ok, undefined}.
 init([]) ->
     _ = ets:new(?TABLE, [named_table, public, set, {read_concurrency, true}]),
     {ok, undefined}.
 
+%% @private
 -spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
+%% @private
 -spec handle_cast(term(), State) -> {noreply, State}.
 handle_cast(_Msg, State) ->
     {noreply, State}.

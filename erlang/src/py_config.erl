@@ -37,6 +37,11 @@
 %% default here: unset, the flag is not passed. `max_memory_mb' and
 %% `stuck_grace_ms' keep theirs here, as their getters give a number, and
 %% are always passed.
+%%
+%% A sidecar other than the default one (`erlang_python:start_sidecar/2')
+%% has options that override these keys for it alone ({@link get/2},
+%% {@link port_args/1}); they are checked by {@link validate/1} and kept in
+%% `persistent_term' under `{py_config, Sidecar, opts}'.
 -module(py_config).
 
 -export([validate/0, num_contexts/0, max_concurrent/0, num_executors/0,
@@ -45,6 +50,7 @@
          restart_backoff_max_ms/0, restart_window_ms/0, max_memory_mb/0,
          stuck_grace_ms/0]).
 -export([keys/0, default/1, valid/2]).
+-export([validate/1, get/2, port_args/1, set_opts/2, forget_opts/1]).
 
 -define(APP, erlang_python).
 
@@ -84,19 +90,58 @@ table() ->
 %% @doc Check every key that is set; the first bad one is reported.
 -spec validate() -> ok | {error, {bad_config, atom(), term()}}.
 validate() ->
-    check(table()).
+    check(table(), fun(Key) -> application:get_env(?APP, Key) end).
 
-check([]) ->
+%% @doc Check a sidecar's options: each must be one of the keys of the
+%% table, with a value that key takes.
+-spec validate(map()) -> ok | {error, {bad_config, term(), term()}}.
+validate(Opts) when is_map(Opts) ->
+    case [{K, V} || {K, V} <- maps:to_list(Opts), not lists:keymember(K, 1, table())] of
+        [] -> check(table(), fun(Key) -> maps:find(Key, Opts) end);
+        [{K, V} | _] -> {error, {bad_config, K, V}}
+    end.
+
+check([], _Find) ->
     ok;
-check([{Key, _Default, Check, _Flag} | Rest]) ->
-    case application:get_env(?APP, Key) of
-        undefined -> check(Rest);
+check([{Key, _Default, Check, _Flag} | Rest], Find) ->
+    case Find(Key) of
+        error -> check(Rest, Find);
+        undefined -> check(Rest, Find);
         {ok, Value} ->
             case is_valid(Check, Value) of
-                true -> check(Rest);
+                true -> check(Rest, Find);
                 false -> {error, {bad_config, Key, Value}}
             end
     end.
+
+%% @doc The value of `Key' for sidecar `Sidecar': its start options override
+%% the application environment (the default sidecar has none), then the
+%% table's default; `undefined' for a key that is unset and has none
+%% (`python', `num_executors').
+-spec get(atom(), key()) -> term().
+get(Sidecar, Key) ->
+    case lookup(Sidecar, Key) of
+        {ok, Value} -> Value;
+        unset -> undefined
+    end.
+
+%% The option, else the environment, else the default.
+lookup(Sidecar, Key) ->
+    case Sidecar =/= default andalso persistent_term:get({?MODULE, Sidecar, opts}, #{}) of
+        #{Key := Value} -> {ok, Value};
+        _ -> set_or_default(Key)
+    end.
+
+%% @doc Keep the options of sidecar `Sidecar' (before it starts).
+-spec set_opts(atom(), map()) -> ok.
+set_opts(Sidecar, Opts) ->
+    persistent_term:put({?MODULE, Sidecar, opts}, Opts).
+
+%% @doc Forget the options of sidecar `Sidecar' (it stopped).
+-spec forget_opts(atom()) -> ok.
+forget_opts(Sidecar) ->
+    _ = persistent_term:erase({?MODULE, Sidecar, opts}),
+    ok.
 
 %% @doc Every key of the environment, in the order of the table.
 -spec keys() -> [key()].
@@ -200,8 +245,13 @@ stuck_grace_ms() -> setting(stuck_grace_ms).
 %% unset and has no default passes no flag.
 -spec port_args() -> [string()].
 port_args() ->
+    port_args(default).
+
+%% @doc The flags of sidecar `Sidecar', its options overriding the environment.
+-spec port_args(atom()) -> [string()].
+port_args(Sidecar) ->
     lists:append([flag(Flag, Value) || {Key, _, _, Flag} <- table(), Flag =/= none,
-                                       {ok, Value} <- [set_or_default(Key)]]).
+                                       {ok, Value} <- [lookup(Sidecar, Key)]]).
 
 set_or_default(Key) ->
     case application:get_env(?APP, Key) of

@@ -6,12 +6,17 @@
 %% not go through it: callers look the sidecar's integer context id up in an
 %% ETS table (pid -> id) and talk to the port themselves, so calls on one
 %% context run in parallel with everything else in Erlang.
+%%
+%% The table is one for the VM (owned by `py_sidecars_sup'): a row is
+%% `{Pid, {Sidecar, CtxId}, Mode, Label}', so a context pid names its
+%% sidecar too ({@link where/1}) and is used as is whichever sidecar holds it.
 -module(py_context).
 
 -behaviour(gen_server).
 
 -export([start_link/2, stop/1, exec/2, exec/3, eval/3, eval/4, call/5, call/6,
          ctx_id/1, mode/1, label/1, new_table/0, cleanup/2]).
+-export([start_link/3, where/1, cleanup/3, forget_sidecar/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TAB, py_contexts).
@@ -19,7 +24,7 @@
 -type mode() :: auto | subinterp | worker.
 -export_type([mode/0]).
 
--record(state, {id :: term(), ctx :: pos_integer(), mode :: mode()}).
+-record(state, {sidecar :: atom(), id :: term(), ctx :: pos_integer(), mode :: mode()}).
 
 %% @doc Create a context in the sidecar, then start its handle process.
 %% `Id' is a label of the caller's choice (the router uses `{Pool, Index}');
@@ -28,23 +33,29 @@
 %% `subinterp' or `worker' (the main interpreter, for extensions that refuse
 %% sub-interpreters).
 -spec start_link(term(), mode()) -> {ok, pid()} | {error, term()}.
-start_link(Id, Mode) when Mode =:= auto; Mode =:= subinterp; Mode =:= worker ->
+start_link(Id, Mode) ->
+    start_link(default, Id, Mode).
+
+%% @doc {@link start_link/2} in sidecar `Sidecar'.
+-spec start_link(atom(), term(), mode()) -> {ok, pid()} | {error, term()}.
+start_link(Sidecar, Id, Mode) when Mode =:= auto; Mode =:= subinterp; Mode =:= worker ->
     case ets:whereis(?TAB) of
         undefined ->
             {error, not_started};
         _ ->
             Ctx = erlang:unique_integer([positive, monotonic]),
-            case py_request:control(py_wire:create_context(Ctx, Mode), py_config:call_timeout()) of
+            case py_request:control(Sidecar, py_wire:create_context(Ctx, Mode), <<>>,
+                                    py_config:get(Sidecar, call_timeout)) of
                 ok ->
-                    case gen_server:start_link(?MODULE, {Id, Ctx, Mode}, []) of
+                    case gen_server:start_link(?MODULE, {Sidecar, Id, Ctx, Mode}, []) of
                         {ok, Pid} -> {ok, Pid};
-                        {error, _} = Error -> destroy(Ctx), Error
+                        {error, _} = Error -> destroy(Sidecar, Ctx), Error
                     end;
                 {error, Reason} ->
                     {error, {create_context, Reason}}
             end
     end;
-start_link(_Id, Mode) ->
+start_link(_Sidecar, _Id, Mode) ->
     {error, {badarg, {mode, Mode}}}.
 
 %% @doc Stop the context: its globals are gone.
@@ -57,6 +68,7 @@ stop(Pid) ->
 exec(Ctx, Code) ->
     exec(Ctx, Code, py_config:call_timeout()).
 
+%% @doc {@link exec/2} within `Timeout' ms.
 -spec exec(pid(), iodata() | unicode:chardata(), timeout()) -> ok | {error, term()}.
 exec(Ctx, Code, Timeout) ->
     run(exec, Ctx, py_payload:exec(Code), Timeout).
@@ -67,6 +79,7 @@ exec(Ctx, Code, Timeout) ->
 eval(Ctx, Code, Locals) ->
     eval(Ctx, Code, Locals, py_config:call_timeout()).
 
+%% @doc {@link eval/3} within `Timeout' ms.
 -spec eval(pid(), iodata() | unicode:chardata(), map(), timeout()) ->
           {ok, term()} | {error, term()}.
 eval(Ctx, Code, Locals, Timeout) ->
@@ -78,14 +91,15 @@ eval(Ctx, Code, Locals, Timeout) ->
 call(Ctx, M, F, Args, Kwargs) ->
     call(Ctx, M, F, Args, Kwargs, py_config:call_timeout()).
 
+%% @doc {@link call/5} within `Timeout' ms.
 -spec call(pid(), atom() | binary(), atom() | binary(), list(), map(), timeout()) ->
           {ok, term()} | {error, term()}.
 call(Ctx, M, F, Args, Kwargs, Timeout) ->
     run(call, Ctx, py_payload:call(M, F, Args, Kwargs), Timeout).
 
 run(Op, Ctx, {ok, Payload}, Timeout) ->
-    case {ctx_id(Ctx), py_payload:timeout(Timeout)} of
-        {{ok, Id}, {ok, T}} -> py_request:run(Op, Id, Payload, T);
+    case {where(Ctx), py_payload:timeout(Timeout)} of
+        {{ok, Sidecar, Id}, {ok, T}} -> py_request:run(Sidecar, Op, Id, Payload, T);
         {{error, _} = Error, _} -> Error;
         {_, {error, _} = Error} -> Error
     end;
@@ -94,9 +108,17 @@ run(_Op, _Ctx, {error, _} = Error, _Timeout) ->
 
 %% @doc The sidecar's integer id of a context process.
 -spec ctx_id(term()) -> {ok, pos_integer()} | {error, not_started | {bad_context, term()}}.
-ctx_id(Pid) when is_pid(Pid) ->
+ctx_id(Pid) ->
+    case where(Pid) of
+        {ok, _Sidecar, Id} -> {ok, Id};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc The sidecar of a context process and its integer id there.
+-spec where(term()) -> {ok, atom(), pos_integer()} | {error, not_started | {bad_context, term()}}.
+where(Pid) when is_pid(Pid) ->
     try ets:lookup_element(?TAB, Pid, 2) of
-        Id -> {ok, Id}
+        {Sidecar, Id} -> {ok, Sidecar, Id}
     catch
         error:badarg ->
             case ets:whereis(?TAB) of
@@ -104,7 +126,7 @@ ctx_id(Pid) when is_pid(Pid) ->
                 _ -> {error, {bad_context, Pid}}
             end
     end;
-ctx_id(Other) ->
+where(Other) ->
     {error, {bad_context, Other}}.
 
 %% @doc The mode the context was created with.
@@ -118,7 +140,7 @@ mode(Pid) ->
 label(Pid) ->
     column(Pid, 4).
 
-%% A column of the context's row: {Pid, Ctx, Mode, Label}.
+%% A column of the context's row: {Pid, {Sidecar, Ctx}, Mode, Label}.
 column(Pid, Pos) ->
     try ets:lookup_element(?TAB, Pid, Pos) of
         Value -> {ok, Value}
@@ -126,7 +148,7 @@ column(Pid, Pos) ->
         error:badarg -> {error, {bad_context, Pid}}
     end.
 
-%% @doc Create the pid -> context id table; called by the owner, `py_context_sup'.
+%% @doc Create the pid -> context table; called by its owner, `py_sidecars_sup'.
 -spec new_table() -> ok.
 new_table() ->
     ?TAB = ets:new(?TAB, [named_table, public, set, {read_concurrency, true}]),
@@ -136,13 +158,25 @@ new_table() ->
 %% `terminate/2' (e.g. killed): forget its id and destroy the sidecar context.
 -spec cleanup(pid(), pos_integer()) -> ok.
 cleanup(Pid, Ctx) ->
+    cleanup(default, Pid, Ctx).
+
+%% @doc {@link cleanup/2} for a context of sidecar `Sidecar'.
+-spec cleanup(atom(), pid(), pos_integer()) -> ok.
+cleanup(Sidecar, Pid, Ctx) ->
     catch ets:delete(?TAB, Pid),
-    destroy(Ctx).
+    destroy(Sidecar, Ctx).
+
+%% @doc Forget the rows of sidecar `Sidecar''s contexts, dead with an
+%% earlier OS process (its new `py_context_sup' starts).
+-spec forget_sidecar(atom()) -> ok.
+forget_sidecar(Sidecar) ->
+    _ = ets:match_delete(?TAB, {'_', {Sidecar, '_'}, '_', '_'}),
+    ok.
 
 %% Fire and forget: the reply goes to a reference that is no alias and is
 %% dropped. Its id is a control one, as it holds no py_semaphore permit.
-destroy(Ctx) ->
-    case py_sidecar:lookup() of
+destroy(Sidecar, Ctx) ->
+    case py_sidecar:lookup(Sidecar) of
         {ok, Port, _Owner} ->
             Id = py_wire:id(control, make_ref()),
             _ = py_wire:send(Port, py_wire:packet(py_wire:destroy_context(Ctx), Id, <<>>)),
@@ -153,25 +187,30 @@ destroy(Ctx) ->
 
 %%--------------------------------------------------------------------
 
--spec init({term(), pos_integer(), mode()}) -> {ok, #state{}}.
-init({Id, Ctx, Mode}) ->
+%% @private
+-spec init({atom(), term(), pos_integer(), mode()}) -> {ok, #state{}}.
+init({Sidecar, Id, Ctx, Mode}) ->
     process_flag(trap_exit, true),
-    true = ets:insert(?TAB, {self(), Ctx, Mode, Id}),
-    {ok, #state{id = Id, ctx = Ctx, mode = Mode}}.
+    true = ets:insert(?TAB, {self(), {Sidecar, Ctx}, Mode, Id}),
+    {ok, #state{sidecar = Sidecar, id = Id, ctx = Ctx, mode = Mode}}.
 
+%% @private
 -spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
+%% @private
 -spec handle_cast(term(), State) -> {noreply, State}.
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
+%% @private
 -spec handle_info(term(), State) -> {noreply, State}.
 handle_info(_Msg, State) ->
     {noreply, State}.
 
+%% @private
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{ctx = Ctx}) ->
+terminate(_Reason, #state{sidecar = Sidecar, ctx = Ctx}) ->
     catch ets:delete(?TAB, self()),
-    destroy(Ctx).
+    destroy(Sidecar, Ctx).

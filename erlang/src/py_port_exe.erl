@@ -4,7 +4,7 @@
 %% alone (never `stderr_to_stdout'): stray output on stdout would corrupt the framing.
 -module(py_port_exe).
 
--export([path/0, open/1]).
+-export([path/0, path/1, open/1, open/2]).
 
 -define(EXE, "pyport").
 
@@ -19,8 +19,14 @@
 %% </ul>
 -spec path() -> file:filename().
 path() ->
-    case {application:get_env(erlang_python, python), os:getenv("ERLANG_PYTHON_PYPORT")} of
-        {{ok, Path}, _} when is_list(Path); is_binary(Path) ->
+    path(application:get_env(erlang_python, python, undefined)).
+
+%% @doc {@link path/0} with `Python' in place of the application environment
+%% `python' (`undefined': none), e.g. a sidecar's own `python' option.
+-spec path(file:filename_all() | undefined) -> file:filename().
+path(Python) ->
+    case {Python, os:getenv("ERLANG_PYTHON_PYPORT")} of
+        {Path, _} when is_list(Path); is_binary(Path) ->
             filename:absname(Path);
         {_, Path} when is_list(Path), Path =/= "" ->
             filename:absname(Path);
@@ -33,7 +39,12 @@ path() ->
 %% `{Port, {exit_status, N}}'.
 -spec open([string() | binary()]) -> port().
 open(Args) when is_list(Args) ->
-    open_port({spawn_executable, path()},
+    open(path(), Args).
+
+%% @doc Open the sidecar at `Exe' (see {@link path/1}) with extra arguments.
+-spec open(file:filename_all(), [string() | binary()]) -> port().
+open(Exe, Args) when is_list(Args) ->
+    open_port({spawn_executable, Exe},
               [{packet, 4}, binary, exit_status, {args, Args}]).
 
 -spec priv_dir() -> file:filename().

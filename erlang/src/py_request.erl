@@ -16,9 +16,15 @@
 %% A payload of {@link py_slot:min_size/0} bytes or more goes through the
 %% caller's slot, a shared-memory file, instead of the pipe, and so does a
 %% large result of such a request ({@link py_slot}).
+%%
+%% Every function has a form that takes the sidecar first ({@link run/5},
+%% {@link control/4}); the others are for the default sidecar.
 -module(py_request).
 
 -export([run/4, control/2, control/3]).
+-export([run/5, control/4]).
+
+-define(DEFAULT, default).
 
 -type op() :: call | eval | exec.
 -export_type([op/0]).
@@ -32,20 +38,27 @@
 %% run out of them.
 -spec run(op(), pos_integer(), tuple(), timeout()) -> term().
 run(Op, Ctx, Payload, Timeout) ->
-    case py_callback:caller() of
+    run(?DEFAULT, Op, Ctx, Payload, Timeout).
+
+%% @doc {@link run/4} on a context of sidecar `Sidecar', within a slot of its
+%% semaphore. Only a callback of that same sidecar makes a nested request.
+-spec run(atom(), op(), pos_integer(), tuple(), timeout()) -> term().
+run(Sidecar, Op, Ctx, Payload, Timeout) ->
+    case py_callback:caller(Sidecar) of
         none ->
-            case py_semaphore:acquire() of
-                ok -> send_payload(Op, Ctx, Payload, Timeout, call, none);
+            case py_semaphore:acquire(Sidecar) of
+                ok -> send_payload(Sidecar, Op, Ctx, Payload, Timeout, call, none);
                 {error, _} = Error -> Error
             end;
         {_Caller, Chain} ->
-            send_payload(Op, Ctx, Payload, Timeout, nested, Chain)
+            send_payload(Sidecar, Op, Ctx, Payload, Timeout, nested, Chain)
     end.
 
-send_payload(Op, Ctx, Payload, Timeout, Kind, Chain) ->
-    case erlang:external_size(Payload) >= py_slot:min_size() of
-        true -> large(Op, Ctx, Payload, Timeout, Kind, Chain);
-        false -> request(py_wire:op(Op, Ctx, none, Chain), term_to_binary(Payload), Timeout, Kind)
+send_payload(Sidecar, Op, Ctx, Payload, Timeout, Kind, Chain) ->
+    case erlang:external_size(Payload) >= py_slot:min_size(Sidecar) of
+        true -> large(Sidecar, Op, Ctx, Payload, Timeout, Kind, Chain);
+        false -> request(Sidecar, py_wire:op(Op, Ctx, none, Chain), term_to_binary(Payload),
+                         Timeout, Kind)
     end.
 
 %% @doc A control request without payload, outside the semaphore. The header is
@@ -55,18 +68,23 @@ send_payload(Op, Ctx, Payload, Timeout, Kind, Chain) ->
 %% port owner that no slot comes back with the reply.
 -spec control(py_wire:request(), timeout()) -> term().
 control(TagAndArgs, Timeout) ->
-    request(TagAndArgs, <<>>, Timeout, control).
+    request(?DEFAULT, TagAndArgs, <<>>, Timeout, control).
 
 %% @doc A control request whose header is followed by `Payload', e.g. the
 %% value of `state_store' as `term_to_binary(Value)' (docs/PROTOCOL.md).
 -spec control(py_wire:request(), iodata(), timeout()) -> term().
 control(TagAndArgs, Payload, Timeout) ->
-    request(TagAndArgs, Payload, Timeout, control).
+    request(?DEFAULT, TagAndArgs, Payload, Timeout, control).
+
+%% @doc {@link control/3} to sidecar `Sidecar' (`<<>>' for no payload).
+-spec control(atom(), py_wire:request(), iodata(), timeout()) -> term().
+control(Sidecar, TagAndArgs, Payload, Timeout) ->
+    request(Sidecar, TagAndArgs, Payload, Timeout, control).
 
 %% Everything from the alias to the reply happens in this one function, so the
 %% compiler's selective-receive optimisation for fresh references applies.
-request(Request, Payload, Timeout, Kind) ->
-    case py_sidecar:lookup() of
+request(Sidecar, Request, Payload, Timeout, Kind) ->
+    case py_sidecar:lookup(Sidecar) of
         {ok, Port, Owner} ->
             Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
             Id = py_wire:id(Kind, Alias),
@@ -83,20 +101,20 @@ request(Request, Payload, Timeout, Kind) ->
                     end;
                 false ->
                     erlang:demonitor(Alias, [flush]),
-                    unsent(Kind),
+                    unsent(Sidecar, Kind),
                     {error, {python_crashed, #{reason => port_closed}}}
             end;
         {error, not_started} ->
-            unsent(Kind),
-            case py_lifecycle:state() of
+            unsent(Sidecar, Kind),
+            case py_lifecycle:state(Sidecar) of
                 %% the context this request was for died with the sidecar
                 restarting -> {error, {python_crashed, #{reason => restarting}}};
                 _ -> {error, not_started}
             end
     end.
 
-unsent(call) -> py_semaphore:release();
-unsent(_NestedOrControl) -> ok.
+unsent(Sidecar, call) -> py_semaphore:release(Sidecar);
+unsent(_Sidecar, _NestedOrControl) -> ok.
 
 give_up(Port, Id, Alias) ->
     erlang:demonitor(Alias, [flush]),
@@ -112,17 +130,17 @@ give_up(Port, Id, Alias) ->
 %% A large payload goes through the caller's slot when it can. Its encoding is
 %% an iovec, which refers to large binaries instead of copying them (but costs
 %% more than term_to_binary/1 for a small term).
-large(Op, Ctx, Payload, Timeout, Kind, Chain) ->
+large(Sidecar, Op, Ctx, Payload, Timeout, Kind, Chain) ->
     Enc = erlang:term_to_iovec(Payload),
-    case py_slot:put(Enc) of
+    case py_slot:put(Sidecar, Enc) of
         {ok, Path} ->
-            Result = request(py_wire:op(Op, Ctx, {slot, Path, iolist_size(Enc)}, Chain), <<>>,
+            Result = request(Sidecar, py_wire:op(Op, Ctx, {slot, Path, iolist_size(Enc)}, Chain), <<>>,
                              Timeout, Kind),
             %% after a timeout or a crash the sidecar may still use the slot
             py_slot:done(not lost(Result)),
             Result;
         none ->
-            request(py_wire:op(Op, Ctx, none, Chain), Enc, Timeout, Kind)
+            request(Sidecar, py_wire:op(Op, Ctx, none, Chain), Enc, Timeout, Kind)
     end.
 
 lost({error, timeout}) -> true;

@@ -5,6 +5,11 @@
 %% process. Slot 1 is the number of requests in flight, slot 2 the limit. The
 %% gen_server only creates the array and removes it when the application stops.
 %%
+%% There is one per sidecar, under `{py_semaphore, Sidecar, counter}' (see
+%% {@link py_sidecar_sup}); the functions without a sidecar argument are
+%% those of the default sidecar, the ones with it take the sidecar's name
+%% first.
+%%
 %% A slot is held by a request, not by its caller: the caller takes it before
 %% it sends the request, and the port owner (`py_sidecar') gives it back when
 %% the sidecar's reply comes, whoever waits for it. The sidecar answers every
@@ -19,30 +24,54 @@
 
 -export([start_link/0, max_concurrent/0, current/0, set_max_concurrent/1,
          acquire/0, release/0, reset/0]).
+-export([start_link/1, max_concurrent/1, current/1, set_max_concurrent/2,
+         acquire/1, release/1, reset/1]).
 -export([init/1, handle_call/3, handle_cast/2, terminate/2]).
 
--define(KEY, {?MODULE, counter}).
+-define(DEFAULT, default).
+-define(KEY(Sidecar), {?MODULE, Sidecar, counter}).
 -define(CUR, 1).
 -define(MAX, 2).
 
+%% @doc Start the default sidecar's counter.
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
-    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+    start_link(?DEFAULT).
+
+%% @doc Start sidecar `Sidecar''s counter, its limit `max_concurrent'.
+-spec start_link(atom()) -> {ok, pid()} | {error, term()}.
+start_link(Sidecar) ->
+    gen_server:start_link({local, py_sidecar_sup:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
 
 %% @doc The limit: calls beyond it get `{error, {overloaded, Cur, Max}}'.
 -spec max_concurrent() -> non_neg_integer().
 max_concurrent() ->
-    read(?MAX).
+    max_concurrent(?DEFAULT).
+
+%% @doc The limit of sidecar `Sidecar'.
+-spec max_concurrent(atom()) -> non_neg_integer().
+max_concurrent(Sidecar) ->
+    read(Sidecar, ?MAX).
 
 %% @doc Requests in flight now.
 -spec current() -> non_neg_integer().
 current() ->
-    read(?CUR).
+    current(?DEFAULT).
+
+%% @doc Requests in flight now in sidecar `Sidecar'.
+-spec current(atom()) -> non_neg_integer().
+current(Sidecar) ->
+    read(Sidecar, ?CUR).
 
 %% @doc Change the limit at run time. Calls in flight are not affected.
 -spec set_max_concurrent(pos_integer()) -> ok | {error, not_started}.
-set_max_concurrent(N) when is_integer(N), N > 0 ->
-    case counter() of
+set_max_concurrent(N) ->
+    set_max_concurrent(?DEFAULT, N).
+
+%% @doc Change the limit of sidecar `Sidecar'.
+-spec set_max_concurrent(atom(), pos_integer()) -> ok | {error, not_started}.
+set_max_concurrent(Sidecar, N) when is_integer(N), N > 0 ->
+    case counter(Sidecar) of
         undefined -> {error, not_started};
         Ref -> atomics:put(Ref, ?MAX, N)
     end.
@@ -50,7 +79,12 @@ set_max_concurrent(N) when is_integer(N), N > 0 ->
 %% @doc Take a slot, or fail at once when all are taken.
 -spec acquire() -> ok | {error, {overloaded, non_neg_integer(), pos_integer()} | not_started}.
 acquire() ->
-    case counter() of
+    acquire(?DEFAULT).
+
+%% @doc Take a slot of sidecar `Sidecar' (a call to it takes one).
+-spec acquire(atom()) -> ok | {error, {overloaded, non_neg_integer(), pos_integer()} | not_started}.
+acquire(Sidecar) ->
+    case counter(Sidecar) of
         undefined ->
             {error, not_started};
         Ref ->
@@ -70,7 +104,15 @@ acquire() ->
 %% slot taken before it may still come back).
 -spec release() -> ok.
 release() ->
-    case counter() of
+    release_in(?DEFAULT).
+
+%% @doc Give a slot of sidecar `Sidecar' back (its port owner does).
+-spec release(atom()) -> ok.
+release(Sidecar) ->
+    release_in(Sidecar).
+
+release_in(Sidecar) ->
+    case counter(Sidecar) of
         undefined -> ok;
         Ref -> release(Ref, atomics:get(Ref, ?CUR))
     end.
@@ -86,40 +128,49 @@ release(Ref, N) ->
 %% @doc No request in flight: the sidecar that had them is gone.
 -spec reset() -> ok.
 reset() ->
-    case counter() of
+    reset(?DEFAULT).
+
+%% @doc No request in flight in sidecar `Sidecar' (its port owner says so).
+-spec reset(atom()) -> ok.
+reset(Sidecar) ->
+    case counter(Sidecar) of
         undefined -> ok;
         Ref -> atomics:put(Ref, ?CUR, 0)
     end.
 
--spec counter() -> atomics:atomics_ref() | undefined.
-counter() ->
-    persistent_term:get(?KEY, undefined).
+-spec counter(atom()) -> atomics:atomics_ref() | undefined.
+counter(Sidecar) ->
+    persistent_term:get(?KEY(Sidecar), undefined).
 
-read(Slot) ->
-    case counter() of
+read(Sidecar, Slot) ->
+    case counter(Sidecar) of
         undefined -> 0;
         Ref -> atomics:get(Ref, Slot)
     end.
 
 %%--------------------------------------------------------------------
 
--spec init([]) -> {ok, atomics:atomics_ref()}.
-init([]) ->
+%% @private
+-spec init(atom()) -> {ok, atom()}.
+init(Sidecar) ->
     process_flag(trap_exit, true),
     Ref = atomics:new(2, [{signed, true}]),
-    atomics:put(Ref, ?MAX, py_config:max_concurrent()),
-    persistent_term:put(?KEY, Ref),
-    {ok, Ref}.
+    atomics:put(Ref, ?MAX, py_config:get(Sidecar, max_concurrent)),
+    persistent_term:put(?KEY(Sidecar), Ref),
+    {ok, Sidecar}.
 
+%% @private
 -spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
+%% @private
 -spec handle_cast(term(), State) -> {noreply, State}.
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
--spec terminate(term(), atomics:atomics_ref()) -> ok.
-terminate(_Reason, _Ref) ->
-    _ = persistent_term:erase(?KEY),
+%% @private
+-spec terminate(term(), atom()) -> ok.
+terminate(_Reason, Sidecar) ->
+    _ = persistent_term:erase(?KEY(Sidecar)),
     ok.

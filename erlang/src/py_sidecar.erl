@@ -3,8 +3,9 @@
 %% It opens the port with the flags of docs/PROTOCOL.md built from the
 %% application environment, asks the sidecar for its `info' (mode, version,
 %% executors, protocol, slot size), refuses a sidecar that speaks another
-%% protocol ({@link py_wire:check_info/2}: the application does not start)
-%% and publishes `{Port, self()}' in `persistent_term'. Callers send
+%% protocol ({@link py_wire:check_info/2}: the sidecar does not start) and
+%% publishes `{Port, self()}' in `persistent_term' (under
+%% `{py_sidecar, Sidecar, port}'). Callers send
 %% their requests themselves with `erlang:port_command/2', in parallel
 %% (see {@link py_request}); this process only routes replies: it reads the id,
 %% the first term of a reply, and forwards the rest, undecoded, to that id
@@ -19,15 +20,27 @@
 %% gave before it exited, when it gave one (`{stuck, Ctx, GraceMs}': a
 %% cancelled call stayed in C code). The processes Python started (its
 %% process group) are killed with it.
+%%
+%% There is one per sidecar (see {@link py_sidecar_sup}); the functions
+%% without a sidecar argument are those of the default sidecar. The backoff
+%% and the start-up requests run in `handle_continue/2', after `init/1' has
+%% returned, so the supervisor is not blocked; calls made meanwhile wait
+%% for the service (`py_lifecycle:when_up/3'), and `py_pool' waits for the
+%% port ({@link started/1}). A first start that fails is reported to
+%% `py_lifecycle' ({@link py_lifecycle:start_failed/2}); every failed start
+%% stops this process, and the supervisor restarts it.
 -module(py_sidecar).
 
 -behaviour(gen_server).
 
--export([start_link/0, lookup/0, port/0, info/0]).
--export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+-export([start_link/0, lookup/0, port/0, info/0, crash_info/2]).
+-export([start_link/1, lookup/1, port/1, info/1, started/1, contexts_up/1, label/1]).
+-export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2,
+         terminate/2]).
 
--define(KEY, {?MODULE, port}).
--define(INFO_KEY, {?MODULE, info}).
+-define(DEFAULT, default).
+-define(KEY(Sidecar), {?MODULE, Sidecar, port}).
+-define(INFO_KEY(Sidecar), {?MODULE, Sidecar, info}).
 -define(START_TIMEOUT, 60000).
 -define(SWEEP_MS, 10000).
 
@@ -39,18 +52,30 @@
                   slot_min := pos_integer()}.
 -export_type([info/0]).
 
--record(state, {port :: port() | undefined,
+-record(state, {sidecar :: atom(),
+                port :: port() | undefined,
                 os_pid :: integer() | undefined,
                 exit_reason :: term()}). % from a '$exit' packet
 
+%% @doc Start the default sidecar's port owner.
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
-    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+    start_link(?DEFAULT).
+
+%% @doc Start sidecar `Sidecar''s port owner.
+-spec start_link(atom()) -> {ok, pid()} | {error, term()}.
+start_link(Sidecar) ->
+    gen_server:start_link({local, py_sidecar_sup:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
 
 %% @doc The port and its owner, for callers that send requests themselves.
 -spec lookup() -> {ok, port(), pid()} | {error, not_started}.
 lookup() ->
-    case persistent_term:get(?KEY, undefined) of
+    lookup(?DEFAULT).
+
+%% @doc {@link lookup/0} for sidecar `Sidecar'.
+-spec lookup(atom()) -> {ok, port(), pid()} | {error, not_started}.
+lookup(Sidecar) ->
+    case persistent_term:get(?KEY(Sidecar), undefined) of
         {Port, Pid} -> {ok, Port, Pid};
         undefined -> {error, not_started}
     end.
@@ -58,7 +83,12 @@ lookup() ->
 %% @doc The port, or `undefined' when the application is not running.
 -spec port() -> port() | undefined.
 port() ->
-    case persistent_term:get(?KEY, undefined) of
+    port(?DEFAULT).
+
+%% @doc The port of sidecar `Sidecar', or `undefined'.
+-spec port(atom()) -> port() | undefined.
+port(Sidecar) ->
+    case persistent_term:get(?KEY(Sidecar), undefined) of
         {Port, _Pid} -> Port;
         undefined -> undefined
     end.
@@ -66,59 +96,101 @@ port() ->
 %% @doc What the running sidecar said about itself at start-up.
 -spec info() -> {ok, info()} | {error, not_started}.
 info() ->
-    case persistent_term:get(?INFO_KEY, undefined) of
+    info(?DEFAULT).
+
+%% @doc {@link info/0} of sidecar `Sidecar'.
+-spec info(atom()) -> {ok, info()} | {error, not_started}.
+info(Sidecar) ->
+    case persistent_term:get(?INFO_KEY(Sidecar), undefined) of
         undefined -> {error, not_started};
         Info -> {ok, Info}
     end.
 
+%% @doc Wait until sidecar `Sidecar''s port is open and its start-up
+%% requests answered: `ok', or `{error, Reason}' when this port owner
+%% stopped instead (py_pool waits so before it starts contexts).
+-spec started(atom()) -> ok | {error, term()}.
+started(Sidecar) ->
+    try gen_server:call(py_sidecar_sup:name(?MODULE, Sidecar), started, infinity)
+    catch exit:Reason -> {error, Reason}
+    end.
+
+%% @doc Sidecar `Sidecar''s contexts run (its py_pool says so once it has
+%% started them): the service is up, see {@link service/2}.
+-spec contexts_up(atom()) -> ok.
+contexts_up(Sidecar) ->
+    gen_server:cast(py_sidecar_sup:name(?MODULE, Sidecar), contexts_up).
+
+%% @doc How log lines name sidecar `Sidecar': nothing for the default one.
+-spec label(atom()) -> string().
+label(?DEFAULT) -> "";
+label(Sidecar) -> lists:flatten(io_lib:format(" ~p", [Sidecar])).
+
 %%--------------------------------------------------------------------
 
--spec init([]) -> {ok, #state{}} | {stop, term()}.
-init([]) ->
+%% @private
+-spec init(atom()) -> {ok, #state{}, {continue, start}}.
+init(Sidecar) ->
     process_flag(trap_exit, true),
     %% Replies for many callers may queue here; keep them off the heap.
     process_flag(message_queue_data, off_heap),
     %% the requests of an earlier sidecar are gone with it
-    py_semaphore:reset(),
+    py_semaphore:reset(Sidecar),
+    erlang:send_after(?SWEEP_MS, self(), sweep_slots),
+    {ok, #state{sidecar = Sidecar}, {continue, start}}.
+
+%% The backoff, the OS process and its start-up requests, out of init/1.
+%% @private
+-spec handle_continue(start, #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
+handle_continue(start, #state{sidecar = Sidecar} = State) ->
     %% no slots without /dev/shm: everything goes through the pipe
-    SlotArgs = case py_slot:open_dir() of
+    SlotArgs = case py_slot:open_dir(Sidecar) of
                    {ok, Dir} -> ["--slot-dir", binary_to_list(Dir)];
                    {error, _} -> []
                end,
-    erlang:send_after(?SWEEP_MS, self(), sweep_slots),
-    case py_lifecycle:backoff() of
+    case py_lifecycle:backoff(Sidecar) of
         0 -> ok;
         Delay ->
-            logger:notice("erlang_python: sidecar restarts in ~b ms", [Delay],
+            logger:notice("erlang_python: sidecar~ts restarts in ~b ms", [label(Sidecar), Delay],
                           #{domain => [erlang_python]}),
             timer:sleep(Delay)
     end,
-    Port = py_port_exe:open(py_config:port_args() ++ SlotArgs),
+    Exe = py_port_exe:path(py_config:get(Sidecar, python)),
+    try py_port_exe:open(Exe, py_config:port_args(Sidecar) ++ SlotArgs) of
+        Port -> open(Port, State)
+    catch
+        error:Reason ->
+            %% no such file, not executable...
+            py_lifecycle:start_failed(Sidecar, Reason),
+            {stop, Reason, State}
+    end.
+
+open(Port, #state{sidecar = Sidecar} = State) ->
     OsPid = case erlang:port_info(Port, os_pid) of
                 {os_pid, P} -> P;
                 undefined -> undefined
             end,
-    case handshake(Port) of
+    case handshake(Sidecar, Port) of
         {ok, Info} ->
-            persistent_term:put(?INFO_KEY, Info),
-            persistent_term:put(?KEY, {Port, self()}),
-            {ok, #state{port = Port, os_pid = OsPid}};
+            persistent_term:put(?INFO_KEY(Sidecar), Info),
+            persistent_term:put(?KEY(Sidecar), {Port, self()}),
+            {noreply, State#state{port = Port, os_pid = OsPid}};
         {error, Reason} ->
             catch port_close(Port),
-            py_slot:close_dir(),
-            {stop, Reason}
+            py_lifecycle:start_failed(Sidecar, Reason),
+            {stop, Reason, State}
     end.
 
 %% Ask for `info', then load the shared state's mirror (py_state) into the
 %% new sidecar's store (`state_load', which also turns its mirror on), before
 %% anyone knows the port.
-handshake(Port) ->
+handshake(Sidecar, Port) ->
     case startup_request(Port, py_wire:info(), <<>>) of
         {ok, Info} when is_map(Info) ->
-            case py_wire:check_info(Info, py_port_exe:path()) of
+            case py_wire:check_info(Info, py_port_exe:path(py_config:get(Sidecar, python))) of
                 ok ->
                     case startup_request(Port, py_wire:state_load(),
-                                         term_to_binary(py_state:snapshot())) of
+                                         term_to_binary(py_state:snapshot(Sidecar))) of
                         ok -> {ok, Info};
                         {error, Reason} -> {error, {state_load, Reason}};
                         Other -> {error, {state_load, Other}}
@@ -157,24 +229,42 @@ startup_reply(Port, Ref) ->
         {error, {sidecar_start_timeout, ?START_TIMEOUT}}
     end.
 
--spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
+%% @private
+-spec handle_call(term(), gen_server:from(), State) -> {reply, ok | {error, unknown_call}, State}.
+handle_call(started, _From, State) ->
+    %% served only once handle_continue/2 is done
+    {reply, ok, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
--spec handle_cast(term(), State) -> {noreply, State}.
+%% @private
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(contexts_up, #state{port = Port} = State) when is_port(Port) ->
+    service(up, State),
+    {noreply, State};
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
+%% The service of this sidecar as callers see it (py_lifecycle), declared
+%% here only: down the moment its OS process is seen gone, up once py_pool
+%% has started the contexts on the new one (contexts_up/1; a cast that comes
+%% after a crash is lost with the process, and the next py_pool sends one).
+service(up, #state{sidecar = Sidecar}) ->
+    py_lifecycle:up(Sidecar);
+service({down, Info}, #state{sidecar = Sidecar}) ->
+    py_lifecycle:down(Sidecar, Info).
+
+%% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
-handle_info({Port, {data, Bin}}, #state{port = Port} = State) ->
-    case route(Bin) of
+handle_info({Port, {data, Bin}}, #state{port = Port, sidecar = Sidecar} = State) ->
+    case route(Sidecar, Bin) of
         ok -> {noreply, State};
         {exit, Reason} -> {noreply, State#state{exit_reason = Reason}}
     end;
 handle_info({Port, {exit_status, N}}, #state{port = Port} = State) ->
     crashed(crash_info(N, State#state.exit_reason), State);
-handle_info(sweep_slots, State) ->
-    _ = py_slot:sweep(),
+handle_info(sweep_slots, #state{sidecar = Sidecar} = State) ->
+    _ = py_slot:sweep(Sidecar),
     erlang:send_after(?SWEEP_MS, self(), sweep_slots),
     {noreply, State};
 handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
@@ -186,13 +276,13 @@ handle_info(_Other, State) ->
 %% sub-binary, forwarded undecoded. A reply for a caller that gave up goes to
 %% a dead alias and is dropped by the runtime. Other packets are for this
 %% process (docs/PROTOCOL.md).
--spec route(binary()) -> ok | {exit, term()}.
-route(Bin) ->
+-spec route(atom(), binary()) -> ok | {exit, term()}.
+route(Sidecar, Bin) ->
     case py_wire:decode(Bin) of
         {call_reply, Alias, Body} ->
             %% a call, eval or exec: its py_semaphore slot comes back
             %% now, whether or not its caller still waits
-            py_semaphore:release(),
+            py_semaphore:release(Sidecar),
             Alias ! {py_reply, Alias, Body},
             ok;
         {reply, Alias, Body} ->
@@ -203,7 +293,7 @@ route(Bin) ->
             log(Level, Ctx, Text);
         {state, Ops} ->
             %% the shared state's mirror (py_state), before what follows
-            apply_state(Ops, Bin);
+            apply_state(Sidecar, Ops, Bin);
         {exit, Reason} ->
             %% why the sidecar is about to exit
             {exit, Reason};
@@ -214,7 +304,7 @@ route(Bin) ->
         {callback, N, Body} ->
             %% Python calls a registered Erlang function: in a process
             %% of its own, never in this one
-            _ = spawn(py_callback, run, [N, Body]),
+            _ = spawn(py_callback, run, [Sidecar, N, Body]),
             ok;
         {bad_packet, _} ->
             logger:warning("erlang_python: dropped an unreadable reply (~b bytes)",
@@ -222,9 +312,9 @@ route(Bin) ->
     end.
 
 %% A mirror that cannot take the sidecar's ops no longer matches its store.
-apply_state(Ops, Bin) ->
+apply_state(Sidecar, Ops, Bin) ->
     try
-        py_state:apply_ops(Ops)
+        py_state:apply_ops(Sidecar, Ops)
     catch
         Class:Reason ->
             logger:error("erlang_python: the shared state's mirror could not apply a "
@@ -233,13 +323,18 @@ apply_state(Ops, Bin) ->
                          [byte_size(Bin), {Class, Reason}])
     end.
 
-%% The sidecar is gone: the service is down until the router has contexts
+%% The sidecar is gone: the service is down until py_pool has contexts
 %% again, and so are the processes Python started (its process group).
 crashed(Info, #state{os_pid = OsPid} = State) ->
-    py_lifecycle:down(Info),
+    service({down, Info}, State),
     kill_group(OsPid),
     {stop, {python_crashed, Info}, State#state{port = undefined}}.
 
+%% @doc The `Info' of `{python_crashed, Info}' for a sidecar that exited with
+%% `Status', having said why in a `'$exit'' packet (`ExitReason', or
+%% `undefined'): the `status', a `signal' for a status above 128, and the
+%% `reason'. A pure function.
+-spec crash_info(non_neg_integer(), term()) -> map().
 crash_info(Status, ExitReason) ->
     Info = case Status > 128 of
                true -> #{status => Status, signal => Status - 128};
@@ -266,10 +361,11 @@ log(Level, Ctx, Text) ->
     logger:log(Level, "Python, context ~p:~n~ts", [Ctx, Text],
                #{domain => [erlang_python], py_context => Ctx}).
 
+%% @private
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{port = Port}) ->
-    _ = persistent_term:erase(?KEY),
-    _ = persistent_term:erase(?INFO_KEY),
+terminate(_Reason, #state{sidecar = Sidecar, port = Port}) ->
+    _ = persistent_term:erase(?KEY(Sidecar)),
+    _ = persistent_term:erase(?INFO_KEY(Sidecar)),
     _ = is_port(Port) andalso (catch port_close(Port)),
-    py_semaphore:reset(), % its requests will never be answered
-    py_slot:close_dir().
+    py_semaphore:reset(Sidecar), % its requests will never be answered
+    py_slot:close_dir(Sidecar).

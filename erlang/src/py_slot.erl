@@ -16,12 +16,20 @@
 %% go through the pipe. The slots of dead processes are deleted by
 %% {@link sweep/0}, which `py_sidecar' runs periodically and a process that
 %% finds no free slot runs too; the directory goes with the sidecar.
+%%
+%% Each sidecar has its own directory (under `{py_slot, Sidecar, dir}'); the
+%% functions without a sidecar argument are for the default one. A process
+%% has one slot at a time: a call to another sidecar replaces it.
 -module(py_slot).
 
 -export([open_dir/0, close_dir/0, sweep/0, min_size/0, max_kept/0, max_slots/0, count/0]).
 -export([put/1, read/1, done/1, drop/0]).
+-export([open_dir/1, close_dir/1, sweep/1, count/1, put/2, min_size/1]).
 
--define(DIR_KEY, {?MODULE, dir}).
+-compile({no_auto_import, [put/2]}).
+
+-define(DEFAULT, default).
+-define(DIR_KEY(Sidecar), {?MODULE, Sidecar, dir}).
 -define(SLOT, '$py_slot').
 -define(MAX_KEPT, 16777216).      % 16 MiB
 -define(MAX_SLOTS, 32).
@@ -35,7 +43,12 @@
 %% start-up; `infinity' when no sidecar runs.
 -spec min_size() -> pos_integer() | infinity.
 min_size() ->
-    case py_sidecar:info() of
+    min_size(?DEFAULT).
+
+%% @doc {@link min_size/0} of sidecar `Sidecar'.
+-spec min_size(atom()) -> pos_integer() | infinity.
+min_size(Sidecar) ->
+    case py_sidecar:info(Sidecar) of
         {ok, #{slot_min := Size}} -> Size;
         {error, not_started} -> infinity
     end.
@@ -51,7 +64,12 @@ max_slots() -> ?MAX_SLOTS.
 %% @doc How many slots exist.
 -spec count() -> non_neg_integer().
 count() ->
-    case persistent_term:get(?DIR_KEY, undefined) of
+    count(?DEFAULT).
+
+%% @doc How many slots exist in sidecar `Sidecar''s directory.
+-spec count(atom()) -> non_neg_integer().
+count(Sidecar) ->
+    case persistent_term:get(?DIR_KEY(Sidecar), undefined) of
         {_Dir, Count} -> atomics:get(Count, 1);
         undefined -> 0
     end.
@@ -61,7 +79,12 @@ count() ->
 %% pipe.
 -spec open_dir() -> {ok, binary()} | {error, term()}.
 open_dir() ->
-    close_dir(),
+    open_dir(?DEFAULT).
+
+%% @doc {@link open_dir/0} for a new OS process of sidecar `Sidecar'.
+-spec open_dir(atom()) -> {ok, binary()} | {error, term()}.
+open_dir(Sidecar) ->
+    close_dir(Sidecar),
     remove_stale(),
     Dir = iolist_to_binary(io_lib:format("~s/erlang_python-~s-~b",
                                          [?ROOT, os:getpid(), erlang:unique_integer([positive])])),
@@ -69,7 +92,7 @@ open_dir() ->
         ok ->
             case file:change_mode(Dir, 8#700) of
                 ok ->
-                    persistent_term:put(?DIR_KEY, {Dir, atomics:new(1, [{signed, true}])}),
+                    persistent_term:put(?DIR_KEY(Sidecar), {Dir, atomics:new(1, [{signed, true}])}),
                     {ok, Dir};
                 {error, _} = Error ->
                     _ = file:del_dir(Dir),
@@ -97,11 +120,16 @@ remove_stale() ->
 %% @doc Delete the slot directory and every slot in it.
 -spec close_dir() -> ok.
 close_dir() ->
-    case persistent_term:get(?DIR_KEY, undefined) of
+    close_dir(?DEFAULT).
+
+%% @doc Delete sidecar `Sidecar''s slot directory.
+-spec close_dir(atom()) -> ok.
+close_dir(Sidecar) ->
+    case persistent_term:get(?DIR_KEY(Sidecar), undefined) of
         undefined ->
             ok;
         {Dir, _Count} ->
-            _ = persistent_term:erase(?DIR_KEY),
+            _ = persistent_term:erase(?DIR_KEY(Sidecar)),
             _ = file:del_dir_r(Dir),
             ok
     end.
@@ -110,7 +138,12 @@ close_dir() ->
 %% after their process, `<0.123.0>.N'.
 -spec sweep() -> non_neg_integer().
 sweep() ->
-    case persistent_term:get(?DIR_KEY, undefined) of
+    sweep(?DEFAULT).
+
+%% @doc {@link sweep/0} in sidecar `Sidecar''s directory.
+-spec sweep(atom()) -> non_neg_integer().
+sweep(Sidecar) ->
+    case persistent_term:get(?DIR_KEY(Sidecar), undefined) of
         undefined ->
             0;
         {Dir, Count} ->
@@ -140,7 +173,12 @@ owner_alive(Name) ->
 %% there is no slot to be had (then the payload goes through the pipe).
 -spec put(iodata()) -> {ok, binary()} | none.
 put(Data) ->
-    case slot() of
+    put(?DEFAULT, Data).
+
+%% @doc {@link put/1} for a request to sidecar `Sidecar'.
+-spec put(atom(), iodata()) -> {ok, binary()} | none.
+put(Sidecar, Data) ->
+    case slot(Sidecar) of
         #slot{fd = Fd, path = Path, size = Size} = S ->
             case file:pwrite(Fd, 0, Data) of
                 ok ->
@@ -196,19 +234,19 @@ drop() ->
     end.
 
 %% The caller's slot in the current directory, made if need be.
-slot() ->
-    Current = persistent_term:get(?DIR_KEY, undefined),
+slot(Sidecar) ->
+    Current = persistent_term:get(?DIR_KEY(Sidecar), undefined),
     case {erlang:get(?SLOT), Current} of
         {#slot{dir = Dir} = S, {Dir, _}} ->
             S;
         {Old, _} ->
-            Old =:= undefined orelse drop(), % a slot of a sidecar now gone
-            new_slot(Current, true)
+            Old =:= undefined orelse drop(), % a slot of a sidecar now gone, or of another
+            new_slot(Sidecar, Current, true)
     end.
 
-new_slot(undefined, _) ->
+new_slot(_Sidecar, undefined, _) ->
     none;
-new_slot({Dir, Count} = Current, SweepIfFull) ->
+new_slot(Sidecar, {Dir, Count} = Current, SweepIfFull) ->
     case atomics:add_get(Count, 1, 1) =< ?MAX_SLOTS of
         true ->
             Path = iolist_to_binary([Dir, $/, pid_to_list(self()), $.,
@@ -224,8 +262,8 @@ new_slot({Dir, Count} = Current, SweepIfFull) ->
             end;
         false ->
             atomics:sub(Count, 1, 1),
-            case SweepIfFull andalso sweep() > 0 of
-                true -> new_slot(Current, false);
+            case SweepIfFull andalso sweep(Sidecar) > 0 of
+                true -> new_slot(Sidecar, Current, false);
                 false -> none
             end
     end.

@@ -27,14 +27,22 @@
 %% ({@link apply_ops/1}) before it routes anything behind it. A new sidecar
 %% gets the table back ({@link snapshot/0}, which the port owner sends as
 %% `state_load') before anyone can call it.
+%%
+%% Each sidecar has its own store and mirror (see {@link py_sidecar_sup}):
+%% the functions without a sidecar argument are those of the default
+%% sidecar (whose mirror is the table `py_state_mirror'), the ones with it
+%% take the sidecar's name first, e.g. {@link store/3}.
 -module(py_state).
 
 -behaviour(gen_server).
 
 -export([store/2, fetch/1, remove/1, keys/0, clear/0, incr/2, decr/2]).
+-export([store/3, fetch/2, remove/2, keys/1, clear/1, incr/3, decr/3]).
 -export([start_link/0, apply_ops/1, snapshot/0]).
+-export([start_link/1, apply_ops/2, snapshot/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
+-define(DEFAULT, default).
 -define(TABLE, py_state_mirror).
 
 -type key() :: atom() | binary() | string().
@@ -47,22 +55,42 @@
 %% @doc Store `Value' under `Key', replacing what was there.
 -spec store(key(), term()) -> ok | error().
 store(Key, Value) ->
-    with_key(Key, fun(K) -> control(py_wire:state_store(K), term_to_binary(Value)) end).
+    store(?DEFAULT, Key, Value).
+
+%% @doc {@link store/2} in sidecar `Sidecar''s store.
+-spec store(atom(), key(), term()) -> ok | error().
+store(Sidecar, Key, Value) ->
+    with_key(Key, fun(K) -> control(Sidecar, py_wire:state_store(K), term_to_binary(Value)) end).
 
 %% @doc The value under `Key'.
 -spec fetch(key()) -> {ok, term()} | {error, not_found} | error().
 fetch(Key) ->
-    with_key(Key, fun(K) -> control(py_wire:state_fetch(K), <<>>) end).
+    fetch(?DEFAULT, Key).
+
+%% @doc {@link fetch/1} from sidecar `Sidecar''s store.
+-spec fetch(atom(), key()) -> {ok, term()} | {error, not_found} | error().
+fetch(Sidecar, Key) ->
+    with_key(Key, fun(K) -> control(Sidecar, py_wire:state_fetch(K), <<>>) end).
 
 %% @doc Remove `Key'; a missing key is no error.
 -spec remove(key()) -> ok | error().
 remove(Key) ->
-    with_key(Key, fun(K) -> control(py_wire:state_remove(K), <<>>) end).
+    remove(?DEFAULT, Key).
+
+%% @doc {@link remove/1} from sidecar `Sidecar''s store.
+-spec remove(atom(), key()) -> ok | error().
+remove(Sidecar, Key) ->
+    with_key(Key, fun(K) -> control(Sidecar, py_wire:state_remove(K), <<>>) end).
 
 %% @doc Every key, as binaries, sorted.
 -spec keys() -> [binary()] | error().
 keys() ->
-    case control(py_wire:state_keys(), <<>>) of
+    keys(?DEFAULT).
+
+%% @doc {@link keys/0} of sidecar `Sidecar''s store.
+-spec keys(atom()) -> [binary()] | error().
+keys(Sidecar) ->
+    case control(Sidecar, py_wire:state_keys(), <<>>) of
         Keys when is_list(Keys) -> lists:sort(Keys);
         {error, _} = Error -> Error
     end.
@@ -70,37 +98,53 @@ keys() ->
 %% @doc Remove every key.
 -spec clear() -> ok | error().
 clear() ->
-    control(py_wire:state_clear(), <<>>).
+    clear(?DEFAULT).
+
+%% @doc {@link clear/0} for sidecar `Sidecar''s store.
+-spec clear(atom()) -> ok | error().
+clear(Sidecar) ->
+    control(Sidecar, py_wire:state_clear(), <<>>).
 
 %% @doc Add `N' to the integer under `Key' (a missing key counts as 0) and
 %% return the new value, atomically.
 -spec incr(key(), integer()) -> integer() | error().
-incr(Key, N) when is_integer(N), N >= ?INT64_MIN, N =< ?INT64_MAX ->
-    with_key(Key, fun(K) -> add(K, N) end);
-incr(_Key, N) ->
+incr(Key, N) ->
+    incr(?DEFAULT, Key, N).
+
+%% @doc {@link incr/2} in sidecar `Sidecar''s store.
+-spec incr(atom(), key(), integer()) -> integer() | error().
+incr(Sidecar, Key, N) when is_integer(N), N >= ?INT64_MIN, N =< ?INT64_MAX ->
+    with_key(Key, fun(K) -> add(Sidecar, K, N) end);
+incr(_Sidecar, _Key, N) ->
     {error, {badarg, {increment, N}}}.
 
 %% @doc Subtract `N' from the integer under `Key' (a missing key counts as
 %% 0) and return the new value, atomically.
 -spec decr(key(), integer()) -> integer() | error().
-decr(Key, N) when is_integer(N), -N >= ?INT64_MIN, -N =< ?INT64_MAX ->
-    with_key(Key, fun(K) -> add(K, -N) end);
-decr(_Key, N) ->
+decr(Key, N) ->
+    decr(?DEFAULT, Key, N).
+
+%% @doc {@link decr/2} in sidecar `Sidecar''s store.
+-spec decr(atom(), key(), integer()) -> integer() | error().
+decr(Sidecar, Key, N) when is_integer(N), -N >= ?INT64_MIN, -N =< ?INT64_MAX ->
+    with_key(Key, fun(K) -> add(Sidecar, K, -N) end);
+decr(_Sidecar, _Key, N) ->
     {error, {badarg, {decrement, N}}}.
 
 %%--------------------------------------------------------------------
 
-add(K, N) ->
-    case control(py_wire:state_incr(K, N), <<>>) of
+add(Sidecar, K, N) ->
+    case control(Sidecar, py_wire:state_incr(K, N), <<>>) of
         {ok, Value} -> Value;
         {error, _} = Error -> Error
     end.
 
 %% While the sidecar restarts, an operation waits for it (within the call
 %% timeout) and finds the store as it was.
-control(TagAndArgs, Payload) ->
-    Timeout = py_config:call_timeout(),
-    py_lifecycle:when_up(Timeout, fun() -> py_request:control(TagAndArgs, Payload, Timeout) end).
+control(Sidecar, TagAndArgs, Payload) ->
+    Timeout = py_config:get(Sidecar, call_timeout),
+    py_lifecycle:when_up(Sidecar, Timeout,
+                         fun() -> py_request:control(Sidecar, TagAndArgs, Payload, Timeout) end).
 
 with_key(Key, Fun) ->
     case key(Key) of
@@ -114,41 +158,69 @@ key(Key) ->
 %%--------------------------------------------------------------------
 %% The mirror
 
-%% @doc Start the owner of the mirror table.
+%% @doc Start the owner of the default sidecar's mirror table.
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
-    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+    start_link(?DEFAULT).
 
-%% @doc Apply a `'$state'' packet's ops, in order, to the mirror. Called by
-%% the port owner for each such packet.
+%% @doc Start the owner of sidecar `Sidecar''s mirror table.
+-spec start_link(atom()) -> {ok, pid()} | {error, term()}.
+start_link(Sidecar) ->
+    gen_server:start_link({local, py_sidecar_sup:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
+
+%% @doc Apply a `'$state'' packet's ops to the default sidecar's mirror.
 -spec apply_ops([{set, binary(), term()} | {delete, binary()} | clear]) -> ok.
-apply_ops([{set, Key, Value} | Ops]) ->
-    true = ets:insert(?TABLE, {Key, Value}),
-    apply_ops(Ops);
-apply_ops([{delete, Key} | Ops]) ->
-    true = ets:delete(?TABLE, Key),
-    apply_ops(Ops);
-apply_ops([clear | Ops]) ->
-    true = ets:delete_all_objects(?TABLE),
-    apply_ops(Ops);
-apply_ops([]) ->
+apply_ops(Ops) ->
+    apply_ops(?DEFAULT, Ops).
+
+%% @doc Apply a `'$state'' packet's ops, in order, to sidecar `Sidecar''s
+%% mirror. Called by its port owner for each such packet.
+-spec apply_ops(atom(), [{set, binary(), term()} | {delete, binary()} | clear]) -> ok.
+apply_ops(Sidecar, Ops) ->
+    apply_to(mirror(Sidecar), Ops).
+
+apply_to(Tab, [{set, Key, Value} | Ops]) ->
+    true = ets:insert(Tab, {Key, Value}),
+    apply_to(Tab, Ops);
+apply_to(Tab, [{delete, Key} | Ops]) ->
+    true = ets:delete(Tab, Key),
+    apply_to(Tab, Ops);
+apply_to(Tab, [clear | Ops]) ->
+    true = ets:delete_all_objects(Tab),
+    apply_to(Tab, Ops);
+apply_to(_Tab, []) ->
     ok.
 
-%% @doc The mirror's entries, `[{Key, Value}]', for a new sidecar's store.
+%% @doc The default sidecar's mirror entries.
 -spec snapshot() -> [{binary(), term()}].
 snapshot() ->
-    ets:tab2list(?TABLE).
+    snapshot(?DEFAULT).
 
--spec init([]) -> {ok, undefined}.
-init([]) ->
+%% @doc Sidecar `Sidecar''s mirror entries, `[{Key, Value}]', for its new
+%% OS process's store.
+-spec snapshot(atom()) -> [{binary(), term()}].
+snapshot(Sidecar) ->
+    ets:tab2list(mirror(Sidecar)).
+
+%% The mirror table of a sidecar: `py_state_mirror' for the default one,
+%% `'py_state_mirror/Name'' for another.
+mirror(Sidecar) ->
+    py_sidecar_sup:name(?TABLE, Sidecar).
+
+%% @private
+-spec init(atom()) -> {ok, undefined}.
+init(Sidecar) ->
     %% written by the port owner, read by nobody else yet
-    ?TABLE = ets:new(?TABLE, [named_table, public, set]),
+    Tab = mirror(Sidecar),
+    Tab = ets:new(Tab, [named_table, public, set]),
     {ok, undefined}.
 
+%% @private
 -spec handle_call(term(), gen_server:from(), State) -> {reply, {error, unknown_call}, State}.
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
+%% @private
 -spec handle_cast(term(), State) -> {noreply, State}.
 handle_cast(_Msg, State) ->
     {noreply, State}.

@@ -39,7 +39,7 @@ end_per_suite(_Config) ->
 
 init_per_testcase(_Case, Config) ->
     %% after_stop and sidecar_crash leave the application stopped or restarting
-    case whereis(py_context_router) of
+    case whereis(py_pool) of
         undefined -> py_ct:start([{num_contexts, 2}, {max_concurrent, 1000}]);
         _ -> ok
     end,

@@ -172,13 +172,13 @@ slot_limit_falls_back_to_pipe(_Config) ->
 
 %% Without a slot directory (no /dev/shm), everything goes through the pipe.
 without_slots(_Config) ->
-    Saved = persistent_term:get({py_slot, dir}),
-    persistent_term:erase({py_slot, dir}),
+    Saved = persistent_term:get({py_slot, default, dir}),
+    persistent_term:erase({py_slot, default, dir}),
     try
         Bin = big(500000),
         ?expect({ok, Bin}, py:call(builtins, bytes, [{bytes, Bin}]))
     after
-        persistent_term:put({py_slot, dir}, Saved)
+        persistent_term:put({py_slot, default, dir}, Saved)
     end.
 
 %% A sidecar that dies takes its slot directory along; the next sidecar has a
@@ -203,7 +203,7 @@ dir_removed_when_beam_halts(_Config) ->
     Ebin = filename:dirname(code:which(py_slot)),
     Eval = "{ok, _} = application:ensure_all_started(erlang_python), "
            "{ok, _} = py:call(builtins, len, [{bytes, <<0:800000>>}]), "
-           "{Dir, _} = persistent_term:get({py_slot, dir}), "
+           "{Dir, _} = persistent_term:get({py_slot, default, dir}), "
            "io:format(\"~s~n\", [Dir]), halt().",
     Out = os:cmd(lists:flatten(io_lib:format("erl -noshell -pa ~s -eval '~s'", [Ebin, Eval]))),
     Dir = string:trim(lists:last(string:split(string:trim(Out), "\n", all))),

@@ -1,0 +1,271 @@
+%% @doc Routing of calls to contexts, in the calling process: no process of
+%% its own and no message, `persistent_term' and process-dictionary reads
+%% only (API.md section 3). `py_pool' publishes each pool here as a tuple of
+%% `{Pid, CtxId}' ({@link publish/3}); callers pick from it.
+%%
+%% A pool is named by a pool reference: an atom for a pool of the default
+%% sidecar (`default' being its default pool), `{Sidecar, Pool}' for a pool
+%% of another sidecar. A context pid is used as is, whichever sidecar holds
+%% it. Calls resolve to `{ok, Sidecar, CtxId}'.
+%%
+%% Routing of a call without an explicit context ({@link route/3}), in the
+%% sidecar of the callback it is made in, if any, else the default sidecar
+%% ({@link sidecar/0}):
+%% <ol>
+%% <li>a pool registered for `{Module, Function}', then for `Module'
+%%     (`py_context_router:register_pool/2');</li>
+%% <li>in a callback from Python, the context that called it;</li>
+%% <li>the caller's bound context ({@link bind_context/1});</li>
+%% <li>the default pool's context for the caller's scheduler.</li>
+%% </ol>
+-module(py_route).
+
+-export([route/3, resolve/1, sidecar/0, sidecar_of/1, ref/1,
+         get_context/0, get_context/1, bind_context/1, unbind_context/0,
+         num_contexts/1, pool_contexts/1, pool_ctx_ids/1, is_pool/1]).
+-export([publish/3, unpublish/2, routes/1, set_routes/2, forget_routes/1]).
+
+-define(DEFAULT, default).
+-define(POOL(Sidecar, Name), {?MODULE, Sidecar, {pool, Name}}).
+-define(ROUTES(Sidecar), {?MODULE, Sidecar, routes}).
+-define(BOUND, '$py_bound_context').
+
+-type pool_ref() :: atom() | {atom(), atom()}.
+-type route_key() :: binary() | {binary(), binary()}.
+-export_type([pool_ref/0, route_key/0]).
+
+%%--------------------------------------------------------------------
+%% Pool references
+
+%% @doc `{ok, Sidecar, Pool}' for a pool reference, `error' for anything else.
+-spec ref(term()) -> {ok, atom(), atom()} | error.
+ref(Name) when is_atom(Name) -> {ok, ?DEFAULT, Name};
+ref({Sidecar, Name}) when is_atom(Sidecar), is_atom(Name) -> {ok, Sidecar, Name};
+ref(_) -> error.
+
+%% @doc The sidecar of a call without an explicit context: that of the
+%% callback from Python the caller runs, else the default sidecar.
+-spec sidecar() -> atom().
+sidecar() ->
+    case py_callback:callback() of
+        {Sidecar, _Ctx, _Chain} -> Sidecar;
+        none -> ?DEFAULT
+    end.
+
+%% @doc The sidecar a target names without a lookup: that of a
+%% `{Sidecar, Pool}', else the default sidecar.
+-spec sidecar_of(term()) -> atom().
+sidecar_of({Sidecar, Name}) when is_atom(Sidecar), is_atom(Name) -> Sidecar;
+sidecar_of(_) -> ?DEFAULT.
+
+%%--------------------------------------------------------------------
+%% Contexts of the default pool, bound contexts
+
+%% @doc The caller's bound context, else the default pool's context for the
+%% caller's scheduler. Fails with `{error, not_started}' without a pool.
+-spec get_context() -> pid() | {error, not_started}.
+get_context() ->
+    case get(?BOUND) of
+        {_, _} = Bound ->
+            case bound(Bound) of
+                {ok, Pid, _Sidecar, _Ctx} -> Pid;
+                {error, _} -> {error, not_started}
+            end;
+        undefined ->
+            case pick(?DEFAULT, ?DEFAULT) of
+                {ok, Pid, _Ctx} -> Pid;
+                {error, _} -> {error, not_started}
+            end
+    end.
+
+%% @doc Context N (1-based) of the default pool.
+-spec get_context(pos_integer()) -> pid() | {error, {bad_context, term()} | not_started}.
+get_context(N) ->
+    case persistent_term:get(?POOL(?DEFAULT, ?DEFAULT), undefined) of
+        undefined ->
+            {error, not_started};
+        Members when is_integer(N), N >= 1, N =< tuple_size(Members) ->
+            element(1, element(N, Members));
+        _ ->
+            {error, {bad_context, N}}
+    end.
+
+%% @doc Send the caller's calls without an explicit context to `Pid' until
+%% {@link unbind_context/0}. The binding is to the context's place in its
+%% pool: after a sidecar restart it goes on with the context that took
+%% that place.
+-spec bind_context(pid()) -> ok | {error, {bad_context, term()} | not_started}.
+bind_context(Pid) ->
+    case py_context:where(Pid) of
+        {ok, Sidecar, _} ->
+            {ok, Label} = py_context:label(Pid),
+            put(?BOUND, {Pid, {Sidecar, Label}}),
+            ok;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% The bound context, or the one that took its place in its pool.
+bound({Pid, Place}) ->
+    case py_context:where(Pid) of
+        {ok, Sidecar, Ctx} -> {ok, Pid, Sidecar, Ctx};
+        {error, _} = Error -> successor(Place, Error)
+    end.
+
+successor({Sidecar, {Name, I}} = Place, Error) when is_atom(Name), is_integer(I) ->
+    case persistent_term:get(?POOL(Sidecar, Name), undefined) of
+        Members when is_tuple(Members), I =< tuple_size(Members) ->
+            {Pid, Ctx} = element(I, Members),
+            put(?BOUND, {Pid, Place}),
+            {ok, Pid, Sidecar, Ctx};
+        _ ->
+            %% no pool yet: its contexts are being started again
+            case py_lifecycle:state(Sidecar) of
+                restarting -> {error, no_contexts};
+                _ -> Error
+            end
+    end;
+successor(_Place, Error) ->
+    Error.
+
+%% @doc Forget the caller's bound context.
+-spec unbind_context() -> ok.
+unbind_context() ->
+    erase(?BOUND),
+    ok.
+
+%%--------------------------------------------------------------------
+%% Pools
+
+%% @doc Number of contexts in a pool (0 when it does not run).
+-spec num_contexts(pool_ref()) -> non_neg_integer().
+num_contexts(Ref) ->
+    case members(Ref) of
+        undefined -> 0;
+        Members -> tuple_size(Members)
+    end.
+
+%% @doc The contexts of a pool, in order.
+-spec pool_contexts(pool_ref()) -> {ok, [pid()]} | {error, {unknown_pool, term()}}.
+pool_contexts(Ref) ->
+    case members(Ref) of
+        undefined -> {error, {unknown_pool, Ref}};
+        Members -> {ok, [Pid || {Pid, _} <- tuple_to_list(Members)]}
+    end.
+
+%% @doc The sidecar context ids of a pool, in order.
+-spec pool_ctx_ids(pool_ref()) -> {ok, [pos_integer()]} | {error, {unknown_pool, term()}}.
+pool_ctx_ids(Ref) ->
+    case members(Ref) of
+        undefined -> {error, {unknown_pool, Ref}};
+        Members -> {ok, [Ctx || {_, Ctx} <- tuple_to_list(Members)]}
+    end.
+
+%% @doc Whether `Ref' is a running pool.
+-spec is_pool(term()) -> boolean().
+is_pool(Ref) ->
+    members(Ref) =/= undefined.
+
+members(Ref) ->
+    case ref(Ref) of
+        {ok, Sidecar, Name} -> persistent_term:get(?POOL(Sidecar, Name), undefined);
+        error -> undefined
+    end.
+
+%% @doc Publish pool `Name' of sidecar `Sidecar', a tuple of `{Pid, CtxId}'
+%% (py_pool, whenever a member changes).
+-spec publish(atom(), atom(), tuple()) -> ok.
+publish(Sidecar, Name, Members) ->
+    persistent_term:put(?POOL(Sidecar, Name), Members).
+
+%% @doc Pool `Name' of sidecar `Sidecar' is gone (py_pool).
+-spec unpublish(atom(), atom()) -> ok.
+unpublish(Sidecar, Name) ->
+    _ = persistent_term:erase(?POOL(Sidecar, Name)),
+    ok.
+
+%% @doc The registrations of sidecar `Sidecar': route key -> pool name.
+-spec routes(atom()) -> #{route_key() => atom()}.
+routes(Sidecar) ->
+    persistent_term:get(?ROUTES(Sidecar), #{}).
+
+%% @doc Replace the registrations of sidecar `Sidecar' (py_pool).
+-spec set_routes(atom(), #{route_key() => atom()}) -> ok.
+set_routes(Sidecar, Routes) ->
+    persistent_term:put(?ROUTES(Sidecar), Routes).
+
+%% @doc Forget the registrations of sidecar `Sidecar'.
+-spec forget_routes(atom()) -> ok.
+forget_routes(Sidecar) ->
+    _ = persistent_term:erase(?ROUTES(Sidecar)),
+    ok.
+
+%%--------------------------------------------------------------------
+%% Routing (in the caller, no messages)
+
+%% @doc The sidecar and context id for an explicit target: a context pid, or
+%% a pool reference (the pool's context for the caller's scheduler).
+-spec resolve(term()) -> {ok, atom(), pos_integer()} | {error, term()}.
+resolve(Pid) when is_pid(Pid) ->
+    py_context:where(Pid);
+resolve(Target) ->
+    case ref(Target) of
+        {ok, Sidecar, Name} ->
+            case pick(Sidecar, Name) of
+                {ok, _Pid, Ctx} -> {ok, Sidecar, Ctx};
+                {error, {unknown_pool, _}} -> {error, {unknown_pool, Target}}
+            end;
+        error ->
+            {error, {bad_context, Target}}
+    end.
+
+%% @doc The context id for a call of `Module.Function' (binaries) without an
+%% explicit target, in sidecar `Sidecar' (see {@link sidecar/0}): registered
+%% pool, the calling context in a callback from Python, bound context,
+%% default pool.
+-spec route(atom(), binary() | undefined, binary() | undefined) ->
+          {ok, atom(), pos_integer()} | {error, term()}.
+route(Sidecar, M, F) ->
+    Routes = routes(Sidecar),
+    case map_size(Routes) > 0 andalso registered_pool(Routes, M, F) of
+        {ok, Pool} ->
+            resolve(case Sidecar of ?DEFAULT -> Pool; _ -> {Sidecar, Pool} end);
+        _ ->
+            case {py_callback:caller(Sidecar), get(?BOUND)} of
+                {{Caller, _Chain}, _} ->
+                    %% in a callback from Python: back to the calling context
+                    {ok, Sidecar, Caller};
+                {none, {_, _} = Bound} ->
+                    case bound(Bound) of
+                        {ok, _Pid, BoundSidecar, Ctx} -> {ok, BoundSidecar, Ctx};
+                        {error, _} = Error -> Error
+                    end;
+                {none, undefined} ->
+                    case pick(Sidecar, ?DEFAULT) of
+                        {ok, _Pid, Ctx} -> {ok, Sidecar, Ctx};
+                        {error, {unknown_pool, _}} -> not_started(Sidecar)
+                    end
+            end
+    end.
+
+registered_pool(Routes, M, F) ->
+    case maps:find({M, F}, Routes) of
+        {ok, _} = Found -> Found;
+        error -> maps:find(M, Routes)
+    end.
+
+pick(Sidecar, Name) ->
+    case persistent_term:get(?POOL(Sidecar, Name), undefined) of
+        undefined ->
+            {error, {unknown_pool, Name}};
+        Members ->
+            I = (erlang:system_info(scheduler_id) - 1) rem tuple_size(Members) + 1,
+            {Pid, Ctx} = element(I, Members),
+            {ok, Pid, Ctx}
+    end.
+
+not_started(Sidecar) ->
+    case whereis(py_sidecar_sup:name(py_pool, Sidecar)) of
+        undefined -> {error, not_started};
+        _ -> {error, no_contexts}
+    end.
