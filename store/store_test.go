@@ -1,153 +1,130 @@
-package store
+package store_test
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"math"
 	"math/big"
-	"os"
 	"sort"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/erlang-python/erlang_python/etf"
-	"github.com/erlang-python/erlang_python/port"
+	"github.com/erlang-python/erlang_python/store"
+	"github.com/erlang-python/erlang_python/store/storetest"
 )
-
-// enc is t's encoding without the version byte.
-func enc(t *testing.T, term etf.Term) []byte {
-	t.Helper()
-	b, err := etf.AppendTerm(nil, term)
-	require.NoError(t, err)
-	return b
-}
-
-func stateGet(t *testing.T, key string) (etf.Term, bool) {
-	t.Helper()
-	b, ok := Get([]byte(key), []byte{131})
-	if !ok {
-		return nil, false
-	}
-	term, err := etf.Decode(b)
-	require.NoError(t, err)
-	return term, true
-}
 
 func TestStatePutGetDelete(t *testing.T) {
 	value := etf.MapOf(etf.Atom("a"), etf.List{1, 2.5, etf.Binary("x")})
-	require.NoError(t, Put([]byte("go:map"), enc(t, value)))
-	got, ok := stateGet(t, "go:map")
+	require.NoError(t, store.Put([]byte("go:map"), storetest.Enc(t, value)))
+	got, ok := storetest.Get(t, "go:map")
 	require.True(t, ok)
 	assert.True(t, etf.Equal(value, got))
 
 	// StateGet appends to dst and leaves it alone for a missing key.
-	b, ok := Get([]byte("go:map"), []byte("prefix"))
+	b, ok := store.Get([]byte("go:map"), []byte("prefix"))
 	assert.True(t, ok)
 	assert.True(t, bytes.HasPrefix(b, []byte("prefix")))
-	b, ok = Get([]byte("go:none"), []byte("prefix"))
+	b, ok = store.Get([]byte("go:none"), []byte("prefix"))
 	assert.False(t, ok)
 	assert.Equal(t, []byte("prefix"), b)
 
 	// overwrite, then delete
-	require.NoError(t, Put([]byte("go:map"), enc(t, etf.Binary("new"))))
-	got, _ = stateGet(t, "go:map")
+	require.NoError(t, store.Put([]byte("go:map"), storetest.Enc(t, etf.Binary("new"))))
+	got, _ = storetest.Get(t, "go:map")
 	assert.True(t, etf.Equal(etf.Binary("new"), got))
-	assert.True(t, Delete([]byte("go:map")))
-	assert.False(t, Delete([]byte("go:map")))
-	_, ok = stateGet(t, "go:map")
+	assert.True(t, store.Delete([]byte("go:map")))
+	assert.False(t, store.Delete([]byte("go:map")))
+	_, ok = storetest.Get(t, "go:map")
 	assert.False(t, ok)
 
 	// an empty key and a large value
 	big := bytes.Repeat([]byte{7}, 1<<20)
-	require.NoError(t, Put(nil, enc(t, etf.Binary(big))))
-	got, ok = stateGet(t, "")
+	require.NoError(t, store.Put(nil, storetest.Enc(t, etf.Binary(big))))
+	got, ok = storetest.Get(t, "")
 	require.True(t, ok)
 	assert.Equal(t, etf.Binary(big), got)
-	assert.True(t, Delete(nil))
+	assert.True(t, store.Delete(nil))
 }
 
 func TestIncr(t *testing.T) {
-	n, err := Incr([]byte("go:counter"), 5)
+	n, err := store.Incr([]byte("go:counter"), 5)
 	require.NoError(t, err)
 	assert.Equal(t, int64(5), n, "a missing key counts as 0")
-	n, err = Incr([]byte("go:counter"), -7)
+	n, err = store.Incr([]byte("go:counter"), -7)
 	require.NoError(t, err)
 	assert.Equal(t, int64(-2), n)
-	got, _ := stateGet(t, "go:counter")
+	got, _ := storetest.Get(t, "go:counter")
 	assert.Equal(t, int64(-2), got)
 
 	// integers stored as terms, in every encoding that fits 64 bits
 	for _, v := range []int64{0, 255, 256, -1, math.MaxInt32, math.MinInt32, math.MaxInt32 + 1, math.MaxInt64 - 1, math.MinInt64 + 1} {
-		require.NoError(t, Put([]byte("go:int"), enc(t, v)))
-		n, err = Incr([]byte("go:int"), 1)
+		require.NoError(t, store.Put([]byte("go:int"), storetest.Enc(t, v)))
+		n, err = store.Incr([]byte("go:int"), 1)
 		require.NoError(t, err)
 		assert.Equal(t, v+1, n)
-		got, _ = stateGet(t, "go:int")
+		got, _ = storetest.Get(t, "go:int")
 		assert.Equal(t, v+1, got)
 	}
 	// a LARGE_BIG_EXT of few digits is an integer too
-	require.NoError(t, Put([]byte("go:int"), []byte{111, 0, 0, 0, 1, 1, 9}))
-	n, err = Incr([]byte("go:int"), 1)
+	require.NoError(t, store.Put([]byte("go:int"), []byte{111, 0, 0, 0, 1, 1, 9}))
+	n, err = store.Incr([]byte("go:int"), 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(-8), n)
 
 	// overflow leaves the value alone
-	require.NoError(t, Put([]byte("go:int"), enc(t, int64(math.MaxInt64))))
-	_, err = Incr([]byte("go:int"), 1)
-	assert.ErrorIs(t, err, ErrOverflow)
-	got, _ = stateGet(t, "go:int")
+	require.NoError(t, store.Put([]byte("go:int"), storetest.Enc(t, int64(math.MaxInt64))))
+	_, err = store.Incr([]byte("go:int"), 1)
+	assert.ErrorIs(t, err, store.ErrOverflow)
+	got, _ = storetest.Get(t, "go:int")
 	assert.Equal(t, int64(math.MaxInt64), got)
 	huge := new(big.Int).Lsh(big.NewInt(1), 70)
-	require.NoError(t, Put([]byte("go:int"), enc(t, huge)))
-	_, err = Incr([]byte("go:int"), 1)
-	assert.ErrorIs(t, err, ErrOverflow)
-	got, _ = stateGet(t, "go:int")
+	require.NoError(t, store.Put([]byte("go:int"), storetest.Enc(t, huge)))
+	_, err = store.Incr([]byte("go:int"), 1)
+	assert.ErrorIs(t, err, store.ErrOverflow)
+	got, _ = storetest.Get(t, "go:int")
 	assert.Equal(t, 0, huge.Cmp(got.(*big.Int)))
 
 	// not an integer
-	require.NoError(t, Put([]byte("go:int"), enc(t, etf.Binary("7"))))
-	_, err = Incr([]byte("go:int"), 1)
-	assert.ErrorIs(t, err, ErrNotInteger)
-	require.NoError(t, Put([]byte("go:int"), enc(t, 1.5)))
-	_, err = Incr([]byte("go:int"), 1)
-	assert.ErrorIs(t, err, ErrNotInteger)
-	Delete([]byte("go:int"))
-	Delete([]byte("go:counter"))
+	require.NoError(t, store.Put([]byte("go:int"), storetest.Enc(t, etf.Binary("7"))))
+	_, err = store.Incr([]byte("go:int"), 1)
+	assert.ErrorIs(t, err, store.ErrNotInteger)
+	require.NoError(t, store.Put([]byte("go:int"), storetest.Enc(t, 1.5)))
+	_, err = store.Incr([]byte("go:int"), 1)
+	assert.ErrorIs(t, err, store.ErrNotInteger)
+	store.Delete([]byte("go:int"))
+	store.Delete([]byte("go:counter"))
 }
 
 func TestStateKeysAndClear(t *testing.T) {
-	Clear()
-	assert.Empty(t, Keys())
+	store.Clear()
+	assert.Empty(t, store.Keys())
 	want := []string{}
 	for i := 0; i < 1000; i++ { // enough to grow the tables
 		k := fmt.Sprintf("go:key%d", i)
 		want = append(want, k)
-		require.NoError(t, Put([]byte(k), enc(t, i)))
+		require.NoError(t, store.Put([]byte(k), storetest.Enc(t, i)))
 	}
 	var got []string
-	for _, k := range Keys() {
+	for _, k := range store.Keys() {
 		got = append(got, string(k))
 	}
 	sort.Strings(want)
 	sort.Strings(got)
 	assert.Equal(t, want, got)
 	for i := 0; i < 1000; i += 2 {
-		assert.True(t, Delete([]byte(fmt.Sprintf("go:key%d", i))))
+		assert.True(t, store.Delete([]byte(fmt.Sprintf("go:key%d", i))))
 	}
-	assert.Len(t, Keys(), 500)
-	v, ok := stateGet(t, "go:key999")
+	assert.Len(t, store.Keys(), 500)
+	v, ok := storetest.Get(t, "go:key999")
 	assert.True(t, ok)
 	assert.Equal(t, int64(999), v)
-	Clear()
-	assert.Empty(t, Keys())
-	_, ok = stateGet(t, "go:key999")
+	store.Clear()
+	assert.Empty(t, store.Keys())
+	_, ok = storetest.Get(t, "go:key999")
 	assert.False(t, ok)
 }
 
@@ -155,14 +132,14 @@ func TestStateKeysAndClear(t *testing.T) {
 // increment is lost (the race detector watches the Go side).
 func TestStateConcurrent(t *testing.T) {
 	const workers, each = 8, 2000
-	Delete([]byte("go:shared"))
+	store.Delete([]byte("go:shared"))
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if _, err := Incr([]byte("go:shared"), 1); err != nil {
+				if _, err := store.Incr([]byte("go:shared"), 1); err != nil {
 					t.Error(err)
 					return
 				}
@@ -170,138 +147,25 @@ func TestStateConcurrent(t *testing.T) {
 		}()
 		go func(w int) {
 			defer wg.Done()
-			val := enc(t, etf.Binary(bytes.Repeat([]byte{byte(w)}, 100)))
+			val := storetest.Enc(t, etf.Binary(bytes.Repeat([]byte{byte(w)}, 100)))
 			for i := 0; i < each; i++ {
 				k := []byte(fmt.Sprintf("go:w%d:%d", w, i%50))
-				if err := Put(k, val); err != nil {
+				if err := store.Put(k, val); err != nil {
 					t.Error(err)
 					return
 				}
-				if b, ok := Get(k, nil); ok && !bytes.Equal(b, val) {
+				if b, ok := store.Get(k, nil); ok && !bytes.Equal(b, val) {
 					t.Errorf("key %s: a value of another worker", k)
 				}
-				Delete(k)
-				_ = Keys()
+				store.Delete(k)
+				_ = store.Keys()
 			}
 		}(w)
 	}
 	wg.Wait()
-	got, _ := stateGet(t, "go:shared")
+	got, _ := storetest.Get(t, "go:shared")
 	assert.Equal(t, int64(workers*each), got)
-	Delete([]byte("go:shared"))
-}
-
-// mirrorReader reads the frames of an Output with the state mirror on
-// and applies the '$state' packets to a map, as the BEAM's table would.
-type mirrorReader struct {
-	t      *testing.T
-	out    *port.Output
-	frames chan []byte
-	table  map[string]etf.Term
-	ops    int
-}
-
-func newMirrorReader(t *testing.T) *mirrorReader {
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	out, err := port.NewOutput(w)
-	require.NoError(t, err)
-	m := &mirrorReader{t: t, out: out, frames: make(chan []byte, 1024), table: map[string]etf.Term{}}
-	go func() {
-		br := bufio.NewReader(r)
-		var hdr [4]byte
-		for {
-			if _, err := io.ReadFull(br, hdr[:]); err != nil {
-				close(m.frames)
-				return
-			}
-			f := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-			if _, err := io.ReadFull(br, f); err != nil {
-				close(m.frames)
-				return
-			}
-			m.frames <- f
-		}
-	}()
-	Mirror(out, true)
-	t.Cleanup(func() { Mirror(out, false); r.Close() })
-	return m
-}
-
-// next reads one frame: a '$state' packet is applied to the table and
-// returns nil; any other frame is returned as its id and result.
-func (m *mirrorReader) next() (etf.Term, etf.Term) {
-	m.t.Helper()
-	var f []byte
-	select {
-	case f = <-m.frames:
-	case <-time.After(20 * time.Second):
-		m.t.Fatal("no frame in 20 s")
-	}
-	var d etf.Decoder
-	id, n, err := d.DecodePrefix(f)
-	require.NoError(m.t, err)
-	res, err := (&etf.Decoder{CopyBinaries: true}).Decode(f[n:])
-	require.NoError(m.t, err)
-	if id != etf.Atom("$state") {
-		return id, res
-	}
-	ops, ok := res.(etf.List)
-	require.True(m.t, ok, "a '$state' packet of %v", res)
-	for _, op := range ops {
-		m.ops++
-		switch o := op.(type) {
-		case etf.Atom:
-			require.Equal(m.t, etf.Atom("clear"), o)
-			clear(m.table)
-		case etf.Tuple:
-			key := string(o[1].(etf.Binary))
-			switch {
-			case o[0] == etf.Atom("set") && len(o) == 3:
-				m.table[key] = o[2]
-			case o[0] == etf.Atom("delete") && len(o) == 2:
-				delete(m.table, key)
-			default:
-				m.t.Fatalf("a bad op %v", o)
-			}
-		default:
-			m.t.Fatalf("a bad op %v", op)
-		}
-	}
-	return nil, nil
-}
-
-// until reads frames until the one with id, and returns its result.
-func (m *mirrorReader) until(id etf.Term) etf.Term {
-	m.t.Helper()
-	for {
-		got, res := m.next()
-		if got == nil {
-			continue
-		}
-		require.Equal(m.t, id, got, "a frame out of order")
-		return res
-	}
-}
-
-// mark writes a frame with id from Go: every mutation made before it is
-// mirrored before it.
-func (m *mirrorReader) mark(id etf.Atom) {
-	b, _ := etf.Encode(id)
-	m.out.Send(b, []byte{131, 106})
-	m.until(id)
-}
-
-// assertMatches: the mirror holds exactly what the store holds.
-func (m *mirrorReader) assertMatches() {
-	m.t.Helper()
-	keys := Keys()
-	assert.Len(m.t, m.table, len(keys))
-	for _, k := range keys {
-		got, ok := stateGet(m.t, string(k))
-		require.True(m.t, ok)
-		assert.True(m.t, etf.Equal(got, m.table[string(k)]), "key %s: store %v, mirror %v", k, got, m.table[string(k)])
-	}
+	store.Delete([]byte("go:shared"))
 }
 
 // Many goroutines incr, set and delete the same keys, one clears now and
@@ -309,8 +173,8 @@ func (m *mirrorReader) assertMatches() {
 // store, key by key (the ops of a key are in mutation order, a clear
 // falls between the same mutations in both).
 func TestStateMirrorOrder(t *testing.T) {
-	Clear()
-	m := newMirrorReader(t)
+	store.Clear()
+	m := storetest.NewMirror(t)
 	const workers, each = 8, 3000
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -321,87 +185,87 @@ func TestStateMirrorOrder(t *testing.T) {
 				k := []byte(fmt.Sprintf("mirror:k%d", i%7))
 				switch {
 				case w == 0 && i%500 == 0:
-					Clear()
+					store.Clear()
 				case w == 1 && i%3 == 0:
-					Delete(k)
+					store.Delete(k)
 				case w == 2 && i%5 == 0:
-					_ = Put(k, enc(t, int64(1)<<40+int64(i)))
+					_ = store.Put(k, storetest.Enc(t, int64(1)<<40+int64(i)))
 				case w == 3 && i%11 == 0:
-					_ = Put(k, enc(t, etf.Binary("text"))) // incr fails on it until the next set
+					_ = store.Put(k, storetest.Enc(t, etf.Binary("text"))) // incr fails on it until the next set
 				default:
-					_, _ = Incr(k, int64(w*1000-3000))
+					_, _ = store.Incr(k, int64(w*1000-3000))
 				}
 			}
 		}(w)
 	}
 	wg.Wait()
-	m.mark("done")
-	assert.Positive(t, m.ops) // fewer than the mutations: a key's consecutive ops coalesce
-	m.assertMatches()
+	m.Mark("done")
+	assert.Positive(t, m.Ops) // fewer than the mutations: a key's consecutive ops coalesce
+	m.AssertMatches()
 	// and a clear at the end
-	Clear()
-	m.mark("cleared")
-	assert.Empty(t, m.table)
+	store.Clear()
+	m.Mark("cleared")
+	assert.Empty(t, m.Table)
 }
 
 // With nothing else written, the mirror still goes out (the timed flush),
 // and past 64 KiB without waiting for it.
 func TestStateMirrorFlushesAlone(t *testing.T) {
-	Clear()
-	m := newMirrorReader(t)
-	_, err := Incr([]byte("mirror:alone"), 7)
+	store.Clear()
+	m := storetest.NewMirror(t)
+	_, err := store.Incr([]byte("mirror:alone"), 7)
 	require.NoError(t, err)
-	id, _ := m.next() // no other frame is written: the timer sent it
+	id, _ := m.Next() // no other frame is written: the timer sent it
 	assert.Nil(t, id)
-	assert.Equal(t, int64(7), m.table["mirror:alone"])
-	require.NoError(t, Put([]byte("mirror:large"), enc(t, etf.Binary(bytes.Repeat([]byte{1}, 100<<10)))))
-	id, _ = m.next()
+	assert.Equal(t, int64(7), m.Table["mirror:alone"])
+	require.NoError(t, store.Put([]byte("mirror:large"), storetest.Enc(t, etf.Binary(bytes.Repeat([]byte{1}, 100<<10)))))
+	id, _ = m.Next()
 	assert.Nil(t, id)
-	assert.Len(t, m.table["mirror:large"], 100<<10)
+	assert.Len(t, m.Table["mirror:large"], 100<<10)
 }
 
 // StateLoad replaces the store at once and mirrors nothing.
 func TestLoad(t *testing.T) {
-	Clear()
-	m := newMirrorReader(t)
-	require.NoError(t, Put([]byte("load:old"), enc(t, 1)))
-	m.mark("before")
-	before := m.ops
-	entries := []Entry{
-		{Key: []byte("load:int"), Value: enc(t, int64(-300))},
-		{Key: []byte("load:big"), Value: enc(t, int64(math.MaxInt64))},
-		{Key: []byte("load:map"), Value: enc(t, etf.MapOf(etf.Atom("a"), etf.List{1, etf.Binary("x")}))},
-		{Key: []byte("load:twice"), Value: enc(t, etf.Atom("first"))},
-		{Key: []byte("load:twice"), Value: enc(t, etf.Atom("last"))},
-		{Key: nil, Value: enc(t, etf.Binary("empty key"))},
+	store.Clear()
+	m := storetest.NewMirror(t)
+	require.NoError(t, store.Put([]byte("load:old"), storetest.Enc(t, 1)))
+	m.Mark("before")
+	before := m.Ops
+	entries := []store.Entry{
+		{Key: []byte("load:int"), Value: storetest.Enc(t, int64(-300))},
+		{Key: []byte("load:big"), Value: storetest.Enc(t, int64(math.MaxInt64))},
+		{Key: []byte("load:map"), Value: storetest.Enc(t, etf.MapOf(etf.Atom("a"), etf.List{1, etf.Binary("x")}))},
+		{Key: []byte("load:twice"), Value: storetest.Enc(t, etf.Atom("first"))},
+		{Key: []byte("load:twice"), Value: storetest.Enc(t, etf.Atom("last"))},
+		{Key: nil, Value: storetest.Enc(t, etf.Binary("empty key"))},
 	}
 	for i := 0; i < 500; i++ { // enough to grow the tables
-		entries = append(entries, Entry{Key: []byte(fmt.Sprintf("load:n%d", i)), Value: enc(t, i)})
+		entries = append(entries, store.Entry{Key: []byte(fmt.Sprintf("load:n%d", i)), Value: storetest.Enc(t, i)})
 	}
-	require.NoError(t, Load(entries))
-	m.mark("after")
-	assert.Equal(t, before, m.ops, "state_load mirrors nothing")
-	_, ok := stateGet(t, "load:old")
+	require.NoError(t, store.Load(entries))
+	m.Mark("after")
+	assert.Equal(t, before, m.Ops, "state_load mirrors nothing")
+	_, ok := storetest.Get(t, "load:old")
 	assert.False(t, ok, "the store is replaced")
-	assert.Len(t, Keys(), 5+500)
-	got, _ := stateGet(t, "load:twice")
+	assert.Len(t, store.Keys(), 5+500)
+	got, _ := storetest.Get(t, "load:twice")
 	assert.Equal(t, etf.Atom("last"), got)
-	got, _ = stateGet(t, "load:map")
+	got, _ = storetest.Get(t, "load:map")
 	assert.True(t, etf.Equal(etf.MapOf(etf.Atom("a"), etf.List{1, etf.Binary("x")}), got))
-	got, _ = stateGet(t, "")
+	got, _ = storetest.Get(t, "")
 	assert.Equal(t, etf.Binary("empty key"), got)
 	// integers are integers again: incr works on them, and is mirrored
-	n, err := Incr([]byte("load:int"), 1)
+	n, err := store.Incr([]byte("load:int"), 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(-299), n)
-	_, err = Incr([]byte("load:big"), 1)
-	assert.ErrorIs(t, err, ErrOverflow)
-	n, err = Incr([]byte("load:n499"), 1)
+	_, err = store.Incr([]byte("load:big"), 1)
+	assert.ErrorIs(t, err, store.ErrOverflow)
+	n, err = store.Incr([]byte("load:n499"), 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(500), n)
-	m.mark("incr")
-	assert.Equal(t, before+2, m.ops)
+	m.Mark("incr")
+	assert.Equal(t, before+2, m.Ops)
 	// an empty load empties the store
-	require.NoError(t, Load(nil))
-	assert.Empty(t, Keys())
+	require.NoError(t, store.Load(nil))
+	assert.Empty(t, store.Keys())
 }
