@@ -50,6 +50,8 @@ test: build
 	  "$$py" -X pycache_prefix=$(CURDIR)/_build/pycache -m py_compile $(PY_SRCS)
 	@echo "== rebar3 xref"
 	cd erlang && $(REBAR3) xref
+	@echo "== Erlang module cycles"
+	escript scripts/module-cycles.escript erlang/_build/default/lib/erlang_python/ebin
 	@echo "== rebar3 dialyzer"
 	cd erlang && $(REBAR3) dialyzer
 	@echo "== fuzz FuzzDecode ($(SHORT_FUZZTIME))"

@@ -424,7 +424,7 @@ version() ->
     end.
 
 info(Key) ->
-    case py_sidecar:info() of
+    case py_instance:info(default) of
         {ok, Info} -> maps:get(Key, Info);
         {error, _} = Error -> Error
     end.

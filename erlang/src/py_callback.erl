@@ -76,7 +76,7 @@ run(Sidecar, N, Body) ->
              catch
                  Class:Reason -> {error, {Class, Reason}}
              end,
-    case py_sidecar:lookup(Sidecar) of
+    case py_instance:lookup(Sidecar) of
         {ok, Port, _Owner} ->
             _ = py_wire:send(Port, py_wire:cb_reply(N, Ctx, Result)),
             ok;

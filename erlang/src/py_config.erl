@@ -194,7 +194,7 @@ num_executors() ->
     case application:get_env(?APP, num_executors) of
         {ok, N} -> N;
         undefined ->
-            case py_sidecar:info() of
+            case py_instance:info(default) of
                 {ok, #{num_executors := N}} -> N;
                 {error, not_started} -> undefined
             end

@@ -176,7 +176,7 @@ forget_sidecar(Sidecar) ->
 %% Fire and forget: the reply goes to a reference that is no alias and is
 %% dropped. Its id is a control one, as it holds no py_semaphore permit.
 destroy(Sidecar, Ctx) ->
-    case py_sidecar:lookup(Sidecar) of
+    case py_instance:lookup(Sidecar) of
         {ok, Port, _Owner} ->
             Id = py_wire:id(control, make_ref()),
             _ = py_wire:send(Port, py_wire:packet(py_wire:destroy_context(Ctx), Id, <<>>)),

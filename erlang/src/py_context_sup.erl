@@ -1,6 +1,6 @@
 %% @doc Supervisor of one sidecar's `py_context' processes (temporary
 %% children: `py_pool' replaces a context that dies). There is one per
-%% sidecar, registered as `py_sidecar_sup:name(py_context_sup, Sidecar)';
+%% sidecar, registered as `py_instance:name(py_context_sup, Sidecar)';
 %% the functions without a sidecar argument are for the default one.
 -module(py_context_sup).
 
@@ -57,7 +57,7 @@ contexts(Sidecar) ->
     [Pid || {_, Pid, _, _} <- supervisor:which_children(name(Sidecar)), is_pid(Pid)].
 
 name(Sidecar) ->
-    py_sidecar_sup:name(?MODULE, Sidecar).
+    py_instance:name(?MODULE, Sidecar).
 
 %% @private
 -spec init(atom()) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.

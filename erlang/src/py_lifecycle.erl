@@ -33,7 +33,7 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(DEFAULT, default).
--define(SERVER(Sidecar), py_sidecar_sup:name(?MODULE, Sidecar)).
+-define(SERVER(Sidecar), py_instance:name(?MODULE, Sidecar)).
 -define(UP(Sidecar), {?MODULE, Sidecar, up}).
 
 -type restart_info() :: #{crash := map(),   % the python_crashed Info of the crash
@@ -293,7 +293,7 @@ handle_cast({up, _At}, #state{crash = undefined} = State) ->
 handle_cast({up, At}, #state{crash = Crash, down_at = Down, restarts = N} = State) ->
     Info = #{crash => Crash, restarts => N + 1, down_ms => At - Down},
     logger:notice("erlang_python: sidecar~ts back ~b ms after a crash: ~p",
-                  [py_sidecar:label(State#state.sidecar), At - Down, Crash],
+                  [py_instance:label(State#state.sidecar), At - Down, Crash],
                   #{domain => [erlang_python]}),
     _ = [Pid ! {py_restarted, Info} || Pid <- maps:keys(State#state.subscribers)],
     {noreply, release(State#state{up = true, crash = undefined, down_at = undefined,

@@ -37,7 +37,7 @@
 %% @doc Start sidecar `Sidecar''s pools.
 -spec start_link(atom()) -> {ok, pid()} | {error, term()}.
 start_link(Sidecar) ->
-    gen_server:start_link({local, py_sidecar_sup:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
+    gen_server:start_link({local, py_instance:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
 
 %% @doc Start pool `Name' of `Size' contexts in sidecar `Sidecar'. `worker'
 %% contexts run in the main interpreter, where extensions that refuse
@@ -95,7 +95,7 @@ forget(Sidecar) ->
 
 call(Sidecar, Request) ->
     try
-        gen_server:call(py_sidecar_sup:name(?MODULE, Sidecar), Request, ?CALL_TIMEOUT)
+        gen_server:call(py_instance:name(?MODULE, Sidecar), Request, ?CALL_TIMEOUT)
     catch
         exit:{noproc, _} -> {error, not_started};
         exit:{shutdown, _} -> {error, not_started}
@@ -140,7 +140,7 @@ start_pools([{Name, Size, Mode} | Rest], State) ->
             {stop, {default_pool, Reason}, State};
         {error, Reason} ->
             logger:error("erlang_python: pool ~p~ts not restarted: ~p",
-                         [Name, py_sidecar:label(State#state.sidecar), Reason]),
+                         [Name, py_instance:label(State#state.sidecar), Reason]),
             start_pools(Rest, State)
     end.
 
@@ -195,7 +195,7 @@ handle_info({'DOWN', MRef, process, Pid, Reason}, #state{monitors = Mons} = Stat
     case maps:take(MRef, Mons) of
         {{Name, Index}, Mons1} ->
             logger:warning("erlang_python: context ~p of pool ~p~ts (~p) went down: ~p",
-                           [Index, Name, py_sidecar:label(State#state.sidecar), Pid, Reason]),
+                           [Index, Name, py_instance:label(State#state.sidecar), Pid, Reason]),
             #{Name := #pool{members = Members}} = State#state.pools,
             {Pid, Ctx, MRef} = element(Index, Members),
             ok = py_context:cleanup(State#state.sidecar, Pid, Ctx),

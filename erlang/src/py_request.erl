@@ -84,7 +84,7 @@ control(Sidecar, TagAndArgs, Payload, Timeout) ->
 %% Everything from the alias to the reply happens in this one function, so the
 %% compiler's selective-receive optimisation for fresh references applies.
 request(Sidecar, Request, Payload, Timeout, Kind) ->
-    case py_sidecar:lookup(Sidecar) of
+    case py_instance:lookup(Sidecar) of
         {ok, Port, Owner} ->
             Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
             Id = py_wire:id(Kind, Alias),

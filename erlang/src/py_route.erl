@@ -265,7 +265,7 @@ pick(Sidecar, Name) ->
     end.
 
 not_started(Sidecar) ->
-    case whereis(py_sidecar_sup:name(py_pool, Sidecar)) of
+    case whereis(py_instance:name(py_pool, Sidecar)) of
         undefined -> {error, not_started};
         _ -> {error, no_contexts}
     end.

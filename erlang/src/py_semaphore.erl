@@ -41,7 +41,7 @@ start_link() ->
 %% @doc Start sidecar `Sidecar''s counter, its limit `max_concurrent'.
 -spec start_link(atom()) -> {ok, pid()} | {error, term()}.
 start_link(Sidecar) ->
-    gen_server:start_link({local, py_sidecar_sup:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
+    gen_server:start_link({local, py_instance:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
 
 %% @doc The limit: calls beyond it get `{error, {overloaded, Cur, Max}}'.
 -spec max_concurrent() -> non_neg_integer().

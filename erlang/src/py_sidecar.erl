@@ -4,8 +4,7 @@
 %% application environment, asks the sidecar for its `info' (mode, version,
 %% executors, protocol, slot size), refuses a sidecar that speaks another
 %% protocol ({@link py_wire:check_info/2}: the sidecar does not start) and
-%% publishes `{Port, self()}' in `persistent_term' (under
-%% `{py_sidecar, Sidecar, port}'). Callers send
+%% publishes `{Port, self()}' and the info ({@link py_instance}). Callers send
 %% their requests themselves with `erlang:port_command/2', in parallel
 %% (see {@link py_request}); this process only routes replies: it reads the id,
 %% the first term of a reply, and forwards the rest, undecoded, to that id
@@ -39,8 +38,6 @@
          terminate/2]).
 
 -define(DEFAULT, default).
--define(KEY(Sidecar), {?MODULE, Sidecar, port}).
--define(INFO_KEY(Sidecar), {?MODULE, Sidecar, info}).
 -define(START_TIMEOUT, 60000).
 -define(SWEEP_MS, 10000).
 
@@ -65,7 +62,7 @@ start_link() ->
 %% @doc Start sidecar `Sidecar''s port owner.
 -spec start_link(atom()) -> {ok, pid()} | {error, term()}.
 start_link(Sidecar) ->
-    gen_server:start_link({local, py_sidecar_sup:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
+    gen_server:start_link({local, py_instance:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
 
 %% @doc The port and its owner, for callers that send requests themselves.
 -spec lookup() -> {ok, port(), pid()} | {error, not_started}.
@@ -75,10 +72,7 @@ lookup() ->
 %% @doc {@link lookup/0} for sidecar `Sidecar'.
 -spec lookup(atom()) -> {ok, port(), pid()} | {error, not_started}.
 lookup(Sidecar) ->
-    case persistent_term:get(?KEY(Sidecar), undefined) of
-        {Port, Pid} -> {ok, Port, Pid};
-        undefined -> {error, not_started}
-    end.
+    py_instance:lookup(Sidecar).
 
 %% @doc The port, or `undefined' when the application is not running.
 -spec port() -> port() | undefined.
@@ -88,10 +82,7 @@ port() ->
 %% @doc The port of sidecar `Sidecar', or `undefined'.
 -spec port(atom()) -> port() | undefined.
 port(Sidecar) ->
-    case persistent_term:get(?KEY(Sidecar), undefined) of
-        {Port, _Pid} -> Port;
-        undefined -> undefined
-    end.
+    py_instance:port(Sidecar).
 
 %% @doc What the running sidecar said about itself at start-up.
 -spec info() -> {ok, info()} | {error, not_started}.
@@ -101,17 +92,14 @@ info() ->
 %% @doc {@link info/0} of sidecar `Sidecar'.
 -spec info(atom()) -> {ok, info()} | {error, not_started}.
 info(Sidecar) ->
-    case persistent_term:get(?INFO_KEY(Sidecar), undefined) of
-        undefined -> {error, not_started};
-        Info -> {ok, Info}
-    end.
+    py_instance:info(Sidecar).
 
 %% @doc Wait until sidecar `Sidecar''s port is open and its start-up
 %% requests answered: `ok', or `{error, Reason}' when this port owner
 %% stopped instead (py_pool waits so before it starts contexts).
 -spec started(atom()) -> ok | {error, term()}.
 started(Sidecar) ->
-    try gen_server:call(py_sidecar_sup:name(?MODULE, Sidecar), started, infinity)
+    try gen_server:call(py_instance:name(?MODULE, Sidecar), started, infinity)
     catch exit:Reason -> {error, Reason}
     end.
 
@@ -119,12 +107,12 @@ started(Sidecar) ->
 %% started them): the service is up, see {@link service/2}.
 -spec contexts_up(atom()) -> ok.
 contexts_up(Sidecar) ->
-    gen_server:cast(py_sidecar_sup:name(?MODULE, Sidecar), contexts_up).
+    gen_server:cast(py_instance:name(?MODULE, Sidecar), contexts_up).
 
 %% @doc How log lines name sidecar `Sidecar': nothing for the default one.
 -spec label(atom()) -> string().
-label(?DEFAULT) -> "";
-label(Sidecar) -> lists:flatten(io_lib:format(" ~p", [Sidecar])).
+label(Sidecar) ->
+    py_instance:label(Sidecar).
 
 %%--------------------------------------------------------------------
 
@@ -172,8 +160,7 @@ open(Port, #state{sidecar = Sidecar} = State) ->
             end,
     case handshake(Sidecar, Port) of
         {ok, Info} ->
-            persistent_term:put(?INFO_KEY(Sidecar), Info),
-            persistent_term:put(?KEY(Sidecar), {Port, self()}),
+            ok = py_instance:publish(Sidecar, Port, self(), Info),
             {noreply, State#state{port = Port, os_pid = OsPid}};
         {error, Reason} ->
             catch port_close(Port),
@@ -364,8 +351,7 @@ log(Level, Ctx, Text) ->
 %% @private
 -spec terminate(term(), #state{}) -> ok.
 terminate(_Reason, #state{sidecar = Sidecar, port = Port}) ->
-    _ = persistent_term:erase(?KEY(Sidecar)),
-    _ = persistent_term:erase(?INFO_KEY(Sidecar)),
+    ok = py_instance:unpublish(Sidecar),
     _ = is_port(Port) andalso (catch port_close(Port)),
     py_semaphore:reset(Sidecar), % its requests will never be answered
     py_slot:close_dir(Sidecar).

@@ -19,21 +19,22 @@
 %% each new OS process, outside its `init/1', so this supervisor is never
 %% blocked by it.
 %%
-%% Names: each process of the subtree is registered as {@link name/2} gives:
-%% the module's name for the default sidecar (`py_sidecar', `py_pool'...),
+%% Names: each process of the subtree is registered as
+%% {@link py_instance:name/2} gives: the module's name for the default
+%% sidecar (`py_sidecar', `py_pool'...),
 %% `Module/Name' for another (`'py_sidecar/other'').
 -module(py_sidecar_sup).
 
 -behaviour(supervisor).
 
--export([start_link/1, name/2]).
+-export([start_link/1]).
 -export([init/1]).
 
 %% @doc Start the subtree of sidecar `Sidecar'; returns once its contexts run,
 %% or with the reason its first start failed.
 -spec start_link(atom()) -> {ok, pid()} | {error, term()}.
 start_link(Sidecar) ->
-    case supervisor:start_link({local, name(?MODULE, Sidecar)}, ?MODULE, Sidecar) of
+    case supervisor:start_link({local, py_instance:name(?MODULE, Sidecar)}, ?MODULE, Sidecar) of
         {ok, Sup} ->
             case py_lifecycle:await_start(Sidecar) of
                 ok ->
@@ -50,13 +51,6 @@ start_link(Sidecar) ->
         {error, _} = Error ->
             Error
     end.
-
-%% @doc The registered name of `Module''s process in sidecar `Sidecar'.
--spec name(atom(), atom()) -> atom().
-name(Module, default) ->
-    Module;
-name(Module, Sidecar) ->
-    list_to_atom(atom_to_list(Module) ++ "/" ++ atom_to_list(Sidecar)).
 
 %% @private
 -spec init(atom()) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.

@@ -48,7 +48,7 @@ min_size() ->
 %% @doc {@link min_size/0} of sidecar `Sidecar'.
 -spec min_size(atom()) -> pos_integer() | infinity.
 min_size(Sidecar) ->
-    case py_sidecar:info(Sidecar) of
+    case py_instance:info(Sidecar) of
         {ok, #{slot_min := Size}} -> Size;
         {error, not_started} -> infinity
     end.

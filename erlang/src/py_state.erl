@@ -166,7 +166,7 @@ start_link() ->
 %% @doc Start the owner of sidecar `Sidecar''s mirror table.
 -spec start_link(atom()) -> {ok, pid()} | {error, term()}.
 start_link(Sidecar) ->
-    gen_server:start_link({local, py_sidecar_sup:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
+    gen_server:start_link({local, py_instance:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
 
 %% @doc Apply a `'$state'' packet's ops to the default sidecar's mirror.
 -spec apply_ops([{set, binary(), term()} | {delete, binary()} | clear]) -> ok.
@@ -205,7 +205,7 @@ snapshot(Sidecar) ->
 %% The mirror table of a sidecar: `py_state_mirror' for the default one,
 %% `'py_state_mirror/Name'' for another.
 mirror(Sidecar) ->
-    py_sidecar_sup:name(?TABLE, Sidecar).
+    py_instance:name(?TABLE, Sidecar).
 
 %% @private
 -spec init(atom()) -> {ok, undefined}.
