@@ -1,14 +1,12 @@
-/* buf.c: the growable byte buffer of buf.h. */
+/* buf.c: the growable byte buffer of buf.h, its out-of-line parts. */
 #include "buf.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-int pyx_buf_reserve(pyx_buf *b, size_t extra)
+int pyx_buf_grow(pyx_buf *b, size_t extra)
 {
-    if (extra <= b->cap - b->len)
-        return 0;
     if (extra > SIZE_MAX - b->len)
         return -1;
     size_t want = b->len + extra;
@@ -20,17 +18,6 @@ int pyx_buf_reserve(pyx_buf *b, size_t extra)
         return -1;
     b->data = p;
     b->cap = cap;
-    return 0;
-}
-
-int pyx_buf_append(pyx_buf *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (pyx_buf_reserve(b, n) < 0)
-        return -1;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
     return 0;
 }
 
