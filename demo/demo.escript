@@ -125,6 +125,25 @@ main(Args) ->
          fun() -> py:eval(py:context(1), <<"x">>) end,
          {error, {'NameError', <<"name 'x' is not defined">>}}),
 
+    section("several sidecars: another pyport process beside the default one"),
+    show("erlang_python:start_sidecar(other, #{num_contexts => 1})",
+         fun() -> element(1, erlang_python:start_sidecar(other, #{num_contexts => 1})) end, ok),
+    show("py:eval({other, default}, <<\"__import__('os').getpid() != \" ...>>)",
+         fun() ->
+                 Pids = [py:eval(P, <<"__import__('os').getpid()">>) || P <- [default, {other, default}]],
+                 length(lists:usort(Pids))
+         end, 2),
+    ok = py:exec(py:context(1), <<"y = 'still here'">>),
+    [OtherCtx] = py_context_router:contexts({other, default}),
+    ok = logger:set_primary_config(level, critical),
+    show("py:exec(OtherCtx, <<\"import os; os._exit(4)\">>)",
+         fun() -> py:exec(OtherCtx, <<"import os; os._exit(4)">>) end,
+         {error, {python_crashed, #{status => 4}}}),
+    ok = logger:set_primary_config(level, Level),
+    show("py:eval(Ctx1, <<\"y\">>)  (the default sidecar did not notice)",
+         fun() -> py:eval(py:context(1), <<"y">>) end, {ok, <<"still here">>}),
+    show("erlang_python:stop_sidecar(other)", fun() -> erlang_python:stop_sidecar(other) end, ok),
+
     ok = application:stop(erlang_python),
     io:format("~ndemo: ok~n").
 

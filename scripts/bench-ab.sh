@@ -34,10 +34,14 @@ for i in $(seq 1 "$runs"); do
     BENCH_ROUNDS=1 escript bench/bench.escript "$PWD/erlang/priv/pyport" >>"$out/b.txt"
 done
 
-# metric value: the first two fields of each metric line (a/b/c/d values give
-# one metric per part).
+# metric value: the first two fields of each metric line; a/b values give one
+# metric per part, and N:V fields (callback_cost_us_per_call) one per N.
 extract() {
     awk '/^[a-z][a-z0-9_]* [0-9]/ {
+        if ($2 ~ /^[0-9]+:/) {
+            for (i = 2; i <= NF && $i ~ /^[0-9]+:[0-9.]+$/; i++) { split($i, kv, ":"); print $1 "_" kv[1], kv[2] }
+            next
+        }
         n = split($2, v, "/");
         if (n == 1) print $1, v[1]; else for (i = 1; i <= n; i++) print $1 "#" i, v[i];
     }' "$1"
