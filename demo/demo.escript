@@ -128,7 +128,7 @@ main(Args) ->
     section("several sidecars: another pyport process beside the default one"),
     show("erlang_python:start_sidecar(other, #{num_contexts => 1})",
          fun() -> element(1, erlang_python:start_sidecar(other, #{num_contexts => 1})) end, ok),
-    show("py:eval({other, default}, <<\"__import__('os').getpid() != \" ...>>)",
+    show("os.getpid() on the default pool and on {other, default}: 2 pids",
          fun() ->
                  Pids = [py:eval(P, <<"__import__('os').getpid()">>) || P <- [default, {other, default}]],
                  length(lists:usort(Pids))
