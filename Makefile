@@ -54,6 +54,8 @@ test: build
 	escript scripts/module-cycles.escript erlang/_build/default/lib/erlang_python/ebin
 	@echo "== rebar3 dialyzer"
 	cd erlang && $(REBAR3) dialyzer
+	@echo "== rebar3 edoc"
+	cd erlang && $(REBAR3) edoc
 	@echo "== fuzz FuzzDecode ($(SHORT_FUZZTIME))"
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(SHORT_FUZZTIME) ./etf 2>&1 | tee $(LOGS)/fuzz.log
 	@echo "== rebar3 eunit"

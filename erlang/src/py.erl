@@ -152,7 +152,7 @@ cast_prepared({ok, Prepared}) ->
 cast_prepared({error, _} = Error) ->
     Error.
 
-%% @doc Start a call in a new process; get its result with {@link await/1,2}.
+%% @doc Start a call in a new process; get its result with {@link await/1} or {@link await/2}.
 -spec spawn_call(name(), name(), list()) -> reference().
 spawn_call(M, F, Args) ->
     spawn_prepared(prepare_call(route, M, F, Args, #{}, default_timeout())).

@@ -9,7 +9,7 @@
 %%
 %% The table is one for the VM (owned by `py_sidecars_sup'): a row is
 %% `{Pid, {Sidecar, CtxId}, Mode, Label}', so a context pid names its
-%% sidecar too ({@link where/1}) and is used as is whichever sidecar holds it.
+%% sidecar too (`where/1') and is used as is whichever sidecar holds it.
 -module(py_context).
 
 -behaviour(gen_server).
