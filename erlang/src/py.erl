@@ -468,13 +468,20 @@ with_timeout(_Timeout, _Op, {error, _} = Error, _Payload) ->
     Error.
 
 %% The sidecar and context of a call, after the restart of that sidecar
-%% under way if there is one (py_lifecycle:when_up/3). An explicit target
-%% is looked up first, as it names its sidecar; when the lookup fails, or
-%% finds a sidecar that restarts, it is looked up again once that sidecar
-%% is up.
+%% under way if there is one (py_lifecycle:when_up/3). The target (or the
+%% route) is looked up first, as it names its sidecar; when the lookup
+%% fails, or finds a sidecar that restarts, it is looked up again once that
+%% sidecar is up.
 context(route, M, F, Timeout) ->
-    Sidecar = py_route:sidecar(),
-    py_lifecycle:when_up(Sidecar, Timeout, fun() -> py_route:route(Sidecar, M, F) end);
+    case py_route:route(M, F) of
+        {ok, Sidecar, _Ctx} = Found ->
+            case py_lifecycle:state(Sidecar) of
+                up -> Found;
+                _ -> py_lifecycle:when_up(Sidecar, Timeout, fun() -> py_route:route(M, F) end)
+            end;
+        {error, _} ->
+            py_lifecycle:when_up(py_route:sidecar(), Timeout, fun() -> py_route:route(M, F) end)
+    end;
 context(Target, _M, _F, Timeout) ->
     case py_route:resolve(Target) of
         {ok, Sidecar, _Ctx} = Found ->

@@ -53,6 +53,9 @@
 -export([validate/1, get/2, port_args/1, set_opts/2, forget_opts/1]).
 
 -define(APP, erlang_python).
+%% The default of call_timeout, named because its getter runs on every call
+%% (the table holds it too, through this macro).
+-define(CALL_TIMEOUT, 30000).
 
 -type key() :: num_contexts | max_concurrent | num_executors | python_path
              | call_timeout | python | sandbox | max_restarts | max_restart_period_s
@@ -76,7 +79,7 @@ table() ->
      {max_concurrent, {computed, schedulers_twice_plus_one}, pos, none},
      {num_executors, unset, pos, {"--num-executors", integer}},
      {python_path, {value, []}, path_list, {"--python-path", paths}},
-     {call_timeout, {value, 30000}, timeout, none},
+     {call_timeout, {value, ?CALL_TIMEOUT}, timeout, none},
      {python, unset, chardata, none},
      {sandbox, {value, default}, {one_of, [default, strict, off]}, none},
      {max_restarts, {value, 10}, non_neg, none},
@@ -206,7 +209,7 @@ python_path() -> setting(python_path).
 
 %% @doc The default timeout (ms) of a synchronous call.
 -spec call_timeout() -> timeout().
-call_timeout() -> setting(call_timeout).
+call_timeout() -> application:get_env(?APP, call_timeout, ?CALL_TIMEOUT).
 
 %% @doc The sandbox mode (accepted and checked, enforced later).
 -spec sandbox() -> default | strict | off.

@@ -10,11 +10,12 @@
 -module(py_instance).
 
 -export([name/2, label/1]).
--export([publish/4, unpublish/1, lookup/1, port/1, info/1]).
+-export([publish/4, unpublish/1, lookup/1, port/1, info/1, slot_min/1]).
 
 -define(DEFAULT, default).
 -define(PORT_KEY(Sidecar), {py_sidecar, Sidecar, port}).
 -define(INFO_KEY(Sidecar), {py_sidecar, Sidecar, info}).
+-define(SLOT_MIN_KEY(Sidecar), {py_sidecar, Sidecar, slot_min}).
 
 %% @doc The registered name of `Module''s process in sidecar `Sidecar': the
 %% module's name for the default sidecar, `'Module/Sidecar'' for another.
@@ -33,8 +34,9 @@ label(Sidecar) -> lists:flatten(io_lib:format(" ~p", [Sidecar])).
 %% start-up requests are answered (the info first: whoever finds the port
 %% finds the info).
 -spec publish(atom(), port(), pid(), py_sidecar:info()) -> ok.
-publish(Sidecar, Port, Owner, Info) ->
+publish(Sidecar, Port, Owner, #{slot_min := SlotMin} = Info) ->
     persistent_term:put(?INFO_KEY(Sidecar), Info),
+    persistent_term:put(?SLOT_MIN_KEY(Sidecar), SlotMin),
     persistent_term:put(?PORT_KEY(Sidecar), {Port, Owner}).
 
 %% @doc Forget what {@link publish/4} published (the port is gone).
@@ -42,6 +44,7 @@ publish(Sidecar, Port, Owner, Info) ->
 unpublish(Sidecar) ->
     _ = persistent_term:erase(?PORT_KEY(Sidecar)),
     _ = persistent_term:erase(?INFO_KEY(Sidecar)),
+    _ = persistent_term:erase(?SLOT_MIN_KEY(Sidecar)),
     ok.
 
 %% @doc The port and its owner, for callers that send requests themselves.
@@ -67,3 +70,9 @@ info(Sidecar) ->
         undefined -> {error, not_started};
         Info -> {ok, Info}
     end.
+
+%% @doc The info's `slot_min', read on every call (a key of its own, not a
+%% map lookup); `infinity' when the sidecar does not run.
+-spec slot_min(atom()) -> pos_integer() | infinity.
+slot_min(Sidecar) ->
+    persistent_term:get(?SLOT_MIN_KEY(Sidecar), infinity).

@@ -20,7 +20,7 @@
 %% </ol>
 -module(py_route).
 
--export([route/3, resolve/1, sidecar/0, sidecar_of/1, ref/1,
+-export([route/2, route/3, resolve/1, sidecar/0, sidecar_of/1, ref/1,
          get_context/0, get_context/1, bind_context/1, unbind_context/0,
          num_contexts/1, pool_contexts/1, pool_ctx_ids/1, is_pool/1]).
 -export([publish/3, unpublish/2, routes/1, set_routes/2, forget_routes/1]).
@@ -226,12 +226,26 @@ resolve(Target) ->
 -spec route(atom(), binary() | undefined, binary() | undefined) ->
           {ok, atom(), pos_integer()} | {error, term()}.
 route(Sidecar, M, F) ->
+    route(Sidecar, py_callback:caller(Sidecar), M, F).
+
+%% @doc {@link route/3} in the sidecar of the callback the caller runs in,
+%% if any, else the default sidecar ({@link sidecar/0}), reading the
+%% callback once: the path of every `py:call' without a target.
+-spec route(binary() | undefined, binary() | undefined) ->
+          {ok, atom(), pos_integer()} | {error, term()}.
+route(M, F) ->
+    case py_callback:callback() of
+        {Sidecar, Ctx, Chain} -> route(Sidecar, {Ctx, Chain}, M, F);
+        none -> route(?DEFAULT, none, M, F)
+    end.
+
+route(Sidecar, Caller, M, F) ->
     Routes = routes(Sidecar),
     case map_size(Routes) > 0 andalso registered_pool(Routes, M, F) of
         {ok, Pool} ->
             resolve(case Sidecar of ?DEFAULT -> Pool; _ -> {Sidecar, Pool} end);
         _ ->
-            case {py_callback:caller(Sidecar), get(?BOUND)} of
+            case {Caller, get(?BOUND)} of
                 {{Caller, _Chain}, _} ->
                     %% in a callback from Python: back to the calling context
                     {ok, Sidecar, Caller};

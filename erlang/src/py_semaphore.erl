@@ -104,14 +104,11 @@ acquire(Sidecar) ->
 %% slot taken before it may still come back).
 -spec release() -> ok.
 release() ->
-    release_in(?DEFAULT).
+    release(?DEFAULT).
 
 %% @doc Give a slot of sidecar `Sidecar' back (its port owner does).
 -spec release(atom()) -> ok.
 release(Sidecar) ->
-    release_in(Sidecar).
-
-release_in(Sidecar) ->
     case counter(Sidecar) of
         undefined -> ok;
         Ref -> release(Ref, atomics:get(Ref, ?CUR))

@@ -48,10 +48,7 @@ min_size() ->
 %% @doc {@link min_size/0} of sidecar `Sidecar'.
 -spec min_size(atom()) -> pos_integer() | infinity.
 min_size(Sidecar) ->
-    case py_instance:info(Sidecar) of
-        {ok, #{slot_min := Size}} -> Size;
-        {error, not_started} -> infinity
-    end.
+    py_instance:slot_min(Sidecar).
 
 %% @doc A slot larger than this after a call is given up.
 -spec max_kept() -> pos_integer().

@@ -28,6 +28,9 @@
          cancel/1, cb_reply/3]).
 -export([decode/1, result/1]).
 
+%% body/2 runs for every reply the port owner routes
+-compile({inline, [body/2]}).
+
 -define(PROTOCOL, 1).
 -define(LEVELS, [emergency, alert, critical, error, warning, notice, info, debug]).
 
@@ -243,7 +246,11 @@ decode(Bin) ->
 result(<<0, Len:64>>) ->
     {slot, Len};
 result(Body) ->
-    term(Body).
+    try binary_to_term(Body) of
+        T -> {ok, T}
+    catch
+        error:badarg -> error
+    end.
 
 %%--------------------------------------------------------------------
 
