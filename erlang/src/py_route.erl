@@ -239,13 +239,14 @@ route(M, F) ->
         none -> route(?DEFAULT, none, M, F)
     end.
 
-route(Sidecar, Caller, M, F) ->
+%% InCallback: py_callback:caller/1 of that sidecar.
+route(Sidecar, InCallback, M, F) ->
     Routes = routes(Sidecar),
     case map_size(Routes) > 0 andalso registered_pool(Routes, M, F) of
         {ok, Pool} ->
             resolve(case Sidecar of ?DEFAULT -> Pool; _ -> {Sidecar, Pool} end);
         _ ->
-            case {Caller, get(?BOUND)} of
+            case {InCallback, get(?BOUND)} of
                 {{Caller, _Chain}, _} ->
                     %% in a callback from Python: back to the calling context
                     {ok, Sidecar, Caller};
