@@ -26,7 +26,7 @@ PYPORT_311 := _build/pyport-py311
 # Strip colour codes from logged output.
 NOCOLOR := sed -e 's/\x1b\[[0-9;]*m//g'
 
-.PHONY: all setup build test demo bench soak fuzz clean
+.PHONY: all setup build test demo bench bench-ab soak fuzz clean
 
 all: build
 
@@ -88,6 +88,11 @@ demo: build
 bench: build
 	$(GOTEST) -run='^$$' -bench=. -benchmem ./etf ./pool
 	escript bench/bench.escript erlang/priv/pyport
+
+# A/B against a base revision: make bench-ab BASE=<rev> (AB_RUNS runs each, alternated).
+BASE ?= HEAD~1
+bench-ab: setup
+	bash scripts/bench-ab.sh $(BASE)
 
 # Long runs (issue #5): 1M calls (RSS before/after) and restart times.
 soak: build
