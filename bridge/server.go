@@ -131,9 +131,13 @@ func (s *Server) tooLarge(err error) {
 	if !errors.As(err, &tl) {
 		return
 	}
-	id, ok := proto.HeaderID(tl.Head)
-	if h, derr := proto.DecodeHeader(tl.Head); derr == nil {
-		id, ok = h.ID, true
+	var id etf.Term
+	h, err := proto.DecodeHeader(tl.Head)
+	ok := err == nil
+	if ok {
+		id = h.ID
+	} else {
+		id, ok = proto.HeaderID(tl.Head) // the id of a broken header
 	}
 	if ok {
 		s.reply(id, proto.BadRequest("a packet of %d bytes, over the limit of %d (--max-packet)", tl.Size, tl.Limit))
@@ -268,14 +272,23 @@ func (s *Server) destroyContext(id, ctxID etf.Term) {
 // reply sends a result built in Go to a request's id; a result for an id
 // that is no reply address (proto.IsReplyID) is logged and dropped.
 func (s *Server) reply(id, result etf.Term) {
-	if !proto.IsReplyID(id) {
-		s.log.Printf("dropped the answer %s to a request whose id %s is no reply address", brief(result), brief(id))
+	if !s.replyAddress(id, result) {
 		return
 	}
-	pkt, err := proto.AppendReply(nil, id, result)
+	pkt, err := proto.AppendPacket(nil, id, result)
 	if err != nil {
 		s.log.Printf("cannot reply to %v: %v", id, err)
 		return
 	}
 	s.out.Send(pkt, nil)
+}
+
+// replyAddress: whether id is one a reply can go to; if not, the answer
+// (result, for the log) is logged as dropped.
+func (s *Server) replyAddress(id, result etf.Term) bool {
+	if proto.IsReplyID(id) {
+		return true
+	}
+	s.log.Printf("dropped the answer %s to a request whose id %s is no reply address", brief(result), brief(id))
+	return false
 }

@@ -40,12 +40,22 @@ func (s *Server) state(op proto.StateOp, id etf.Term, args []etf.Term, payload [
 		}
 		s.reply(id, etf.OK)
 	case proto.StateFetch:
-		res, ok := s.store.Get(key, proto.AppendOKPrefix(nil))
+		// the reply, id then {ok, Value}, built in one buffer that the
+		// store appends the value to, as stored (never copied again)
+		if !s.replyAddress(id, etf.Atom("state_fetch")) {
+			return
+		}
+		head, err := etf.Encode(id)
+		if err != nil {
+			s.log.Printf("cannot reply to %v: %v", id, err)
+			return
+		}
+		pkt, ok := s.store.Get(key, proto.AppendOKPrefix(head))
 		if !ok {
 			s.reply(id, etf.ErrorTuple(proto.AtomNotFound))
 			return
 		}
-		s.reply(id, etf.RawTerm(res[1:])) // {ok, Value}, Value as stored
+		s.out.Send(pkt, nil)
 	case proto.StateRemove:
 		s.store.Delete(key)
 		s.reply(id, etf.OK)

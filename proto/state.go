@@ -75,10 +75,10 @@ type StateEntry struct {
 // Value}]) with binary keys, uncompressed, without decoding the values:
 // each is the span of its encoding.
 func DecodeStateEntries(payload []byte) ([]StateEntry, error) {
-	if len(payload) < 2 || payload[0] != etf.VersionTag {
+	b, ok := StoredValue(payload) // versioned, uncompressed
+	if !ok {
 		return nil, errors.New("the payload is not term_to_binary([{Key, Value}]), uncompressed")
 	}
-	b := payload[1:]
 	if len(b) == 1 && b[0] == etf.TagNil { // []
 		return nil, nil
 	}
