@@ -100,17 +100,25 @@ static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_RuntimeError, "erlang.call: no context of this interpreter has run a request");
         return NULL;
     }
+    /* The classes to convert with: on another thread the home context may
+     * be freed while this call waits without the GIL, so they are taken
+     * with references of their own then (modtypes.h), never read from ctx
+     * after the wait. */
+    pyx_module_types mt;
+    if (pyx_module_types_get(module, &mt) < 0) {
+        pyx_module_types_put(&mt);
+        return NULL;
+    }
     long long cb = __atomic_add_fetch(&next_callback, 1, __ATOMIC_RELAXED);
     pyx_buf id = {0}, body = {0}, answer = {0};
     PyObject *res = NULL, *idt = NULL, *bt = NULL, *reply = NULL; /* all owned */
-    PyObject *tag = PyObject_CallFunction(ctx->types.atom_type, "s", "$cb");
+    PyObject *tag = PyObject_CallFunction(mt.t.atom_type, "s", "$cb");
     PyObject *list = PySequence_List(args[1]);
     if (tag == NULL || list == NULL)
         goto done;
     idt = Py_BuildValue("(OL)", tag, cb);
     bt = Py_BuildValue("(LLOO)", ctx->id, pyx_current_chain(), args[0], list);
-    if (idt == NULL || bt == NULL || versioned(&ctx->types, idt, &id) < 0 ||
-        versioned(&ctx->types, bt, &body) < 0)
+    if (idt == NULL || bt == NULL || versioned(&mt.t, idt, &id) < 0 || versioned(&mt.t, bt, &body) < 0)
         goto done;
 
     PyThreadState *ts = PyEval_SaveThread(); /* no GIL from here ... */
@@ -129,7 +137,7 @@ static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_ValueError, "erlang.call: the answer is not a versioned term");
         goto done;
     }
-    reply = pyx_from_etf(&ctx->types, answer.data, answer.len, &pos);
+    reply = pyx_from_etf(&mt.t, answer.data, answer.len, &pos);
     if (reply != NULL)
         res = answer_value(module, reply);
 done:
@@ -138,6 +146,7 @@ done:
     Py_XDECREF(idt);
     Py_XDECREF(bt);
     Py_XDECREF(reply);
+    pyx_module_types_put(&mt);
     pyx_buf_free(&id);
     pyx_buf_free(&body);
     pyx_buf_free(&answer);

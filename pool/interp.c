@@ -146,6 +146,8 @@ pyx_exec *pyx_exec_new(int own_interp, const char *paths, char **err)
             PyEval_SaveThread();
             free(ex->stdio); /* its sinks, and the interpreter, are leaked: never finalised */
             free(ex);
+            PyEval_RestoreThread(main_ts); /* release what Ensure took, as below */
+            PyGILState_Release(g);
             return NULL;
         }
         PyEval_SaveThread();
@@ -200,10 +202,12 @@ pyx_ctx *pyx_ctx_new(pyx_exec *ex, long long id, char **err)
         Py_XINCREF(c->globals);
     } else { /* contexts of the main interpreter: a __main__ of their own */
         c->globals = PyDict_New();
+        PyObject *name = PyUnicode_FromString("__main__"); /* owned */
         if (c->globals != NULL &&
-            (PyDict_SetItemString(c->globals, "__builtins__", PyEval_GetBuiltins()) < 0 ||
-             PyDict_SetItemString(c->globals, "__name__", PyUnicode_FromString("__main__")) < 0))
+            (name == NULL || PyDict_SetItemString(c->globals, "__builtins__", PyEval_GetBuiltins()) < 0 ||
+             PyDict_SetItemString(c->globals, "__name__", name) < 0))
             Py_CLEAR(c->globals);
+        Py_XDECREF(name);
     }
     if (c->globals == NULL)
         goto fail;

@@ -13,10 +13,9 @@
 #define PYX_LOG_NO_CTX 0
 #define PYX_LOG_SIDECAR (-1)
 
-/* Appends the packet's parts: the versioned id to head and the versioned
- * body to body. level: an atom's name. Ctx: the integer ctx when > 0, else
- * as PYX_LOG_NO_CTX or PYX_LOG_SIDECAR say. -1 out of memory. */
-int pyx_log_packet(const char *level, long long ctx, const void *text, size_t n, pyx_buf *head, pyx_buf *body);
-/* Builds the packet and sends it on o. -1 out of memory (nothing sent). */
+/* Builds the packet, the versioned '$log' then the versioned body, and
+ * sends it on o. level: an atom's name. Ctx: the integer ctx when > 0,
+ * else as PYX_LOG_NO_CTX or PYX_LOG_SIDECAR say. -1 out of memory
+ * (nothing sent). */
 int pyx_out_log(pyx_out *o, const char *level, long long ctx, const void *text, size_t n);
 #endif
