@@ -18,5 +18,5 @@ start(_StartType, _StartArgs) ->
 %% @private
 -spec stop(term()) -> ok.
 stop(_State) ->
-    ok = py_context_router:forget(),
+    %% every sidecar's pool specs, routes and options, the default's too
     py_sidecars_sup:forget_all().

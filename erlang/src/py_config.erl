@@ -175,12 +175,8 @@ computed(schedulers_twice_plus_one) -> erlang:system_info(schedulers) * 2 + 1.
 
 %% The value of a key with a default.
 setting(Key) ->
-    case application:get_env(?APP, Key) of
-        {ok, Value} -> Value;
-        undefined ->
-            {ok, Value} = default(Key),
-            Value
-    end.
+    {ok, Value} = set_or_default(Key),
+    Value.
 
 %% @doc Contexts in the default pool.
 -spec num_contexts() -> pos_integer().
@@ -279,7 +275,7 @@ is_valid({one_of, Values}, V) -> lists:member(V, Values).
 %% A list of directories, each a string or a binary (a bare string is refused: it
 %% is a list of characters, not of directories).
 is_path_list(L) when is_list(L) ->
-    lists:all(fun(D) -> is_binary(D) orelse (is_list(D) andalso is_chardata(D)) end, L);
+    lists:all(fun(D) -> is_valid(chardata, D) end, L);
 is_path_list(_) ->
     false.
 

@@ -145,7 +145,7 @@ handle_continue(start, #state{sidecar = Sidecar} = State) ->
     end,
     Exe = py_port_exe:path(py_config:get(Sidecar, python)),
     try py_port_exe:open(Exe, py_config:port_args(Sidecar) ++ SlotArgs) of
-        Port -> open(Port, State)
+        Port -> open(Port, Exe, State)
     catch
         error:Reason ->
             %% no such file, not executable...
@@ -153,12 +153,12 @@ handle_continue(start, #state{sidecar = Sidecar} = State) ->
             {stop, Reason, State}
     end.
 
-open(Port, #state{sidecar = Sidecar} = State) ->
+open(Port, Exe, #state{sidecar = Sidecar} = State) ->
     OsPid = case erlang:port_info(Port, os_pid) of
                 {os_pid, P} -> P;
                 undefined -> undefined
             end,
-    case handshake(Sidecar, Port) of
+    case handshake(Sidecar, Port, Exe) of
         {ok, Info} ->
             ok = py_instance:publish(Sidecar, Port, self(), Info),
             {noreply, State#state{port = Port, os_pid = OsPid}};
@@ -170,11 +170,11 @@ open(Port, #state{sidecar = Sidecar} = State) ->
 
 %% Ask for `info', then load the shared state's mirror (py_state) into the
 %% new sidecar's store (`state_load', which also turns its mirror on), before
-%% anyone knows the port.
-handshake(Sidecar, Port) ->
+%% anyone knows the port. Exe: the sidecar's path, for the refusal's message.
+handshake(Sidecar, Port, Exe) ->
     case startup_request(Port, py_wire:info(), <<>>) of
         {ok, Info} when is_map(Info) ->
-            case py_wire:check_info(Info, py_port_exe:path(py_config:get(Sidecar, python))) of
+            case py_wire:check_info(Info, Exe) of
                 ok ->
                     case startup_request(Port, py_wire:state_load(),
                                          term_to_binary(py_state:snapshot(Sidecar))) of

@@ -28,8 +28,9 @@
          cancel/1, cb_reply/3]).
 -export([decode/1, result/1]).
 
-%% body/2 runs for every reply the port owner routes
--compile({inline, [body/2]}).
+%% body/2 runs for every reply the port owner routes, term/1 for every
+%% result a caller decodes
+-compile({inline, [body/2, term/1]}).
 
 -define(PROTOCOL, 1).
 -define(LEVELS, [emergency, alert, critical, error, warning, notice, info, debug]).
@@ -246,11 +247,7 @@ decode(Bin) ->
 result(<<0, Len:64>>) ->
     {slot, Len};
 result(Body) ->
-    try binary_to_term(Body) of
-        T -> {ok, T}
-    catch
-        error:badarg -> error
-    end.
+    term(Body).
 
 %%--------------------------------------------------------------------
 
