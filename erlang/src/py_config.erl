@@ -4,6 +4,8 @@
 %% |------------------|--------------------------|-------------------------------------------|
 %% | `num_contexts'   | `schedulers'             | contexts in the default pool              |
 %% | `max_concurrent' | `schedulers * 2 + 1'     | semaphore limit for all calls             |
+%% | `max_waiting'    | `1000'                   | calls waiting for a slot before new ones  |
+%% |                  |                          | are refused (0: refuse, never wait)       |
 %% | `num_executors'  | the sidecar's (4)        | executor threads in `multi_executor' mode:|
 %% |                  |                          | when unset, `--num-executors' is not      |
 %% |                  |                          | passed and `py:num_executors()' tells     |
@@ -57,7 +59,7 @@
 %% (the table holds it too, through this macro).
 -define(CALL_TIMEOUT, 30000).
 
--type key() :: num_contexts | max_concurrent | num_executors | python_path
+-type key() :: num_contexts | max_concurrent | max_waiting | num_executors | python_path
              | call_timeout | python | sandbox | max_restarts | max_restart_period_s
              | restart_backoff_ms | restart_backoff_max_ms | restart_window_ms
              | max_memory_mb | stuck_grace_ms.
@@ -77,6 +79,7 @@
 table() ->
     [{num_contexts, {computed, schedulers}, pos, none},
      {max_concurrent, {computed, schedulers_twice_plus_one}, pos, none},
+     {max_waiting, {value, 1000}, non_neg, none},
      {num_executors, unset, pos, {"--num-executors", integer}},
      {python_path, {value, []}, path_list, {"--python-path", paths}},
      {call_timeout, {value, ?CALL_TIMEOUT}, timeout, none},

@@ -30,7 +30,9 @@
 -export_type([op/0]).
 
 %% @doc A call, eval or exec on context `Ctx' (the sidecar's integer id), within
-%% a slot of {@link py_semaphore}. The port owner gives the slot back when the
+%% a slot of {@link py_semaphore}, waited for in arrival order when all are
+%% taken: the wait counts toward `Timeout', the reply gets what remains. The
+%% port owner gives the slot back when the
 %% sidecar answers, even if this caller has given up by then; this caller
 %% does only if its request is never sent.
 %% A call made by Erlang code that Python called (a callback) is part of the
@@ -46,13 +48,21 @@ run(Op, Ctx, Payload, Timeout) ->
 run(Sidecar, Op, Ctx, Payload, Timeout) ->
     case py_callback:caller(Sidecar) of
         none ->
-            case py_semaphore:acquire(Sidecar) of
-                ok -> send_payload(Sidecar, Op, Ctx, Payload, Timeout, call, none);
+            T0 = erlang:monotonic_time(),
+            case py_semaphore:acquire(Sidecar, Timeout) of
+                ok -> send_payload(Sidecar, Op, Ctx, Payload, left(Timeout, T0), call, none);
                 {error, _} = Error -> Error
             end;
         {_Caller, Chain} ->
             send_payload(Sidecar, Op, Ctx, Payload, Timeout, nested, Chain)
     end.
+
+%% What remains of Timeout since T0 (native monotonic time).
+left(infinity, _T0) ->
+    infinity;
+left(Timeout, T0) ->
+    Waited = erlang:convert_time_unit(erlang:monotonic_time() - T0, native, millisecond),
+    max(0, Timeout - Waited).
 
 send_payload(Sidecar, Op, Ctx, Payload, Timeout, Kind, Chain) ->
     case erlang:external_size(Payload) >= py_slot:min_size(Sidecar) of

@@ -403,7 +403,7 @@ after_stop(_Config) ->
     ?expect({error, not_started}, py:context(1)),
     ?expect({error, not_started}, py:version()),
     ?expect({error, not_started}, py:execution_mode()),
-    ?expect({error, not_started}, py_semaphore:acquire()),
+    ?expect({error, not_started}, py_semaphore:acquire(1000)),
     ?expect({error, not_started}, py_context_router:start_pool(p, 1, worker)),
     ?expect(false, py:contexts_started()),
     ?expect(0, py_context_router:num_contexts()),

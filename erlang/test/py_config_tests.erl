@@ -36,6 +36,7 @@ set(Key, Value) ->
 defaults() ->
     S = erlang:system_info(schedulers),
     Expected = [{num_contexts, {ok, S}}, {max_concurrent, {ok, S * 2 + 1}},
+                {max_waiting, {ok, 1000}},
                 {num_executors, unset}, {python_path, {ok, []}}, {call_timeout, {ok, 30000}},
                 {python, unset}, {sandbox, {ok, default}}, {max_restarts, {ok, 10}},
                 {max_restart_period_s, {ok, 60}}, {restart_backoff_ms, {ok, 50}},
@@ -61,6 +62,7 @@ defaults() ->
 getters_read_the_environment() ->
     Values = [{num_contexts, 3, fun py_config:num_contexts/0},
               {max_concurrent, 7, fun py_config:max_concurrent/0},
+              {max_waiting, 0, fun() -> py_config:get(default, max_waiting) end},
               {num_executors, 2, fun py_config:num_executors/0},
               {python_path, ["/a", <<"/b">>], fun py_config:python_path/0},
               {call_timeout, infinity, fun py_config:call_timeout/0},
@@ -81,6 +83,7 @@ num_executors_unset_without_a_sidecar() ->
 validate_accepts_defaults_and_good_values() ->
     ?assertEqual(ok, py_config:validate()),
     Good = [{num_contexts, [1, 64]}, {max_concurrent, [1]}, {num_executors, [1, 16]},
+            {max_waiting, [0, 1000000]},
             {python_path, [[], ["/a"], [<<"/a">>, "/b"], ["caf" ++ [233]]]},
             {call_timeout, [0, 5000, infinity]}, {python, ["/x/pyport", <<"/x/pyport">>]},
             {sandbox, [default, strict, off]}, {max_restarts, [0, 10]},
@@ -97,6 +100,7 @@ validate_accepts_defaults_and_good_values() ->
 
 validate_refuses_bad_values() ->
     Bad = [{num_contexts, [0, -1, 1.5, x]}, {max_concurrent, [0, "1"]},
+           {max_waiting, [-1, infinity]},
            {num_executors, [0, x]},
            {python_path, ["not/a/list/of/dirs", <<"/a">>, [1 bsl 40], [x], x]},
            {call_timeout, [-1, soon, 1.0]}, {python, [x, 42, [x]]},

@@ -170,11 +170,16 @@ semaphore_per_sidecar(_Config) ->
     ?equal(erlang:system_info(schedulers) * 2 + 1, py_semaphore:max_concurrent()),
     Slow = py:spawn_call({other, default}, time, sleep, [1], #{}),
     py_ct:wait_until(fun() -> py_semaphore:current(other) =:= 1 end, 5000, "the slow call"),
-    ?expect({error, {overloaded, 1, 1}}, py:eval({other, default}, <<"1">>)),
+    ?expect({error, {overloaded, 1, 1}}, py_semaphore:acquire(other, 0)),
+    Parent = self(),
+    spawn_link(fun() -> Parent ! {waited, py:eval({other, default}, <<"1">>)} end),
+    py_ct:wait_until(fun() -> py_semaphore:waiting(other) =:= 1 end, 5000, "a waiter"),
+    ?equal(0, py_semaphore:waiting()),
     ?equal({ok, 1}, py:eval(<<"1">>)),
     ?equal(0, py_semaphore:current()),
     ?equal({ok, none}, py:await(Slow, 5000)),
-    ?equal(0, py_semaphore:current(other)).
+    receive {waited, R} -> ?equal({ok, 1}, R) after 5000 -> ct:fail("the waiter hung") end,
+    py_ct:wait_until(fun() -> py_semaphore:current(other) =:= 0 end, 5000, "the slot back").
 
 options(_Config) ->
     ?equal({error, {bad_config, num_contexts, 0}},
