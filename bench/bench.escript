@@ -18,6 +18,8 @@
 %%   callback_*, erlang_send_*    Python -> Erlang (see callbacks/2)              overhead <= 1.5 echo
 %%   state_fetch_median_us        py:state_fetch(K)       one small term
 %%   state_python_op_ns           state_incr / state_get in a Python loop          <= 1000 ns
+%%   load_burst_200               200 callers at once, default max_concurrent      all served
+%%   load_probe_worst_wait_ms     a probe among 64 looping callers: worst wait vs the queue it saw
 %%
 %% Echo throughput: N callers each call erlang:port_command/2 themselves while
 %% the port owner only routes replies by the id inside the term, which is how
@@ -92,6 +94,8 @@ main(Args) ->
     lists:foreach(fun report/1, Results),
     state_python(Rounds),
     cpu_speedup(),
+    load_burst(),
+    load_probe(),
     callbacks(Exe, Rounds),
     steal(Steal0, cpu_times()),
     application:stop(erlang_python).
@@ -310,6 +314,88 @@ receive_all(N) ->
         I when is_integer(I) -> receive_all(N - 1)
     after ?TIMEOUT ->
         error({lost_messages, N})
+    end.
+
+%% Load control (API.md section 10) at the default max_concurrent (the
+%% other rows run at 1000): 200 processes make one py:call(time, sleep,
+%% [0.005]) at the same moment; served and refused counts.
+load_burst() ->
+    with_default_limit(
+      fun() ->
+              Self = self(),
+              Go = make_ref(),
+              Pids = [spawn_link(fun() ->
+                                         receive Go -> ok end,
+                                         Self ! {burst, self(), py:call(time, sleep, [0.005])}
+                                 end) || _ <- lists:seq(1, 200)],
+              T0 = erlang:monotonic_time(microsecond),
+              [P ! Go || P <- Pids],
+              Rs = [receive {burst, P, R} -> R after 60000 -> error(timeout) end || P <- Pids],
+              Ms = (erlang:monotonic_time(microsecond) - T0) / 1000,
+              Served = length([ok || {ok, none} <- Rs]),
+              Refused = length([ok || {error, {overloaded, _, _}} <- Rs]),
+              io:format("load_burst_200 served ~b refused ~b other ~b (max_concurrent ~b; "
+                        "goal: all served) in ~b ms~n",
+                        [Served, Refused, 200 - Served - Refused, py_semaphore:max_concurrent(),
+                         round(Ms)])
+      end).
+
+%% A probe among 64 processes looping on py:call(time, sleep, [0.005]) at
+%% the default max_concurrent: its worst wait (its whole call) over 2 s of
+%% sequential calls, with the queue it found (waiting + in flight), and what
+%% that queue takes to drain at the rate calls completed meanwhile.
+load_probe() ->
+    with_default_limit(
+      fun() ->
+              Call = fun() -> {ok, none} = py:call(time, sleep, [0.005]) end,
+              Done = counters:new(1, [write_concurrency]),
+              Stop = atomics:new(1, []),
+              Loop = fun Loop() ->
+                             case atomics:get(Stop, 1) of
+                                 0 -> Call(), counters:add(Done, 1, 1), Loop();
+                                 _ -> ok
+                             end
+                     end,
+              Pids = [spawn_link(Loop) || _ <- lists:seq(1, 64)],
+              timer:sleep(300),
+              T0 = erlang:monotonic_time(microsecond),
+              N0 = counters:get(Done, 1),
+              Probes = probe_calls(Call, T0 + 2000000, []),
+              Rate = (counters:get(Done, 1) - N0) / ((erlang:monotonic_time(microsecond) - T0) / 1000),
+              atomics:put(Stop, 1, 1),
+              [begin unlink(P), exit(P, kill) end || P <- Pids],
+              {Worst, Ahead} = lists:last(lists:keysort(1, Probes)),
+              io:format("load_probe_worst_wait_ms ~.1f (queue ahead ~b, drains in ~.1f ms at ~.2f calls/ms; "
+                        "median ~.1f ms over ~b probe calls; 64 looping callers, max_concurrent ~b; "
+                        "goal: within the queue's drain time)~n",
+                        [Worst, Ahead, (Ahead + 1) / Rate, Rate,
+                         median(lists:sort([W || {W, _} <- Probes])), length(Probes),
+                         py_semaphore:max_concurrent()])
+      end),
+    %% the loopers' calls end before the next rows
+    wait_idle(200).
+
+probe_calls(Call, Deadline, Acc) ->
+    case erlang:monotonic_time(microsecond) < Deadline of
+        false -> Acc;
+        true ->
+            Ahead = py_semaphore:waiting() + py_semaphore:current(),
+            probe_calls(Call, Deadline, [{timed(Call) / 1000, Ahead} | Acc])
+    end.
+
+with_default_limit(Fun) ->
+    Old = py_semaphore:max_concurrent(),
+    ok = py_semaphore:set_max_concurrent(erlang:system_info(schedulers) * 2 + 1),
+    try Fun()
+    after ok = py_semaphore:set_max_concurrent(Old)
+    end.
+
+wait_idle(0) ->
+    ok;
+wait_idle(N) ->
+    case py_semaphore:current() + py_semaphore:waiting() of
+        0 -> ok;
+        _ -> timer:sleep(10), wait_idle(N - 1)
     end.
 
 %% Shared state from Python: ns per erlang.state_incr and per state_get,

@@ -12,7 +12,7 @@
 %% `- py_sidecars_sup                one_for_one, intensity 0; the context table
 %%    |- py_sidecar_sup(default)     rest_for_one, max_restarts in max_restart_period_s
 %%    |  |- py_lifecycle             up or restarting, backoff, subscribers
-%%    |  |- py_semaphore             the load-control counter
+%%    |  |- py_semaphore             load control: the counters, the queue of waiters
 %%    |  |- py_state                 the mirror of the shared state
 %%    |  |- py_sidecar               the port owner (the pyport OS process)
 %%    |  |- py_context_sup           simple_one_for_one, temporary py_context

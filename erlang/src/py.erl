@@ -1,7 +1,8 @@
 %% @doc The erlang_python API (API.md sections 2, 3, 4, 6, 7 and 10).
 %%
 %% Every call runs in the calling process: it checks its arguments, picks a
-%% context, takes a slot of {@link py_semaphore}, sends its request to the port
+%% context, takes a slot of {@link py_semaphore} (in arrival order when all are
+%% taken), sends its request to the port
 %% and waits for the reply (see {@link py_request}). Results are
 %% `{ok, Term}' (or `ok' for exec) or `{error, Reason}', where a Python exception
 %% is `{error, {'ExceptionName', Message}}'.

@@ -1,7 +1,7 @@
 %% @doc One sidecar's subtree, `rest_for_one', named by the sidecar:
 %% <ol>
 %% <li>`py_lifecycle': up or restarting, crash backoff, restart subscribers;</li>
-%% <li>`py_semaphore': the load-control counter;</li>
+%% <li>`py_semaphore': load control (the counters, the queue of waiters);</li>
 %% <li>`py_state': the mirror of the shared state, replayed into each new
 %%     sidecar;</li>
 %% <li>`py_sidecar': owns the port to `pyport' (the OS process);</li>
