@@ -10,13 +10,15 @@
 -export([burst_of_200_served/1, probe_waits_for_the_queue_ahead/1,
          max_waiting_refuses_at_once/1, killed_waiter_leaves/1, waiter_timeout_leaves/1,
          wait_counts_toward_the_timeout/1, raising_the_limit_lets_waiters_go/1,
+         granted_waiter_killed_gives_back/1, grant_crossing_a_timeout_given_back/1,
          ten_thousand_callers/1, callbacks_and_one_context_served/1,
          burst_during_a_restart_served/1]).
 
 all() ->
     [burst_of_200_served, probe_waits_for_the_queue_ahead, max_waiting_refuses_at_once,
      killed_waiter_leaves, waiter_timeout_leaves, wait_counts_toward_the_timeout,
-     raising_the_limit_lets_waiters_go, ten_thousand_callers,
+     raising_the_limit_lets_waiters_go, granted_waiter_killed_gives_back,
+     grant_crossing_a_timeout_given_back, ten_thousand_callers,
      callbacks_and_one_context_served, burst_during_a_restart_served].
 
 %% Each case starts the application afresh with the environment it needs
@@ -33,6 +35,8 @@ env(killed_waiter_leaves) -> [{max_concurrent, 1}];
 env(waiter_timeout_leaves) -> [{max_concurrent, 1}];
 env(wait_counts_toward_the_timeout) -> [{max_concurrent, 1}];
 env(raising_the_limit_lets_waiters_go) -> [{max_concurrent, 1}];
+env(granted_waiter_killed_gives_back) -> [{max_concurrent, 1}];
+env(grant_crossing_a_timeout_given_back) -> [{max_concurrent, 1}];
 %% the first crash in the window restarts at once, the second after this
 env(burst_during_a_restart_served) -> [{restart_backoff_ms, 500}];
 env(_) -> [].
@@ -184,6 +188,43 @@ raising_the_limit_lets_waiters_go(_Config) ->
     ?equal({1, 0}, {py_semaphore:current(), py_semaphore:waiting()}),
     ?expect({ok, none}, py:await(Slow, 5000)),
     idle().
+
+%% A waiter granted a slot that dies before it uses it: the slot comes back
+%% (the waiter is suspended so that it dies between the grant and its use).
+granted_waiter_killed_gives_back(_Config) ->
+    ?equal(ok, py_semaphore:acquire(0)),
+    Waiter = spawn(fun() -> py_semaphore:acquire(infinity), timer:sleep(infinity) end),
+    py_ct:wait_until(fun() -> py_semaphore:waiting() =:= 1 end, 5000, "the waiter"),
+    true = erlang:suspend_process(Waiter),
+    ?equal(ok, py_semaphore:release()),
+    %% granted: its slot is held, nobody waits
+    py_ct:wait_until(fun() -> py_semaphore:waiting() =:= 0 end, 5000, "the grant"),
+    ?equal(1, py_semaphore:current()),
+    exit(Waiter, kill),
+    py_ct:wait_until(fun() -> py_semaphore:current() =:= 0 end, 5000, "the unused slot back"),
+    ?expect({ok, 2.0}, py:call(math, sqrt, [4])),
+    idle().
+
+%% A grant that crosses a waiter's withdrawal (its timeout passed): the
+%% waiter gives the slot back and is refused. The server is suspended so
+%% that the grant comes first.
+grant_crossing_a_timeout_given_back(_Config) ->
+    Server = whereis(py_semaphore),
+    ?equal(ok, py_semaphore:acquire(0)),
+    Parent = self(),
+    spawn_link(fun() -> Parent ! {waited, py_semaphore:acquire(200)} end),
+    py_ct:wait_until(fun() -> py_semaphore:waiting() =:= 1 end, 5000, "the waiter"),
+    true = erlang:suspend_process(Server),
+    ?equal(ok, py_semaphore:release()),    % a wake, queued
+    %% then the waiter's timeout passes and its withdrawal queues behind
+    py_ct:wait_until(fun() -> element(2, process_info(Server, message_queue_len)) >= 2 end,
+                     5000, "the withdrawal"),
+    true = erlang:resume_process(Server),
+    receive {waited, R} -> ?expect({error, {overloaded, _, 1}}, R)
+    after 5000 -> ct:fail("the waiter hung")
+    end,
+    idle(),
+    ?expect({ok, 2.0}, py:call(math, sqrt, [4])).
 
 %% 10,000 callers at once with the defaults: each is served or refused with
 %% overloaded (max_waiting), none hangs; afterwards nothing is held or
