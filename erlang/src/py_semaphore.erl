@@ -88,6 +88,8 @@
 -define(MAX, 2).
 -define(WAIT, 3).
 -define(MAXW, 4).
+%% (a sidecar's name is an atom too: the old acquire(Sidecar) fails loudly)
+-define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 
 -type overloaded() :: {overloaded, non_neg_integer(), pos_integer()}.
 -export_type([overloaded/0]).
@@ -165,13 +167,13 @@ set_max_concurrent(Sidecar, N) when is_integer(N), N > 0 ->
 %% when `max_waiting' calls already wait, or when `Timeout' passed first.
 %% Whoever takes a slot by hand gives it back with {@link release/0}.
 -spec acquire(timeout()) -> ok | {error, overloaded() | not_started}.
-acquire(Timeout) ->
+acquire(Timeout) when ?IS_TIMEOUT(Timeout) ->
     acquire(?DEFAULT, Timeout).
 
 %% @doc Take a slot of sidecar `Sidecar' (a call to it takes one), as
 %% {@link acquire/1}.
 -spec acquire(atom(), timeout()) -> ok | {error, overloaded() | not_started}.
-acquire(Sidecar, Timeout) ->
+acquire(Sidecar, Timeout) when is_atom(Sidecar), ?IS_TIMEOUT(Timeout) ->
     case counter(Sidecar) of
         undefined ->
             {error, not_started};
