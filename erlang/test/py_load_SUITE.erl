@@ -51,9 +51,10 @@ burst_of_200_served(_Config) ->
     idle().
 
 %% A probe among 64 looping callers waits for the work queued ahead of it,
-%% not more: each of its calls takes at most a few times what the queue it
+%% not more: each of its calls takes at most 4 times what the queue it
 %% found (waiting + in flight, and itself) takes to drain at the rate calls
-%% complete, plus a few times the time of one call alone. An unfair
+%% complete, plus 4 times the time of one call alone (slack for a shared,
+%% noisy machine; a FIFO probe takes about 1x). An unfair
 %% queue (or none, retries) lets a probe wait many times that.
 probe_waits_for_the_queue_ahead(_Config) ->
     Call = fun() -> {ok, none} = py:call(time, sleep, [0.005]) end,
@@ -71,7 +72,7 @@ probe_waits_for_the_queue_ahead(_Config) ->
     Rate = (counters:get(Done, 1) - N0) / ((erlang:monotonic_time(microsecond) - T0) / 1000),
     atomics:put(Stop, 1, 1),
     [begin unlink(P), exit(P, kill) end || P <- Loopers],
-    Bounds = [{Ms, 3 * (Ahead + 1) / Rate + 3 * Alone, Ahead} || {Ms, Ahead} <- Probes],
+    Bounds = [{Ms, 4 * (Ahead + 1) / Rate + 4 * Alone, Ahead} || {Ms, Ahead} <- Probes],
     {WorstMs, WorstBound, WorstAhead} = lists:last(lists:keysort(1, Bounds)),
     ct:log("alone ~.2f ms; ~.2f calls/ms; probe waits (ms, bound, queue ahead): ~p~n"
            "worst ~.1f ms with ~b ahead (bound ~.1f ms)",
