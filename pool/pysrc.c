@@ -18,6 +18,12 @@ int pyx_py_run(int which, PyObject *ns)
         PyErr_Format(PyExc_SystemError, "pyport: Python source %d is missing", which);
         return -1;
     }
+    /* As PyRun_String does: code run in ns (and what it defines) finds the
+     * builtins there. PyImport_Import looks them up in the globals of the
+     * running frame, e.g. erlang.call's while a nested request imports. */
+    if (PyDict_GetItemString(ns, "__builtins__") == NULL &&
+        PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0)
+        return -1;
     PyObject *code = Py_CompileString(sources[which].src, sources[which].name, Py_file_input); /* owned */
     PyObject *res = code ? PyEval_EvalCode(code, ns, ns) : NULL;                             /* owned */
     Py_XDECREF(code);

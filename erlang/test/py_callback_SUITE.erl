@@ -11,7 +11,7 @@
          not_registered/1, python_exception_in_nested_call/1, reentrant_bound_context/1,
          nesting_50_levels/1, other_context/1, concurrent_chains/1, slow_callback_times_out/1,
          large_arguments/1, default_max_concurrent/1, send/1, whereis/1, sleep_and_schedule/1,
-         from_threads/1, timeout_stops_the_chain/1]).
+         from_threads/1, timeout_stops_the_chain/1, nested_call_imports/1]).
 
 %% used by register_mfa
 -export([sum/1]).
@@ -20,7 +20,7 @@ all() ->
     [call_forms, register_mfa, unregister, bad_registration, erlang_exception, not_registered,
      python_exception_in_nested_call, reentrant_bound_context, nesting_50_levels, other_context,
      concurrent_chains, slow_callback_times_out, large_arguments, default_max_concurrent, send,
-     whereis, sleep_and_schedule, from_threads, timeout_stops_the_chain].
+     whereis, sleep_and_schedule, from_threads, timeout_stops_the_chain, nested_call_imports].
 
 init_per_suite(Config) ->
     %% max_concurrent: nested calls take no slot; default_max_concurrent
@@ -117,6 +117,22 @@ python_exception_in_nested_call(_Config) ->
     ok = py:register_function(nested_fail, fun([]) -> py:eval(<<"1 / 0">>) end),
     ?expect({ok, {<<"error">>, {<<"ZeroDivisionError">>, _}}},
             py:eval(<<"__import__('erlang').nested_fail()">>)).
+
+%% A nested call of a module (not __main__) imports it while erlang.call's
+%% frame is the running one: its globals must have the builtins.
+nested_call_imports(_Config) ->
+    ok = py:register_function(add_one, fun([X]) -> py:call(operator, add, [X, 1]) end),
+    ok = py:register_function(dumps, fun([X]) -> py:call(json, dumps, [X]) end),
+    ?expect({ok, {<<"ok">>, 42}}, py:eval(<<"__import__('erlang').add_one(41)">>)),
+    ?expect({ok, {<<"ok">>, <<"[1, 2]">>}}, py:eval(<<"__import__('erlang').dumps([1, 2])">>)),
+    ok = py:exec(<<"import erlang\ndef via_main(x): return erlang.add_one(x)">>),
+    ?expect({ok, {<<"ok">>, 2}}, py:call('__main__', via_main, [1])),
+    {ok, W} = py_context:start_link(900, worker),
+    try
+        ?expect({ok, {<<"ok">>, 42}}, py:eval(W, <<"__import__('erlang').add_one(41)">>))
+    after
+        py_context:stop(W)
+    end.
 
 %% The reentrant example: level/next_level, 10 levels, with a bound context.
 reentrant_bound_context(_Config) ->
