@@ -18,6 +18,8 @@
 %%   callback_*, erlang_send_*    Python -> Erlang (see callbacks/2)              overhead <= 1.5 echo
 %%   state_fetch_median_us        py:state_fetch(K)       one small term
 %%   state_python_op_ns           state_incr / state_get in a Python loop          <= 1000 ns
+%%   cast_return_median_us        py:cast(operator, add) returning                 <= 6 us
+%%   spawn_call_await_median_us   py:await(py:spawn_call(...)) next to py:call      <= call + 5 us
 %%
 %% Echo throughput: N callers each call erlang:port_command/2 themselves while
 %% the port owner only routes replies by the id inside the term, which is how
@@ -91,6 +93,7 @@ main(Args) ->
     port_close(Polled),
     lists:foreach(fun report/1, Results),
     state_python(Rounds),
+    fast_paths(Rounds),
     cpu_speedup(),
     callbacks(Exe, Rounds),
     steal(Steal0, cpu_times()),
@@ -340,6 +343,39 @@ state_python(Rounds) ->
               "loop included; goal <= 1000 ns) rounds, incr/get: ~s~n",
               [fmt(Med([I || {I, _} <- Runs])), fmt(Med([G || {_, G} <- Runs])), ?STATE_N, Each]),
     ok = py:state_remove(bench_incr).
+
+%% The fast paths of issue 12: how long py:cast takes to return (each cast
+%% answered before the next, so every one finds a slot), and spawn_call +
+%% await against a plain call, alternated in rounds.
+fast_paths(Rounds) ->
+    Call = fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end,
+    Spawn = fun() -> {ok, 3} = py:await(py:spawn_call(operator, add, [1, 2])) end,
+    Rows = [{seq_latency(Call), seq_latency(Spawn), cast_return()} || _ <- lists:seq(1, Rounds)],
+    Med = fun(L) -> median(lists:sort(L)) end,
+    io:format("cast_return_median_us ~s (py:cast returning, each answered before the next; "
+              "goal <= 6 us) rounds: ~s~n",
+              [fmt(Med([C || {_, _, C} <- Rows])), lists:join(" ", [fmt(C) || {_, _, C} <- Rows])]),
+    io:format("spawn_call_await_median_us ~s (py:call ~s, +~s; goal <= call + 5 us) "
+              "rounds, spawn_call+await/call: ~s~n",
+              [fmt(Med([S || {_, S, _} <- Rows])), fmt(Med([C || {C, _, _} <- Rows])),
+               fmt(Med([S - C || {C, S, _} <- Rows])),
+               lists:join(" ", [io_lib:format("~s/~s", [fmt(S), fmt(C)]) || {C, S, _} <- Rows])]).
+
+cast_return() ->
+    One = fun() ->
+                  T = timed(fun() -> ok = py:cast(operator, add, [1, 2]) end),
+                  idle(),
+                  T
+          end,
+    _ = [One() || _ <- lists:seq(1, ?SEQ_WARMUP)],
+    median(lists:sort([One() || _ <- lists:seq(1, ?SEQ_N)])).
+
+%% Until no call holds a slot (the last cast was answered).
+idle() ->
+    case py_semaphore:current() of
+        0 -> ok;
+        _ -> erlang:yield(), idle()
+    end.
 
 %% The share of CPU time the hypervisor gave to other machines ("steal"): on
 %% these shared VMs it explains much of the noise.
