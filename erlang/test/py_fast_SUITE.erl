@@ -10,7 +10,7 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([cast_all_run/1, cast_no_process/1, cast_errors_logged/1, cast_large_result/1,
          cast_fallback_busy/1, cast_fallback_large/1, cast_fallback_restarting/1,
-         cast_timeout_cancelled/1, cast_lost_with_sidecar/1,
+         cast_timeout_cancelled/1, cast_lost_with_sidecar/1, cast_in_callback/1,
          spawn_call_many/1, spawn_call_no_process/1, spawn_call_errors/1,
          await_timeout_late_reply/1, await_call_timeout/1, spawn_call_sidecar_killed/1,
          spawn_call_fallbacks/1]).
@@ -21,7 +21,7 @@
 
 all() ->
     [cast_all_run, cast_no_process, cast_errors_logged, cast_large_result, cast_fallback_busy,
-     cast_fallback_large, cast_timeout_cancelled, spawn_call_many, spawn_call_no_process,
+     cast_fallback_large, cast_timeout_cancelled, cast_in_callback, spawn_call_many, spawn_call_no_process,
      spawn_call_errors, await_timeout_late_reply, await_call_timeout, spawn_call_fallbacks
      | ?CRASH_CASES].
 
@@ -158,6 +158,22 @@ cast_timeout_cancelled(_Config) ->
         application:unset_env(erlang_python, call_timeout)
     end,
     ?expect({ok, 2}, py:eval(py:context(1), <<"1 + 1">>)).
+
+%% A cast made by a function that Python called takes the spawned path (as
+%% before the fast path) and runs once the Python call that waits is done.
+cast_in_callback(_Config) ->
+    ok = py:register_function(fast_cast, fun([N]) ->
+                                                 [ok = py:cast(erlang, state_incr, [<<"cb_casts">>])
+                                                  || _ <- lists:seq(1, N)],
+                                                 ok
+                                         end),
+    try
+        ?expect({ok, _}, py:eval(py:context(1), <<"__import__('erlang').fast_cast(5)">>)),
+        py_ct:wait_until(fun() -> py:state_fetch(cb_casts) =:= {ok, 5} end, 10000,
+                         "the casts made in a callback")
+    after
+        py:unregister_function(fast_cast)
+    end.
 
 %% Casts in flight when the sidecar dies are logged as lost.
 cast_lost_with_sidecar(_Config) ->
