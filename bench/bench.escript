@@ -20,6 +20,8 @@
 %%   state_python_op_ns           state_incr / state_get in a Python loop          <= 1000 ns
 %%   load_burst_200               200 callers at once, default max_concurrent      all served
 %%   load_probe_worst_wait_ms     a probe among 64 looping callers: worst wait vs the queue it saw
+%%   cast_return_median_us        py:cast(operator, add) returning                 <= 6 us
+%%   spawn_call_await_median_us   py:await(py:spawn_call(...)) next to py:call      <= call + 5 us
 %%
 %% Echo throughput: N callers each call erlang:port_command/2 themselves while
 %% the port owner only routes replies by the id inside the term, which is how
@@ -37,6 +39,7 @@
 -define(BIG_N, 30).
 -define(CPU_LOOP, 3000000).   % iterations of a pure-Python loop, ~0.2 s
 -define(STATE_N, 100000).     % Python state ops per timed loop
+-define(CAST_BURST, 20).      % casts sent back to back in cast_return
 
 main(Args) ->
     ok = io:setopts([{encoding, unicode}]),
@@ -93,6 +96,7 @@ main(Args) ->
     port_close(Polled),
     lists:foreach(fun report/1, Results),
     state_python(Rounds),
+    fast_paths(Rounds),
     cpu_speedup(),
     load_burst(),
     load_probe(),
@@ -426,6 +430,46 @@ state_python(Rounds) ->
               "loop included; goal <= 1000 ns) rounds, incr/get: ~s~n",
               [fmt(Med([I || {I, _} <- Runs])), fmt(Med([G || {_, G} <- Runs])), ?STATE_N, Each]),
     ok = py:state_remove(bench_incr).
+
+%% The fast paths of issue 12: how long py:cast takes to return, and
+%% spawn_call + await against a plain call, alternated in rounds. Casts go
+%% in bursts of ?CAST_BURST, each burst answered before the next (so every
+%% cast finds a slot); the first of a burst is shown apart: its write wakes
+%% the sidecar's reader if it sleeps, which the writer pays (tens to
+%% hundreds of microseconds on these machines, as the echo floor's does).
+fast_paths(Rounds) ->
+    Call = fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end,
+    Spawn = fun() -> {ok, 3} = py:await(py:spawn_call(operator, add, [1, 2])) end,
+    Rows = [{seq_latency(Call), seq_latency(Spawn), cast_return()} || _ <- lists:seq(1, Rounds)],
+    Med = fun(L) -> median(lists:sort(L)) end,
+    io:format("cast_return_median_us ~s (py:cast returning, in bursts of ~b; the first of a burst ~s; "
+              "goal <= 6 us) rounds, all/first: ~s~n",
+              [fmt(Med([C || {_, _, {C, _}} <- Rows])), ?CAST_BURST, fmt(Med([F || {_, _, {_, F}} <- Rows])),
+               lists:join(" ", [io_lib:format("~s/~s", [fmt(C), fmt(F)]) || {_, _, {C, F}} <- Rows])]),
+    io:format("spawn_call_await_median_us ~s (py:call ~s, +~s; goal <= call + 5 us) "
+              "rounds, spawn_call+await/call: ~s~n",
+              [fmt(Med([S || {_, S, _} <- Rows])), fmt(Med([C || {C, _, _} <- Rows])),
+               fmt(Med([S - C || {C, S, _} <- Rows])),
+               lists:join(" ", [io_lib:format("~s/~s", [fmt(S), fmt(C)]) || {C, S, _} <- Rows])]).
+
+%% {median of every cast's return, median of the first of each burst}
+cast_return() ->
+    Burst = fun() ->
+                    Ts = [timed(fun() -> ok = py:cast(operator, add, [1, 2]) end)
+                          || _ <- lists:seq(1, ?CAST_BURST)],
+                    idle(),
+                    Ts
+            end,
+    _ = [Burst() || _ <- lists:seq(1, ?SEQ_WARMUP div ?CAST_BURST)],
+    Bursts = [Burst() || _ <- lists:seq(1, ?SEQ_N div ?CAST_BURST)],
+    {median(lists:sort(lists:append(Bursts))), median(lists:sort([hd(B) || B <- Bursts]))}.
+
+%% Until no call holds a slot (the last cast was answered).
+idle() ->
+    case py_semaphore:current() of
+        0 -> ok;
+        _ -> erlang:yield(), idle()
+    end.
 
 %% The share of CPU time the hypervisor gave to other machines ("steal"): on
 %% these shared VMs it explains much of the noise.

@@ -169,7 +169,7 @@ func (s *Server) context(ctxID etf.Term) (Context, bool) {
 func (s *Server) request(h *proto.Header, op proto.Op, ctxID etf.Term, payload []byte, slot etf.Term, chain int64) {
 	id := h.ID
 	if !proto.IsRequestID(id) {
-		s.reply(id, proto.BadRequest("request id %s is not a reference or {nested, Reference}", brief(id)))
+		s.reply(id, proto.BadRequest("request id %s is not a reference, {nested, Reference} or {cast, Reference}", brief(id)))
 		return
 	}
 	ctx, ok := s.context(ctxID)

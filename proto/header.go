@@ -116,15 +116,16 @@ func HeaderID(packet []byte) (etf.Term, bool) {
 }
 
 // IsRequestID reports whether id can be a call's, eval's or exec's: its
-// caller's alias, or {nested, Alias} for a request made by a callback,
+// caller's alias, {nested, Alias} for a request made by a callback,
 // which holds no py_semaphore slot (the port owner must not give one back
-// for its reply).
+// for its reply), or {cast, Ref} for a py:cast, whose reply the port owner
+// reads itself (it gives the slot back and logs an error result).
 func IsRequestID(id etf.Term) bool {
 	if _, ok := id.(etf.Ref); ok {
 		return true
 	}
 	t, ok := id.(etf.Tuple)
-	if !ok || len(t) != 2 || t[0] != AtomNested {
+	if !ok || len(t) != 2 || (t[0] != AtomNested && t[0] != AtomCast) {
 		return false
 	}
 	_, ok = t[1].(etf.Ref)
@@ -132,7 +133,7 @@ func IsRequestID(id etf.Term) bool {
 }
 
 // IsReplyID reports whether id is one the port owner routes a reply to:
-// a reference, {ctl, Reference} or {nested, Reference}. A reply to any
+// a reference, {ctl, Reference}, {nested, Reference} or {cast, Reference}. A reply to any
 // other id would be read by the port owner as a call's reply (or a log
 // line, or a callback), so it is never sent.
 func IsReplyID(id etf.Term) bool {

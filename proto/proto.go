@@ -56,6 +56,7 @@ const (
 const (
 	AtomNested         etf.Atom = "nested" // {nested, Alias}: a request made by a callback
 	AtomCtl            etf.Atom = "ctl"    // {ctl, Alias}: a control request
+	AtomCast           etf.Atom = "cast"   // {cast, Ref}: a call whose reply only the port owner reads (py:cast)
 	AtomSlot           etf.Atom = "slot"   // {slot, Path, Size}
 	AtomStuck          etf.Atom = "stuck"  // '$exit' {stuck, Ctx, GraceMs}
 	AtomBadRequest     etf.Atom = "bad_request"

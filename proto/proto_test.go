@@ -48,14 +48,14 @@ func TestOpsAndKinds(t *testing.T) {
 }
 
 func TestIDs(t *testing.T) {
-	for _, id := range []etf.Term{ref, nested} {
+	for _, id := range []etf.Term{ref, nested, etf.Tuple{AtomCast, ref}} {
 		assert.True(t, IsRequestID(id), "%v", id)
 		assert.True(t, IsReplyID(id), "%v", id)
 	}
 	assert.False(t, IsRequestID(ctlID))
 	assert.True(t, IsReplyID(ctlID))
 	for _, id := range []etf.Term{etf.Atom("x"), 42, etf.Tuple{AtomCtl, 1}, etf.Tuple{AtomNested, 1},
-		etf.Tuple{AtomNested, ref, 1}, etf.Tuple{etf.Atom("other"), ref}, IDLog, etf.Tuple{IDCallback, 1}} {
+		etf.Tuple{AtomCast, 1}, etf.Tuple{AtomCast, ref, 1}, etf.Tuple{AtomNested, ref, 1}, etf.Tuple{etf.Atom("other"), ref}, IDLog, etf.Tuple{IDCallback, 1}} {
 		assert.False(t, IsReplyID(id), "%v", id)
 		assert.False(t, IsRequestID(id), "%v", id)
 	}

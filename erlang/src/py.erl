@@ -129,16 +129,39 @@ exec(Ctx, Code) ->
 %% Asynchronous calls
 
 %% @doc Fire and forget: returns `ok' at once (or `{error, {badarg, _}}' for bad
-%% arguments) and runs the call in a new process. Errors are logged.
+%% arguments). Errors are logged, as warnings that name the call.
+%%
+%% The caller takes a slot of {@link py_semaphore} and writes the request
+%% itself, with the id `{cast, Ref}' (one `port_command'; {@link py_async});
+%% the port owner gives the slot back when the reply comes. A cast still
+%% running after the call timeout is cancelled. When no slot is free, the
+%% sidecar restarts, the payload is large (`slot_min' bytes or more), or the
+%% caller is a function called from Python, the call runs in a new process
+%% instead, which waits for a slot or the restart like a call.
 -spec cast(name(), name(), list()) -> ok | {error, term()}.
 cast(M, F, Args) ->
-    cast_prepared(prepare_call(route, M, F, Args, #{}, default_timeout())).
+    cast_call(route, M, F, Args, #{}).
 
 %% @doc `cast(Module, Function, Args, Kwargs)' or `cast(CtxOrPool, Module,
 %% Function, Args)', by the rule of call/4.
 -spec cast(name() | ctx(), name(), name() | list(), map() | list()) -> ok | {error, term()}.
-cast(A, B, C, D) ->
-    cast_prepared(prepare4(A, B, C, D)).
+cast(M, F, Args, Kwargs) when is_map(Kwargs) ->
+    cast_call(route, M, F, Args, Kwargs);
+cast(Ctx, M, F, Args) when is_list(Args) ->
+    cast_call(Ctx, M, F, Args, #{});
+cast(_M, _F, _Args, Kwargs) ->
+    {error, {badarg, {kwargs, Kwargs}}}.
+
+cast_call(Target, M, F, Args, Kwargs) ->
+    case prepare_async(Target, M, F, Args, Kwargs, default_timeout()) of
+        {now, {call, Sidecar, Ctx, Payload, Timeout} = Prepared} ->
+            case py_async:cast(Sidecar, Ctx, Payload, Timeout) of
+                ok -> ok;
+                fallback -> cast_prepared({ok, Prepared})
+            end;
+        {later, Prepared} ->
+            cast_prepared(Prepared)
+    end.
 
 cast_prepared({ok, Prepared}) ->
     _ = spawn(fun() ->
@@ -153,28 +176,56 @@ cast_prepared({ok, Prepared}) ->
 cast_prepared({error, _} = Error) ->
     Error.
 
-%% @doc Start a call in a new process; get its result with {@link await/1} or {@link await/2}.
+%% @doc Start a call; get its result with {@link await/1} or {@link await/2},
+%% in the same process. Several may be in flight, awaited in any order.
+%%
+%% The caller takes a slot of {@link py_semaphore} and sends the request
+%% itself, as {@link call/3} does, and the reference is the request's alias
+%% ({@link py_async}); await receives the reply. When no slot is free, the
+%% sidecar restarts, the payload is large (`slot_min' bytes or more), or the
+%% caller is a function called from Python, the call runs in a new process
+%% instead. Either way the call's timeout counts from here, a sidecar that
+%% dies gives `{error, {python_crashed, _}}', and a result that comes after
+%% await gave up is dropped, never left in the mailbox. A reference never
+%% awaited keeps a small entry in the caller's process dictionary (or its
+%% result in the mailbox) until the caller exits.
 -spec spawn_call(name(), name(), list()) -> reference().
 spawn_call(M, F, Args) ->
-    spawn_prepared(prepare_call(route, M, F, Args, #{}, default_timeout())).
+    spawn_async(route, M, F, Args, #{}, default_timeout()).
 
 %% @doc `spawn_call(Module, Function, Args, Kwargs)' or `spawn_call(CtxOrPool,
 %% Module, Function, Args)', by the rule of call/4.
 -spec spawn_call(name() | ctx(), name(), name() | list(), map() | list()) -> reference().
-spawn_call(A, B, C, D) ->
-    spawn_prepared(prepare4(A, B, C, D)).
+spawn_call(M, F, Args, Kwargs) when is_map(Kwargs) ->
+    spawn_async(route, M, F, Args, Kwargs, default_timeout());
+spawn_call(Ctx, M, F, Args) when is_list(Args) ->
+    spawn_async(Ctx, M, F, Args, #{}, default_timeout());
+spawn_call(_M, _F, _Args, Kwargs) ->
+    spawn_prepared({error, {badarg, {kwargs, Kwargs}}}).
 
 %% @doc `spawn_call(CtxOrPool, Module, Function, Args, Kwargs)' or
 %% `spawn_call(Module, Function, Args, Kwargs, TimeoutMs)', by the rule of call/5.
 -spec spawn_call(name() | ctx(), name(), name() | list(), list() | map(), map() | timeout()) ->
           reference().
 spawn_call(Ctx, M, F, Args, Kwargs) when is_map(Kwargs) ->
-    spawn_prepared(prepare_call(Ctx, M, F, Args, Kwargs, default_timeout()));
+    spawn_async(Ctx, M, F, Args, Kwargs, default_timeout());
 spawn_call(M, F, Args, Kwargs, Timeout) ->
-    spawn_prepared(prepare_call(route, M, F, Args, Kwargs, Timeout)).
+    spawn_async(route, M, F, Args, Kwargs, Timeout).
 
-%% The reference is an alias of the caller, deactivated by the first reply or
-%% by await giving up: a late result is dropped, not left in the mailbox.
+spawn_async(Target, M, F, Args, Kwargs, Timeout) ->
+    case prepare_async(Target, M, F, Args, Kwargs, Timeout) of
+        {now, {Op, Sidecar, Ctx, Payload, T} = Prepared} ->
+            case py_async:start(Sidecar, Op, Ctx, Payload, T) of
+                {ok, Ref} -> Ref;
+                fallback -> spawn_prepared({ok, Prepared})
+            end;
+        {later, Prepared} ->
+            spawn_prepared(Prepared)
+    end.
+
+%% The fallback: the call in a new process. The reference is an alias of
+%% the caller, deactivated by the first reply or by await giving up: a late
+%% result is dropped, not left in the mailbox.
 spawn_prepared(Prepared) ->
     Ref = erlang:alias([reply]),
     _ = case Prepared of
@@ -192,9 +243,16 @@ await(Ref) ->
         T -> await(Ref, T + ?AWAIT_MARGIN)
     end.
 
-%% @doc The result of {@link spawn_call/3}, or `{error, timeout}'.
+%% @doc The result of {@link spawn_call/3}, or `{error, timeout}' (the call is
+%% then cancelled). Waits no longer than the call's own timeout.
 -spec await(reference(), timeout()) -> result().
 await(Ref, Timeout) ->
+    case py_async:awaiting(Ref) of
+        true -> py_async:await(Ref, Timeout);
+        false -> await_spawned(Ref, Timeout)
+    end.
+
+await_spawned(Ref, Timeout) ->
     receive
         {py_result, Ref, Result} -> Result
     after Timeout ->
@@ -436,12 +494,45 @@ info(Key) ->
 default_timeout() ->
     py_config:call_timeout().
 
-prepare4(M, F, Args, Kwargs) when is_map(Kwargs) ->
-    prepare_call(route, M, F, Args, Kwargs, default_timeout());
-prepare4(Ctx, M, F, Args) when is_list(Args) ->
-    prepare_call(Ctx, M, F, Args, #{}, default_timeout());
-prepare4(_M, _F, _Args, Kwargs) ->
-    {error, {badarg, {kwargs, Kwargs}}}.
+%% A cast or spawn_call: `{now, Prepared}' when its request can be sent by
+%% the caller at once (its sidecar is up, the caller is no callback, the
+%% arguments and the context are good), else `{later, Prepared | Error}' as
+%% prepare_call/6 gives it (which waits for a restart under way).
+-spec prepare_async(target(), term(), term(), term(), term(), term()) ->
+          {now, prepared()} | {later, {ok, prepared()} | {error, term()}}.
+prepare_async(Target, M, F, Args, Kwargs, Timeout) ->
+    Now = case py_payload:call(M, F, Args, Kwargs) of
+              {ok, {MB, FB, _, _} = Payload} ->
+                  case {context_now(Target, MB, FB), py_payload:timeout(Timeout)} of
+                      {{ok, Sidecar, Ctx}, {ok, T}} -> {call, Sidecar, Ctx, Payload, T};
+                      _ -> later
+                  end;
+              {error, _} = Error ->
+                  Error
+          end,
+    case Now of
+        {call, _, _, _, _} -> {now, Now};
+        {error, _} -> {later, Now};
+        later -> {later, prepare_call(Target, M, F, Args, Kwargs, Timeout)}
+    end.
+
+%% The sidecar and context of a call when the sidecar is up and the caller
+%% is no callback of it (whose calls are nested, see py_request); else
+%% `later'.
+context_now(Target, M, F) ->
+    Found = case Target of
+                route -> py_route:route(M, F);
+                _ -> py_route:resolve(Target)
+            end,
+    case Found of
+        {ok, Sidecar, _Ctx} ->
+            case py_lifecycle:state(Sidecar) =:= up andalso py_callback:caller(Sidecar) of
+                none -> Found;
+                _ -> later
+            end;
+        {error, _} ->
+            later
+    end.
 
 -spec prepare_call(target(), term(), term(), term(), term(), term()) ->
           {ok, prepared()} | {error, term()}.

@@ -40,6 +40,7 @@
 -define(DEFAULT, default).
 -define(START_TIMEOUT, 60000).
 -define(SWEEP_MS, 10000).
+-define(CAST_SWEEP_MS, 1000).
 
 -type info() :: #{mode := subinterp | multi_executor | free_threaded,
                   version := binary(),
@@ -125,6 +126,9 @@ init(Sidecar) ->
     %% the requests of an earlier sidecar are gone with it
     py_semaphore:reset(Sidecar),
     erlang:send_after(?SWEEP_MS, self(), sweep_slots),
+    %% py:cast's calls in flight (py_async), before anyone can cast
+    ok = py_async:new_table(Sidecar),
+    erlang:send_after(?CAST_SWEEP_MS, self(), sweep_casts),
     {ok, #state{sidecar = Sidecar}, {continue, start}}.
 
 %% The backoff, the OS process and its start-up requests, out of init/1.
@@ -254,6 +258,11 @@ handle_info(sweep_slots, #state{sidecar = Sidecar} = State) ->
     _ = py_slot:sweep(Sidecar),
     erlang:send_after(?SWEEP_MS, self(), sweep_slots),
     {noreply, State};
+handle_info(sweep_casts, #state{sidecar = Sidecar, port = Port} = State) ->
+    %% casts past their timeout are cancelled, as a call would be
+    py_async:sweep(Sidecar, Port),
+    erlang:send_after(?CAST_SWEEP_MS, self(), sweep_casts),
+    {noreply, State};
 handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
     crashed(#{reason => Reason}, State);
 handle_info(_Other, State) ->
@@ -276,6 +285,10 @@ route(Sidecar, Bin) ->
             %% control and nested requests: no py_semaphore slot with these
             Alias ! {py_reply, Alias, Body},
             ok;
+        {cast_reply, Ref, Body} ->
+            %% py:cast: its slot comes back, nobody waits for the result
+            py_semaphore:release(Sidecar),
+            py_async:cast_reply(Sidecar, Ref, Body);
         {log, Level, Ctx, Text} ->
             log(Level, Ctx, Text);
         {state, Ops} ->
@@ -312,8 +325,9 @@ apply_state(Sidecar, Ops, Bin) ->
 
 %% The sidecar is gone: the service is down until py_pool has contexts
 %% again, and so are the processes Python started (its process group).
-crashed(Info, #state{os_pid = OsPid} = State) ->
+crashed(Info, #state{sidecar = Sidecar, os_pid = OsPid} = State) ->
     service({down, Info}, State),
+    py_async:lost(Sidecar, Info),
     kill_group(OsPid),
     {stop, {python_crashed, Info}, State#state{port = undefined}}.
 

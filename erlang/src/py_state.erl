@@ -7,13 +7,33 @@
 %% `foo', `<<"foo">>', `"foo"' and Python's `"foo"' are one key. Values are
 %% any term: Python gets them as it gets call arguments (a binary as str, a
 %% map as dict...), and Erlang gets what Python stored as it gets a result.
-%% Each operation is one control request over the port, answered by the
-%% sidecar's reader at once, without waiting for Python; each is atomic,
-%% incr and decr included, whoever else uses the key (docs/PROTOCOL.md,
-%% "Shared state").
+%% A mutation (store, remove, clear, incr, decr) is one control request over
+%% the port, answered by the sidecar's reader at once, without waiting for
+%% Python; each is atomic, incr and decr included, whoever else uses the key
+%% (docs/PROTOCOL.md, "Shared state"). {@link fetch/1} and {@link keys/0}
+%% send nothing: they read the mirror below, an ETS lookup in the caller.
+%%
+%% == Reads see what a caller could have seen ==
+%% The mirror is as new as anything the caller learnt from the sidecar:
+%% <ul>
+%% <li>a value that Python set (or deleted, incremented...) before a reply
+%%     is in the mirror once that reply has come: the sidecar writes the
+%%     op's `'$state'' packet before any later packet, the reply included,
+%%     and the port owner applies it before it routes what follows;</li>
+%% <li>a value stored with {@link store/2} (or {@link incr/2},
+%%     {@link remove/1}, {@link clear/0}) is in the mirror once that
+%%     function has returned: the sidecar records the op as it mutates its
+%%     store, and the op goes out before the request's own reply, by the
+%%     same rule;</li>
+%% <li>a mutation that Python makes with no reply, `erlang.send' or other
+%%     packet after it, shows within about 5 ms (the sidecar's flush).</li>
+%% </ul>
+%% Reads do not wait for a sidecar restart: the mirror, which outlives the
+%% sidecar, is what the new one starts with.
 %%
 %% Errors: `{error, {badarg, What}}' for a bad key or increment (nothing is
-%% sent), `{error, not_started}' when the application is not running,
+%% sent), `{error, not_started}' when the application is not running (for
+%% {@link fetch/1} and {@link keys/0}: when the mirror's owner does not run),
 %% `{error, {not_integer, Key}}' for incr/decr on a value that is not an
 %% integer, `{error, {overflow, Key}}' when the result would not fit 64 bits
 %% (or the value is a larger integer); and the errors of any request,
@@ -67,10 +87,20 @@ store(Sidecar, Key, Value) ->
 fetch(Key) ->
     fetch(?DEFAULT, Key).
 
-%% @doc {@link fetch/1} from sidecar `Sidecar''s store.
+%% @doc {@link fetch/1} from sidecar `Sidecar''s store, read in its mirror.
 -spec fetch(atom(), key()) -> {ok, term()} | {error, not_found} | error().
 fetch(Sidecar, Key) ->
-    with_key(Key, fun(K) -> control(Sidecar, py_wire:state_fetch(K), <<>>) end).
+    case key(Key) of
+        {ok, K} ->
+            try ets:lookup(mirror(Sidecar), K) of
+                [{_, Value}] -> {ok, Value};
+                [] -> {error, not_found}
+            catch
+                error:badarg -> {error, not_started}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
 
 %% @doc Remove `Key'; a missing key is no error.
 -spec remove(key()) -> ok | error().
@@ -87,12 +117,13 @@ remove(Sidecar, Key) ->
 keys() ->
     keys(?DEFAULT).
 
-%% @doc {@link keys/0} of sidecar `Sidecar''s store.
+%% @doc {@link keys/0} of sidecar `Sidecar''s store, read in its mirror.
 -spec keys(atom()) -> [binary()] | error().
 keys(Sidecar) ->
-    case control(Sidecar, py_wire:state_keys(), <<>>) of
-        Keys when is_list(Keys) -> lists:sort(Keys);
-        {error, _} = Error -> Error
+    try ets:select(mirror(Sidecar), [{{'$1', '_'}, [], ['$1']}]) of
+        Keys -> lists:sort(Keys)
+    catch
+        error:badarg -> {error, not_started}
     end.
 
 %% @doc Remove every key.
@@ -204,15 +235,17 @@ snapshot(Sidecar) ->
 
 %% The mirror table of a sidecar: `py_state_mirror' for the default one,
 %% `'py_state_mirror/Name'' for another.
+mirror(?DEFAULT) ->
+    ?TABLE;
 mirror(Sidecar) ->
     py_instance:name(?TABLE, Sidecar).
 
 %% @private
 -spec init(atom()) -> {ok, undefined}.
 init(Sidecar) ->
-    %% written by the port owner, read by nobody else yet
+    %% written by the port owner, read by callers (fetch/2, keys/1)
     Tab = mirror(Sidecar),
-    Tab = ets:new(Tab, [named_table, public, set]),
+    Tab = ets:new(Tab, [named_table, public, set, {read_concurrency, true}]),
     {ok, undefined}.
 
 %% @private

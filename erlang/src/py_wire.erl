@@ -26,7 +26,7 @@
          state_store/1, state_fetch/1, state_remove/1, state_keys/0,
          state_clear/0, state_incr/2, state_load/0,
          cancel/1, cb_reply/3]).
--export([decode/1, result/1]).
+-export([decode/1, result/1, cast_error/1]).
 
 %% body/2 runs for every reply the port owner routes, term/1 for every
 %% result a caller decodes
@@ -38,17 +38,20 @@
 -type request() :: [term(), ...].
 %% A request header without its id: `[Tag | Args]' stands for the header
 %% `{Tag, Id | Args}'.
--type kind() :: call | nested | control.
+-type kind() :: call | nested | control | cast.
 %% `call': a call, eval or exec that holds a `py_semaphore' permit, which the
 %% port owner gives back when its reply comes; `nested': one made by a
-%% callback, with no permit; `control': a control request, with no permit.
--type id() :: reference() | {ctl | nested, reference()}.
+%% callback, with no permit; `control': a control request, with no permit;
+%% `cast': a call of `py:cast', with a permit, whose reply nobody waits for:
+%% the port owner gives the permit back and logs an error result.
+-type id() :: reference() | {ctl | nested | cast, reference()}.
 -type slot() :: {slot, binary(), non_neg_integer()}.
 -type chain() :: pos_integer().
 -type state_op() :: {set, binary(), term()} | {delete, binary()} | clear.
 -type packet() ::
         {call_reply, reference(), binary()}
       | {reply, reference(), binary()}
+      | {cast_reply, reference(), binary()}
       | {log, logger:level(), term(), binary()}
       | {state, [state_op()]}
       | {exit, term()}
@@ -61,6 +64,8 @@
 %%     id is the bare alias; its `py_semaphore' permit comes back now;</li>
 %% <li>`{reply, Alias, Body}': the reply to a control or a nested request
 %%     (`{ctl, Alias}', `{nested, Alias}'), no permit with it;</li>
+%% <li>`{cast_reply, Ref, Body}': the reply to a cast (`{cast, Ref}'): its
+%%     permit comes back now, and nobody waits for it ({@link cast_error/1});</li>
 %% <li>`{log, Level, Ctx, Text}': a line for the logger (`'$log'');</li>
 %% <li>`{state, Ops}': the shared state's mirror (`'$state'');</li>
 %% <li>`{exit, Reason}': why the sidecar is about to exit (`'$exit'');</li>
@@ -118,7 +123,8 @@ format_error(Reason) ->
 -spec id(kind(), reference()) -> id().
 id(call, Alias) -> Alias;
 id(nested, Alias) -> {nested, Alias};
-id(control, Alias) -> {ctl, Alias}.
+id(control, Alias) -> {ctl, Alias};
+id(cast, Ref) -> {cast, Ref}.
 
 %% @doc A request packet: the header `{Tag, Id | Args}' then the payload
 %% (`<<>>' for none), as iodata for `erlang:port_command/2'.
@@ -207,6 +213,8 @@ decode(Bin) ->
             {call_reply, Id, body(Bin, Used)};
         {{Tag, Alias}, Used} when (Tag =:= ctl orelse Tag =:= nested), is_reference(Alias) ->
             {reply, Alias, body(Bin, Used)};
+        {{cast, Ref}, Used} when is_reference(Ref) ->
+            {cast_reply, Ref, body(Bin, Used)};
         {{'$cb', N}, Used} ->
             {callback, N, body(Bin, Used)};
         {'$state', Used} ->
@@ -248,6 +256,22 @@ result(<<0, Len:64>>) ->
     {slot, Len};
 result(Body) ->
     term(Body).
+
+%% @doc Whether a cast's reply (its body, from {@link decode/1}) is an error:
+%% `none' for `ok' or `{ok, _}', which the first bytes tell, so that a large
+%% result is never decoded; `{error, Reason}' for an error result, or for a
+%% body that is no term (`{bad_reply, Size}').
+-spec cast_error(binary()) -> none | {error, term()}.
+cast_error(<<131, 104, 2, 119, 2, "ok", _/binary>>) -> none;
+cast_error(<<131, 104, 2, 118, 0, 2, "ok", _/binary>>) -> none;
+cast_error(<<131, 104, 2, 100, 0, 2, "ok", _/binary>>) -> none;
+cast_error(<<131, 119, 2, "ok">>) -> none;
+cast_error(Body) ->
+    case result(Body) of
+        {ok, {error, _} = Error} -> Error;
+        {ok, _} -> none;
+        _ -> {error, {bad_reply, byte_size(Body)}}
+    end.
 
 %%--------------------------------------------------------------------
 

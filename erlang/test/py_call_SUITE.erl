@@ -127,7 +127,7 @@ cast(_Config) ->
 
 spawn_call_await(_Config) ->
     Ctx = py:context(2),
-    Slow = py:spawn_call(time, sleep, [2]),
+    Slow = py:spawn_call(time, sleep, [1]),
     ?expect({error, timeout}, py:await(Slow, 100)),
     R1 = py:spawn_call(math, sqrt, [16]),
     R2 = py:spawn_call(builtins, int, [<<"ff">>], #{base => 16}),

@@ -10,14 +10,15 @@
 -export([api_examples/1, python_to_erlang/1, erlang_to_python/1, key_forms/1,
          shared_by_contexts/1, keys_remove_clear/1, incr_decr/1, incr_errors/1, atomic_incr/1,
          python_threads/1, large_values/1, bad_inputs/1, not_started/1,
-         survives_os_exit/1, survives_kill/1, incr_during_kill/1]).
+         survives_os_exit/1, survives_kill/1, incr_during_kill/1,
+         ryw_python_set/1, ryw_store/1, ryw_incr/1, keys_sorted/1, fetch_during_restart/1]).
 
--define(CRASH_CASES, [survives_os_exit, survives_kill, incr_during_kill]).
+-define(CRASH_CASES, [survives_os_exit, survives_kill, incr_during_kill, fetch_during_restart]).
 
 all() ->
     [api_examples, python_to_erlang, erlang_to_python, key_forms, shared_by_contexts,
      keys_remove_clear, incr_decr, incr_errors, atomic_incr, python_threads, large_values,
-     bad_inputs, not_started | ?CRASH_CASES].
+     bad_inputs, not_started, ryw_python_set, ryw_store, ryw_incr, keys_sorted | ?CRASH_CASES].
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 4}]),
@@ -38,13 +39,21 @@ end_per_testcase(Case, _Config) ->
     lists:member(Case, ?CRASH_CASES) andalso py_ct:start([{num_contexts, 4}]),
     Result.
 
+%% py:state_fetch and py:state_keys read the mirror: the store is asked
+%% with its own requests.
 mirror_matches() ->
-    Store = [{K, element(2, {ok, _} = py:state_fetch(K))} || K <- py:state_keys()],
+    Store = [{K, element(2, {ok, _} = store_fetch(K))} || K <- lists:sort(store_keys())],
     Mirror = lists:sort(ets:tab2list(py_state_mirror)),
     case Mirror =:= Store of
         true -> ok;
         false -> {fail, {mirror_differs, #{mirror => Mirror, store => Store}}}
     end.
+
+store_fetch(K) ->
+    py_request:control(py_wire:state_fetch(K), 5000).
+
+store_keys() ->
+    py_request:control(py_wire:state_keys(), 5000).
 
 %% Python statements in context 1, with the state functions imported.
 py_exec(Code) ->
@@ -471,3 +480,99 @@ incr_loop(Parent, Ctx, Code, Counts) ->
         Kind =:= ok orelse timer:sleep(1),
         incr_loop(Parent, Ctx, Code, maps:update_with(Kind, fun(C) -> C + 1 end, 1, Counts))
     end.
+
+%%--------------------------------------------------------------------
+%% Read-your-writes: py:state_fetch and py:state_keys read the mirror
+%% (an ETS table), and see whatever a reply or a return made visible.
+
+%% A value Python set (deleted, incremented) before a reply is in the
+%% mirror once the reply came, whichever context, with no wait.
+ryw_python_set(_Config) ->
+    [begin
+         Ctx = py:context(I rem 4 + 1),
+         py_exec(Ctx, [<<"state_set('ryw', ">>, integer_to_binary(I), <<")\n">>]),
+         ?equal({ok, I}, py:state_fetch(ryw)),
+         ?equal({ok, I}, py:call(Ctx, erlang, state_get, [<<"ryw">>])),
+         {ok, _} = py:call(Ctx, erlang, state_set, [<<"ryw2">>, [I, <<"x">>]]),
+         ?equal({ok, [I, <<"x">>]}, py:state_fetch(ryw2)),
+         {ok, N} = py:call(Ctx, erlang, state_incr, [<<"ryw_n">>, 3]),
+         ?equal({ok, N}, py:state_fetch(ryw_n)),
+         {ok, _} = py:call(Ctx, erlang, state_delete, [<<"ryw2">>]),
+         ?equal({error, not_found}, py:state_fetch(ryw2))
+     end || I <- lists:seq(1, 200)],
+    ?equal({ok, 600}, py:state_fetch(ryw_n)),
+    %% a value set by a Python thread before the call returned
+    py_exec(<<"import threading\n"
+              "t = threading.Thread(target=lambda: state_set('ryw_thread', 'from a thread'))\n"
+              "t.start()\n"
+              "t.join()\n">>),
+    ?equal({ok, <<"from a thread">>}, py:state_fetch(ryw_thread)).
+
+%% A value stored from Erlang is in the mirror once state_store returned
+%% (and gone once state_remove or state_clear returned).
+ryw_store(_Config) ->
+    [begin
+         ok = py:state_store(k, {I, <<"v">>}),
+         ?equal({ok, {I, <<"v">>}}, py:state_fetch(k)),
+         ?equal({ok, {I, <<"v">>}}, py:state_fetch(<<"k">>)),
+         ?equal({ok, {I, <<"v">>}}, py:state_fetch("k")),
+         ok = py:state_remove(k),
+         ?equal({error, not_found}, py:state_fetch(k))
+     end || I <- lists:seq(1, 200)],
+    ok = py:state_store(a, 1),
+    ok = py:state_store(b, 2),
+    ?equal([<<"a">>, <<"b">>], py:state_keys()),
+    ok = py:state_clear(),
+    ?equal([], py:state_keys()),
+    ?equal({error, not_found}, py:state_fetch(a)),
+    %% and Python sees it
+    ok = py:state_store(from_erl, #{x => 1}),
+    ?equal({ok, true}, py_eval(<<"__import__('erlang').state_get('from_erl') == {'x': 1}">>)).
+
+%% incr and decr from Erlang: the value returned is the one fetched.
+ryw_incr(_Config) ->
+    [begin
+         N = py:state_incr(c, I),
+         ?equal({ok, N}, py:state_fetch(c)),
+         M = py:state_decr(c),
+         ?equal({ok, M}, py:state_fetch(c))
+     end || I <- lists:seq(1, 200)],
+    Expected = lists:sum(lists:seq(1, 200)) - 200,
+    ?equal({ok, Expected}, py:state_fetch(c)),
+    %% concurrent increments from Erlang processes and Python: every one
+    %% that returned is in the mirror
+    Self = self(),
+    Pids = [spawn_link(fun() ->
+                               [py:state_incr(conc_ryw) || _ <- lists:seq(1, 50)],
+                               Self ! {done, self()}
+                       end) || _ <- lists:seq(1, 4)],
+    {ok, _} = py:eval(py:context(2), <<"[__import__('erlang').state_incr('conc_ryw') for _ in range(100)]">>),
+    [receive {done, P} -> ok after 30000 -> ct:fail("incr worker hung") end || P <- Pids],
+    ?equal({ok, 300}, py:state_fetch(conc_ryw)).
+
+%% state_keys: every key, binaries, sorted, whoever set them.
+keys_sorted(_Config) ->
+    py_exec(<<"for k in ['zeta', 'alpha', 'mid', 'Beta', '\\u00e9t\\u00e9']: state_set(k, 1)\n">>),
+    ok = py:state_store(<<"0first">>, 1),
+    ok = py:state_store(omega, 1),
+    Expected = lists:sort([<<"zeta">>, <<"alpha">>, <<"mid">>, <<"Beta">>,
+                           unicode:characters_to_binary([16#e9, $t, 16#e9]), <<"0first">>, <<"omega">>]),
+    ?equal(Expected, py:state_keys()),
+    ?equal(Expected, lists:sort(store_keys())).
+
+%% While the sidecar restarts, reads answer at once from the mirror: what
+%% the new sidecar starts with.
+fetch_during_restart(_Config) ->
+    ok = py:state_store(kept, <<"across">>),
+    py_exec(<<"state_set('kept_py', 7)\n">>),
+    Old = kill_sidecar(),
+    py_ct:wait_until(fun() -> py_lifecycle:state() =:= restarting end, 10000, "the restart"),
+    Fetched = {py:state_fetch(kept), py:state_fetch(kept_py), py:state_keys()},
+    Still = py_lifecycle:state(),
+    ?equal({{ok, <<"across">>}, {ok, 7}, [<<"kept">>, <<"kept_py">>]}, Fetched),
+    %% read while the sidecar was down (it cannot be back within so few
+    %% steps: its start has a backoff and a handshake)
+    ct:pal("the lifecycle after the reads: ~p", [Still]),
+    wait_restarted(Old),
+    ?equal({ok, <<"across">>}, store_fetch(<<"kept">>)),
+    ?equal({ok, 7}, store_fetch(<<"kept_py">>)).

@@ -55,7 +55,8 @@ ids_test() ->
     A = make_ref(),
     ?assertEqual(A, py_wire:id(call, A)),
     ?assertEqual({nested, A}, py_wire:id(nested, A)),
-    ?assertEqual({ctl, A}, py_wire:id(control, A)).
+    ?assertEqual({ctl, A}, py_wire:id(control, A)),
+    ?assertEqual({cast, A}, py_wire:id(cast, A)).
 
 op_headers_test() ->
     A = make_ref(),
@@ -129,6 +130,26 @@ control_and_nested_replies_test() ->
     A = make_ref(),
     ?assertEqual({reply, A, term_to_binary(ok)}, py_wire:decode(packet({ctl, A}, ok))),
     ?assertEqual({reply, A, term_to_binary({ok, 1})}, py_wire:decode(packet({nested, A}, {ok, 1}))).
+
+cast_replies_test() ->
+    A = make_ref(),
+    ?assertEqual({cast_reply, A, term_to_binary({ok, 1})}, py_wire:decode(packet({cast, A}, {ok, 1}))),
+    ?assertEqual({bad_packet, packet({cast, 1}, ok)}, py_wire:decode(packet({cast, 1}, ok))).
+
+%% A cast's result is looked at, not decoded, when it is ok, in each atom
+%% encoding; an error is decoded.
+cast_error_test() ->
+    Big = binary:copy(<<1>>, 1 bsl 20),
+    ?assertEqual(none, py_wire:cast_error(term_to_binary({ok, Big}))),
+    ?assertEqual(none, py_wire:cast_error(term_to_binary(ok))),
+    ?assertEqual(none, py_wire:cast_error(<<131, 104, 2, 118, 0, 2, "ok", 97, 1>>)),
+    ?assertEqual(none, py_wire:cast_error(<<131, 104, 2, 100, 0, 2, "ok", 97, 1>>)),
+    %% not decoded: the rest may even be no term
+    ?assertEqual(none, py_wire:cast_error(<<131, 104, 2, 119, 2, "ok", 255>>)),
+    ?assertEqual({error, {'ZeroDivisionError', <<"division by zero">>}},
+                 py_wire:cast_error(term_to_binary({error, {'ZeroDivisionError', <<"division by zero">>}}))),
+    ?assertEqual({error, {bad_reply, 3}}, py_wire:cast_error(<<1, 2, 3>>)),
+    ?assertEqual(none, py_wire:cast_error(term_to_binary([1, 2]))).
 
 result_in_slot_test() ->
     A = make_ref(),
