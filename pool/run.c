@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "current.h"
 #include "etfw.h"
 
 /* Eval sources compiled and kept per context, up to this many. */
@@ -264,10 +265,23 @@ int pyx_interrupt(pyx_exec *ex, long long seq)
         return -1;
     PyEval_RestoreThread(ts); /* waits for the interpreter's GIL */
     int hit = 0;
-    if (ex->current == seq) {
+    if (ex->current == seq && ex->interrupted != seq) {
         hit = PyThreadState_SetAsyncExc(ex->thread_id, PyExc_KeyboardInterrupt) > 0;
     }
     PyThreadState_Clear(ts);
     PyThreadState_DeleteCurrent(); /* and releases the GIL */
     return hit;
+}
+
+void pyx_interrupted(void)
+{
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    pyx_ctx *c = pyx_current_ctx();
+    if (c == NULL)
+        return;
+    c->ex->interrupted = c->ex->current;
+    PyObject *type, *value, *tb; /* SetAsyncExc may not run with an exception set */
+    PyErr_Fetch(&type, &value, &tb);
+    PyThreadState_SetAsyncExc(c->ex->thread_id, NULL);
+    PyErr_Restore(type, value, tb);
 }

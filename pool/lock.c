@@ -1,0 +1,175 @@
+/* lock.c: the cancellable lock (lock.h): a flag under a mutex, waited for
+ * with pyx_wait (wait.h) without the GIL. */
+#include "lock.h"
+
+#include <limits.h>
+
+#include "run.h"
+#include "sleep.h"
+#include "wait.h"
+
+#define NS 1000000000LL
+
+typedef struct {
+    PyObject_HEAD
+    pyx_wake w; /* w.mu guards locked */
+    int locked;
+    int ok; /* w is initialised */
+} lockobject;
+
+/* pyx_wait's ready: takes the lock if it is free. w.mu held. */
+static int take(void *arg)
+{
+    lockobject *l = arg;
+    if (l->locked)
+        return 0;
+    l->locked = 1;
+    return 1;
+}
+
+static PyObject *lock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, ":lock", kwlist))
+        return NULL;
+    lockobject *l = (lockobject *)type->tp_alloc(type, 0); /* zeroed; holds a reference to type */
+    if (l == NULL)
+        return NULL;
+    if (pyx_wake_init(&l->w) < 0) {
+        Py_DECREF(l);
+        return PyErr_NoMemory();
+    }
+    l->ok = 1;
+    return (PyObject *)l;
+}
+
+static void lock_dealloc(PyObject *self)
+{
+    lockobject *l = (lockobject *)self;
+    PyTypeObject *tp = Py_TYPE(self);
+    if (l->ok) /* nobody waits: a waiter holds a reference */
+        pyx_wake_destroy(&l->w);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+/* acquire(blocking=True, timeout=-1), as _thread.lock's. */
+static PyObject *lock_acquire(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"blocking", "timeout", NULL};
+    lockobject *l = (lockobject *)self;
+    int blocking = 1;
+    PyObject *timeout_obj = NULL;
+    long long timeout = -NS; /* -1 s: none given, as CPython has it */
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pO:acquire", kwlist, &blocking, &timeout_obj))
+        return NULL;
+    if (timeout_obj != NULL && pyx_seconds_ns(timeout_obj, &timeout) < 0)
+        return NULL;
+    if (!blocking && timeout != -NS) {
+        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+        return NULL;
+    }
+    if (timeout < 0 && timeout != -NS) {
+        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
+        return NULL;
+    }
+    long long now = pyx_now_ns();
+    if (timeout > LLONG_MAX - now) {
+        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
+        return NULL;
+    }
+    pthread_mutex_lock(&l->w.mu); /* first without dropping the GIL */
+    int got = take(l);
+    pthread_mutex_unlock(&l->w.mu);
+    if (got || !blocking || timeout == 0)
+        return PyBool_FromLong(got);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pyx_wait(&l->w, timeout < 0 ? -1 : now + timeout, take, l);
+    Py_END_ALLOW_THREADS
+    if (rc == PYX_WAIT_CANCELLED) {
+        pyx_interrupted();
+        return NULL;
+    }
+    return PyBool_FromLong(rc == PYX_WAIT_READY);
+}
+
+static PyObject *lock_release(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    lockobject *l = (lockobject *)self;
+    pthread_mutex_lock(&l->w.mu);
+    int was = l->locked;
+    l->locked = 0;
+    if (was)
+        pthread_cond_signal(&l->w.cv);
+    pthread_mutex_unlock(&l->w.mu);
+    if (!was) {
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *lock_exit(PyObject *self, PyObject *args)
+{
+    (void)args;
+    return lock_release(self, NULL);
+}
+
+static int is_locked(lockobject *l)
+{
+    pthread_mutex_lock(&l->w.mu);
+    int locked = l->locked;
+    pthread_mutex_unlock(&l->w.mu);
+    return locked;
+}
+
+static PyObject *lock_locked(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(is_locked((lockobject *)self));
+}
+
+/* After os.fork, in the child, where only this thread runs. */
+static PyObject *lock_at_fork_reinit(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    lockobject *l = (lockobject *)self;
+    pyx_wake w;
+    if (pyx_wake_init(&w) < 0)
+        return PyErr_NoMemory();
+    l->w = w; /* the old mutex may be held by a thread that is gone: dropped */
+    l->locked = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *lock_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("<%s %s object at %p>", is_locked((lockobject *)self) ? "locked" : "unlocked",
+                                Py_TYPE(self)->tp_name, self);
+}
+
+static PyMethodDef lock_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))lock_acquire, METH_VARARGS | METH_KEYWORDS,
+     "acquire(blocking=True, timeout=-1) -> bool; a cancel of the request ends a wait with KeyboardInterrupt"},
+    {"release", lock_release, METH_NOARGS, "release()"},
+    {"locked", lock_locked, METH_NOARGS, "locked() -> bool"},
+    {"__enter__", (PyCFunction)(void (*)(void))lock_acquire, METH_VARARGS | METH_KEYWORDS, "acquire()"},
+    {"__exit__", lock_exit, METH_VARARGS, "release()"},
+    {"_at_fork_reinit", lock_at_fork_reinit, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot lock_slots[] = {
+    {Py_tp_new, lock_new},
+    {Py_tp_dealloc, lock_dealloc},
+    {Py_tp_repr, lock_repr},
+    {Py_tp_methods, lock_methods},
+    {Py_tp_doc, "A lock, as _thread.lock, whose wait a cancel of the request ends (pyport)."},
+    {0, NULL},
+};
+
+static PyType_Spec lock_spec = {"erlang.CancellableLock", sizeof(lockobject), 0, Py_TPFLAGS_DEFAULT, lock_slots};
+
+PyObject *pyx_lock_type_new(void) { return PyType_FromSpec(&lock_spec); }
