@@ -70,7 +70,11 @@ static PyObject *lock_acquire(PyObject *self, PyObject *args, PyObject *kwds)
         return NULL;
     }
     if (timeout < 0 && timeout != -NS) {
+#if PY_VERSION_HEX >= 0x030D0000
         PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
+#else
+        PyErr_SetString(PyExc_ValueError, "timeout value must be positive");
+#endif
         return NULL;
     }
     long long now = pyx_now_ns();

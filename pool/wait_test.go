@@ -89,7 +89,16 @@ func TestWaitsKeepCPythonsContract(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			c := newCtx(t, k.kind)
 			require.True(t, etf.Equal(etf.OK, run(t, c, Exec, etf.Tuple{etf.Binary(waitsParityPy)})))
-			assert.True(t, etf.Equal(etf.OKTuple(etf.List{}), eval(t, c, "differences")), "%v", eval(t, c, "differences"))
+			if res := eval(t, c, "differences"); !etf.Equal(etf.OKTuple(etf.List{}), res) {
+				text := eval(t, c, "'; '.join(map(repr, differences))")
+				if tup, ok := text.(etf.Tuple); ok && len(tup) == 2 {
+					text = tup[1]
+				}
+				if b, ok := text.(etf.Binary); ok {
+					text = string(b)
+				}
+				t.Errorf("differences from CPython: %v", text)
+			}
 		})
 	}
 }
