@@ -53,40 +53,79 @@ static void lock_dealloc(PyObject *self)
     Py_DECREF(tp);
 }
 
-/* acquire(blocking=True, timeout=-1), as _thread.lock's. */
-static PyObject *lock_acquire(PyObject *self, PyObject *args, PyObject *kwds)
+/* The arguments of acquire(blocking=True, timeout=-1), parsed by hand: the
+ * call without any is the common one, and PyArg_Parse* would cost it as
+ * much as the lock. 0, or -1 with an exception set. */
+static int acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **blocking,
+                        PyObject **timeout)
 {
-    static char *kwlist[] = {"blocking", "timeout", NULL};
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "acquire() takes at most 2 arguments (%zd given)", nargs + nkw);
+        return -1;
+    }
+    *blocking = nargs > 0 ? args[0] : NULL;
+    *timeout = nargs > 1 ? args[1] : NULL;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        PyObject **slot = PyUnicode_CompareWithASCIIString(name, "blocking") == 0  ? blocking
+                          : PyUnicode_CompareWithASCIIString(name, "timeout") == 0 ? timeout
+                                                                                   : NULL;
+        if (slot == NULL) {
+            PyErr_Format(PyExc_TypeError, "acquire() got an unexpected keyword argument '%U'", name);
+            return -1;
+        }
+        if (*slot != NULL) {
+            PyErr_Format(PyExc_TypeError, "argument for acquire() given by name ('%U') and position", name);
+            return -1;
+        }
+        *slot = args[nargs + i];
+    }
+    return 0;
+}
+
+/* acquire(blocking=True, timeout=-1), as _thread.lock's. */
+static PyObject *lock_acquire(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
     lockobject *l = (lockobject *)self;
+    PyObject *blocking_obj = NULL, *timeout_obj = NULL;
     int blocking = 1;
-    PyObject *timeout_obj = NULL;
     long long timeout = -NS; /* -1 s: none given, as CPython has it */
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|pO:acquire", kwlist, &blocking, &timeout_obj))
-        return NULL;
-    if (timeout_obj != NULL && pyx_seconds_ns(timeout_obj, &timeout) < 0)
-        return NULL;
-    if (!blocking && timeout != -NS) {
-        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
-        return NULL;
-    }
-    if (timeout < 0 && timeout != -NS) {
-#if PY_VERSION_HEX >= 0x030D0000
-        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
+    if (nargs > 0 || kwnames != NULL) {
+        if (acquire_args(args, nargs, kwnames, &blocking_obj, &timeout_obj) < 0)
+            return NULL;
+#if PY_VERSION_HEX >= 0x030C0000
+        if (blocking_obj != NULL && (blocking = PyObject_IsTrue(blocking_obj)) < 0) /* "p" */
+            return NULL;
 #else
-        PyErr_SetString(PyExc_ValueError, "timeout value must be positive");
+        if (blocking_obj != NULL && !PyArg_Parse(blocking_obj, "i", &blocking)) /* 3.11: an int */
+            return NULL;
 #endif
-        return NULL;
-    }
-    long long now = pyx_now_ns();
-    if (timeout > LLONG_MAX - now) {
-        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
-        return NULL;
+        if (timeout_obj != NULL && pyx_seconds_ns(timeout_obj, &timeout) < 0)
+            return NULL;
+        if (!blocking && timeout != -NS) {
+            PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+            return NULL;
+        }
+        if (timeout < 0 && timeout != -NS) {
+#if PY_VERSION_HEX >= 0x030D0000
+            PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
+#else
+            PyErr_SetString(PyExc_ValueError, "timeout value must be positive");
+#endif
+            return NULL;
+        }
     }
     pthread_mutex_lock(&l->w.mu); /* first without dropping the GIL */
     int got = take(l);
     pthread_mutex_unlock(&l->w.mu);
     if (got || !blocking || timeout == 0)
         return PyBool_FromLong(got);
+    long long now = pyx_now_ns();
+    if (timeout > LLONG_MAX - now) {
+        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
+        return NULL;
+    }
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = pyx_wait(&l->w, timeout < 0 ? -1 : now + timeout, take, l);
@@ -113,6 +152,12 @@ static PyObject *lock_release(PyObject *self, PyObject *unused)
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+static PyObject *lock_enter(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return lock_acquire(self, NULL, 0, NULL);
 }
 
 static PyObject *lock_exit(PyObject *self, PyObject *args)
@@ -155,11 +200,11 @@ static PyObject *lock_repr(PyObject *self)
 }
 
 static PyMethodDef lock_methods[] = {
-    {"acquire", (PyCFunction)(void (*)(void))lock_acquire, METH_VARARGS | METH_KEYWORDS,
+    {"acquire", (PyCFunction)(void (*)(void))lock_acquire, METH_FASTCALL | METH_KEYWORDS,
      "acquire(blocking=True, timeout=-1) -> bool; a cancel of the request ends a wait with KeyboardInterrupt"},
     {"release", lock_release, METH_NOARGS, "release()"},
     {"locked", lock_locked, METH_NOARGS, "locked() -> bool"},
-    {"__enter__", (PyCFunction)(void (*)(void))lock_acquire, METH_VARARGS | METH_KEYWORDS, "acquire()"},
+    {"__enter__", lock_enter, METH_NOARGS, "acquire()"},
     {"__exit__", lock_exit, METH_VARARGS, "release()"},
     {"_at_fork_reinit", lock_at_fork_reinit, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},

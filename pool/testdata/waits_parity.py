@@ -41,6 +41,13 @@ if time.sleep is cpython_time.sleep or time.sleep.__module__ != 'time' or time.s
     differences.append(('sleep', 'identity', time.sleep))
 
 
+def type_only(f, *args, **kwargs):
+    try:
+        return repr(f(*args, **kwargs))
+    except Exception as e:  # the wording of argument errors changes between versions
+        return type(e).__name__
+
+
 def lock_script(lock):
     a = lock()
     steps = [
@@ -62,6 +69,12 @@ def lock_script(lock):
         lambda: a.__enter__(),
         lambda: a.__exit__(None, None, None),
         lambda: repr(a).split()[0],
+        lambda: a.acquire(blocking=[]),
+        lambda: a.acquire(timeout=0.001, blocking=1),
+        lambda: a.release(),
+        lambda: type_only(a.acquire, 1, 2, 3),
+        lambda: type_only(a.acquire, nope=1),
+        lambda: type_only(a.acquire, True, blocking=True),
     ]
     return [outcome(s) for s in steps]
 
