@@ -3,6 +3,9 @@
 #include "lock.h"
 
 #include <limits.h>
+#include <stddef.h>
+
+#include <structmember.h>
 
 #include "run.h"
 #include "sleep.h"
@@ -14,7 +17,8 @@ typedef struct {
     PyObject_HEAD
     pyx_wake w; /* w.mu guards locked */
     int locked;
-    int ok; /* w is initialised */
+    int ok;              /* w is initialised */
+    PyObject *weakrefs;  /* as _thread.lock, it can be weakly referenced */
 } lockobject;
 
 /* pyx_wait's ready: takes the lock if it is free. w.mu held. */
@@ -47,6 +51,8 @@ static void lock_dealloc(PyObject *self)
 {
     lockobject *l = (lockobject *)self;
     PyTypeObject *tp = Py_TYPE(self);
+    if (l->weakrefs != NULL)
+        PyObject_ClearWeakRefs(self);
     if (l->ok) /* nobody waits: a waiter holds a reference */
         pyx_wake_destroy(&l->w);
     tp->tp_free(self);
@@ -144,10 +150,10 @@ static PyObject *lock_release(PyObject *self, PyObject *unused)
     pthread_mutex_lock(&l->w.mu);
     int was = l->locked;
     l->locked = 0;
-    if (was)
-        pthread_cond_signal(&l->w.cv);
     pthread_mutex_unlock(&l->w.mu);
-    if (!was) {
+    if (was) /* after the unlock: the waiter woken need not wait for it; self is alive */
+        pthread_cond_signal(&l->w.cv);
+    else {
         PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
         return NULL;
     }
@@ -210,7 +216,13 @@ static PyMethodDef lock_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef lock_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(lockobject, weakrefs), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyType_Slot lock_slots[] = {
+    {Py_tp_members, lock_members},
     {Py_tp_new, lock_new},
     {Py_tp_dealloc, lock_dealloc},
     {Py_tp_repr, lock_repr},

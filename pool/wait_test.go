@@ -59,6 +59,8 @@ var cancellableWaits = map[string][2]string{
 	"Queue.get":          {"import queue\nq = queue.Queue()", "q.get(timeout=600)"},
 	"Queue.put":          {"import queue\nq = queue.Queue(1)\nq.put(1)", "q.put(2, timeout=600)"},
 	"Semaphore":          {"import threading\ns = threading.Semaphore(0)", "s.acquire(timeout=600)"},
+	"Lock.acquire":       {"import threading\nl = threading.Lock()\nl.acquire()", "l.acquire(timeout=600)"},
+	"Lock forever":       {"from threading import Lock\nl = Lock()\nl.acquire()", "with l:\n    pass"},
 	"Future.result":      {"import concurrent.futures as cf\nf = cf.Future()", "f.result(timeout=600)"},
 	"sleep after catch": {"import time",
 		"try:\n    time.sleep(600)\nexcept KeyboardInterrupt:\n    pass\ntime.sleep(600)"},

@@ -13,7 +13,8 @@
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1, init_per_group/2,
          end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([sleep_frees_context/1, sleep_imported_by_name/1, erlang_sleep/1, event_wait/1,
-         condition_wait/1, queue_get/1, queue_put/1, semaphore_acquire/1, future_result/1,
+         condition_wait/1, queue_get/1, queue_put/1, semaphore_acquire/1, lock_acquire/1,
+         future_result/1,
          subprocess_wait_timeout/1, sleep_in_callback_chain/1, sleep_lasts_its_time/1,
          sleep_errors/1]).
 
@@ -24,7 +25,7 @@ all() ->
 
 groups() ->
     Cases = [sleep_frees_context, sleep_imported_by_name, erlang_sleep, event_wait,
-             condition_wait, queue_get, queue_put, semaphore_acquire, future_result,
+             condition_wait, queue_get, queue_put, semaphore_acquire, lock_acquire, future_result,
              subprocess_wait_timeout, sleep_in_callback_chain, sleep_lasts_its_time,
              sleep_errors],
     [{auto, [], Cases}, {worker, [], Cases}].
@@ -94,6 +95,12 @@ queue_put(Config) ->
 semaphore_acquire(Config) ->
     freed(Config, <<"import threading\ns = threading.BoundedSemaphore(1)\ns.acquire()">>,
           <<"s.acquire(timeout=600)">>).
+
+%% threading.Lock, with a timeout and without, a lock already taken.
+lock_acquire(Config) ->
+    Setup = <<"import threading\nl = threading.Lock()\nl.acquire()">>,
+    freed(Config, Setup, <<"l.acquire(timeout=600)">>),
+    freed(Config, Setup, <<"with l:\n    pass">>).
 
 future_result(Config) ->
     freed(Config, <<"import concurrent.futures as cf\nf = cf.Future()">>,

@@ -26,14 +26,15 @@ def _boot(paths, guard, sleep, lock):
 
 
 def _cancellable_condition_waits(lock):
-    '''threading.Condition.wait waits on a lock that it makes with
-    threading._allocate_lock: that one becomes lock, whose wait a cancel
-    ends; so do Event.wait, queue.Queue.get and put, Semaphore, Barrier and
-    concurrent.futures' waits, which all wait in Condition.wait. threading
-    is patched when it is first imported, not imported here (a few ms per
-    interpreter). threading.Lock and RLock stay CPython's.'''
+    '''threading.Lock, and the lock that threading.Condition.wait makes
+    with threading._allocate_lock, become lock, whose wait a cancel ends:
+    so do Lock.acquire and Event.wait, queue.Queue.get and put, Semaphore,
+    Barrier and concurrent.futures' waits, which all wait in
+    Condition.wait. threading is patched when it is first imported, not
+    imported here (a few ms per interpreter). RLock, and _thread's locks
+    (import locks among them), stay CPython's.'''
     def patch(module):
-        module._allocate_lock = lock
+        module._allocate_lock = module.Lock = lock
 
     if 'threading' in sys.modules:
         patch(sys.modules['threading'])

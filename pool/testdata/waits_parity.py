@@ -2,12 +2,15 @@
 # differences between them, as a list (empty when there are none). Run as
 # an exec; leaves `differences`.
 import _thread
+import copy
 import decimal
 import fractions
 import importlib.machinery
 import importlib.util
+import pickle
 import threading
 import time
+import weakref
 
 spec = importlib.machinery.BuiltinImporter.find_spec('time')
 cpython_time = importlib.util.module_from_spec(spec)  # a fresh copy of the module
@@ -75,12 +78,15 @@ def lock_script(lock):
         lambda: type_only(a.acquire, 1, 2, 3),
         lambda: type_only(a.acquire, nope=1),
         lambda: type_only(a.acquire, True, blocking=True),
+        lambda: weakref.ref(a)() is a,
+        lambda: type_only(pickle.dumps, a),
+        lambda: type_only(copy.copy, a),
     ]
     return [outcome(s) for s in steps]
 
 
 ours, theirs = lock_script(threading._allocate_lock), lock_script(_thread.allocate_lock)
-if threading._allocate_lock is _thread.allocate_lock:
+if threading._allocate_lock is _thread.allocate_lock or threading.Lock is not threading._allocate_lock:
     differences.append(('lock', 'not installed'))
 for i, (o, t) in enumerate(zip(ours, theirs)):
     if o != t:
