@@ -62,6 +62,9 @@ var cancellableWaits = map[string][2]string{
 	"Lock.acquire":       {"import threading\nl = threading.Lock()\nl.acquire()", "l.acquire(timeout=600)"},
 	"Lock forever":       {"from threading import Lock\nl = Lock()\nl.acquire()", "with l:\n    pass"},
 	"Future.result":      {"import concurrent.futures as cf\nf = cf.Future()", "f.result(timeout=600)"},
+	"futures.wait":       {"import concurrent.futures as cf\nf = cf.Future()", "cf.wait([f], timeout=600)"},
+	"Barrier":            {"import threading\nb = threading.Barrier(2)", "b.wait(600)"},
+	"subprocess.run":     {"import subprocess", "subprocess.run(['sleep', '600'], timeout=600)"},
 	"sleep after catch": {"import time",
 		"try:\n    time.sleep(600)\nexcept KeyboardInterrupt:\n    pass\ntime.sleep(600)"},
 }
