@@ -132,9 +132,12 @@ static PyObject *lock_acquire(PyObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
         return NULL;
     }
+    int cancellable = pyx_wait_begin();
+    if (cancellable < 0)
+        return NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = pyx_wait(&l->w, timeout < 0 ? -1 : now + timeout, take, l);
+    rc = pyx_wait(&l->w, timeout < 0 ? -1 : now + timeout, take, l, cancellable);
     Py_END_ALLOW_THREADS
     if (rc == PYX_WAIT_CANCELLED) {
         pyx_interrupted();

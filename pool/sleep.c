@@ -48,6 +48,9 @@ int pyx_seconds_ns(PyObject *obj, long long *ns)
 
 PyObject *pyx_sleep_ns(long long ns)
 {
+    int cancellable = pyx_wait_begin();
+    if (cancellable < 0)
+        return NULL;
     pyx_wake w;
     if (pyx_wake_init(&w) < 0)
         return PyErr_NoMemory();
@@ -55,7 +58,7 @@ PyObject *pyx_sleep_ns(long long ns)
     long long deadline = ns > LLONG_MAX - now ? -1 : now + ns; /* past 292 years: forever */
     int rc;
     Py_BEGIN_ALLOW_THREADS /* even for 0, which lets the other threads run */
-    rc = pyx_wait(&w, deadline, NULL, NULL);
+    rc = pyx_wait(&w, deadline, NULL, NULL, cancellable);
     if (ns == 0 && rc != PYX_WAIT_CANCELLED)
         sched_yield(); /* as CPython 3.14's: a 0 s clock_nanosleep takes 50-80 us */
     Py_END_ALLOW_THREADS

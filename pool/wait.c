@@ -38,9 +38,9 @@ void pyx_wake_destroy(pyx_wake *w)
     pthread_mutex_destroy(&w->mu);
 }
 
-int pyx_wait(pyx_wake *w, long long deadline_ns, int (*ready)(void *), void *arg)
+int pyx_wait(pyx_wake *w, long long deadline_ns, int (*ready)(void *), void *arg, int cancellable)
 {
-    pyx_job *j = pyx_current_job();
+    pyx_job *j = cancellable ? pyx_current_job() : NULL;
     pyx_queue *q = j != NULL ? pyx_exec_queue() : NULL;
     if (q != NULL) /* before the first look at the flag: no cancel is missed */
         pyx_queue_watch(q, w);

@@ -19,9 +19,9 @@ int pyx_wake_init(pyx_wake *w);
 void pyx_wake_destroy(pyx_wake *w);
 /* Waits on w until ready(arg) (called with w->mu held; NULL: never
  * ready), or deadline_ns passes (CLOCK_MONOTONIC; -1: no deadline), or,
- * on an executor's thread within a request, that request or its chain is
- * cancelled (on other threads nothing cancels). w->mu not held on entry;
+ * if cancellable (pyx_wait_begin, run.h, said so), the request running on
+ * this thread or its chain is cancelled. w->mu not held on entry;
  * whoever makes ready true signals w->cv under w->mu. Ready wins over a
  * cancel that comes at the same time (a lock taken is not lost). */
-int pyx_wait(pyx_wake *w, long long deadline_ns, int (*ready)(void *), void *arg);
+int pyx_wait(pyx_wake *w, long long deadline_ns, int (*ready)(void *), void *arg, int cancellable);
 #endif

@@ -32,6 +32,8 @@ groups() ->
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 2}]),
+    {ok, Version} = py:version(),
+    ct:log("mode ~p, Python ~s", [py:execution_mode(), Version]),
     Config.
 
 end_per_suite(_Config) ->
@@ -65,6 +67,7 @@ sleep_frees_context(Config) ->
     true = T < 1000 orelse ct:fail("the timeout took ~.1f ms", [T]),
     {T2, R2} = py_ct:timed(fun() -> py:eval(<<"1 + 1">>, #{}, 5000) end),
     ?expect({ok, 2}, R2),
+    ct:log("timeout after ~.1f ms, the next call served in ~.1f ms", [T, T2]),
     true = T2 < 200 orelse ct:fail("the next call took ~.1f ms: it waited for the sleep", [T2]),
     %% the slot came back, and no late reply is left in the mailbox
     py_ct:wait_until(fun() -> py_semaphore:current() =:= 0 end, 2000, "slots released"),
