@@ -1,9 +1,10 @@
 /* lock.h: a lock whose blocking acquire a cancel of the request waiting
  * ends with KeyboardInterrupt (lock.c), with _thread.lock's methods.
- * boot.py makes it threading's _allocate_lock, the lock Condition.wait
- * waits on: Event.wait, Condition.wait, queue.Queue's get and put,
- * Semaphore, Barrier and concurrent.futures' waits all wait there. GIL
- * held; nothing here calls into Go. */
+ * boot.py makes it threading.Lock and threading's _allocate_lock, the
+ * lock Condition.wait waits on: Lock.acquire and Event.wait,
+ * Condition.wait, queue.Queue's get and put, Semaphore, Barrier and
+ * concurrent.futures' waits all wait there. GIL held; nothing here calls
+ * into Go. */
 #ifndef PYX_LOCK_H
 #define PYX_LOCK_H
 

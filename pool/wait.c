@@ -1,7 +1,6 @@
 /* wait.c: the cancellable wait (wait.h). */
 #include "wait.h"
 
-#include <errno.h>
 #include <time.h>
 
 #include "current.h"

@@ -1,5 +1,5 @@
 /* wait.h: the one wait of the Python functions that block (time.sleep,
- * erlang.sleep, the lock of threading's Condition.wait; sleep.h, lock.h):
+ * erlang.sleep, threading.Lock and so Condition.wait; sleep.h, lock.h):
  * on a condition variable that a cancel of the request running on the
  * thread signals (queue.c), so that a caller's timeout stops the wait at
  * once and not at its end. No GIL involved (the callers release it);
