@@ -167,3 +167,41 @@ func TestCancelLeavesOtherThreadsWaits(t *testing.T) {
 	assert.True(t, etf.Equal(etf.OKTuple(etf.List{}), eval(t, c, "slept")), "the thread's sleep went on")
 	assert.True(t, etf.Equal(etf.OKTuple(etf.List{1}), eval(t, c, "th.join() or slept")))
 }
+
+// The lock under contention: threads that share a counter under one
+// threading.Lock, and producers and consumers of a small queue.Queue
+// (Condition.wait and notify), lose no update and no item.
+func TestLockUnderContention(t *testing.T) {
+	code := `import threading, queue
+lock, count = threading.Lock(), [0]
+def add():
+    for _ in range(5000):
+        with lock:
+            count[0] += 1
+q, got = queue.Queue(4), []
+def produce(k):
+    for i in range(2000):
+        q.put(k * 2000 + i, timeout=30)
+def consume():
+    while (item := q.get(timeout=30)) is not None:
+        got.append(item)
+threads = [threading.Thread(target=add) for _ in range(4)] + [threading.Thread(target=produce, args=(k,)) for k in range(3)]
+consumers = [threading.Thread(target=consume) for _ in range(3)]
+for th in threads + consumers:
+    th.start()
+for th in threads:
+    th.join()
+for _ in consumers:
+    q.put(None)
+for th in consumers:
+    th.join()
+result = [count[0], sorted(got) == list(range(6000))]
+`
+	for _, k := range waitKinds {
+		t.Run(k.name, func(t *testing.T) {
+			c := newCtx(t, k.kind)
+			require.True(t, etf.Equal(etf.OK, run(t, c, Exec, etf.Tuple{etf.Binary(code)})))
+			assert.True(t, etf.Equal(etf.OKTuple(etf.List{20000, true}), eval(t, c, "result")), "%v", eval(t, c, "result"))
+		})
+	}
+}
