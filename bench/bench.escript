@@ -101,6 +101,7 @@ main(Args) ->
     load_burst(),
     load_probe(),
     callbacks(Exe, Rounds),
+    waits(Rounds),
     steal(Steal0, cpu_times()),
     application:stop(erlang_python).
 
@@ -470,6 +471,33 @@ idle() ->
         0 -> ok;
         _ -> erlang:yield(), idle()
     end.
+%% Waits that a timeout ends (README "Timeouts"): how soon the context of a
+%% call that timed out in time.sleep(10) serves the next call; and what the
+%% sidecar's threading.Lock costs uncontended, beside CPython's _thread.lock.
+waits(Rounds) ->
+    Ctx = py:context(2),
+    ok = py:exec(Ctx, <<"import time, timeit, threading, _thread\n"
+                        "def lock_ns(make):\n"
+                        "    l = make()\n"
+                        "    t = min(timeit.repeat('l.acquire(); l.release()', number=100000, repeat=3, globals={'l': l}))\n"
+                        "    return t / 100000 * 1e9\n">>),
+    Med = fun(L) -> median(lists:sort(L)) end,
+    Next = [begin
+                {error, timeout} = py_context:eval(Ctx, <<"time.sleep(10)">>, #{}, 100),
+                timed(fun() -> {ok, 2} = py:eval(Ctx, <<"1 + 1">>) end) / 1000
+            end || _ <- lists:seq(1, Rounds)],
+    io:format("timeout_next_call_ms ~s (time.sleep(10) timed out at 100 ms, then a call on its "
+              "context; goal <= 50) rounds: ~s~n",
+              [fmt(Med(Next)), lists:join(" ", [fmt(N) || N <- Next])]),
+    Locks = [begin
+                 {ok, Ours} = py:eval(Ctx, <<"lock_ns(threading.Lock)">>),
+                 {ok, Theirs} = py:eval(Ctx, <<"lock_ns(_thread.allocate_lock)">>),
+                 {Ours, Theirs}
+             end || _ <- lists:seq(1, Rounds)],
+    io:format("lock_uncontended_ns ~s (threading.Lock acquire+release; CPython's _thread.lock ~s) "
+              "rounds, ours/cpython: ~s~n",
+              [fmt(Med([O || {O, _} <- Locks])), fmt(Med([C || {_, C} <- Locks])),
+               lists:join(" ", [io_lib:format("~s/~s", [fmt(O), fmt(C)]) || {O, C} <- Locks])]).
 
 %% The share of CPU time the hypervisor gave to other machines ("steal"): on
 %% these shared VMs it explains much of the noise.

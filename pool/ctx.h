@@ -22,6 +22,8 @@ typedef struct pyx_exec {
     unsigned long thread_id;
     long long current; /* sequence number of the request running, 0 if none;
                           read and written only with interp's GIL held */
+    long long interrupted; /* the last request interrupted for a cancel
+                              (run.h: once each); with interp's GIL */
     pyx_stdio *stdio;  /* interp's sys.stdout and sys.stderr (pylog.h) */
 } pyx_exec;
 

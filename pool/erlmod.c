@@ -10,9 +10,9 @@
  * none calls into Go. */
 #include "erlmod.h"
 
+#include <math.h>
 #include <sched.h>
 #include <string.h>
-#include <time.h>
 
 #include "current.h"
 #include "erlmod_state.h"
@@ -20,6 +20,8 @@
 #include "exec.h"
 #include "modtypes.h"
 #include "pysrc.h"
+#include "run.h"
+#include "sleep.h"
 
 static long long next_callback; /* atomic: callback numbers, unique in the process */
 
@@ -125,7 +127,7 @@ static PyObject *erlang_call(PyObject *module, PyObject *const *args, Py_ssize_t
     int rc = pyx_exec_callback(out, cb, &id, &body, &answer);
     PyEval_RestoreThread(ts); /* ... to here */
     if (rc == -1) {
-        PyErr_SetNone(PyExc_KeyboardInterrupt); /* the request was cancelled */
+        pyx_interrupted(); /* the request was cancelled: KeyboardInterrupt */
         goto done;
     }
     if (rc < 0) {
@@ -199,7 +201,7 @@ done:
 
 /* sleep(seconds): sleeps without the context's GIL. On a context's thread
  * it wakes early, with KeyboardInterrupt, when its request is cancelled
- * (a caller's timeout). */
+ * (a caller's timeout). The wait is time.sleep's (sleep.h). */
 static PyObject *erlang_sleep(PyObject *module, PyObject *arg)
 {
     (void)module;
@@ -210,20 +212,9 @@ static PyObject *erlang_sleep(PyObject *module, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "erlang.sleep: seconds must be >= 0");
         return NULL;
     }
-    int cancelled = 0;
-    Py_BEGIN_ALLOW_THREADS
-    while (secs > 0 && !(cancelled = pyx_current_cancelled())) {
-        double step = secs < 0.005 ? secs : 0.005; /* how soon a cancel is seen */
-        struct timespec ts = {(time_t)step, (long)((step - (double)(time_t)step) * 1e9)};
-        nanosleep(&ts, NULL);
-        secs -= step;
-    }
-    Py_END_ALLOW_THREADS
-    if (cancelled) {
-        PyErr_SetNone(PyExc_KeyboardInterrupt);
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    if (secs >= 9e9) /* 285 years and more: forever */
+        secs = 9e9;
+    return pyx_sleep_ns((long long)ceil(secs * 1e9));
 }
 
 /* schedule(): lets the other threads of this interpreter, and of the

@@ -165,6 +165,8 @@ static void reply(pyx_job *j, int fd, const slot_map *m, const pyx_buf *res)
 static __thread pyx_queue *own_queue;
 static __thread long long own_spin_ns;
 
+pyx_queue *pyx_exec_queue(void) { return own_queue; }
+
 /* Runs one request and writes its reply. No GIL held on entry or exit. */
 static void run_request(pyx_job *j, bufs *b)
 {

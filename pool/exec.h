@@ -23,6 +23,10 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns);
  * memory. */
 int pyx_exec_callback(pyx_out *out, long long cb, const pyx_buf *id, const pyx_buf *body, pyx_buf *answer);
 
+/* The queue of the executor whose thread calls, NULL on other threads
+ * (for pyx_wait). */
+pyx_queue *pyx_exec_queue(void);
+
 /* The BEAM's answer to callback cb: to the thread waiting for it, else to
  * q, for its executor (pyx_queue_cb_reply). Any thread. */
 int pyx_callback_reply(pyx_queue *q, long long cb, const void *payload, size_t plen);

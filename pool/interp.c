@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "erlmod.h"
+#include "lock.h"
 #include "pylog.h"
 #include "pysrc.h"
+#include "sleep.h"
 
 int pyx_mode(void)
 {
@@ -52,9 +54,11 @@ static char *take_error(const char *prefix)
 static pyx_stdio main_stdio;
 
 /* Points sys.stdout and sys.stderr at the Erlang logger (pylog.c), then
- * runs py/boot.py's _boot(paths, guard): the configured paths first on
- * sys.path and, with guard, decimal and datetime in pure Python. With the
- * GIL of the current interpreter held. */
+ * runs py/boot.py's _boot(paths, guard, sleep, lock): the configured paths
+ * first on sys.path; with guard, decimal and datetime in pure Python; and
+ * the waits that a cancel ends: sleep as time.sleep (sleep.h), lock as
+ * threading's _allocate_lock (lock.h). With the GIL of the current
+ * interpreter held. */
 static int boot(const char *paths, int guard, pyx_stdio *io)
 {
     if (pyx_stdio_install(io) < 0)
@@ -63,16 +67,20 @@ static int boot(const char *paths, int guard, pyx_stdio *io)
     if (ns == NULL)
         return -1;
     int rc = -1;
-    PyObject *fn = NULL, *res = NULL;
+    PyObject *fn = NULL, *res = NULL, *sleep = NULL, *lock = NULL; /* fn borrowed, the others owned */
     if (PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0 || pyx_py_run(PYX_PY_BOOT, ns) < 0)
         goto done;
-    fn = PyDict_GetItemString(ns, "_boot"); /* borrowed */
-    if (fn == NULL)
+    fn = PyDict_GetItemString(ns, "_boot");
+    sleep = pyx_time_sleep_new();
+    lock = pyx_lock_type_new();
+    if (fn == NULL || sleep == NULL || lock == NULL)
         goto done;
-    res = PyObject_CallFunction(fn, "si", paths, guard);
+    res = PyObject_CallFunction(fn, "siOO", paths, guard, sleep, lock);
     rc = res ? 0 : -1;
 done:
     Py_XDECREF(res);
+    Py_XDECREF(sleep);
+    Py_XDECREF(lock);
     Py_DECREF(ns);
     return rc;
 }

@@ -11,7 +11,9 @@
 // contexts), run.h (one request), queue.h, exec.h (the executor loop),
 // current.h (the request running on this thread), erlmod.h and
 // erlmod_state.h (the `erlang` module), pylog.h (sys.stdout and
-// sys.stderr), pysrc.h (the Python source in py/).
+// sys.stderr), pysrc.h (the Python source in py/), wait.h (the wait that
+// a cancel ends) with sleep.h (time.sleep) and lock.h (threading.Lock,
+// which Condition.wait waits on).
 package pool
 
 /*
@@ -448,7 +450,10 @@ var ErrBadSlot = errors.New("pool: a slot needs an absolute path and a size")
 
 // Cancel stops the requests submitted to out with this reply prefix: one
 // that has not started never will (its reply is {error, {cancelled, _}}),
-// and one that is running gets a KeyboardInterrupt at its next bytecode.
+// and one that is running gets a KeyboardInterrupt at its next bytecode,
+// or at once if it waits in time.sleep, erlang.sleep, erlang.call or
+// threading.Lock (and so Event.wait, queue.Queue...: wait.h); once per
+// cancel (run.h).
 // Every request still gets exactly one reply. It returns at once.
 func (p *Pool) Cancel(out *port.Output, reply []byte) {
 	p.allMu.Lock()

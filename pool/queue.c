@@ -134,10 +134,9 @@ pyx_job *pyx_queue_pop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
     return j;
 }
 
-/* j or a request below it (on whose behalf it runs) is cancelled: a
- * cancel stops the whole chain, so a nested request waiting in
- * erlang.call stops waiting too. Only erlang.call's wait looks. */
-static int chain_cancelled(const pyx_job *j)
+/* A cancel stops the whole chain, so a nested request waiting in
+ * erlang.call (or in pyx_wait) stops waiting too. */
+int pyx_job_cancelled(const pyx_job *j)
 {
     for (; j != NULL; j = j->below)
         if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE))
@@ -150,7 +149,7 @@ pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long chain, pyx_job 
     pyx_job *j = NULL;
     pthread_mutex_lock(&q->mu);
     q->selective++;
-    while (j == NULL && !q->closed && !chain_cancelled(outer)) {
+    while (j == NULL && !q->closed && !pyx_job_cancelled(outer)) {
         for (size_t i = 0; i < q->n; i++) {
             pyx_job *c = q->items[(q->head + i) % q->cap];
             if ((c->kind == PYX_JOB_CB_REPLY && c->seq == cb) || (c->kind == PYX_JOB_REQUEST && c->chain == chain)) {
@@ -168,14 +167,14 @@ pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long chain, pyx_job 
         if (spin_ns > 0) {
             pthread_mutex_unlock(&q->mu);
             while (__atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == seen && now < until &&
-                   !chain_cancelled(outer)) {
+                   !pyx_job_cancelled(outer)) {
                 sched_yield();
                 now = now_ns();
             }
             pthread_mutex_lock(&q->mu);
         }
         /* a cancel after the poll's last look has signalled no one */
-        if (q->n == seen && now >= until && !chain_cancelled(outer))
+        if (q->n == seen && now >= until && !pyx_job_cancelled(outer))
             pthread_cond_wait(&q->cv, &q->mu);
     }
     q->selective--;
@@ -223,6 +222,11 @@ long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const void *reply, 
                 r->cancel_ns = now_ns();
             running = q->running->seq;
             pthread_cond_signal(&q->cv); /* it may wait in pyx_queue_pop_for */
+            if (q->wake != NULL) {       /* or in pyx_wait: lock order q->mu, then wake's */
+                pthread_mutex_lock(&q->wake->mu);
+                pthread_cond_broadcast(&q->wake->cv);
+                pthread_mutex_unlock(&q->wake->mu);
+            }
             break;
         }
     pthread_mutex_unlock(&q->mu);
@@ -246,6 +250,13 @@ int pyx_queue_stuck(pyx_queue *q, long long grace_ns, long long *ctx)
     }
     pthread_mutex_unlock(&q->mu);
     return rc;
+}
+
+void pyx_queue_watch(pyx_queue *q, pyx_wake *w)
+{
+    pthread_mutex_lock(&q->mu);
+    q->wake = w;
+    pthread_mutex_unlock(&q->mu);
 }
 
 void pyx_queue_close(pyx_queue *q)

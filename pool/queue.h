@@ -40,6 +40,13 @@ typedef struct {
                              (or, in_file, the path of the file holding it) */
 } pyx_job;
 
+/* A wait of a thread's that a cancel must end (wait.h): pyx_queue_cancel
+ * broadcasts cv under mu when it finds the waiting request's chain. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* on CLOCK_MONOTONIC (pyx_wake_init) */
+} pyx_wake;
+
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -50,6 +57,8 @@ typedef struct {
     int selective;    /* under mu: the popper waits for a given job
                          (pyx_queue_pop_for), so every push wakes it */
     pyx_job *running; /* popped and not yet done; only under mu */
+    pyx_wake *wake;   /* under mu: where the executor's thread waits in
+                         pyx_wait, if it does; NULL else */
 } pyx_queue;
 
 pyx_queue *pyx_queue_new(size_t cap);
@@ -95,7 +104,7 @@ void pyx_queue_resume(pyx_queue *q, pyx_job *outer);
 void pyx_queue_done(pyx_queue *q);
 /* Cancels the requests whose reply prefix is reply: queued ones will be
  * skipped without running; a running one (or one below it, waiting in
- * erlang.call) is marked. Returns the seq of the request running on top,
+ * erlang.call) is marked, and the wait of pyx_queue_watch woken. Returns the seq of the request running on top,
  * for pyx_interrupt, or 0: a cancelled request stops its whole chain. */
 long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const void *reply, size_t rlen);
 /* For the stuck watchdog (pool.go), which calls it only while a cancel
@@ -107,4 +116,11 @@ long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const void *reply, 
  * pyx_queue_resume) under mu, before it is freed. */
 int pyx_queue_stuck(pyx_queue *q, long long grace_ns, long long *ctx);
 void pyx_queue_close(pyx_queue *q);
+
+/* Whether j, or a request below it (on whose behalf it runs), is
+ * cancelled: a cancel stops the whole chain. Any thread. */
+int pyx_job_cancelled(const pyx_job *j);
+/* For the executor's thread, about to wait on w (w's mu not held): a
+ * cancel of a running request then wakes w; NULL when the wait is over. */
+void pyx_queue_watch(pyx_queue *q, pyx_wake *w);
 #endif

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "current.h"
 #include "etfw.h"
 
 /* Eval sources compiled and kept per context, up to this many. */
@@ -264,10 +265,41 @@ int pyx_interrupt(pyx_exec *ex, long long seq)
         return -1;
     PyEval_RestoreThread(ts); /* waits for the interpreter's GIL */
     int hit = 0;
-    if (ex->current == seq) {
+    if (ex->current == seq && ex->interrupted != seq) { /* once per cancel (run.h) */
         hit = PyThreadState_SetAsyncExc(ex->thread_id, PyExc_KeyboardInterrupt) > 0;
+        if (hit)
+            ex->interrupted = seq;
     }
     PyThreadState_Clear(ts);
     PyThreadState_DeleteCurrent(); /* and releases the GIL */
     return hit;
+}
+
+/* Whether pyx_interrupt's KeyboardInterrupt waits in this thread to be
+ * raised at its next bytecode (CPython has no function that says). */
+static int async_pending(void) { return PyThreadState_Get()->async_exc != NULL; }
+
+int pyx_wait_begin(void)
+{
+    pyx_job *j = pyx_current_job();
+    if (j == NULL)
+        return 0;
+    if (!pyx_job_cancelled(j))
+        return 1;
+    pyx_exec *ex = j->ctx->ex;
+    if (ex->interrupted == ex->current && !async_pending())
+        return 0; /* raised already: this wait is in an except or finally block */
+    pyx_interrupted();
+    return -1;
+}
+
+void pyx_interrupted(void)
+{
+    pyx_ctx *c = pyx_current_ctx();
+    if (c != NULL) {
+        c->ex->interrupted = c->ex->current;
+        if (async_pending())
+            PyThreadState_SetAsyncExc(c->ex->thread_id, NULL);
+    }
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
 }

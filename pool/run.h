@@ -13,4 +13,17 @@ void pyx_run(pyx_ctx *ctx, long long seq, int op, const unsigned char *payload, 
 /* Raises KeyboardInterrupt in ex's thread if request seq is still running
  * there. Any thread; blocks until it gets the interpreter's GIL. */
 int pyx_interrupt(pyx_exec *ex, long long seq);
+/* A cancel interrupts a request once, as a Ctrl-C does CPython's main
+ * thread: with one KeyboardInterrupt, raised at its next bytecode (by
+ * pyx_interrupt) or by the wait it is in (wait.h), whichever comes first;
+ * the waits of the except and finally blocks that it runs then wait as
+ * usual. For a wait, GIL held, before it: 1 if a cancel is to end it, 0
+ * if not (no request runs on this thread, or its interrupt was raised
+ * already), -1 with KeyboardInterrupt set if the request is cancelled and
+ * its interrupt not raised yet: it is raised now, instead of waiting. */
+int pyx_wait_begin(void);
+/* GIL held, after a wait that a cancel ended, or in place of one: raises
+ * KeyboardInterrupt, and takes back the one that pyx_interrupt may have
+ * left pending in the thread. */
+void pyx_interrupted(void);
 #endif

@@ -28,6 +28,16 @@
 %% </ul>
 %% The same rules hold for cast/4 and spawn_call/4,5.
 %%
+%% == Timeouts ==
+%% A call past its timeout returns `{error, timeout}' at once; its Python
+%% work gets a `KeyboardInterrupt': at its next bytecode, or at once when it
+%% waits in `time.sleep', `erlang.sleep', `erlang.call', or threading's
+%% `Lock', `Event', `Condition', `Semaphore', `queue.Queue' and
+%% `concurrent.futures' waits. A wait inside C code (`select', sockets,
+%% `RLock', `Thread.join', `os.waitpid'...) ends first; one that lasts
+%% `stuck_grace_ms' past the timeout restarts the sidecar (README,
+%% "Timeouts").
+%%
 %% == Which context ==
 %% Without an explicit context a call goes to the pool registered for its
 %% `{Module, Function}' or `Module' ({@link register_pool/2}), else, in a
