@@ -168,7 +168,8 @@ open(Port, Exe, #state{sidecar = Sidecar} = State) ->
             {stop, Reason, State}
     end.
 
-%% Ask for `info', then load the shared state's mirror (py_state) into the
+%% Ask for `info', then tell the sidecar the atoms made for Python so far
+%% (`atoms_load', py_atoms), then load the shared state's mirror (py_state) into the
 %% new sidecar's store (`state_load', which also turns its mirror on), before
 %% anyone knows the port. Exe: the sidecar's path, for the refusal's message.
 handshake(Sidecar, Port, Exe) ->
@@ -176,11 +177,12 @@ handshake(Sidecar, Port, Exe) ->
         {ok, Info} when is_map(Info) ->
             case py_wire:check_info(Info, Exe) of
                 ok ->
-                    case startup_request(Port, py_wire:state_load(),
-                                         term_to_binary(py_state:snapshot(Sidecar))) of
-                        ok -> {ok, Info};
-                        {error, Reason} -> {error, {state_load, Reason}};
-                        Other -> {error, {state_load, Other}}
+                    %% the atoms made for Python so far (py_atoms), before
+                    %% any Python runs: its count starts from the VM's
+                    case startup_request(Port, py_wire:atoms_load(), py_atoms:load_payload()) of
+                        ok -> load_state(Sidecar, Port, Info);
+                        {error, Reason} -> {error, {atoms_load, Reason}};
+                        Other -> {error, {atoms_load, Other}}
                     end;
                 {error, Reason} = Error ->
                     %% no domain: the default handler shows this one
@@ -189,6 +191,14 @@ handshake(Sidecar, Port, Exe) ->
             end;
         {error, _} = Error -> Error;
         Other -> {error, {bad_info_reply, Other}}
+    end.
+
+load_state(Sidecar, Port, Info) ->
+    case startup_request(Port, py_wire:state_load(),
+                         term_to_binary(py_state:snapshot(Sidecar))) of
+        ok -> {ok, Info};
+        {error, Reason} -> {error, {state_load, Reason}};
+        Other -> {error, {state_load, Other}}
     end.
 
 %% One request whose answer this process waits for itself, as it routes
@@ -293,6 +303,10 @@ route(Sidecar, Bin) ->
             %% of its own, never in this one
             _ = spawn(py_callback, run, [Sidecar, N, Body]),
             ok;
+        {atom_limit, '$send', Info} ->
+            %% its atoms would pass max_atoms (py_atoms): not sent
+            logger:warning("erlang_python: dropped an erlang.send from Python whose message "
+                           "holds atoms past max_atoms: ~p", [Info]);
         {bad_packet, _} ->
             logger:warning("erlang_python: dropped an unreadable reply (~b bytes)",
                            [byte_size(Bin)])
