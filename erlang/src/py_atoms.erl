@@ -63,7 +63,10 @@
          'UnicodeEncodeError', 'UnicodeError', 'UnicodeTranslateError', 'UnicodeWarning',
          'UserWarning', 'ValueError', 'Warning', 'ZeroDivisionError', 'AtomLimitError',
          'Error', 'ok', 'error', 'true', 'false', 'none', 'nil', 'undefined', 'nan',
-         'infinity', 'neg_infinity', 'bytes', '$cb', '$send', '$log', '$state', '$exit']).
+         'infinity', 'neg_infinity', 'bytes', '$cb', '$send', '$log', '$state', '$exit',
+         %% the info reply's
+         mode, version, num_executors, subinterp_supported, protocol, slot_min, subinterp,
+         multi_executor, free_threaded]).
 
 -type limit_info() :: #{max_atoms := non_neg_integer(), spent := non_neg_integer(),
                         new := pos_integer(), names := [binary()]}.

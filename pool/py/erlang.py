@@ -50,5 +50,5 @@ def whereis(name):
     return _call('$whereis', (str(name),))
 
 
-__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'Error', 'call', 'send', 'whereis', 'sleep', 'schedule',
+__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'AtomLimitError', 'Error', 'call', 'send', 'whereis', 'sleep', 'schedule',
            'state_set', 'state_get', 'state_delete', 'state_keys', 'state_incr', 'state_decr']
