@@ -20,9 +20,11 @@ static size_t cap, count;
 static long long max_atoms = 10000, spent;
 static int seeded;
 
-/* Atoms the conversion writes itself, or the erlang module makes. */
+/* Atoms the conversion writes itself, or the erlang module makes, and
+ * AtomLimitError, the exception of a spent budget (py_atoms.erl has them all). */
 static const char *const seeds[] = {"true", "false", "none", "nan", "infinity", "neg_infinity",
-                                    "$cb", "$send", "ok", "error", "undefined", "Exception"};
+                                    "$cb", "$send", "ok", "error", "undefined", "Exception",
+                                    "AtomLimitError"};
 
 static uint64_t hash(const char *s, size_t n)
 {
