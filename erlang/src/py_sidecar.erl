@@ -303,14 +303,43 @@ route(Sidecar, Bin) ->
             %% of its own, never in this one
             _ = spawn(py_callback, run, [Sidecar, N, Body]),
             ok;
+        {state_limited, Ops, Keys} ->
+            %% values whose atoms would pass max_atoms: not mirrored
+            atom_limit_dropped(state, Keys),
+            apply_state(Sidecar, Ops, Bin);
         {atom_limit, '$send', Info} ->
-            %% its atoms would pass max_atoms (py_atoms): not sent
-            logger:warning("erlang_python: dropped an erlang.send from Python whose message "
-                           "holds atoms past max_atoms: ~p", [Info]);
+            %% its atoms would pass max_atoms (py_atoms): not sent; one
+            %% line a second at most, however many come
+            atom_limit_dropped(send, Info);
         {bad_packet, _} ->
             logger:warning("erlang_python: dropped an unreadable reply (~b bytes)",
                            [byte_size(Bin)])
     end.
+
+%% An erlang.send dropped for its atoms (What = send), or values of the
+%% shared state left out of the mirror (state): logged at most once a
+%% second for each, with the number dropped since the last line.
+atom_limit_dropped(What, Detail) ->
+    Now = erlang:monotonic_time(millisecond),
+    Key = {atom_limit_dropped, What},
+    case get(Key) of
+        {Last, N} when Now - Last < 1000 ->
+            put(Key, {Last, N + 1}),
+            ok;
+        Before ->
+            Since = case Before of {_, M} -> M; undefined -> 0 end,
+            put(Key, {Now, 0}),
+            atom_limit_log(What, Since, Detail)
+    end.
+
+atom_limit_log(send, Since, Info) ->
+    logger:warning("erlang_python: dropped an erlang.send from Python whose message holds "
+                   "atoms past max_atoms (and ~b more before this line): ~p", [Since, Info]);
+atom_limit_log(state, Since, Keys) ->
+    logger:error("erlang_python: the shared state's mirror leaves out ~b key(s) whose values "
+                 "hold atoms past max_atoms (~b): ~p (and ~b packets more before this line); "
+                 "a restart loses them",
+                 [length(Keys), py_atoms:max_atoms(), lists:sublist(Keys, 5), Since]).
 
 %% A mirror that cannot take the sidecar's ops no longer matches its store.
 apply_state(Sidecar, Ops, Bin) ->

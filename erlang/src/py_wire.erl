@@ -54,6 +54,7 @@
       | {exit, term()}
       | {send, pid() | atom() | term(), term()}
       | {callback, term(), binary()}
+      | {state_limited, [state_op()], [binary()]}
       | {atom_limit, '$send', py_atoms:limit_info()}
       | {bad_packet, binary()}.
 %% What {@link decode/1} makes of an incoming packet:
@@ -68,6 +69,9 @@
 %% <li>`{send, Dest, Message}': `erlang.send' from Python (`'$send'');</li>
 %% <li>`{callback, N, Body}': `erlang.call' from Python (`{'$cb', N}'),
 %%     Body undecoded, for {@link py_callback:run/2};</li>
+%% <li>`{state_limited, Ops, Keys}': a `'$state'' packet whose values of
+%%     Keys hold atoms past `max_atoms' ({@link py_atoms}): Ops has a
+%%     delete of each of them instead;</li>
 %% <li>`{atom_limit, '$send', Info}': an `erlang.send' whose message holds
 %%     atoms past `max_atoms' ({@link py_atoms}), not sent;</li>
 %% <li>`{bad_packet, Bin}': anything else.</li>
@@ -281,21 +285,14 @@ term(Bin) ->
     end.
 
 %% A '$state' packet whose new atoms would pass max_atoms: the ops that
-%% can be read are applied; an op that cannot is a delete of its key (the
-%% mirror then lacks a value the sidecar's store has, logged), and a clear
-%% stays a clear.
+%% can be read, and for an op that cannot, a delete of its key (the mirror
+%% then lacks a value the sidecar's store has; the port owner logs it).
 state_within_limit(Body, Bin) ->
     try py_atoms:list_elements(Body) of
         Elements ->
             Ops = [state_op(E) || E <- Elements],
-            case [Key || {limited, Key} <- Ops] of
-                [] -> ok;
-                Keys ->
-                    logger:error("erlang_python: the shared state's mirror drops ~b key(s) "
-                                 "whose values hold atoms past max_atoms (~b): ~p",
-                                 [length(Keys), py_atoms:max_atoms(), lists:sublist(Keys, 5)])
-            end,
-            {state, [case Op of {limited, Key} -> {delete, Key}; _ -> Op end || Op <- Ops]}
+            {state_limited, [case Op of {limited, Key} -> {delete, Key}; _ -> Op end || Op <- Ops],
+             [Key || {limited, Key} <- Ops]}
     catch
         error:_ -> {bad_packet, Bin}
     end.

@@ -161,3 +161,48 @@ cap() ->
 term_to_binary_list(Names) ->
     iolist_to_binary([131, 108, <<(length(Names)):32>>,
                       [[119, byte_size(N), N] || N <- Names], 106]).
+
+%% py_wire's packets past the cap (no new atom allowed while they run).
+wire_test_() ->
+    {setup,
+     fun() ->
+             Old = application:get_env(erlang_python, max_atoms),
+             ok = application:set_env(erlang_python, max_atoms, py_atoms:spent()),
+             Old
+     end,
+     fun({ok, V}) -> application:set_env(erlang_python, max_atoms, V);
+        (undefined) -> application:unset_env(erlang_python, max_atoms)
+     end,
+     fun(_) -> [?_test(wire())] end}.
+
+wire() ->
+    Name = fresh(),
+    {module, _} = code:ensure_loaded(py_wire), % its own atoms, before the count
+    Count = erlang:system_info(atom_count),
+    New = <<119, (byte_size(Name)), Name/binary>>,
+    %% a result: {error, {atom_limit, _}} for its caller
+    Ref = make_ref(),
+    {call_reply, Ref, Body} = py_wire:decode(<<(term_to_binary(Ref))/binary, 131, New/binary>>),
+    {ok, {error, {atom_limit, #{max_atoms := _, new := 1, names := [Name]}}}} =
+        py_wire:result(Body),
+    %% '$send': not sent
+    Send = <<(term_to_binary('$send'))/binary, 131, 104, 2, (ops_elem(self()))/binary>>,
+    {atom_limit, '$send', _} =
+        py_wire:decode(<<Send/binary, New/binary>>),
+    %% '$state': the op of that value is a delete, the others stay
+    Ops = <<131, 108, 3:32,
+            (ops_elem({set, <<"a">>, 1}))/binary,
+            104, 3, (ops_elem(set))/binary, (ops_elem(<<"b">>))/binary, New/binary,
+            (ops_elem(clear))/binary, 106>>,
+    ?assertEqual({state_limited, [{set, <<"a">>, 1}, {delete, <<"b">>}, clear], [<<"b">>]},
+                 py_wire:decode(<<(term_to_binary('$state'))/binary, Ops/binary>>)),
+    %% '$log', '$exit': unreadable
+    {bad_packet, _} = py_wire:decode(<<(term_to_binary('$exit'))/binary, 131, New/binary>>),
+    ?assertEqual(Count, erlang:system_info(atom_count)),
+    %% existing atoms as ever
+    ?assertEqual({ok, {ok, true}}, py_wire:result(term_to_binary({ok, true}))).
+
+%% A term's encoding without the version byte.
+ops_elem(T) ->
+    <<131, E/binary>> = term_to_binary(T),
+    E.
