@@ -52,7 +52,7 @@
       | {log, logger:level(), term(), binary()}
       | {state, [state_op()]}
       | {exit, term()}
-      | {send, pid() | atom() | term(), term()}
+      | {send, pid() | atom(), term()}
       | {callback, term(), binary()}
       | {state_limited, [state_op()], [binary()]}
       | {atom_limit, '$send', py_atoms:limit_info()}
@@ -239,7 +239,9 @@ decode(Bin) ->
             end;
         {'$send', Used} ->
             case term(body(Bin, Used)) of
-                {ok, {Dest, Message}} -> {send, Dest, Message};
+                %% a pid or a registered name, as erlang.send takes (an
+                %% erlang.Pid made of other bytes, e.g. {Name, Node}, is not)
+                {ok, {Dest, Message}} when is_pid(Dest); is_atom(Dest) -> {send, Dest, Message};
                 {atom_limit, Info} -> {atom_limit, '$send', Info};
                 _ -> {bad_packet, Bin}
             end;

@@ -206,3 +206,18 @@ wire() ->
 ops_elem(T) ->
     <<131, E/binary>> = term_to_binary(T),
     E.
+
+%% A new external fun (fun M:F/A of no export) stays refused once its
+%% atoms are made: the export table is never collected either.
+new_export_is_refused_test() ->
+    F = fresh(),
+    Bin = <<131, 113, 100, 5:16, "lists", 119, (byte_size(F)), F/binary, 97, 3>>,
+    ?assertError(badarg, py_atoms:decode(Bin)),
+    %% an existing export decodes
+    ?assertEqual(fun lists:map/2, py_atoms:decode(term_to_binary(fun lists:map/2))).
+
+%% Bytes after the term are ignored, as binary_to_term ignores them.
+trailing_bytes_test() ->
+    Name = fresh(),
+    [_] = py_atoms:new_atoms(<<131, 119, (byte_size(Name)), Name/binary, 1, 2, 3>>),
+    ?assertEqual(1, py_atoms:decode(<<131, 97, 1, 5, 5>>)).
