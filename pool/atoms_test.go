@@ -16,7 +16,8 @@ import (
 // exception class with a new name is named by its nearest known base.
 func TestAtomLimit(t *testing.T) {
 	old := pyetf.MaxAtoms()
-	t.Cleanup(func() { pyetf.SetMaxAtoms(old) })
+	t.Cleanup(func() { pyetf.SetMaxAtoms(old); pyetf.SetAtomAsks(1000, 100) })
+	pyetf.SetAtomAsks(0, 0) // no BEAM here to ask (erlang.call would wait for ever)
 	a, b := newCtx(t, Auto), newCtx(t, Auto)
 	pyetf.SetMaxAtoms(pyetf.AtomsSpent() + 2)
 	require.NoError(t, pyetf.LoadAtoms(pyetf.AtomsSpent(), [][]byte{[]byte("KeyError")}))

@@ -272,7 +272,41 @@ static PyObject *erlang_atom_budget(PyObject *module, PyObject *unused)
     return Py_BuildValue("(LL)", pyx_atoms_max(), pyx_atoms_spent());
 }
 
+/* _atom_ask_begin(name): past the budget, whether erlang.Atom should ask
+ * the BEAM whether it has name (atoms.h): 2 ask, 1 known, 0 do not. */
+static PyObject *erlang_atom_ask_begin(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    Py_ssize_t n;
+    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8AndSize(arg, &n) : NULL;
+    if (s == NULL) {
+        PyErr_Clear();
+        return PyLong_FromLong(0);
+    }
+    return PyLong_FromLong(pyx_atoms_ask_begin(s, (size_t)n));
+}
+
+/* _atom_ask_end(name, exists): the BEAM's answer. */
+static PyObject *erlang_atom_ask_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "_atom_ask_end(name, exists)");
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(args[0], &n);
+    if (s == NULL)
+        return NULL;
+    if (pyx_atoms_ask_end(s, (size_t)n, PyObject_IsTrue(args[1]) == 1) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef erlang_methods[] = {
+    {"_atom_ask_begin", erlang_atom_ask_begin, METH_O, "_atom_ask_begin(name): see erlang.Atom"},
+    {"_atom_ask_end", (PyCFunction)(void (*)(void))erlang_atom_ask_end, METH_FASTCALL,
+     "_atom_ask_end(name, exists): see erlang.Atom"},
     {"_atom_admit", erlang_atom_admit, METH_O, "_atom_admit(name): see erlang.Atom"},
     {"_atom_budget", erlang_atom_budget, METH_NOARGS, "_atom_budget(): (max_atoms, spent)"},
     {"_call", (PyCFunction)(void (*)(void))erlang_call, METH_FASTCALL, "_call(name, args): see call"},

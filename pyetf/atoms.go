@@ -45,6 +45,27 @@ func AdmitAtom(name []byte) bool {
 	return C.pyx_atoms_admit(cstr(name), C.size_t(len(name))) == 1
 }
 
+// SetAtomAsks sets how many distinct names past the budget erlang.Atom may
+// ask the BEAM about at once, and how many more each second (atoms.h;
+// default 1000 and 100).
+func SetAtomAsks(n, perSecond int64) { C.pyx_atoms_set_asks(C.longlong(n), C.longlong(perSecond)) }
+
+// AskAtom is erlang.Atom's question past the budget, with the BEAM's answer
+// given by exists: whether the name was asked (an ask taken), as
+// pyx_atoms_ask_begin, then recorded.
+func AskAtom(name []byte, exists bool) (asked bool) {
+	switch C.pyx_atoms_ask_begin(cstr(name), C.size_t(len(name))) {
+	case 2:
+		e := C.int(0)
+		if exists {
+			e = 1
+		}
+		C.pyx_atoms_ask_end(cstr(name), C.size_t(len(name)), e)
+		return true
+	}
+	return false
+}
+
 var empty = [1]byte{}
 
 func cstr(b []byte) *C.char {

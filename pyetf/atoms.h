@@ -28,4 +28,17 @@ int pyx_atoms_known(const char *name, size_t n);
  * on); 0 when it is new and the budget is spent; -1 out of memory. */
 int pyx_atoms_admit(const char *name, size_t n);
 
+/* Past the budget, a name may be one the BEAM has (no one told this
+ * sidecar): erlang.Atom asks the BEAM (a callback, $atom_exists), for at
+ * most n distinct names at once (default 1000), a bucket that fills again
+ * at per_s a second (default 100): a loop of new names costs at most that many round trips
+ * a second once it is empty. */
+void pyx_atoms_set_asks(long long n, long long per_s);
+/* Whether to ask about name: 2 ask (one ask is taken); 1 known, no need;
+ * 0 do not (asked before and absent, or no asks left). */
+int pyx_atoms_ask_begin(const char *name, size_t n);
+/* The BEAM's answer: an existing name is known from then on (free), an
+ * absent one is not asked again. 0, or -1 out of memory. */
+int pyx_atoms_ask_end(const char *name, size_t n, int exists);
+
 #endif

@@ -67,3 +67,34 @@ func TestAtomsConcurrent(t *testing.T) {
 		t.Fatalf("%d new names admitted, want 1000", admitted)
 	}
 }
+
+// Past the budget a name may be asked of the BEAM, a bounded number of
+// times: one it has is free from then on, one it has not is not asked again.
+func TestAtomsAsk(t *testing.T) {
+	SetMaxAtoms(AtomsSpent()) // spent
+	SetAtomAsks(2, 0)
+	t.Cleanup(func() { SetAtomAsks(1000, 100) })
+	if AdmitAtom([]byte("ask_lists")) {
+		t.Fatal("admitted past the budget")
+	}
+	if !AskAtom([]byte("ask_lists"), true) {
+		t.Fatal("not asked")
+	}
+	if !AdmitAtom([]byte("ask_lists")) {
+		t.Fatal("a name the BEAM has is refused after the answer")
+	}
+	if !AskAtom([]byte("ask_nope"), false) || AdmitAtom([]byte("ask_nope")) {
+		t.Fatal("an absent name: asked once, then refused")
+	}
+	if AskAtom([]byte("ask_nope"), false) {
+		t.Fatal("an absent name asked twice")
+	}
+	if AskAtom([]byte("ask_third"), true) {
+		t.Fatal("asked past the asks")
+	}
+	// a raised cap admits the absent name, counted
+	SetMaxAtoms(AtomsSpent() + 1)
+	if !AdmitAtom([]byte("ask_nope")) {
+		t.Fatal("an absent name refused within the budget")
+	}
+}

@@ -164,6 +164,14 @@ apply_registered(<<"$whereis">>, [Name]) ->
     catch
         error:badarg -> undefined
     end;
+%% erlang.Atom(Name) past the sidecar's budget: does the BEAM have it? It
+%% makes none.
+apply_registered(<<"$atom_exists">>, [Name]) when is_binary(Name) ->
+    try binary_to_existing_atom(Name, utf8) of
+        _ -> true
+    catch
+        error:badarg -> false
+    end;
 %% erlang.send(Dest, Message, check=True): only to a live process.
 apply_registered(<<"$send">>, [Dest, Message]) ->
     Alive = case Dest of

@@ -56,6 +56,12 @@ except NameError:  # the classes alone (pyetf's tests): no count
     def _atom_budget():
         return (0, 0)
 
+try:
+    _atom_exists  # pool/py/erlang.py's, defined after this file runs
+except NameError:
+    def _atom_exists(name):
+        return False
+
 
 class AtomLimitError(ValueError):
     '''Raised by erlang.Atom(name) for a name that would be a new atom once
@@ -67,12 +73,12 @@ class AtomLimitError(ValueError):
 class Atom(str):
     '''A str that Erlang receives as an atom: erlang.Atom("ok"). A name that
     is new to the BEAM counts against erlang_python's max_atoms setting;
-    past it, AtomLimitError.'''
+    past it, AtomLimitError (unless the BEAM, asked, has the atom).'''
     __slots__ = ()
 
     def __new__(cls, *args, **kwargs):
         self = str.__new__(cls, *args, **kwargs)
-        if not _atom_admit(self):
+        if not _atom_admit(self) and not _atom_exists(self):
             max_atoms, spent = _atom_budget()
             raise AtomLimitError(
                 f'erlang.Atom({str.__repr__(self)}): no new atom can be made, Python has '
