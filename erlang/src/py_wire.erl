@@ -290,11 +290,10 @@ term(Bin) ->
 %% can be read, and for an op that cannot, a delete of its key (the mirror
 %% then lacks a value the sidecar's store has; the port owner logs it).
 state_within_limit(Body, Bin) ->
-    try py_atoms:list_elements(Body) of
-        Elements ->
-            Ops = [state_op(E) || E <- Elements],
-            {state_limited, [case Op of {limited, Key} -> {delete, Key}; _ -> Op end || Op <- Ops],
-             [Key || {limited, Key} <- Ops]}
+    try
+        Ops = [state_op(E) || E <- py_atoms:list_elements(Body)],
+        {state_limited, [case Op of {limited, Key} -> {delete, Key}; _ -> Op end || Op <- Ops],
+         [Key || {limited, Key} <- Ops]}
     catch
         error:_ -> {bad_packet, Bin}
     end.
