@@ -90,17 +90,16 @@ run(Sidecar, N, Body) ->
 body(Body) ->
     try py_atoms:decode(Body) of
         {_Ctx, _Chain, _Name, _Args} = Call -> {ok, Call};
-        _ -> erlang:error(badarg)
+        _ -> unreadable(Body, bad_callback)
     catch
-        error:Why ->
-            Reason = case Why of
-                         {atom_limit, _} -> Why;
-                         _ -> bad_callback
-                     end,
-            <<131, 104, 4, Rest/binary>> = Body,
-            {Ctx, _} = binary_to_term(<<131, Rest/binary>>, [safe, used]),
-            {error, Ctx, Reason}
+        error:{atom_limit, _} = Why -> unreadable(Body, Why);
+        error:_ -> unreadable(Body, bad_callback)
     end.
+
+%% The context of a body {Ctx, ...} that cannot be read whole.
+unreadable(<<131, 104, 4, Rest/binary>>, Reason) ->
+    {Ctx, _} = binary_to_term(<<131, Rest/binary>>, [safe, used]),
+    {error, Ctx, Reason}.
 
 answer(Sidecar, N, Ctx, Result) ->
     case py_instance:lookup(Sidecar) of
