@@ -118,6 +118,8 @@ func (s *Server) handle(frame []byte) {
 		s.destroyContext(id, elems[2])
 	case h.Tag == proto.TagInfo && len(elems) == 2:
 		s.reply(id, proto.InfoResult(s.pool.Info()))
+	case h.Tag == proto.TagAtomsLoad && len(elems) == 2:
+		s.atomsLoad(id, body)
 	default:
 		s.reply(id, proto.BadRequest("unknown request %s", brief(elems)))
 	}

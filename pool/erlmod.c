@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "atoms.h"
 #include "current.h"
 #include "erlmod_state.h"
 #include "etfw.h"
@@ -229,7 +230,76 @@ static PyObject *erlang_schedule(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* _atom_admit(name): whether erlang.Atom may make name (atoms.h): True when
+ * it is known, or new within the sidecar's budget (then counted). A name
+ * that can be no atom (over 255 characters, not encodable) is not counted:
+ * its conversion fails anyway. */
+static PyObject *erlang_atom_admit(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "_atom_admit(name): name must be a str");
+        return NULL;
+    }
+    if (PyUnicode_GET_LENGTH(arg) > 255)
+        Py_RETURN_TRUE;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (s == NULL) {
+        PyErr_Clear();
+        Py_RETURN_TRUE;
+    }
+    int rc = pyx_atoms_admit(s, (size_t)n);
+    if (rc < 0)
+        return PyErr_NoMemory();
+    return PyBool_FromLong(rc);
+}
+
+/* _atom_budget(): (max_atoms, spent), for AtomLimitError's message. */
+static PyObject *erlang_atom_budget(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return Py_BuildValue("(LL)", pyx_atoms_max(), pyx_atoms_spent());
+}
+
+/* _atom_ask_begin(name): past the budget, whether erlang.Atom should ask
+ * the BEAM whether it has name (atoms.h): 2 ask, 1 known, 0 do not. */
+static PyObject *erlang_atom_ask_begin(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    Py_ssize_t n;
+    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8AndSize(arg, &n) : NULL;
+    if (s == NULL) {
+        PyErr_Clear();
+        return PyLong_FromLong(0);
+    }
+    return PyLong_FromLong(pyx_atoms_ask_begin(s, (size_t)n));
+}
+
+/* _atom_ask_end(name, exists): the BEAM's answer. */
+static PyObject *erlang_atom_ask_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "_atom_ask_end(name, exists)");
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(args[0], &n);
+    if (s == NULL)
+        return NULL;
+    if (pyx_atoms_ask_end(s, (size_t)n, PyObject_IsTrue(args[1]) == 1) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef erlang_methods[] = {
+    {"_atom_ask_begin", erlang_atom_ask_begin, METH_O, "_atom_ask_begin(name): see erlang.Atom"},
+    {"_atom_ask_end", (PyCFunction)(void (*)(void))erlang_atom_ask_end, METH_FASTCALL,
+     "_atom_ask_end(name, exists): see erlang.Atom"},
+    {"_atom_admit", erlang_atom_admit, METH_O, "_atom_admit(name): see erlang.Atom"},
+    {"_atom_budget", erlang_atom_budget, METH_NOARGS, "_atom_budget(): (max_atoms, spent)"},
     {"_call", (PyCFunction)(void (*)(void))erlang_call, METH_FASTCALL, "_call(name, args): see call"},
     {"_send", (PyCFunction)(void (*)(void))erlang_send, METH_FASTCALL,
      "send(dest, message): sends message to an erlang.Pid (or registered erlang.Atom), without waiting"},

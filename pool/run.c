@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "atoms.h"
 #include "current.h"
 #include "etfw.h"
 
@@ -53,6 +54,23 @@ static void put_exception(pyx_buf *out)
     }
     if (strlen(name) > 255)
         name = "Exception";
+    /* The class name becomes an atom: past the sidecar's budget of new
+     * atoms (atoms.h), the nearest base class whose name is known (the
+     * built-in ones are), else Exception. */
+    if (type != NULL && pyx_atoms_admit(name, strlen(name)) != 1) {
+        const char *base = "Exception";
+        PyObject *mro = ((PyTypeObject *)type)->tp_mro; /* borrowed */
+        for (Py_ssize_t i = 1; mro != NULL && i < PyTuple_GET_SIZE(mro); i++) {
+            const char *full = ((PyTypeObject *)PyTuple_GET_ITEM(mro, i))->tp_name;
+            const char *d = strrchr(full, '.');
+            const char *b = d ? d + 1 : full;
+            if (strlen(b) <= 255 && pyx_atoms_admit(b, strlen(b)) == 1) {
+                base = b;
+                break;
+            }
+        }
+        name = base;
+    }
     (void)(pyx_etf_tuple(out, 2) < 0 || pyx_etf_atom(out, "error") < 0 || pyx_etf_tuple(out, 2) < 0 ||
            pyx_etf_atom(out, name) < 0 || pyx_etf_binary(out, msg, (size_t)n) < 0);
     Py_XDECREF(hint);

@@ -23,6 +23,7 @@ import (
 	"github.com/erlang-python/erlang_python/etf"
 	"github.com/erlang-python/erlang_python/pool"
 	"github.com/erlang-python/erlang_python/port"
+	"github.com/erlang-python/erlang_python/pyetf"
 )
 
 const version = "0.1.0"
@@ -44,6 +45,7 @@ func main() {
 	slotDir := pflag.String("slot-dir", "", "the port owner's slot directory (docs/PROTOCOL.md), removed when pyport exits")
 	pipeSize := pflag.Int("pipe-size", 1<<20, "pipe buffer asked for stdin and stdout, in bytes (0: keep the kernel's)")
 	maxMemory := pflag.Int("max-memory-mb", 0, "cap on the address space (RLIMIT_AS), in MiB (0: none)")
+	maxAtoms := pflag.Int64("max-atoms", 10000, "new atoms Python may make: erlang.Atom raises erlang.AtomLimitError past it (the BEAM's count, py_atoms, is the guarantee)")
 	stuckGrace := pflag.Int("stuck-grace-ms", int(pool.DefaultStuckGrace/time.Millisecond), "exit (status 70) when a cancelled request still runs this long after its cancel (0: never)")
 	pflag.Parse()
 
@@ -82,6 +84,7 @@ func main() {
 		logger = log.New(logs, "", 0) // to the BEAM's logger
 		l.logger = logger
 		var out atomic.Pointer[port.Output]
+		pyetf.SetMaxAtoms(*maxAtoms)
 		p, err := pool.Start(pool.Config{
 			PythonPath:     *pythonPath,
 			NumExecutors:   *numExecutors,

@@ -9,6 +9,7 @@ import (
 	"github.com/erlang-python/erlang_python/pool"
 	"github.com/erlang-python/erlang_python/port"
 	"github.com/erlang-python/erlang_python/proto"
+	"github.com/erlang-python/erlang_python/pyetf"
 	"github.com/erlang-python/erlang_python/store"
 )
 
@@ -41,6 +42,11 @@ func (sp sidecarPool) NewContext(kind proto.ContextKind, id int64) (bridge.Conte
 }
 
 func (sp sidecarPool) Cancel(id []byte) { sp.p.Cancel(sp.out, id) }
+
+// LoadAtoms (bridge.AtomLoader): the count of erlang.Atom starts from the BEAM's.
+func (sp sidecarPool) LoadAtoms(a proto.AtomsLoad) error {
+	return pyetf.LoadAtoms(a.Spent, a.Created, a.Known)
+}
 
 func (sp sidecarPool) Info() proto.Info {
 	return proto.Info{

@@ -68,14 +68,40 @@ run(N, Body) ->
 %% `{ok, Value}' or `{error, {Class, Reason}}'.
 -spec run(atom(), pos_integer(), binary()) -> ok.
 run(Sidecar, N, Body) ->
-    {Ctx, Chain, Name, Args} = binary_to_term(Body),
-    %% chain 0: a call from a Python thread that runs no request
-    put(?CALLER, {Sidecar, Ctx, case Chain of 0 -> none; _ -> Chain end}),
-    Result = try apply_registered(Name, Args) of
-                 Value -> {ok, Value}
-             catch
-                 Class:Reason -> {error, {Class, Reason}}
-             end,
+    %% py_atoms: the atoms of Python's arguments are bounded by max_atoms
+    case body(Body) of
+        {ok, {Ctx, Chain, Name, Args}} ->
+            %% chain 0: a call from a Python thread that runs no request
+            put(?CALLER, {Sidecar, Ctx, case Chain of 0 -> none; _ -> Chain end}),
+            Result = try apply_registered(Name, Args) of
+                         Value -> {ok, Value}
+                     catch
+                         Class:Reason -> {error, {Class, Reason}}
+                     end,
+            answer(Sidecar, N, Ctx, Result);
+        {error, Ctx, Reason} ->
+            %% the erlang.call raises erlang.Error('error', Reason)
+            answer(Sidecar, N, Ctx, {error, {error, Reason}})
+    end.
+
+%% The body {Ctx, Chain, Name, Args}; when it cannot be decoded (its atoms
+%% would pass max_atoms), its context, read on its own, so that the
+%% erlang.call waiting for the answer gets an error.
+body(Body) ->
+    try py_atoms:decode(Body) of
+        {_Ctx, _Chain, _Name, _Args} = Call -> {ok, Call};
+        _ -> unreadable(Body, bad_callback)
+    catch
+        error:{atom_limit, _} = Why -> unreadable(Body, Why);
+        error:_ -> unreadable(Body, bad_callback)
+    end.
+
+%% The context of a body {Ctx, ...} that cannot be read whole.
+unreadable(<<131, 104, 4, Rest/binary>>, Reason) ->
+    {Ctx, _} = binary_to_term(<<131, Rest/binary>>, [safe, used]),
+    {error, Ctx, Reason}.
+
+answer(Sidecar, N, Ctx, Result) ->
     case py_instance:lookup(Sidecar) of
         {ok, Port, _Owner} ->
             _ = py_wire:send(Port, py_wire:cb_reply(N, Ctx, Result)),
@@ -136,6 +162,14 @@ apply_registered(<<"$whereis">>, [Name]) ->
         Atom -> whereis(Atom)
     catch
         error:badarg -> undefined
+    end;
+%% erlang.Atom(Name) past the sidecar's budget: does the BEAM have it? It
+%% makes none.
+apply_registered(<<"$atom_exists">>, [Name]) when is_binary(Name) ->
+    try binary_to_existing_atom(Name, utf8) of
+        _ -> true
+    catch
+        error:badarg -> false
     end;
 %% erlang.send(Dest, Message, check=True): only to a live process.
 apply_registered(<<"$send">>, [Dest, Message]) ->

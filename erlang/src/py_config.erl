@@ -27,6 +27,9 @@
 %% | `stuck_grace_ms' | `2000'                   | a timed-out call still in C code this long|
 %% |                  |                          | after its cancel restarts the sidecar     |
 %% |                  |                          | (0: never)                                |
+%% | `max_atoms'      | `10000'                  | new atoms Python may make in the VM, over |
+%% |                  |                          | its life (`py_atoms'; VM-wide: the        |
+%% |                  |                          | environment's value counts)               |
 %%
 %% {@link validate/0} runs when the application starts: a bad value stops the
 %% start with `{bad_config, Key, Value}'.
@@ -62,7 +65,7 @@
 -type key() :: num_contexts | max_concurrent | max_waiting | num_executors | python_path
              | call_timeout | python | sandbox | max_restarts | max_restart_period_s
              | restart_backoff_ms | restart_backoff_max_ms | restart_window_ms
-             | max_memory_mb | stuck_grace_ms.
+             | max_memory_mb | stuck_grace_ms | max_atoms.
 -type default() :: {value, term()}
                  | {computed, schedulers | schedulers_twice_plus_one}
                  | unset.
@@ -91,7 +94,8 @@ table() ->
      {restart_backoff_max_ms, {value, 2000}, non_neg, none},
      {restart_window_ms, {value, 30000}, non_neg, none},
      {max_memory_mb, {value, 0}, non_neg, {"--max-memory-mb", integer}},
-     {stuck_grace_ms, {value, 2000}, non_neg, {"--stuck-grace-ms", integer}}].
+     {stuck_grace_ms, {value, 2000}, non_neg, {"--stuck-grace-ms", integer}},
+     {max_atoms, {value, 10000}, non_neg, {"--max-atoms", integer}}].
 
 %% @doc Check every key that is set; the first bad one is reported.
 -spec validate() -> ok | {error, {bad_config, atom(), term()}}.

@@ -172,7 +172,8 @@ open(Port, Exe, #state{sidecar = Sidecar} = State) ->
             {stop, Reason, State}
     end.
 
-%% Ask for `info', then load the shared state's mirror (py_state) into the
+%% Ask for `info', then tell the sidecar the atoms made for Python so far
+%% (`atoms_load', py_atoms), then load the shared state's mirror (py_state) into the
 %% new sidecar's store (`state_load', which also turns its mirror on), before
 %% anyone knows the port. Exe: the sidecar's path, for the refusal's message.
 handshake(Sidecar, Port, Exe) ->
@@ -180,11 +181,12 @@ handshake(Sidecar, Port, Exe) ->
         {ok, Info} when is_map(Info) ->
             case py_wire:check_info(Info, Exe) of
                 ok ->
-                    case startup_request(Port, py_wire:state_load(),
-                                         term_to_binary(py_state:snapshot(Sidecar))) of
-                        ok -> {ok, Info};
-                        {error, Reason} -> {error, {state_load, Reason}};
-                        Other -> {error, {state_load, Other}}
+                    %% the atoms made for Python so far (py_atoms), before
+                    %% any Python runs: its count starts from the VM's
+                    case startup_request(Port, py_wire:atoms_load(), py_atoms:load_payload()) of
+                        ok -> load_state(Sidecar, Port, Info);
+                        {error, Reason} -> {error, {atoms_load, Reason}};
+                        Other -> {error, {atoms_load, Other}}
                     end;
                 {error, Reason} = Error ->
                     %% no domain: the default handler shows this one
@@ -193,6 +195,14 @@ handshake(Sidecar, Port, Exe) ->
             end;
         {error, _} = Error -> Error;
         Other -> {error, {bad_info_reply, Other}}
+    end.
+
+load_state(Sidecar, Port, Info) ->
+    case startup_request(Port, py_wire:state_load(),
+                         term_to_binary(py_state:snapshot(Sidecar))) of
+        ok -> {ok, Info};
+        {error, Reason} -> {error, {state_load, Reason}};
+        Other -> {error, {state_load, Other}}
     end.
 
 %% One request whose answer this process waits for itself, as it routes
@@ -306,10 +316,43 @@ route(Sidecar, Bin) ->
             %% of its own, never in this one
             _ = spawn(py_callback, run, [Sidecar, N, Body]),
             ok;
+        {state_limited, Ops, Keys} ->
+            %% values whose atoms would pass max_atoms: not mirrored
+            atom_limit_dropped(state, Keys),
+            apply_state(Sidecar, Ops, Bin);
+        {atom_limit, '$send', Info} ->
+            %% its atoms would pass max_atoms (py_atoms): not sent; one
+            %% line a second at most, however many come
+            atom_limit_dropped(send, Info);
         {bad_packet, _} ->
             logger:warning("erlang_python: dropped an unreadable reply (~b bytes)",
                            [byte_size(Bin)])
     end.
+
+%% An erlang.send dropped for its atoms (What = send), or values of the
+%% shared state left out of the mirror (state): logged at most once a
+%% second for each, with the number dropped since the last line.
+atom_limit_dropped(What, Detail) ->
+    Now = erlang:monotonic_time(millisecond),
+    Key = {atom_limit_dropped, What},
+    case get(Key) of
+        {Last, N} when Now - Last < 1000 ->
+            put(Key, {Last, N + 1}),
+            ok;
+        Before ->
+            Since = case Before of {_, M} -> M; undefined -> 0 end,
+            put(Key, {Now, 0}),
+            atom_limit_log(What, Since, Detail)
+    end.
+
+atom_limit_log(send, Since, Info) ->
+    logger:warning("erlang_python: dropped an erlang.send from Python whose message holds "
+                   "atoms past max_atoms (and ~b more before this line): ~p", [Since, Info]);
+atom_limit_log(state, Since, Keys) ->
+    logger:error("erlang_python: the shared state's mirror leaves out ~b key(s) whose values "
+                 "hold atoms past max_atoms (~b): ~p (and ~b packets more before this line); "
+                 "a restart loses them",
+                 [length(Keys), py_atoms:max_atoms(), lists:sublist(Keys, 5), Since]).
 
 %% A mirror that cannot take the sidecar's ops no longer matches its store.
 apply_state(Sidecar, Ops, Bin) ->

@@ -24,7 +24,7 @@
 -export([id/2, packet/3, send/2,
          op/4, create_context/2, destroy_context/1, info/0,
          state_store/1, state_fetch/1, state_remove/1, state_keys/0,
-         state_clear/0, state_incr/2, state_load/0,
+         state_clear/0, state_incr/2, state_load/0, atoms_load/0,
          cancel/1, cb_reply/3]).
 -export([decode/1, result/1, cast_error/1]).
 
@@ -55,8 +55,10 @@
       | {log, logger:level(), term(), binary()}
       | {state, [state_op()]}
       | {exit, term()}
-      | {send, pid() | atom() | term(), term()}
+      | {send, pid() | atom(), term()}
       | {callback, term(), binary()}
+      | {state_limited, [state_op()], [binary()]}
+      | {atom_limit, '$send', py_atoms:limit_info()}
       | {bad_packet, binary()}.
 %% What {@link decode/1} makes of an incoming packet:
 %% <ul>
@@ -72,6 +74,11 @@
 %% <li>`{send, Dest, Message}': `erlang.send' from Python (`'$send'');</li>
 %% <li>`{callback, N, Body}': `erlang.call' from Python (`{'$cb', N}'),
 %%     Body undecoded, for {@link py_callback:run/2};</li>
+%% <li>`{state_limited, Ops, Keys}': a `'$state'' packet whose values of
+%%     Keys hold atoms past `max_atoms' ({@link py_atoms}): Ops has a
+%%     delete of each of them instead;</li>
+%% <li>`{atom_limit, '$send', Info}': an `erlang.send' whose message holds
+%%     atoms past `max_atoms' ({@link py_atoms}), not sent;</li>
 %% <li>`{bad_packet, Bin}': anything else.</li>
 %% </ul>
 %% Body is the rest of the packet after its id, a sub-binary, undecoded.
@@ -190,6 +197,11 @@ state_incr(Key, N) -> [state_incr, Key, N].
 -spec state_load() -> request().
 state_load() -> [state_load].
 
+%% @doc `{atoms_load, Id}', followed by {@link py_atoms:load_payload/0}:
+%% what the BEAM made for Python so far, for the sidecar's own count.
+-spec atoms_load() -> request().
+atoms_load() -> [atoms_load].
+
 %% @doc The packet `{cancel, Id}': drop or interrupt request `Id'.
 -spec cancel(id()) -> binary().
 cancel(Id) -> term_to_binary({cancel, Id}).
@@ -208,7 +220,8 @@ cb_reply(N, Ctx, Result) ->
 %% Never fails: what cannot be read is `{bad_packet, Bin}'.
 -spec decode(binary()) -> packet().
 decode(Bin) ->
-    try binary_to_term(Bin, [used]) of
+    %% [safe]: the id is the request's own, made of atoms that exist
+    try binary_to_term(Bin, [safe, used]) of
         {Id, Used} when is_reference(Id) ->
             {call_reply, Id, body(Bin, Used)};
         {{Tag, Alias}, Used} when (Tag =:= ctl orelse Tag =:= nested), is_reference(Alias) ->
@@ -220,6 +233,7 @@ decode(Bin) ->
         {'$state', Used} ->
             case term(body(Bin, Used)) of
                 {ok, Ops} when is_list(Ops) -> {state, Ops};
+                {atom_limit, _} -> state_within_limit(body(Bin, Used), Bin);
                 _ -> {bad_packet, Bin}
             end;
         {'$log', Used} ->
@@ -233,13 +247,16 @@ decode(Bin) ->
             end;
         {'$send', Used} ->
             case term(body(Bin, Used)) of
-                {ok, {Dest, Message}} -> {send, Dest, Message};
+                %% a pid or a registered name, as erlang.send takes (an
+                %% erlang.Pid made of other bytes, e.g. {Name, Node}, is not)
+                {ok, {Dest, Message}} when is_pid(Dest); is_atom(Dest) -> {send, Dest, Message};
+                {atom_limit, Info} -> {atom_limit, '$send', Info};
                 _ -> {bad_packet, Bin}
             end;
         {'$exit', Used} ->
             case term(body(Bin, Used)) of
                 {ok, Reason} -> {exit, Reason};
-                error -> {bad_packet, Bin}
+                _ -> {bad_packet, Bin}
             end;
         _ ->
             {bad_packet, Bin}
@@ -250,12 +267,16 @@ decode(Bin) ->
 %% @doc A reply's result, from the body that {@link decode/1} gave: `{ok,
 %% Result}', `{slot, Len}' when the result is in the caller's slot (a zero
 %% byte, never the start of a term, then its length), or `error' when it is
-%% no term.
+%% no term. A result whose new atoms would pass `max_atoms' is
+%% `{ok, {error, {atom_limit, Info}}}' ({@link py_atoms:decode/1}).
 -spec result(binary()) -> {ok, term()} | {slot, non_neg_integer()} | error.
 result(<<0, Len:64>>) ->
     {slot, Len};
 result(Body) ->
-    term(Body).
+    case term(Body) of
+        {atom_limit, Info} -> {ok, {error, {atom_limit, Info}}};
+        Other -> Other
+    end.
 
 %% @doc Whether a cast's reply (its body, from {@link decode/1}) is an error:
 %% `none' for `ok' or `{ok, _}', which the first bytes tell, so that a large
@@ -279,9 +300,44 @@ cast_error(Body) ->
 body(Bin, Used) ->
     binary_part(Bin, Used, byte_size(Bin) - Used).
 
+%% Every term from the sidecar is decoded by py_atoms, which bounds the
+%% atoms it makes.
 term(Bin) ->
-    try binary_to_term(Bin) of
+    try py_atoms:decode(Bin) of
         T -> {ok, T}
     catch
-        error:badarg -> error
+        error:badarg -> error;
+        error:{atom_limit, Info} -> {atom_limit, Info}
     end.
+
+%% A '$state' packet whose new atoms would pass max_atoms: the ops that
+%% can be read, and for an op that cannot, a delete of its key (the mirror
+%% then lacks a value the sidecar's store has; the port owner logs it).
+state_within_limit(Body, Bin) ->
+    try
+        Ops = [state_op(E) || E <- py_atoms:list_elements(Body)],
+        {state_limited, [case Op of {limited, Key} -> {delete, Key}; _ -> Op end || Op <- Ops],
+         [Key || {limited, Key} <- Ops]}
+    catch
+        error:_ -> {bad_packet, Bin}
+    end.
+
+state_op(<<131, 104, 3, _/binary>> = E) ->
+    case term(E) of
+        {ok, Op} -> Op;
+        {atom_limit, _} ->
+            %% {set, Key, Value}: the key is a binary, read on its own
+            <<131, 104, 3, Set/binary>> = E,
+            Rest = skip_atom(Set),
+            {Key, _} = binary_to_term(<<131, Rest/binary>>, [safe, used]),
+            true = is_binary(Key),
+            {limited, Key}
+    end;
+state_op(E) ->
+    {ok, Op} = term(E),
+    Op.
+
+skip_atom(<<119, N, _:N/binary, Rest/binary>>) -> Rest;
+skip_atom(<<115, N, _:N/binary, Rest/binary>>) -> Rest;
+skip_atom(<<118, N:16, _:N/binary, Rest/binary>>) -> Rest;
+skip_atom(<<100, N:16, _:N/binary, Rest/binary>>) -> Rest.

@@ -41,7 +41,8 @@ defaults() ->
                 {python, unset}, {sandbox, {ok, default}}, {max_restarts, {ok, 10}},
                 {max_restart_period_s, {ok, 60}}, {restart_backoff_ms, {ok, 50}},
                 {restart_backoff_max_ms, {ok, 2000}}, {restart_window_ms, {ok, 30000}},
-                {max_memory_mb, {ok, 0}}, {stuck_grace_ms, {ok, 2000}}],
+                {max_memory_mb, {ok, 0}}, {stuck_grace_ms, {ok, 2000}},
+                {max_atoms, {ok, 10000}}],
     ?assertEqual([K || {K, _} <- Expected], py_config:keys()),
     [?assertEqual({K, D}, {K, py_config:default(K)}) || {K, D} <- Expected],
     ?assertError(badarg, py_config:default(no_such_key)),
@@ -89,7 +90,8 @@ validate_accepts_defaults_and_good_values() ->
             {sandbox, [default, strict, off]}, {max_restarts, [0, 10]},
             {max_restart_period_s, [1]}, {restart_backoff_ms, [0, 50]},
             {restart_backoff_max_ms, [0]}, {restart_window_ms, [0]},
-            {max_memory_mb, [0, 3072]}, {stuck_grace_ms, [0, 500]}],
+            {max_memory_mb, [0, 3072]}, {stuck_grace_ms, [0, 500]},
+            {max_atoms, [0, 500]}],
     ?assertEqual(lists:sort(py_config:keys()), lists:sort([K || {K, _} <- Good])),
     [begin
          ?assert(py_config:valid(K, V)),
@@ -107,7 +109,8 @@ validate_refuses_bad_values() ->
            {sandbox, [maybe, "default"]}, {max_restarts, [-1, ten]},
            {max_restart_period_s, [0]}, {restart_backoff_ms, [-1]},
            {restart_backoff_max_ms, [-5]}, {restart_window_ms, [x]},
-           {max_memory_mb, [-1, "1024"]}, {stuck_grace_ms, [-1, infinity]}],
+           {max_memory_mb, [-1, "1024"]}, {stuck_grace_ms, [-1, infinity]},
+           {max_atoms, [-1, "10"]}],
     ?assertEqual(lists:sort(py_config:keys()), lists:sort([K || {K, _} <- Bad])),
     [begin
          ?assertNot(py_config:valid(K, V)),
@@ -124,7 +127,8 @@ validate_reports_the_first_bad_key() ->
 
 port_args_defaults() ->
     %% num_executors unset: the sidecar's own default, no flag
-    ?assertEqual(["--max-memory-mb", "0", "--stuck-grace-ms", "2000"], py_config:port_args()).
+    ?assertEqual(["--max-memory-mb", "0", "--stuck-grace-ms", "2000", "--max-atoms", "10000"],
+                 py_config:port_args()).
 
 port_args_set() ->
     set(num_executors, 3),
@@ -134,7 +138,7 @@ port_args_set() ->
     set(call_timeout, 100), % no flag
     ?assertEqual(["--num-executors", "3",
                   "--python-path", "/a", "--python-path", "/b", "--python-path", "caf" ++ [233],
-                  "--max-memory-mb", "2048", "--stuck-grace-ms", "500"],
+                  "--max-memory-mb", "2048", "--stuck-grace-ms", "500", "--max-atoms", "10000"],
                  py_config:port_args()).
 
 %% The defaults live in py_config's table only.

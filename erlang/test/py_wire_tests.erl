@@ -203,6 +203,7 @@ bad_packets_test() ->
            <<(term_to_binary('$state'))/binary, "junk">>,
            packet('$state', not_a_list),
            packet('$send', {only_dest}),
+           packet('$send', {{some_name, 'other@host'}, x}), % only a pid or a name
            <<(term_to_binary('$send'))/binary>>,
            <<(term_to_binary('$exit'))/binary, 1, 2, 3>>],
     [?assertEqual({bad_packet, B}, py_wire:decode(B)) || B <- Bad].

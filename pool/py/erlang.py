@@ -45,10 +45,25 @@ def send(dest, message, *, check=False):
         _send(dest, message)
 
 
+def _atom_exists(name):
+    # erlang.Atom past the sidecar's budget of new atoms (pyetf/atoms.h): a
+    # name the BEAM has costs nothing, so ask it, for a bounded number of
+    # distinct names; the answer is kept.
+    ask = _atom_ask_begin(name)
+    if ask != 2:
+        return ask == 1
+    try:
+        exists = _call('$atom_exists', (str(name),)) is True
+    except Exception:  # no request runs on this thread, ...: not asked
+        return False
+    _atom_ask_end(name, exists)
+    return exists
+
+
 def whereis(name):
     '''The erlang.Pid registered as name in the BEAM, or None.'''
     return _call('$whereis', (str(name),))
 
 
-__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'Error', 'call', 'send', 'whereis', 'sleep', 'schedule',
+__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'AtomLimitError', 'Error', 'call', 'send', 'whereis', 'sleep', 'schedule',
            'state_set', 'state_get', 'state_delete', 'state_keys', 'state_incr', 'state_decr']

@@ -47,9 +47,44 @@ class Opaque(_Term):
     __slots__ = ()
 
 
+try:
+    _atom_admit  # the erlang module's (pool/erlmod.c)
+except NameError:  # the classes alone (pyetf's tests): no count
+    def _atom_admit(name):
+        return True
+
+    def _atom_budget():
+        return (0, 0)
+
+try:
+    _atom_exists  # pool/py/erlang.py's, defined after this file runs
+except NameError:
+    def _atom_exists(name):
+        return False
+
+
+class AtomLimitError(ValueError):
+    '''Raised by erlang.Atom(name) for a name that would be a new atom once
+    the new atoms Python may make are spent: the BEAM's atom table is never
+    collected, so erlang_python makes at most max_atoms of them (its
+    application setting) over the VM's life.'''
+
+
 class Atom(str):
-    '''A str that Erlang receives as an atom: erlang.Atom("ok").'''
+    '''A str that Erlang receives as an atom: erlang.Atom("ok"). A name that
+    is new to the BEAM counts against erlang_python's max_atoms setting;
+    past it, AtomLimitError (unless the BEAM, asked, has the atom).'''
     __slots__ = ()
+
+    def __new__(cls, *args, **kwargs):
+        self = str.__new__(cls, *args, **kwargs)
+        if not _atom_admit(self) and not _atom_exists(self):
+            max_atoms, spent = _atom_budget()
+            raise AtomLimitError(
+                f'erlang.Atom({str.__repr__(self)}): no new atom can be made, Python has '
+                f'made {spent} of the max_atoms = {max_atoms} that erlang_python allows '
+                f'(the max_atoms setting: the BEAM never frees an atom)')
+        return self
 
     def __repr__(self):
         return f'erlang.Atom({str.__repr__(self)})'
