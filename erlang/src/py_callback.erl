@@ -156,10 +156,15 @@ insert(Name, Target) ->
 key(Name) ->
     py_payload:key(name, Name).
 
-%% Built in: erlang.whereis(Name) in Python.
+%% Built in: erlang.whereis(Name) in Python; None for the processes of the
+%% runtime system (py_guard).
 apply_registered(<<"$whereis">>, [Name]) ->
     try binary_to_existing_atom(Name, utf8) of
-        Atom -> whereis(Atom)
+        Atom ->
+            case py_guard:may_send(Atom) of
+                true -> whereis(Atom);
+                false -> undefined
+            end
     catch
         error:badarg -> undefined
     end;
@@ -171,8 +176,10 @@ apply_registered(<<"$atom_exists">>, [Name]) when is_binary(Name) ->
     catch
         error:badarg -> false
     end;
-%% erlang.send(Dest, Message, check=True): only to a live process.
+%% erlang.send(Dest, Message, check=True): only to a live process, never
+%% to one of the runtime system (py_guard).
 apply_registered(<<"$send">>, [Dest, Message]) ->
+    py_guard:may_send(Dest) orelse error({not_allowed, Dest}),
     Alive = case Dest of
                 Pid when is_pid(Pid), node(Pid) =:= node() -> is_process_alive(Pid);
                 Pid when is_pid(Pid) -> true; % on another node: cannot tell
@@ -195,6 +202,7 @@ apply_registered(Name, Args) ->
 -spec init([]) -> {ok, undefined}.
 init([]) ->
     _ = ets:new(?TABLE, [named_table, public, set, {read_concurrency, true}]),
+    ok = py_guard:ensure(),
     {ok, undefined}.
 
 %% @private
