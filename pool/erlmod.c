@@ -18,6 +18,7 @@
 #include "erlmod_state.h"
 #include "etfw.h"
 #include "exec.h"
+#include "log.h"
 #include "modtypes.h"
 #include "pysrc.h"
 
@@ -184,9 +185,19 @@ static PyObject *erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t
     body = PyTuple_Pack(2, args[0], args[1]);
     if (id == NULL || body == NULL || versioned(&t, id, &head) < 0 || versioned(&t, body, &data) < 0)
         goto done;
-    Py_BEGIN_ALLOW_THREADS /* the pipe may be full */
-    pyx_out_send(out, head.data, head.len, data.data, data.len);
+    /* At most PYX_SEND_WINDOW sends are out that the port owner has not
+     * handled (log.h): replies queue behind no more than that. Waiting for
+     * a credit (or for room in the pipe) without the GIL. */
+    int stopped;
+    Py_BEGIN_ALLOW_THREADS
+    stopped = pyx_out_send_credit(out, pyx_current_cancelled) < 0;
+    if (!stopped)
+        pyx_out_send(out, head.data, head.len, data.data, data.len);
     Py_END_ALLOW_THREADS
+    if (stopped) {
+        PyErr_SetNone(PyExc_KeyboardInterrupt); /* the request was cancelled */
+        goto done;
+    }
     res = Py_NewRef(Py_None);
 done:
     Py_XDECREF(id);

@@ -20,6 +20,7 @@ struct pyx_out {
     unsigned char *buf;
     size_t len, cap;  /* under mu */
     pyx_out_hook hook; /* atomic: run before each frame, or NULL */
+    void *ext[PYX_OUT_EXTS]; /* atomic: see pyx_out_ext */
 };
 
 pyx_out *pyx_out_new(int fd, size_t cap)
@@ -40,6 +41,8 @@ void pyx_out_free(pyx_out *o)
     if (o == NULL)
         return;
     pthread_mutex_destroy(&o->mu);
+    for (int i = 0; i < PYX_OUT_EXTS; i++)
+        free(o->ext[i]);
     free(o->buf);
     free(o);
 }
@@ -145,3 +148,5 @@ void pyx_out_kick(pyx_out *o)
 }
 
 void pyx_out_set_hook(pyx_out *o, pyx_out_hook hook) { __atomic_store_n(&o->hook, hook, __ATOMIC_RELEASE); }
+
+void **pyx_out_ext(pyx_out *o, int which) { return &o->ext[which]; }

@@ -31,4 +31,10 @@ void pyx_out_put(pyx_out *o, const void *a, size_t alen, const void *b, size_t b
 /* Runs the hook now, and writes what is buffered unless a sender that
  * will is on its way. */
 void pyx_out_kick(pyx_out *o);
+
+/* Slots for the one-way flow control of log.c (PYX_OUT_EXT_LOG) and of
+ * erlang.send (PYX_OUT_EXT_SEND): a pointer each, NULL until set, freed
+ * with o by pyx_out_free (free(3)). Read and set them atomically. */
+enum { PYX_OUT_EXT_LOG = 0, PYX_OUT_EXT_SEND = 1, PYX_OUT_EXTS = 2 };
+void **pyx_out_ext(pyx_out *o, int which);
 #endif

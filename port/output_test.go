@@ -82,24 +82,60 @@ func TestOutputAfterReaderLeft(t *testing.T) {
 	assert.ErrorIs(t, out.Err(), syscall.EPIPE)
 }
 
-// Log's packets are {Level, Ctx, Line} after the id '$log'.
+// Log's packets are {Dropped, [{Level, Ctx, Caller, Line}]} after the id
+// '$log'; at most PYX_LOG_WINDOW are out before an ack, lines that come
+// meanwhile share the next one.
 func TestOutputLog(t *testing.T) {
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
 	defer r.Close()
 	out, err := NewOutput(w)
 	require.NoError(t, err)
+	undef := etf.Atom("undefined")
 	out.Log("info", 7, []byte("seven"))
 	out.Log("warning", 1<<40, []byte("big"))
-	out.Log("error", LogSidecar, []byte("pyport"))
+	out.Log("error", LogSidecar, []byte("pyport")) // waits: two are out
 	out.Log("notice", LogNoContext, nil)
+	out.LogAck(1)
 	want := []etf.Term{
-		etf.Tuple{etf.Atom("info"), 7, etf.Binary("seven")},
-		etf.Tuple{etf.Atom("warning"), int64(1) << 40, etf.Binary("big")},
-		etf.Tuple{etf.Atom("error"), etf.Atom("sidecar"), etf.Binary("pyport")},
-		etf.Tuple{etf.Atom("notice"), etf.Atom("undefined"), etf.Binary("")},
+		etf.Tuple{0, etf.List{etf.Tuple{etf.Atom("info"), 7, undef, etf.Binary("seven")}}},
+		etf.Tuple{0, etf.List{etf.Tuple{etf.Atom("warning"), int64(1) << 40, undef, etf.Binary("big")}}},
+		etf.Tuple{0, etf.List{etf.Tuple{etf.Atom("error"), etf.Atom("sidecar"), undef, etf.Binary("pyport")},
+			etf.Tuple{etf.Atom("notice"), undef, undef, etf.Binary("")}}},
 	}
-	for i, f := range readFrames(t, r, len(want)) {
+	checkLogFrames(t, readFrames(t, r, len(want)), want)
+
+	// Two out again: lines beyond a batch's bound are dropped, counted
+	// and reported with the next packet.
+	out.LogAck(1)
+	out.Log("info", 1, []byte("x"))
+	line := bytes.Repeat([]byte("y"), 1000)
+	for i := 0; i < 100; i++ {
+		out.Log("info", 1, line)
+	}
+	kept := 32 * 1024 / (len(line) + 1) // about: what PYX_LOG_BATCH holds
+	dropped := out.LogDropped()
+	assert.InDelta(t, float64(100-kept), float64(dropped), 3)
+	out.LogAck(2)
+	frames := readFrames(t, r, 2)
+	var d etf.Decoder
+	_, n, err := d.DecodePrefix(frames[1])
+	require.NoError(t, err)
+	body, err := (&etf.Decoder{CopyBinaries: true}).Decode(frames[1][n:])
+	require.NoError(t, err)
+	b := body.(etf.Tuple)
+	assert.Equal(t, int64(dropped), toInt(b[0]))
+	assert.Equal(t, 100-int(dropped), len(b[1].(etf.List)))
+}
+
+func toInt(t etf.Term) int64 {
+	n, _ := etf.ToInt64(t)
+	return n
+}
+
+func checkLogFrames(t *testing.T, frames [][]byte, want []etf.Term) {
+	t.Helper()
+	for i, f := range frames {
 		var d etf.Decoder
 		id, n, err := d.DecodePrefix(f)
 		require.NoError(t, err)

@@ -368,7 +368,7 @@ func TestSubmitThroughTheAdapterAllocatesNothing(t *testing.T) {
 	payload, err := etf.Encode(etf.Tuple{etf.Binary("pass")})
 	require.NoError(t, err)
 	allocs := testing.AllocsPerRun(500, func() {
-		if err := ctx.Submit(proto.Exec, 0, id, payload); err != nil {
+		if err := ctx.Submit(proto.Exec, 0, id, nil, payload); err != nil {
 			t.Fatal(err)
 		}
 	})

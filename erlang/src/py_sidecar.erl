@@ -40,6 +40,10 @@
 -define(DEFAULT, default).
 -define(START_TIMEOUT, 60000).
 -define(SWEEP_MS, 10000).
+%% '$send' packets handled per {send_ack, N}: fewer than the sidecar's
+%% window (64, port/log.h), so its senders never wait for an ack that a
+%% count short of this would hold back.
+-define(SEND_ACK, 16).
 
 -type info() :: #{mode := subinterp | multi_executor | free_threaded,
                   version := binary(),
@@ -52,6 +56,7 @@
 -record(state, {sidecar :: atom(),
                 port :: port() | undefined,
                 os_pid :: integer() | undefined,
+                sends = 0 :: non_neg_integer(), % '$send's not yet acknowledged
                 exit_reason :: term()}). % from a '$exit' packet
 
 %% @doc Start the default sidecar's port owner.
@@ -139,8 +144,8 @@ handle_continue(start, #state{sidecar = Sidecar} = State) ->
     case py_lifecycle:backoff(Sidecar) of
         0 -> ok;
         Delay ->
-            logger:notice("erlang_python: sidecar~ts restarts in ~b ms", [label(Sidecar), Delay],
-                          #{domain => [erlang_python]}),
+            %% no domain: the default handler shows it
+            logger:notice("erlang_python: sidecar~ts restarts in ~b ms", [label(Sidecar), Delay]),
             timer:sleep(Delay)
     end,
     Exe = py_port_exe:path(py_config:get(Sidecar, python)),
@@ -172,11 +177,11 @@ open(Port, Exe, #state{sidecar = Sidecar} = State) ->
 %% new sidecar's store (`state_load', which also turns its mirror on), before
 %% anyone knows the port. Exe: the sidecar's path, for the refusal's message.
 handshake(Sidecar, Port, Exe) ->
-    case startup_request(Port, py_wire:info(), <<>>) of
+    case startup_request(Sidecar, Port, py_wire:info(), <<>>) of
         {ok, Info} when is_map(Info) ->
             case py_wire:check_info(Info, Exe) of
                 ok ->
-                    case startup_request(Port, py_wire:state_load(),
+                    case startup_request(Sidecar, Port, py_wire:state_load(),
                                          term_to_binary(py_state:snapshot(Sidecar))) of
                         ok -> {ok, Info};
                         {error, Reason} -> {error, {state_load, Reason}};
@@ -192,23 +197,27 @@ handshake(Sidecar, Port, Exe) ->
     end.
 
 %% One request whose answer this process waits for itself, as it routes
-%% nothing yet: other packets (a log line) are skipped.
-startup_request(Port, Request, Payload) ->
+%% nothing yet: log lines go to py_log (which acknowledges them), other
+%% packets are skipped.
+startup_request(Sidecar, Port, Request, Payload) ->
     Ref = make_ref(),
     true = py_wire:send(Port, py_wire:packet(Request, py_wire:id(control, Ref), Payload)),
-    startup_reply(Port, Ref).
+    startup_reply(Sidecar, Port, Ref).
 
-startup_reply(Port, Ref) ->
+startup_reply(Sidecar, Port, Ref) ->
     receive
         {Port, {data, Bin}} ->
             case py_wire:decode(Bin) of
                 {reply, Ref, Body} ->
                     case py_wire:result(Body) of
                         {ok, Result} -> Result;
-                        _ -> startup_reply(Port, Ref)
+                        _ -> startup_reply(Sidecar, Port, Ref)
                     end;
+                {log, Body} ->
+                    py_log:forward(Sidecar, Port, Body),
+                    startup_reply(Sidecar, Port, Ref);
                 _ ->
-                    startup_reply(Port, Ref)
+                    startup_reply(Sidecar, Port, Ref)
             end;
         {Port, {exit_status, N}} ->
             {error, {python_crashed, #{status => N}}}
@@ -246,6 +255,8 @@ service({down, Info}, #state{sidecar = Sidecar}) ->
 handle_info({Port, {data, Bin}}, #state{port = Port, sidecar = Sidecar} = State) ->
     case route(Sidecar, Bin) of
         ok -> {noreply, State};
+        sent -> {noreply, sent(Port, State)};
+        {log, Body} -> py_log:forward(Sidecar, Port, Body), {noreply, State};
         {exit, Reason} -> {noreply, State#state{exit_reason = Reason}}
     end;
 handle_info({Port, {exit_status, N}}, #state{port = Port} = State) ->
@@ -263,7 +274,7 @@ handle_info(_Other, State) ->
 %% sub-binary, forwarded undecoded. A reply for a caller that gave up goes to
 %% a dead alias and is dropped by the runtime. Other packets are for this
 %% process (docs/PROTOCOL.md).
--spec route(atom(), binary()) -> ok | {exit, term()}.
+-spec route(atom(), binary()) -> ok | sent | {log, binary()} | {exit, term()}.
 route(Sidecar, Bin) ->
     case py_wire:decode(Bin) of
         {call_reply, Alias, Body} ->
@@ -276,8 +287,9 @@ route(Sidecar, Bin) ->
             %% control and nested requests: no py_semaphore slot with these
             Alias ! {py_reply, Alias, Body},
             ok;
-        {log, Level, Ctx, Text} ->
-            log(Level, Ctx, Text);
+        {log, _Body} = Log ->
+            %% lines for py_log, which acknowledges them
+            Log;
         {state, Ops} ->
             %% the shared state's mirror (py_state), before what follows
             apply_state(Sidecar, Ops, Bin);
@@ -285,9 +297,14 @@ route(Sidecar, Bin) ->
             %% why the sidecar is about to exit
             {exit, Reason};
         {send, Dest, Message} ->
-            %% erlang.send(Dest, Message) from Python
+            %% erlang.send(Dest, Message) from Python: in the receiver's
+            %% mailbox before any later reply is routed
             _ = catch erlang:send(Dest, Message),
-            ok;
+            sent;
+        {bad_send, _} ->
+            logger:warning("erlang_python: dropped an unreadable erlang.send (~b bytes)",
+                           [byte_size(Bin)]),
+            sent;
         {callback, N, Body} ->
             %% Python calls a registered Erlang function: in a process
             %% of its own, never in this one
@@ -297,6 +314,15 @@ route(Sidecar, Bin) ->
             logger:warning("erlang_python: dropped an unreadable reply (~b bytes)",
                            [byte_size(Bin)])
     end.
+
+%% One more '$send' handled: every ?SEND_ACK of them go back to the
+%% sidecar as credits for its senders (port/log.h), so no more than its
+%% window of sends are ever queued here ahead of a reply.
+sent(Port, #state{sends = N} = State) when N + 1 >= ?SEND_ACK ->
+    _ = py_wire:send(Port, py_wire:send_ack(N + 1)),
+    State#state{sends = 0};
+sent(_Port, #state{sends = N} = State) ->
+    State#state{sends = N + 1}.
 
 %% A mirror that cannot take the sidecar's ops no longer matches its store.
 apply_state(Sidecar, Ops, Bin) ->
@@ -342,11 +368,6 @@ kill_group(OsPid) when is_integer(OsPid) ->
     ok;
 kill_group(undefined) ->
     ok.
-
-%% A Python traceback (or another message of the sidecar) for the logger.
-log(Level, Ctx, Text) ->
-    logger:log(Level, "Python, context ~p:~n~ts", [Ctx, Text],
-               #{domain => [erlang_python], py_context => Ctx}).
 
 %% @private
 -spec terminate(term(), #state{}) -> ok.

@@ -39,9 +39,16 @@ end_per_testcase(_Case, _Config) ->
     _ = logger:remove_handler(py_log_test),
     ok.
 
-log(#{level := Level, msg := {_Format, [Ctx, Text]}, meta := #{py_context := Ctx}},
+log(#{level := Level, msg := {_Format, Args}, meta := #{py_context := Ctx} = Meta},
     #{config := #{pid := Pid}}) ->
-    Pid ! {py_log, Level, Ctx, Text};
+    case Meta of
+        #{py_dropped := N} -> Pid ! {py_dropped, N};
+        _ -> Pid ! {py_log, Level, Ctx, lists:last(Args)}
+    end,
+    case Meta of
+        #{pid := Caller} -> Pid ! {py_caller, Caller, lists:last(Args)};
+        _ -> ok
+    end;
 log(_Event, _HandlerConfig) ->
     ok.
 
@@ -58,11 +65,15 @@ expect_log(Level, Ctx, Text) ->
                 [Level, Ctx, Text, [M || {messages, Ms} <- [process_info(self(), messages)], M <- Ms]])
     end.
 
-%% print() in context 1 and in context 2: info, py_context => that context.
+%% print() in context 1 and in context 2: notice, py_context => that
+%% context, pid => the caller.
 print_per_context(_Config) ->
     [begin
          ?expect(ok, py:exec(py:context(I), <<"print('hello')">>)),
-         expect_log(info, ctx(I), <<"hello">>)
+         expect_log(notice, ctx(I), <<"hello">>),
+         receive {py_caller, Caller, <<"hello">>} -> ?equal(self(), Caller)
+         after ?WAIT -> ct:fail("no caller")
+         end
      end || I <- [1, 2]],
     %% several lines of one print, then one more: all of them, in order
     ?expect(ok, py:exec(py:context(1), <<"print('a\\nb'); print('c', flush=True)">>)),
@@ -71,7 +82,7 @@ print_per_context(_Config) ->
 %% Texts of info events of Ctx, joined with newlines, until one ends in Last.
 collect(Ctx, Acc, Last) ->
     receive
-        {py_log, info, Ctx, Text} ->
+        {py_log, notice, Ctx, Text} ->
             All = case Acc of <<>> -> Text; _ -> <<Acc/binary, "\n", Text/binary>> end,
             case binary:longest_common_suffix([All, Last]) =:= byte_size(Last) of
                 true -> All;
@@ -94,20 +105,20 @@ partial_line_on_flush(_Config) ->
     ?expect(ok, py:exec(C, <<"import sys; sys.stdout.write('part')">>)),
     ?expect(ok, py:exec(C, <<"print('sync', file=sys.stderr)">>)),
     expect_log(warning, ctx(1), <<"sync">>),
-    receive {py_log, info, _, <<"part">>} = Early -> ct:fail("sent before flush: ~p", [Early])
+    receive {py_log, notice, _, <<"part">>} = Early -> ct:fail("sent before flush: ~p", [Early])
     after 0 -> ok
     end,
     ?expect(ok, py:exec(C, <<"sys.stdout.flush()">>)),
-    expect_log(info, ctx(1), <<"part">>),
+    expect_log(notice, ctx(1), <<"part">>),
     %% print(..., end='', flush=True)
     ?expect(ok, py:exec(C, <<"print('no newline', end='', flush=True)">>)),
-    expect_log(info, ctx(1), <<"no newline">>).
+    expect_log(notice, ctx(1), <<"no newline">>).
 
 %% A partial line goes out once it reaches 8 KiB, without a flush.
 long_partial_line(_Config) ->
     ?expect(ok, py:exec(py:context(2), <<"import sys; sys.stdout.write('y' * 9000)">>)),
     Y = binary:copy(<<"y">>, 9000),
-    expect_log(info, ctx(2), Y).
+    expect_log(notice, ctx(2), Y).
 
 stream_api(_Config) ->
     C = py:context(1),
@@ -115,12 +126,12 @@ stream_api(_Config) ->
     ?expect({ok, {4, false, <<"utf-8">>, true}},
             py:eval(C, <<"(sys.stdout.write('abc\\n'), sys.stdout.isatty(), sys.stdout.encoding,"
                          " sys.stderr.writable())">>, #{})),
-    expect_log(info, ctx(1), <<"abc">>),
+    expect_log(notice, ctx(1), <<"abc">>),
     ?expect({error, {'UnsupportedOperation', _}}, py:exec(C, <<"sys.stdout.fileno()">>)),
     ?expect({error, {'TypeError', _}}, py:exec(C, <<"sys.stdout.write(b'bytes')">>)),
     %% non-ASCII and lone surrogates
     ?expect(ok, py:exec(C, <<"print('caf\\u00e9 \\ud800')">>)),
-    expect_log(info, ctx(1), <<"café \\ud800"/utf8>>).
+    expect_log(notice, ctx(1), <<"café \\ud800"/utf8>>).
 
 %% A thread that Python started logs for its interpreter's home context:
 %% context 2's own in a sub-interpreter; in the shared main interpreter
@@ -131,7 +142,7 @@ thread_carries_context(_Config) ->
                           "t = threading.Thread(target=lambda: print('from-thread'))\n"
                           "t.start(); t.join()\n">>)),
     receive
-        {py_log, info, Ctx, <<"from-thread">>} ->
+        {py_log, notice, Ctx, <<"from-thread">>} ->
             case py:execution_mode() of
                 multi_executor -> ?expect(true, lists:member(Ctx, [ctx(1), ctx(2)]));
                 _ -> ?equal(ctx(2), Ctx)
@@ -145,7 +156,7 @@ shell_output(_Config) ->
     {ok, [W]} = py_context_router:start_pool(logworker, 1, worker),
     try
         ?expect(ok, py:exec(W, <<"import os; assert os.system('echo from-shell') == 0">>)),
-        expect_log(info, sidecar, <<"from-shell">>),
+        expect_log(notice, sidecar, <<"from-shell">>),
         ?expect(ok, py:exec(W, <<"import os; os.system('echo to-stderr >&2')">>)),
         expect_log(warning, sidecar, <<"to-stderr">>)
     after
@@ -156,4 +167,4 @@ shell_output(_Config) ->
 c_stderr(_Config) ->
     ?expect(ok, py:exec(py:context(1), <<"import os; os.write(2, b'c-stderr\\n'); os.write(1, b'c-out\\n')">>)),
     expect_log(warning, sidecar, <<"c-stderr">>),
-    expect_log(info, sidecar, <<"c-out">>).
+    expect_log(notice, sidecar, <<"c-out">>).

@@ -1,0 +1,114 @@
+%% @doc The sidecar's log lines, given to the logger (docs/PROTOCOL.md, "Log
+%% packets"): Python's `print' and `sys.stderr', tracebacks, the output of C
+%% code and subprocesses on fd 1 and fd 2, and pyport's own messages.
+%%
+%% There is one per sidecar (see {@link py_sidecar_sup}). The port owner
+%% forwards each `'$log'' packet here undecoded ({@link forward/3}), so a
+%% flood of lines costs it one message per packet of many lines. This
+%% process decodes a packet, logs its lines and then acknowledges it to the
+%% sidecar (`{log_ack, 1}'), which sends at most two packets before an
+%% acknowledgement and drops, and counts, what goes beyond one more batch:
+%% so the lines in the BEAM, in this mailbox or the owner's, stay bounded
+%% whatever Python writes, and a logger that is slow (its handlers in sync
+%% mode) slows the lines, never the replies. The count of lines dropped is
+%% logged, at warning, with the next packet.
+%%
+%% Events have no domain, so OTP's default handler shows them: `print'
+%% (stdout, fd 1) at notice, stderr (and fd 2) at warning, the traceback of
+%% a call that returned `{error, _}' to its caller at info (the caller has
+%% the error), one that nobody receives (a cast) at error, pyport's
+%% messages at their own level. Metadata: `py_context' (the context's
+%% number, `sidecar' for pyport's own lines, `undefined' for a Python thread
+%% of no context), `pid' (the process whose request wrote the line, when
+%% known), `py_sidecar' (for a sidecar other than `default'), and
+%% `py_dropped' on the line that reports dropped lines.
+-module(py_log).
+
+-behaviour(gen_server).
+
+-export([start_link/1, forward/3]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-define(DEFAULT, default).
+
+%% @doc Start sidecar `Sidecar''s log process.
+-spec start_link(atom()) -> {ok, pid()} | {error, term()}.
+start_link(Sidecar) ->
+    gen_server:start_link({local, py_instance:name(?MODULE, Sidecar)}, ?MODULE, Sidecar, []).
+
+%% @doc The body of a `'$log'' packet that came on `Port', for sidecar
+%% `Sidecar''s log process; acknowledged at once, its lines lost, when that
+%% process is not running. Called by the port owner.
+-spec forward(atom(), port(), binary()) -> ok.
+forward(Sidecar, Port, Body) ->
+    case whereis(py_instance:name(?MODULE, Sidecar)) of
+        undefined ->
+            _ = py_wire:send(Port, py_wire:log_ack(1)),
+            ok;
+        Pid ->
+            Pid ! {py_log, Port, Body},
+            ok
+    end.
+
+%%--------------------------------------------------------------------
+
+%% @private
+-spec init(atom()) -> {ok, map()}.
+init(Sidecar) ->
+    Meta = case Sidecar of
+               ?DEFAULT -> #{};
+               _ -> #{py_sidecar => Sidecar}
+           end,
+    {ok, #{sidecar => Sidecar, label => py_instance:label(Sidecar), meta => Meta}}.
+
+%% @private
+-spec handle_call(term(), gen_server:from(), map()) -> {reply, {error, unknown_call}, map()}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+%% @private
+-spec handle_cast(term(), map()) -> {noreply, map()}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+-spec handle_info(term(), map()) -> {noreply, map()}.
+handle_info({py_log, Port, Body}, State) ->
+    try
+        lines(Body, State)
+    catch
+        %% a handler's failure is the logger's business; the ack must go
+        _:_ -> ok
+    end,
+    _ = py_wire:send(Port, py_wire:log_ack(1)),
+    {noreply, State};
+handle_info(_Other, State) ->
+    {noreply, State}.
+
+lines(Body, #{label := Label, meta := Meta}) ->
+    case py_wire:log_entries(Body) of
+        {ok, Dropped, Entries} ->
+            _ = Dropped > 0 andalso
+                logger:warning("erlang_python: ~b log lines of the sidecar~ts were dropped: "
+                               "more came than the logger took", [Dropped, Label],
+                               Meta#{py_context => sidecar, py_dropped => Dropped}),
+            lists:foreach(fun(E) -> line(E, Label, Meta) end, Entries);
+        error ->
+            logger:warning("erlang_python: dropped an unreadable log packet of the sidecar~ts "
+                           "(~b bytes)", [Label, byte_size(Body)], Meta)
+    end.
+
+line({Level, Ctx, Caller, Text}, Label, Meta0) ->
+    Meta = case is_pid(Caller) of
+               true -> Meta0#{py_context => Ctx, pid => Caller};
+               false -> Meta0#{py_context => Ctx}
+           end,
+    Sep = case binary:match(Text, <<"\n">>) of
+              nomatch -> " ";
+              _ -> "\n"
+          end,
+    case Ctx of
+        sidecar -> logger:log(Level, "pyport~ts:~ts~ts", [Label, Sep, Text], Meta);
+        undefined -> logger:log(Level, "Python~ts:~ts~ts", [Label, Sep, Text], Meta);
+        _ -> logger:log(Level, "Python~ts, context ~p:~ts~ts", [Label, Ctx, Sep, Text], Meta)
+    end.
