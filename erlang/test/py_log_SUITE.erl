@@ -10,7 +10,8 @@
          end_per_testcase/2]).
 -export([print_per_context/1, stderr_is_warning/1, partial_line_on_flush/1,
          long_partial_line/1, stream_api/1, thread_carries_context/1,
-         shell_output/1, c_stderr/1]).
+         shell_output/1, c_stderr/1, plain_erl_shows_output/1, print_flood/1,
+         send_flood_in_order/1, send_before_reply/1]).
 %% logger handler callback
 -export([log/2]).
 
@@ -18,7 +19,8 @@
 
 all() ->
     [print_per_context, stderr_is_warning, partial_line_on_flush, long_partial_line,
-     stream_api, thread_carries_context, shell_output, c_stderr].
+     stream_api, thread_carries_context, shell_output, c_stderr, plain_erl_shows_output,
+     print_flood, send_flood_in_order, send_before_reply].
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 2}]),
@@ -31,14 +33,35 @@ end_per_suite(Config) ->
     py_ct:stop().
 
 %% A handler that forwards the sidecar's log events to the test process.
+%% In print_flood it is slow, and the other handlers see no notice events.
+init_per_testcase(print_flood, Config) ->
+    Others = [{Id, Level} || Id <- logger:get_handler_ids(),
+                             {ok, #{level := Level}} <- [logger:get_handler_config(Id)]],
+    [ok = logger:set_handler_config(Id, level, warning) || {Id, _} <- Others],
+    ok = logger:add_handler(py_log_test, ?MODULE,
+                            #{level => all, config => #{pid => self(), flood => true}}),
+    [{handler_levels, Others} | Config];
 init_per_testcase(_Case, Config) ->
     ok = logger:add_handler(py_log_test, ?MODULE, #{level => all, config => #{pid => self()}}),
     Config.
 
-end_per_testcase(_Case, _Config) ->
+end_per_testcase(_Case, Config) ->
     _ = logger:remove_handler(py_log_test),
+    [ok = logger:set_handler_config(Id, level, Level)
+     || {Id, Level} <- proplists:get_value(handler_levels, Config, [])],
     ok.
 
+log(#{msg := {_Format, Args}, meta := Meta}, #{config := #{pid := Pid, flood := true}}) ->
+    %% a slow logger: one line a millisecond
+    case Meta of
+        #{py_dropped := N} -> Pid ! {py_dropped, N};
+        #{py_context := _} ->
+            case lists:last(Args) of
+                <<"flood ", _/binary>> -> timer:sleep(1), Pid ! py_flood_line;
+                _ -> ok
+            end;
+        _ -> ok
+    end;
 log(#{level := Level, msg := {_Format, Args}, meta := #{py_context := Ctx} = Meta},
     #{config := #{pid := Pid}}) ->
     case Meta of
@@ -168,3 +191,145 @@ c_stderr(_Config) ->
     ?expect(ok, py:exec(py:context(1), <<"import os; os.write(2, b'c-stderr\\n'); os.write(1, b'c-out\\n')">>)),
     expect_log(warning, sidecar, <<"c-stderr">>),
     expect_log(notice, sidecar, <<"c-out">>).
+
+%%--------------------------------------------------------------------
+%% Visible in a plain erl, and bounded under a flood
+
+%% A plain `erl -noshell' with no logger configuration shows a print (at
+%% notice) and the traceback of a Python thread's exception (stderr, at
+%% warning); the traceback of a call that returned {error, _} is at info,
+%% shown once the level is info.
+plain_erl_shows_output(_Config) ->
+    Default = run_erl([]),
+    ct:log("default:~n~ts", [Default]),
+    ?equal("NOTICE", level_of("hello-from-python", Default)),
+    ?equal("WARNING", level_of("marker-thread-error", Default)),
+    ?equal(none, level_of("marker-call-error", Default)),
+    Info = run_erl(["-kernel", "logger_level", "info"]),
+    ct:log("level info:~n~ts", [Info]),
+    ?equal("INFO", level_of("marker-call-error", Info)),
+    ?equal("NOTICE", level_of("hello-from-python", Info)).
+
+run_erl(Extra) ->
+    Ebins = [filename:dirname(code:which(M)) || M <- [py, ?MODULE]],
+    Script =
+        "{ok, _} = application:ensure_all_started(erlang_python),"
+        "ok = py:exec(<<\"print('hello-from-python')\">>),"
+        "{error, _} = py:exec(<<\"raise ValueError('marker-call-error')\">>),"
+        "ok = py:exec(<<\"import threading\\n"
+        "def f():\\n    raise RuntimeError('marker-thread-error')\\n"
+        "t = threading.Thread(target=f); t.start(); t.join()\\n\">>),"
+        "[begin sys:get_state(py_log), timer:sleep(50) end || _ <- lists:seq(1, 10)],"
+        "logger_std_h:filesync(default),"
+        "io:format(\"done~n\"),"
+        "halt().",
+    Erl = os:find_executable("erl"),
+    Args = ["-noshell"] ++ lists:append([["-pa", E] || E <- Ebins]) ++ Extra ++ ["-eval", Script],
+    Port = open_port({spawn_executable, Erl},
+                     [{args, Args}, exit_status, stderr_to_stdout, binary, use_stdio]),
+    collect_port(Port, <<>>).
+
+collect_port(Port, Acc) ->
+    receive
+        {Port, {data, D}} -> collect_port(Port, <<Acc/binary, D/binary>>);
+        {Port, {exit_status, 0}} -> Acc;
+        {Port, {exit_status, N}} -> ct:fail("erl exited with ~b:~n~ts", [N, Acc])
+    after 60000 -> ct:fail("erl did not end:~n~ts", [Acc])
+    end.
+
+%% The level of the report whose text holds Marker, or none.
+level_of(Marker, Out) ->
+    Reports = re:split(Out, "(?m)^=(?=[A-Z]+ REPORT)", [{return, list}]),
+    case [R || R <- Reports, string:find(R, Marker) =/= nomatch] of
+        [R | _] -> hd(string:lexemes(R, " "));
+        [] -> none
+    end.
+
+-define(FLOOD, 300000).
+
+%% Context 1 prints 300k lines (60 MB) to a slow logger while context 2
+%% serves calls: they keep completing; lines beyond the bound are dropped,
+%% and every line is either logged or counted as dropped.
+print_flood(_Config) ->
+    Self = self(),
+    Line = binary:copy(<<"y">>, 190),
+    ?expect(ok, py:exec(py:context(1), <<"def flood(n, line):\n"
+                                         "    for i in range(n):\n"
+                                         "        print('flood', line, i)\n">>)),
+    Flood = spawn_link(fun() ->
+                               Self ! {flooded, py_context:call(py:context(1), '__main__', flood,
+                                                        [?FLOOD, Line], #{}, 120000)}
+                       end),
+    Calls = serve_until(flooded, 0),
+    ct:log("context 2 served ~b calls during the flood", [Calls]),
+    ?expect(true, Calls > 0),
+    unlink(Flood),
+    {Logged, Dropped} = count_flood(0, 0),
+    ct:log("logged ~b, dropped ~b", [Logged, Dropped]),
+    ?expect(true, Dropped > 0),
+    ?equal(?FLOOD, Logged + Dropped),
+    %% the BEAM held a bounded amount meanwhile: py_log's mailbox is short
+    {message_queue_len, Q} = process_info(whereis(py_log), message_queue_len),
+    ?expect(true, Q =< 2).
+
+serve_until(Tag, N) ->
+    receive
+        {Tag, Result} -> ?expect({ok, _}, Result), N
+    after 0 ->
+        ?expect({ok, 3}, py:call(py:context(2), operator, add, [1, 2])),
+        serve_until(Tag, N + 1)
+    end.
+
+count_flood(Logged, Dropped) when Logged + Dropped >= ?FLOOD ->
+    {Logged, Dropped};
+count_flood(Logged, Dropped) ->
+    receive
+        py_flood_line -> count_flood(Logged + 1, Dropped);
+        {py_dropped, N} -> count_flood(Logged, Dropped + N)
+    after ?WAIT -> {Logged, Dropped}
+    end.
+
+-define(SENDS, 100000).
+
+%% Context 1 sends 100k messages while context 2 serves calls: every one
+%% arrives, in order, and the calls keep completing.
+send_flood_in_order(_Config) ->
+    Self = self(),
+    ?expect(ok, py:exec(py:context(1), <<"import erlang\n"
+                                         "def sends(pid, n):\n"
+                                         "    for i in range(n):\n"
+                                         "        erlang.send(pid, i)\n">>)),
+    Server = spawn_link(fun() -> Self ! {served, serve_until(stop, 0)} end),
+    ?expect({ok, none}, py_context:call(py:context(1), '__main__', sends, [Self, ?SENDS], #{}, 120000)),
+    %% sent before the reply: all here already
+    {message_queue_len, Q} = process_info(self(), message_queue_len),
+    ?expect(true, Q >= ?SENDS),
+    ok = receive_in_order(0),
+    Server ! {stop, {ok, done}},
+    receive {served, N} -> ct:log("context 2 served ~b calls", [N]), ?expect(true, N > 0)
+    after ?WAIT -> ct:fail("no calls served")
+    end.
+
+receive_in_order(?SENDS) -> ok;
+receive_in_order(I) ->
+    receive
+        I -> receive_in_order(I + 1);
+        Other when is_integer(Other) -> ct:fail("got ~p, expected ~p", [Other, I])
+    after 0 -> ct:fail("message ~p missing", [I])
+    end.
+
+%% What Python sends before it returns is in the caller's mailbox when the
+%% call returns, also past the sidecar's window of sends in flight (200 >
+%% 64): the sender waits for credits, its reply comes after.
+send_before_reply(_Config) ->
+    ?expect(ok, py:exec(py:context(2), <<"import erlang\n"
+                                         "def send_then_return(pid, k):\n"
+                                         "    for i in range(k):\n"
+                                         "        erlang.send(pid, ('before', i))\n"
+                                         "    return k\n">>)),
+    [begin
+         ?expect({ok, K}, py:call(py:context(2), '__main__', send_then_return, [self(), K])),
+         [receive {<<"before">>, I} -> ok after 0 -> ct:fail("~p of ~p not there", [I, K]) end
+          || I <- lists:seq(0, K - 1)]
+     end || K <- [1, 2, 63, 64, 65, 200], _ <- lists:seq(1, 20)],
+    ok.
