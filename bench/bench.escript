@@ -18,6 +18,9 @@
 %%   callback_*, erlang_send_*    Python -> Erlang (see callbacks/2)              overhead <= 1.5 echo
 %%   state_fetch_median_us        py:state_fetch(K)       one small term
 %%   state_python_op_ns           state_incr / state_get in a Python loop          <= 1000 ns
+%%   call_reductions_per_py_call  reductions of the calling process per py:call
+%%   flood_print/send_call_latency_ratio  context 2's median call during context 1's
+%%                                300k prints / erlang.sends, against quiet        <= 2x
 %%
 %% Echo throughput: N callers each call erlang:port_command/2 themselves while
 %% the port owner only routes replies by the id inside the term, which is how
@@ -93,6 +96,9 @@ main(Args) ->
     state_python(Rounds),
     cpu_speedup(),
     callbacks(Exe, Rounds),
+    call_reductions(),
+    flood_latency(print),
+    flood_latency(send),
     steal(Steal0, cpu_times()),
     application:stop(erlang_python).
 
@@ -310,6 +316,65 @@ receive_all(N) ->
         I when is_integer(I) -> receive_all(N - 1)
     after ?TIMEOUT ->
         error({lost_messages, N})
+    end.
+
+%% Reductions the caller spends per py:call (the caller's pid in the header,
+%% protocol 2, is part of it).
+call_reductions() ->
+    F = fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end,
+    _ = [F() || _ <- lists:seq(1, ?SEQ_WARMUP)],
+    {reductions, R0} = process_info(self(), reductions),
+    _ = [F() || _ <- lists:seq(1, ?SEQ_N)],
+    {reductions, R1} = process_info(self(), reductions),
+    io:format("call_reductions_per_py_call ~.1f (~b calls)~n", [(R1 - R0) / ?SEQ_N, ?SEQ_N]).
+
+-define(FLOOD_N, 300000).
+
+%% One-way traffic cannot delay replies: the median latency of
+%% py:call(operator, add) on context 2 while context 1 prints 300k lines of
+%% 200 bytes (60 MB; the logger at level warning, as set above, so they are
+%% filtered) or makes 300k erlang.sends to a process that drops them,
+%% against quiet (before and after). Goal: within 2x.
+flood_latency(Kind) ->
+    C1 = py:context(1),
+    C2 = py:context(2),
+    ok = py:exec(C1, <<"import erlang\n"
+                       "def bench_print_flood(n):\n"
+                       "    line = 'y' * 190\n"
+                       "    for i in range(n):\n"
+                       "        print('flood', line, i)\n"
+                       "def bench_send_flood(pid, n):\n"
+                       "    for i in range(n):\n"
+                       "        erlang.send(pid, i)\n">>),
+    Call = fun() -> {ok, 3} = py_context:call(C2, operator, add, [1, 2], #{}) end,
+    Quiet1 = seq_latency(Call),
+    Sink = spawn(fun Drop() -> receive stop -> ok; _ -> Drop() end end),
+    {F, Args} = case Kind of
+                    print -> {bench_print_flood, [?FLOOD_N]};
+                    send -> {bench_send_flood, [Sink, ?FLOOD_N]}
+                end,
+    Self = self(),
+    T0 = erlang:monotonic_time(microsecond),
+    _ = spawn_link(fun() ->
+                           Self ! {flood_done, py_context:call(C1, '__main__', F, Args, #{}, 600000)}
+                   end),
+    During = flood_calls(Call, []),
+    Ms = (erlang:monotonic_time(microsecond) - T0) / 1000,
+    Sink ! stop,
+    Quiet2 = seq_latency(Call),
+    Quiet = (Quiet1 + Quiet2) / 2,
+    Med = median(lists:sort(During)),
+    io:format("flood_~s_call_latency_ratio ~.2f (median ~s us during the flood, ~s us quiet "
+              "(~s before, ~s after); ~b calls in ~b ms of flood; p99 ~s us; goal <= 2x)~n",
+              [Kind, Med / Quiet, fmt(Med), fmt(Quiet), fmt(Quiet1), fmt(Quiet2), length(During),
+               round(Ms), fmt(percentile(lists:sort(During), 0.99))]).
+
+flood_calls(Call, Acc) ->
+    receive
+        {flood_done, {ok, _}} -> Acc;
+        {flood_done, Other} -> error({flood, Other})
+    after 0 ->
+        flood_calls(Call, [timed(Call) | Acc])
     end.
 
 %% Shared state from Python: ns per erlang.state_incr and per state_get,

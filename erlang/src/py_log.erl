@@ -11,7 +11,8 @@
 %% so the lines in the BEAM, in this mailbox or the owner's, stay bounded
 %% whatever Python writes, and a logger that is slow (its handlers in sync
 %% mode) slows the lines, never the replies. The count of lines dropped is
-%% logged, at warning, with the next packet.
+%% logged, at warning, when output resumes (at most one such line a
+%% second).
 %%
 %% Events have no domain, so OTP's default handler shows them: `print'
 %% (stdout, fd 1) at notice, stderr (and fd 2) at warning, the traceback of
@@ -59,7 +60,8 @@ init(Sidecar) ->
                ?DEFAULT -> #{};
                _ -> #{py_sidecar => Sidecar}
            end,
-    {ok, #{sidecar => Sidecar, label => py_instance:label(Sidecar), meta => Meta}}.
+    {ok, #{sidecar => Sidecar, label => py_instance:label(Sidecar), meta => Meta,
+           dropped => 0, timer => undefined}}.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, {error, unknown_call}, map()}.
@@ -73,30 +75,50 @@ handle_cast(_Msg, State) ->
 
 %% @private
 -spec handle_info(term(), map()) -> {noreply, map()}.
-handle_info({py_log, Port, Body}, State) ->
-    try
-        lines(Body, State)
-    catch
-        %% a handler's failure is the logger's business; the ack must go
-        _:_ -> ok
-    end,
+handle_info({py_log, Port, Body}, State0) ->
+    State = try
+                lines(Body, State0)
+            catch
+                %% a handler's failure is the logger's business; the ack must go
+                _:_ -> State0
+            end,
     _ = py_wire:send(Port, py_wire:log_ack(1)),
     {noreply, State};
+handle_info(report_dropped, State) ->
+    {noreply, report_dropped(State#{timer := undefined})};
 handle_info(_Other, State) ->
     {noreply, State}.
 
-lines(Body, #{label := Label, meta := Meta}) ->
+%% Lines dropped are reported, as one count, once a packet comes with none
+%% dropped before it (the output resumed), or a second after the first of
+%% them, so a flood makes one warning a second, not one a packet.
+lines(Body, #{label := Label, meta := Meta, dropped := Before} = State) ->
     case py_wire:log_entries(Body) of
         {ok, Dropped, Entries} ->
-            _ = Dropped > 0 andalso
-                logger:warning("erlang_python: ~b log lines of the sidecar~ts were dropped: "
-                               "more came than the logger took", [Dropped, Label],
-                               Meta#{py_context => sidecar, py_dropped => Dropped}),
-            lists:foreach(fun(E) -> line(E, Label, Meta) end, Entries);
+            State1 = case Dropped of
+                         0 -> report_dropped(State);
+                         _ -> wait_report(State#{dropped := Before + Dropped})
+                     end,
+            lists:foreach(fun(E) -> line(E, Label, Meta) end, Entries),
+            State1;
         error ->
             logger:warning("erlang_python: dropped an unreadable log packet of the sidecar~ts "
-                           "(~b bytes)", [Label, byte_size(Body)], Meta)
+                           "(~b bytes)", [Label, byte_size(Body)], Meta),
+            State
     end.
+
+wait_report(#{timer := undefined} = State) ->
+    State#{timer := erlang:send_after(1000, self(), report_dropped)};
+wait_report(State) ->
+    State.
+
+report_dropped(#{dropped := 0} = State) ->
+    State;
+report_dropped(#{dropped := N, label := Label, meta := Meta, timer := Timer} = State) ->
+    _ = is_reference(Timer) andalso erlang:cancel_timer(Timer),
+    logger:warning("erlang_python: ~b log lines of the sidecar~ts were dropped: more came than "
+                   "the logger took", [N, Label], Meta#{py_context => sidecar, py_dropped => N}),
+    State#{dropped := 0, timer := undefined}.
 
 line({Level, Ctx, Caller, Text}, Label, Meta0) ->
     Meta = case is_pid(Caller) of

@@ -41,9 +41,9 @@
 -define(START_TIMEOUT, 60000).
 -define(SWEEP_MS, 10000).
 %% '$send' packets handled per {send_ack, N}: fewer than the sidecar's
-%% window (64, port/log.h), so its senders never wait for an ack that a
+%% window (32, port/log.h), so its senders never wait for an ack that a
 %% count short of this would hold back.
--define(SEND_ACK, 16).
+-define(SEND_ACK, 8).
 
 -type info() :: #{mode := subinterp | multi_executor | free_threaded,
                   version := binary(),
