@@ -73,7 +73,7 @@ func (s *sink) read(r io.Reader) {
 			return
 		}
 		if rest, ok := bytes.CutPrefix(frame, logHead); ok {
-			s.out.LogAck(1) // as py_log does: the next batch may come
+			s.out.LogAck(1, port.LogLevelSame) // as py_log does: the next batch may come
 			select {
 			case s.logs <- rest:
 			default: // nobody looks

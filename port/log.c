@@ -14,15 +14,22 @@ typedef struct {
     pthread_mutex_t mu;
     pyx_buf pending;           /* entries, each a term without version */
     uint32_t count;            /* entries in pending */
+    long long in_flight;       /* packets sent, not acknowledged */
+    /* Atomic, read and written also without mu: while full, a line is
+     * dropped and counted without taking mu, so that a thread printing in
+     * a loop does not hold mu against the reader thread's acks (glibc's
+     * mutexes are not fair: a waiter may wait for many of its turns). */
+    int full;                  /* pending is over its bound */
+    int level;                 /* the most verbose level that passes, +1 (0: all) */
     unsigned long long dropped; /* lines dropped since the last packet */
     unsigned long long dropped_total;
-    long long in_flight;       /* packets sent, not acknowledged */
 } logq;
 
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    long long in_flight; /* '$send' packets not acknowledged */
+    long long in_flight; /* atomic: '$send' packets not acknowledged */
+    int waiters;         /* atomic: threads in the slow path of a credit */
 } sendq;
 
 static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -73,21 +80,24 @@ static int put_entry(pyx_buf *b, const char *level, long long ctx, const void *c
  * packet. Under q->mu. */
 static void send_pending(pyx_out *o, logq *q)
 {
-    if (q->count == 0 && q->dropped == 0)
+    if (q->count == 0 && __atomic_load_n(&q->dropped, __ATOMIC_ACQUIRE) == 0)
         return;
+    /* lines dropped from here on go with the next packet */
+    unsigned long long dropped = __atomic_exchange_n(&q->dropped, 0, __ATOMIC_ACQ_REL);
     unsigned char hb[64];
     pyx_buf head = {hb, 0, sizeof hb}; /* never grows: 20 bytes at most */
     (void)(pyx_etf_version(&head) < 0 || pyx_etf_atom(&head, "$log") < 0 || pyx_etf_version(&head) < 0 ||
-           pyx_etf_tuple(&head, 2) < 0 || pyx_etf_int(&head, (long long)q->dropped) < 0);
+           pyx_etf_tuple(&head, 2) < 0 || pyx_etf_int(&head, (long long)dropped) < 0);
     if (q->count == 0) {
         (void)pyx_etf_nil(&head);
         pyx_out_send(o, head.data, head.len, NULL, 0);
     } else {
         (void)pyx_etf_list(&head, q->count);
         if (pyx_etf_nil(&q->pending) < 0) { /* out of memory: this batch is lost */
-            q->dropped += q->count;
+            __atomic_add_fetch(&q->dropped, dropped + q->count, __ATOMIC_ACQ_REL);
             q->pending.len = 0;
             q->count = 0;
+            __atomic_store_n(&q->full, 0, __ATOMIC_RELEASE);
             return;
         }
         pyx_out_send(o, head.data, head.len, q->pending.data, q->pending.len);
@@ -96,8 +106,8 @@ static void send_pending(pyx_out *o, logq *q)
         pyx_buf_free(&q->pending);
     q->pending.len = 0;
     q->count = 0;
-    q->dropped = 0;
     q->in_flight++;
+    __atomic_store_n(&q->full, 0, __ATOMIC_RELEASE);
 }
 
 /* The lines of text[0..n): its newlines, plus one for a last line without. */
@@ -114,18 +124,40 @@ static unsigned long long lines(const char *text, size_t n)
     return k > 0 ? k : 1;
 }
 
+/* A level's severity, 0 (emergency) to 7 (debug); 7 for a name not known. */
+static int severity(const char *level)
+{
+    static const char *const names[] = {"emergency", "alert", "critical", "error",
+                                        "warning",   "notice", "info",    "debug"};
+    for (int i = 0; i < 8; i++)
+        if (strcmp(level, names[i]) == 0)
+            return i;
+    return 7;
+}
+
 int pyx_out_log(pyx_out *o, const char *level, long long ctx, const void *caller, size_t clen, const void *text,
                 size_t n)
 {
     logq *q = ext(o, PYX_OUT_EXT_LOG);
     if (q == NULL)
         return -1;
+    int pass = __atomic_load_n(&q->level, __ATOMIC_ACQUIRE); /* 0: all */
+    if (pass != 0 && severity(level) > pass - 1)
+        return 0; /* the logger would discard it: not sent, not dropped */
+    if (__atomic_load_n(&q->full, __ATOMIC_ACQUIRE)) { /* the fast way to drop */
+        unsigned long long k = lines(text, n);
+        __atomic_add_fetch(&q->dropped, k, __ATOMIC_ACQ_REL);
+        __atomic_add_fetch(&q->dropped_total, k, __ATOMIC_RELAXED);
+        return 0;
+    }
     int rc = 0;
     pthread_mutex_lock(&q->mu);
     if (q->pending.len > 0 && q->pending.len + n + clen > PYX_LOG_BATCH) {
         unsigned long long k = lines(text, n);
-        q->dropped += k;
-        q->dropped_total += k;
+        __atomic_add_fetch(&q->dropped, k, __ATOMIC_ACQ_REL);
+        __atomic_add_fetch(&q->dropped_total, k, __ATOMIC_RELAXED);
+        if (q->in_flight >= PYX_LOG_WINDOW)
+            __atomic_store_n(&q->full, 1, __ATOMIC_RELEASE); /* until the next packet */
     } else {
         size_t start = q->pending.len;
         if (put_entry(&q->pending, level, ctx, caller, clen, text, n) < 0) {
@@ -141,11 +173,13 @@ int pyx_out_log(pyx_out *o, const char *level, long long ctx, const void *caller
     return rc;
 }
 
-void pyx_out_log_ack(pyx_out *o, long long n)
+void pyx_out_log_ack(pyx_out *o, long long n, int level)
 {
     logq *q = ext(o, PYX_OUT_EXT_LOG);
     if (q == NULL)
         return;
+    if (level >= -1 && level <= 7)
+        __atomic_store_n(&q->level, level + 1, __ATOMIC_RELEASE);
     pthread_mutex_lock(&q->mu);
     q->in_flight = n >= q->in_flight ? 0 : q->in_flight - n;
     if (q->in_flight < PYX_LOG_WINDOW)
@@ -158,10 +192,7 @@ unsigned long long pyx_out_log_dropped(pyx_out *o)
     logq *q = ext(o, PYX_OUT_EXT_LOG);
     if (q == NULL)
         return 0;
-    pthread_mutex_lock(&q->mu);
-    unsigned long long n = q->dropped_total;
-    pthread_mutex_unlock(&q->mu);
-    return n;
+    return __atomic_load_n(&q->dropped_total, __ATOMIC_ACQUIRE);
 }
 
 int pyx_out_send_credit(pyx_out *o, int (*stop)(void))
@@ -169,11 +200,25 @@ int pyx_out_send_credit(pyx_out *o, int (*stop)(void))
     sendq *q = ext(o, PYX_OUT_EXT_SEND);
     if (q == NULL)
         return 0; /* out of memory: no flow control rather than no send */
+    /* The common way: a credit taken with no lock, so a thread sending in
+     * a loop does not hold a mutex against the reader thread's acks. */
+    long long n = __atomic_load_n(&q->in_flight, __ATOMIC_ACQUIRE);
+    while (n < PYX_SEND_WINDOW)
+        if (__atomic_compare_exchange_n(&q->in_flight, &n, n + 1, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return 0;
     pthread_mutex_lock(&q->mu);
-    while (q->in_flight >= PYX_SEND_WINDOW) {
+    __atomic_add_fetch(&q->waiters, 1, __ATOMIC_ACQ_REL);
+    int rc = 0;
+    for (;;) {
+        n = __atomic_load_n(&q->in_flight, __ATOMIC_ACQUIRE);
+        if (n < PYX_SEND_WINDOW) {
+            if (__atomic_compare_exchange_n(&q->in_flight, &n, n + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                break;
+            continue;
+        }
         if (stop != NULL && stop()) {
-            pthread_mutex_unlock(&q->mu);
-            return -1;
+            rc = -1;
+            break;
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -184,9 +229,9 @@ int pyx_out_send_credit(pyx_out *o, int (*stop)(void))
         }
         (void)pthread_cond_timedwait(&q->cv, &q->mu, &ts);
     }
-    q->in_flight++;
+    __atomic_sub_fetch(&q->waiters, 1, __ATOMIC_ACQ_REL);
     pthread_mutex_unlock(&q->mu);
-    return 0;
+    return rc;
 }
 
 void pyx_out_send_ack(pyx_out *o, long long n)
@@ -194,8 +239,13 @@ void pyx_out_send_ack(pyx_out *o, long long n)
     sendq *q = ext(o, PYX_OUT_EXT_SEND);
     if (q == NULL)
         return;
-    pthread_mutex_lock(&q->mu);
-    q->in_flight = n >= q->in_flight ? 0 : q->in_flight - n;
-    pthread_cond_broadcast(&q->cv);
-    pthread_mutex_unlock(&q->mu);
+    long long cur = __atomic_load_n(&q->in_flight, __ATOMIC_ACQUIRE);
+    while (!__atomic_compare_exchange_n(&q->in_flight, &cur, n >= cur ? 0 : cur - n, 1, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+        ;
+    if (__atomic_load_n(&q->waiters, __ATOMIC_ACQUIRE) > 0) {
+        pthread_mutex_lock(&q->mu); /* a waiter between its check and its wait sees the credit */
+        pthread_cond_broadcast(&q->cv);
+        pthread_mutex_unlock(&q->mu);
+    }
 }

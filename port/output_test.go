@@ -96,7 +96,7 @@ func TestOutputLog(t *testing.T) {
 	out.Log("warning", 1<<40, []byte("big"))
 	out.Log("error", LogSidecar, []byte("pyport")) // waits: two are out
 	out.Log("notice", LogNoContext, nil)
-	out.LogAck(1)
+	out.LogAck(1, LogLevelSame)
 	want := []etf.Term{
 		etf.Tuple{0, etf.List{etf.Tuple{etf.Atom("info"), 7, undef, etf.Binary("seven")}}},
 		etf.Tuple{0, etf.List{etf.Tuple{etf.Atom("warning"), int64(1) << 40, undef, etf.Binary("big")}}},
@@ -107,7 +107,7 @@ func TestOutputLog(t *testing.T) {
 
 	// Two out again: lines beyond a batch's bound are dropped, counted
 	// and reported with the next packet.
-	out.LogAck(1)
+	out.LogAck(1, LogLevelSame)
 	out.Log("info", 1, []byte("x"))
 	line := bytes.Repeat([]byte("y"), 1000)
 	for i := 0; i < 100; i++ {
@@ -116,7 +116,7 @@ func TestOutputLog(t *testing.T) {
 	kept := 32 * 1024 / (len(line) + 1) // about: what PYX_LOG_BATCH holds
 	dropped := out.LogDropped()
 	assert.InDelta(t, float64(100-kept), float64(dropped), 3)
-	out.LogAck(2)
+	out.LogAck(2, LogLevelSame)
 	frames := readFrames(t, r, 2)
 	var d etf.Decoder
 	_, n, err := d.DecodePrefix(frames[1])
@@ -126,6 +126,14 @@ func TestOutputLog(t *testing.T) {
 	b := body.(etf.Tuple)
 	assert.Equal(t, int64(dropped), toInt(b[0]))
 	assert.Equal(t, 100-int(dropped), len(b[1].(etf.List)))
+
+	// Up to warning (4) passes: info is discarded, not counted as dropped.
+	out.LogAck(2, 4)
+	out.Log("info", 1, []byte("hidden"))
+	out.Log("warning", 1, []byte("shown"))
+	assert.Equal(t, dropped, out.LogDropped())
+	want = []etf.Term{etf.Tuple{0, etf.List{etf.Tuple{etf.Atom("warning"), 1, undef, etf.Binary("shown")}}}}
+	checkLogFrames(t, readFrames(t, r, 1), want)
 }
 
 func toInt(t etf.Term) int64 {

@@ -6,7 +6,9 @@
 %% forwards each `'$log'' packet here undecoded ({@link forward/3}), so a
 %% flood of lines costs it one message per packet of many lines. This
 %% process decodes a packet, logs its lines and then acknowledges it to the
-%% sidecar (`{log_ack, 1}'), which sends at most two packets before an
+%% sidecar (`{log_ack, 1, Level}', with the most verbose level the logger
+%% lets through, so that the sidecar discards the lines the logger would),
+%% which sends at most two packets before an
 %% acknowledgement and drops, and counts, what goes beyond one more batch:
 %% so the lines in the BEAM, in this mailbox or the owner's, stay bounded
 %% whatever Python writes, and a logger that is slow (its handlers in sync
@@ -82,12 +84,26 @@ handle_info({py_log, Port, Body}, State0) ->
                 %% a handler's failure is the logger's business; the ack must go
                 _:_ -> State0
             end,
-    _ = py_wire:send(Port, py_wire:log_ack(1)),
+    _ = py_wire:send(Port, py_wire:log_ack(1, level())),
     {noreply, State};
 handle_info(report_dropped, State) ->
     {noreply, report_dropped(State#{timer := undefined})};
 handle_info(_Other, State) ->
     {noreply, State}.
+
+%% The most verbose level that the logger lets through from here (primary
+%% level, or this module's own), told to the sidecar with each ack: lines
+%% the logger would discard are discarded there, and cost the BEAM nothing.
+level() ->
+    level([debug, info, notice, warning, error, critical, alert, emergency]).
+
+level([Level | More]) ->
+    case logger:allow(Level, ?MODULE) of
+        true -> Level;
+        false -> level(More)
+    end;
+level([]) ->
+    none.
 
 %% Lines dropped are reported, as one count, once a packet comes with none
 %% dropped before it (the output resumed), or a second after the first of

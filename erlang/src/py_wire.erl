@@ -25,7 +25,7 @@
          op/4, create_context/2, destroy_context/1, info/0,
          state_store/1, state_fetch/1, state_remove/1, state_keys/0,
          state_clear/0, state_incr/2, state_load/0,
-         cancel/1, cb_reply/3, log_ack/1, send_ack/1]).
+         cancel/1, cb_reply/3, log_ack/1, log_ack/2, send_ack/1]).
 -export([decode/1, result/1, log_entries/1]).
 
 %% body/2 runs for every reply the port owner routes, term/1 for every
@@ -205,6 +205,13 @@ cb_reply(N, Ctx, Result) ->
 %% the sidecar may send more (docs/PROTOCOL.md, "Log packets").
 -spec log_ack(pos_integer()) -> binary().
 log_ack(N) -> term_to_binary({log_ack, N}).
+
+%% @doc The packet `{log_ack, N, Level}': {@link log_ack/1}, and `Level' is
+%% the most verbose level the logger lets through now (`none' for none):
+%% the sidecar discards lines of a more verbose one instead of sending
+%% them.
+-spec log_ack(pos_integer(), logger:level() | none) -> binary().
+log_ack(N, Level) -> term_to_binary({log_ack, N, Level}).
 
 %% @doc The packet `{send_ack, N}': the port owner handled `N' `'$send''
 %% packets, whose credits go back to the sidecar's senders.

@@ -157,6 +157,7 @@ log_test() ->
      || B <- [<<"junk">>, term_to_binary({info, 3, <<"x">>}), term_to_binary({-1, []}),
               term_to_binary({1, not_a_list})]],
     ?assertEqual({log_ack, 2}, binary_to_term(py_wire:log_ack(2))),
+    ?assertEqual({log_ack, 1, notice}, binary_to_term(py_wire:log_ack(1, notice))),
     ?assertEqual({send_ack, 16}, binary_to_term(py_wire:send_ack(16))).
 
 state_test() ->
