@@ -1,12 +1,10 @@
 /* log.c: the '$log' packet {Dropped, [{Level, Ctx, Caller, Text}]}, its
- * batching and its credit; erlang.send's credit (log.h). */
+ * batching and its credit (log.h). */
 #include "log.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "etfw.h"
 
@@ -25,42 +23,25 @@ typedef struct {
     unsigned long long dropped_total;
 } logq;
 
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    long long in_flight; /* atomic: '$send' packets not acknowledged */
-    int waiters;         /* atomic: threads in the slow path of a credit */
-} sendq;
-
 static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* o's state in slot which, made on first use. NULL out of memory. */
-static void *ext(pyx_out *o, int which)
+/* o's log state, made on first use. NULL out of memory. */
+static logq *ext(pyx_out *o)
 {
-    void **slot = pyx_out_ext(o, which);
-    void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (p != NULL)
-        return p;
+    void **slot = pyx_out_ext(o, PYX_OUT_EXT_LOG);
+    logq *q = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (q != NULL)
+        return q;
     pthread_mutex_lock(&init_mu);
-    p = *slot;
-    if (p == NULL) {
-        if (which == PYX_OUT_EXT_LOG) {
-            logq *q = calloc(1, sizeof *q);
-            if (q != NULL)
-                pthread_mutex_init(&q->mu, NULL);
-            p = q;
-        } else {
-            sendq *q = calloc(1, sizeof *q);
-            if (q != NULL) {
-                pthread_mutex_init(&q->mu, NULL);
-                pthread_cond_init(&q->cv, NULL);
-            }
-            p = q;
-        }
-        __atomic_store_n(slot, p, __ATOMIC_RELEASE);
+    q = *slot;
+    if (q == NULL) {
+        q = calloc(1, sizeof *q);
+        if (q != NULL)
+            pthread_mutex_init(&q->mu, NULL);
+        __atomic_store_n(slot, q, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&init_mu);
-    return p;
+    return q;
 }
 
 /* Appends the entry {Level, Ctx, Caller, Text}. */
@@ -138,7 +119,7 @@ static int severity(const char *level)
 int pyx_out_log(pyx_out *o, const char *level, long long ctx, const void *caller, size_t clen, const void *text,
                 size_t n)
 {
-    logq *q = ext(o, PYX_OUT_EXT_LOG);
+    logq *q = ext(o);
     if (q == NULL)
         return -1;
     int pass = __atomic_load_n(&q->level, __ATOMIC_ACQUIRE); /* 0: all */
@@ -175,7 +156,7 @@ int pyx_out_log(pyx_out *o, const char *level, long long ctx, const void *caller
 
 void pyx_out_log_ack(pyx_out *o, long long n, int level)
 {
-    logq *q = ext(o, PYX_OUT_EXT_LOG);
+    logq *q = ext(o);
     if (q == NULL)
         return;
     if (level >= -1 && level <= 7)
@@ -189,63 +170,8 @@ void pyx_out_log_ack(pyx_out *o, long long n, int level)
 
 unsigned long long pyx_out_log_dropped(pyx_out *o)
 {
-    logq *q = ext(o, PYX_OUT_EXT_LOG);
+    logq *q = ext(o);
     if (q == NULL)
         return 0;
     return __atomic_load_n(&q->dropped_total, __ATOMIC_ACQUIRE);
-}
-
-int pyx_out_send_credit(pyx_out *o, int (*stop)(void))
-{
-    sendq *q = ext(o, PYX_OUT_EXT_SEND);
-    if (q == NULL)
-        return 0; /* out of memory: no flow control rather than no send */
-    /* The common way: a credit taken with no lock, so a thread sending in
-     * a loop does not hold a mutex against the reader thread's acks. */
-    long long n = __atomic_load_n(&q->in_flight, __ATOMIC_ACQUIRE);
-    while (n < PYX_SEND_WINDOW)
-        if (__atomic_compare_exchange_n(&q->in_flight, &n, n + 1, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            return 0;
-    pthread_mutex_lock(&q->mu);
-    __atomic_add_fetch(&q->waiters, 1, __ATOMIC_ACQ_REL);
-    int rc = 0;
-    for (;;) {
-        n = __atomic_load_n(&q->in_flight, __ATOMIC_ACQUIRE);
-        if (n < PYX_SEND_WINDOW) {
-            if (__atomic_compare_exchange_n(&q->in_flight, &n, n + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-                break;
-            continue;
-        }
-        if (stop != NULL && stop()) {
-            rc = -1;
-            break;
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 5 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        (void)pthread_cond_timedwait(&q->cv, &q->mu, &ts);
-    }
-    __atomic_sub_fetch(&q->waiters, 1, __ATOMIC_ACQ_REL);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
-}
-
-void pyx_out_send_ack(pyx_out *o, long long n)
-{
-    sendq *q = ext(o, PYX_OUT_EXT_SEND);
-    if (q == NULL)
-        return;
-    long long cur = __atomic_load_n(&q->in_flight, __ATOMIC_ACQUIRE);
-    while (!__atomic_compare_exchange_n(&q->in_flight, &cur, n >= cur ? 0 : cur - n, 1, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE))
-        ;
-    if (__atomic_load_n(&q->waiters, __ATOMIC_ACQUIRE) > 0) {
-        pthread_mutex_lock(&q->mu); /* a waiter between its check and its wait sees the credit */
-        pthread_cond_broadcast(&q->cv);
-        pthread_mutex_unlock(&q->mu);
-    }
 }

@@ -50,13 +50,4 @@ void pyx_out_log_ack(pyx_out *o, long long n, int level);
 /* Lines dropped so far on o, for tests. */
 unsigned long long pyx_out_log_dropped(pyx_out *o);
 
-/* erlang.send's flow control: at most PYX_SEND_WINDOW '$send' packets are
- * out that the port owner has not acknowledged ({send_ack, N}). A sender
- * takes a credit first; without one it waits (no GIL: the caller drops
- * it), up to 5 ms at a time, asking stop() whether to give up. 0 with a
- * credit, -1 when stop() said so. stop may be NULL. */
-#define PYX_SEND_WINDOW 32
-int pyx_out_send_credit(pyx_out *o, int (*stop)(void));
-/* The port owner handled n '$send' packets. */
-void pyx_out_send_ack(pyx_out *o, long long n);
 #endif

@@ -77,8 +77,14 @@ const LogLevelSame = -2
 func (o *Output) LogDropped() uint64 { return uint64(C.pyx_out_log_dropped(o.c)) }
 
 // SendAck is the BEAM's {send_ack, N}: the port owner handled n '$send'
-// packets, whose credits come back (log.h).
+// packets, whose credits come back (output.h).
 func (o *Output) SendAck(n int64) { C.pyx_out_send_ack(o.c, C.longlong(n)) }
+
+// SendOneway is erlang.send's path (output.h): entry, {Dest, Message}
+// without version byte, joins the batch of sends.
+func (o *Output) SendOneway(entry []byte) {
+	C.pyx_out_send_oneway(o.c, bytesPtr(entry), C.size_t(len(entry)), nil)
+}
 
 // Err is the first write error, nil if none.
 func (o *Output) Err() error {

@@ -153,3 +153,44 @@ func checkLogFrames(t *testing.T, frames [][]byte, want []etf.Term) {
 		assert.True(t, etf.Equal(want[i], body), "%v, not %v", body, want[i])
 	}
 }
+
+// erlang.send's batches: one frame each while fewer than PYX_SEND_WINDOW
+// are out, then batched until an ack, or until any other frame, which
+// they never follow.
+func TestSendOneway(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	out, err := NewOutput(w)
+	require.NoError(t, err)
+	entry := func(i int) []byte {
+		b, err := etf.Encode(etf.Tuple{etf.Atom("dest"), i})
+		require.NoError(t, err)
+		return b[1:]
+	}
+	sends := func(f []byte) etf.Term {
+		var d etf.Decoder
+		id, n, err := d.DecodePrefix(f)
+		require.NoError(t, err)
+		require.Equal(t, etf.Atom("$send"), id)
+		body, err := d.Decode(f[n:])
+		require.NoError(t, err)
+		return body
+	}
+	one := func(i int) etf.Term { return etf.List{etf.Tuple{etf.Atom("dest"), i}} }
+	for i := 0; i < 4; i++ {
+		out.SendOneway(entry(i))
+	}
+	for i, f := range readFrames(t, r, 4) {
+		assert.True(t, etf.Equal(one(i), sends(f)), "%v", sends(f))
+	}
+	out.SendOneway(entry(4)) // no credit: they wait in the batch
+	out.SendOneway(entry(5))
+	out.Send([]byte("reply"), nil) // but not behind a later frame
+	f := readFrames(t, r, 2)
+	assert.True(t, etf.Equal(etf.List{etf.Tuple{etf.Atom("dest"), 4}, etf.Tuple{etf.Atom("dest"), 5}}, sends(f[0])))
+	assert.Equal(t, []byte("reply"), f[1])
+	out.SendOneway(entry(6))
+	out.SendAck(5) // the batch goes with the ack
+	assert.True(t, etf.Equal(one(6), sends(readFrames(t, r, 1)[0])))
+}

@@ -41,9 +41,9 @@
 -define(START_TIMEOUT, 60000).
 -define(SWEEP_MS, 10000).
 %% '$send' packets handled per {send_ack, N}: fewer than the sidecar's
-%% window (32, port/log.h), so its senders never wait for an ack that a
-%% count short of this would hold back.
--define(SEND_ACK, 8).
+%% window (4 batches, port/output.h), so its senders never wait for an ack
+%% that a count short of this would hold back.
+-define(SEND_ACK, 2).
 
 -type info() :: #{mode := subinterp | multi_executor | free_threaded,
                   version := binary(),
@@ -300,6 +300,10 @@ route(Sidecar, Bin) ->
             %% erlang.send(Dest, Message) from Python: in the receiver's
             %% mailbox before any later reply is routed
             _ = catch erlang:send(Dest, Message),
+            sent;
+        {sends, Sends} ->
+            %% a batch of them, in the order Python sent them
+            _ = [catch erlang:send(Dest, Message) || {Dest, Message} <- Sends],
             sent;
         {bad_send, _} ->
             logger:warning("erlang_python: dropped an unreadable erlang.send (~b bytes)",

@@ -58,6 +58,7 @@
       | {state, [state_op()]}
       | {exit, term()}
       | {send, pid() | atom() | term(), term()}
+      | {sends, [{pid() | atom() | term(), term()} | term()]}
       | {bad_send, binary()}
       | {callback, term(), binary()}
       | {bad_packet, binary()}.
@@ -71,9 +72,10 @@
 %%     {@link log_entries/1} in `py_log', which acknowledges it;</li>
 %% <li>`{state, Ops}': the shared state's mirror (`'$state'');</li>
 %% <li>`{exit, Reason}': why the sidecar is about to exit (`'$exit'');</li>
-%% <li>`{send, Dest, Message}': `erlang.send' from Python (`'$send''), and
+%% <li>`{send, Dest, Message}': `erlang.send' from Python (`'$send''),
+%%     `{sends, [{Dest, Message}]}' for a batch of them, in order, and
 %%     `{bad_send, Bin}' for one whose body cannot be read: the port owner
-%%     acknowledges both ({@link send_ack/1});</li>
+%%     acknowledges each packet ({@link send_ack/1});</li>
 %% <li>`{callback, N, Body}': `erlang.call' from Python (`{'$cb', N}'),
 %%     Body undecoded, for {@link py_callback:run/2};</li>
 %% <li>`{bad_packet, Bin}': anything else.</li>
@@ -244,6 +246,7 @@ decode(Bin) ->
         {'$send', Used} ->
             case term(body(Bin, Used)) of
                 {ok, {Dest, Message}} -> {send, Dest, Message};
+                {ok, [_ | _] = Sends} -> {sends, Sends};
                 %% still a '$send': its credit goes back all the same
                 _ -> {bad_send, Bin}
             end;

@@ -319,8 +319,9 @@ receive_in_order(I) ->
     end.
 
 %% What Python sends before it returns is in the caller's mailbox when the
-%% call returns, also past the sidecar's window of sends in flight (200 >
-%% 64): the sender waits for credits, its reply comes after.
+%% call returns, also past what the sidecar lets out unacknowledged (4
+%% batches) and batches (16 a batch): the sender waits for credits, its
+%% reply comes after.
 send_before_reply(_Config) ->
     ?expect(ok, py:exec(py:context(2), <<"import erlang\n"
                                          "def send_then_return(pid, k):\n"

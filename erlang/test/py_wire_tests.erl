@@ -171,6 +171,7 @@ send_test() ->
     Self = self(),
     ?assertEqual({send, Self, {hello, 1}}, py_wire:decode(packet('$send', {Self, {hello, 1}}))),
     ?assertEqual({send, some_name, x}, py_wire:decode(packet('$send', {some_name, x}))),
+    ?assertEqual({sends, [{Self, 1}, {Self, 2}]}, py_wire:decode(packet('$send', [{Self, 1}, {Self, 2}]))),
     %% unreadable, but a '$send' still (its credit comes back)
     [?assertEqual({bad_send, B}, py_wire:decode(B))
      || B <- [packet('$send', {only_dest}), <<(term_to_binary('$send'))/binary>>]].
