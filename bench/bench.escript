@@ -21,6 +21,7 @@
 %%   call_reductions_per_py_call  reductions of the calling process per py:call
 %%   flood_print/send_call_latency_ratio  context 2's median call during context 1's
 %%                                300k prints / erlang.sends, against quiet        <= 2x
+%%                                (flood_burn: a CPU loop instead, the control)
 %%
 %% Echo throughput: N callers each call erlang:port_command/2 themselves while
 %% the port owner only routes replies by the id inside the term, which is how
@@ -97,6 +98,7 @@ main(Args) ->
     cpu_speedup(),
     callbacks(Exe, Rounds),
     call_reductions(),
+    flood_latency(burn),
     flood_latency(print),
     flood_latency(send),
     steal(Steal0, cpu_times()),
@@ -334,7 +336,9 @@ call_reductions() ->
 %% py:call(operator, add) on context 2 while context 1 prints 300k lines of
 %% 200 bytes (60 MB; the logger at level warning, as set above, so they are
 %% filtered) or makes 300k erlang.sends to a process that drops them,
-%% against quiet (before and after). Goal: within 2x.
+%% against quiet (before and after). Goal: within 2x. The row `burn' is the
+%% control: context 1 only loops for a second, so its ratio is what the
+%% CPU that a busy context takes costs by itself on this machine.
 flood_latency(Kind) ->
     C1 = py:context(1),
     C2 = py:context(2),
@@ -343,6 +347,10 @@ flood_latency(Kind) ->
                        "    line = 'y' * 190\n"
                        "    for i in range(n):\n"
                        "        print('flood', line, i)\n"
+                       "def bench_burn(n):\n"
+                       "    import time\n"
+                       "    t = time.time() + n\n"
+                       "    while time.time() < t: pass\n"
                        "def bench_send_flood(pid, n):\n"
                        "    for i in range(n):\n"
                        "        erlang.send(pid, i)\n">>),
@@ -351,6 +359,7 @@ flood_latency(Kind) ->
     Sink = spawn(fun Drop() -> receive stop -> ok; _ -> Drop() end end),
     {F, Args} = case Kind of
                     print -> {bench_print_flood, [?FLOOD_N]};
+                    burn -> {bench_burn, [1]};
                     send -> {bench_send_flood, [Sink, ?FLOOD_N]}
                 end,
     Self = self(),
