@@ -28,7 +28,7 @@
 #define PYX_LOG_WINDOW 2
 /* The bytes of lines a batch waiting to be sent holds, at most (a single
  * entry larger than this goes alone). */
-#define PYX_LOG_BATCH (32 * 1024)
+#define PYX_LOG_BATCH (8 * 1024)
 
 /* Logs text[0..n) at level (an atom's name) for context ctx (> 0, else as
  * PYX_LOG_NO_CTX or PYX_LOG_SIDECAR say) and the calling process caller

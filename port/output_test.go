@@ -113,7 +113,7 @@ func TestOutputLog(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		out.Log("info", 1, line)
 	}
-	kept := 32 * 1024 / (len(line) + 1) // about: what PYX_LOG_BATCH holds
+	kept := 8 * 1024 / (len(line) + 1) // about: what PYX_LOG_BATCH holds
 	dropped := out.LogDropped()
 	assert.InDelta(t, float64(100-kept), float64(dropped), 3)
 	out.LogAck(2, LogLevelSame)

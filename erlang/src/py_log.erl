@@ -12,7 +12,9 @@
 %% acknowledgement and drops, and counts, what goes beyond one more batch:
 %% so the lines in the BEAM, in this mailbox or the owner's, stay bounded
 %% whatever Python writes, and a logger that is slow (its handlers in sync
-%% mode) slows the lines, never the replies. The count of lines dropped is
+%% mode) slows the lines, never the replies; a packet that took 200 µs or
+%% more to log is acknowledged three times as long after it, so a flood
+%% takes at most about a quarter of a scheduler. The count of lines dropped is
 %% logged, at warning, when output resumes (at most one such line a
 %% second).
 %%
@@ -33,6 +35,9 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(DEFAULT, default).
+%% A packet whose lines took this long to log (µs) is acknowledged three
+%% times as long after.
+-define(PACE_US, 200).
 
 %% @doc Start sidecar `Sidecar''s log process.
 -spec start_link(atom()) -> {ok, pid()} | {error, term()}.
@@ -78,13 +83,28 @@ handle_cast(_Msg, State) ->
 %% @private
 -spec handle_info(term(), map()) -> {noreply, map()}.
 handle_info({py_log, Port, Body}, State0) ->
+    T0 = erlang:monotonic_time(microsecond),
     State = try
                 lines(Body, State0)
             catch
                 %% a handler's failure is the logger's business; the ack must go
                 _:_ -> State0
             end,
-    _ = py_wire:send(Port, py_wire:log_ack(1, level())),
+    %% At most a quarter of a scheduler for a flood of lines (formatting a
+    %% line costs the logger's caller, this process, more than anything
+    %% else): a packet that took long is acknowledged three times as long
+    %% after, so the sidecar drops (and counts) what a busier logger would
+    %% have written while other processes, and the other contexts'
+    %% threads, get the CPU.
+    case erlang:monotonic_time(microsecond) - T0 of
+        T when T >= ?PACE_US ->
+            erlang:send_after(max(1, 3 * T div 1000), self(), {ack, Port});
+        _ ->
+            ack(Port)
+    end,
+    {noreply, State};
+handle_info({ack, Port}, State) ->
+    ack(Port),
     {noreply, State};
 handle_info(report_dropped, State) ->
     {noreply, report_dropped(State#{timer := undefined})};
@@ -104,6 +124,10 @@ level([Level | More]) ->
     end;
 level([]) ->
     none.
+
+ack(Port) ->
+    _ = py_wire:send(Port, py_wire:log_ack(1, level())),
+    ok.
 
 %% Lines dropped are reported, as one count, once a packet comes with none
 %% dropped before it (the output resumed), or a second after the first of
