@@ -96,7 +96,7 @@ handle_info({py_log, Port, Body}, State0) ->
     %% after, so the sidecar drops (and counts) what a busier logger would
     %% have written while other processes, and the other contexts'
     %% threads, get the CPU.
-    case erlang:monotonic_time(microsecond) - T0 of
+    _ = case erlang:monotonic_time(microsecond) - T0 of
         T when T >= ?PACE_US ->
             erlang:send_after(max(1, 3 * T div 1000), self(), {ack, Port});
         _ ->
