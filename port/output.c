@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@ struct pyx_out {
     unsigned nsends;       /* entries in sends */
     long long sends_out;   /* batches sent, not acknowledged */
     int send_waiters;      /* senders waiting on send_cv */
+    int urgent;            /* atomic: threads waiting for mu to write a frame
+                              (a reply, an ack), whom sends let go first */
     pthread_cond_t send_cv;
 };
 
@@ -154,10 +157,28 @@ static void put_sends(pyx_out *o)
     o->sends_out++;
 }
 
+/* Takes mu for a frame that must not wait behind a loop of sends: glibc's
+ * mutexes are not fair, and a thread that sends in a loop takes mu again
+ * before a woken waiter runs, so that a reply could wait for hundreds of
+ * microseconds; sends let urgent lockers go first (lock_send). */
+static void lock_urgent(pyx_out *o)
+{
+    __atomic_add_fetch(&o->urgent, 1, __ATOMIC_ACQ_REL);
+    pthread_mutex_lock(&o->mu);
+    __atomic_sub_fetch(&o->urgent, 1, __ATOMIC_ACQ_REL);
+}
+
+static void lock_send(pyx_out *o)
+{
+    for (int i = 0; i < 1000 && __atomic_load_n(&o->urgent, __ATOMIC_ACQUIRE) > 0; i++)
+        sched_yield();
+    pthread_mutex_lock(&o->mu);
+}
+
 void pyx_out_send(pyx_out *o, const void *a, size_t alen, const void *b, size_t blen)
 {
     __atomic_add_fetch(&o->pending, 1, __ATOMIC_ACQ_REL);
-    pthread_mutex_lock(&o->mu);
+    lock_urgent(o);
     run_hook(o); /* e.g. no reply overtakes the mirror of what it saw */
     put_sends(o); /* nor the sends made before it, credit or not */
     put_frame(o, a, alen, b, blen);
@@ -212,7 +233,7 @@ static void sends_out(pyx_out *o)
 int pyx_out_send_oneway(pyx_out *o, const void *entry, size_t len, int (*stop)(void))
 {
     int rc = 0;
-    pthread_mutex_lock(&o->mu);
+    lock_send(o);
     /* not counted in o->pending while it waits: others flush meanwhile */
     while (o->nsends >= PYX_SEND_BATCH && o->sends_out >= PYX_SEND_WINDOW) {
         if (stop != NULL && stop()) {
@@ -249,7 +270,7 @@ int pyx_out_send_oneway(pyx_out *o, const void *entry, size_t len, int (*stop)(v
 void pyx_out_send_ack(pyx_out *o, long long n)
 {
     __atomic_add_fetch(&o->pending, 1, __ATOMIC_ACQ_REL);
-    pthread_mutex_lock(&o->mu);
+    lock_urgent(o);
     o->sends_out = n >= o->sends_out ? 0 : o->sends_out - n;
     sends_out(o);
     if (o->send_waiters > 0)
