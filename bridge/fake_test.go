@@ -192,14 +192,12 @@ type fakeWriter struct {
 	packets  [][]byte
 	sent     chan struct{}
 	logAcks  int64
-	logLevel int
 	sendAcks int64
 }
 
-func (w *fakeWriter) LogAck(n int64, level int) {
+func (w *fakeWriter) LogAck(n int64) {
 	w.mu.Lock()
 	w.logAcks += n
-	w.logLevel = level
 	w.mu.Unlock()
 }
 

@@ -81,10 +81,9 @@ type Store interface {
 type Writer interface {
 	// Send writes one packet made of a then b.
 	Send(a, b []byte)
-	// LogAck: the BEAM handled n '$log' packets ({log_ack, N, Level}), so
-	// more may go; level (0 emergency to 7 debug, -1 none, or -2 to leave
-	// it) is the most verbose one its logger lets through (port/log.h).
-	LogAck(n int64, level int)
+	// LogAck: the BEAM handled n '$log' packets ({log_ack, N}), so more
+	// may go (port/log.h).
+	LogAck(n int64)
 	// SendAck: the port owner handled n '$send' packets ({send_ack, N}),
 	// whose senders' credits come back (port/log.h).
 	SendAck(n int64)

@@ -122,13 +122,9 @@ func (s *Server) handle(frame []byte) {
 		go s.createContext(id, elems[2], elems[3]) // a sub-interpreter takes ~10 ms
 	case h.Tag == proto.TagDestroyContext && len(elems) == 3:
 		s.destroyContext(id, elems[2])
-	case h.Tag == proto.TagLogAck && (len(elems) == 2 || len(elems) == 3):
+	case h.Tag == proto.TagLogAck && len(elems) == 2:
 		if n, ok := etf.ToInt64(elems[1]); ok && n > 0 {
-			level := proto.LogLevelSame
-			if len(elems) == 3 {
-				level = proto.LogLevelOf(elems[2])
-			}
-			s.out.LogAck(n, level)
+			s.out.LogAck(n)
 		}
 	case h.Tag == proto.TagSendAck && len(elems) == 2:
 		if n, ok := etf.ToInt64(elems[1]); ok && n > 0 {

@@ -73,7 +73,7 @@ func (s *sink) read(r io.Reader) {
 			return
 		}
 		if rest, ok := bytes.CutPrefix(frame, logHead); ok {
-			s.out.LogAck(1, port.LogLevelSame) // as py_log does: the next batch may come
+			s.out.LogAck(1) // as py_log does: the next batch may come
 			select {
 			case s.logs <- rest:
 			default: // nobody looks
@@ -288,14 +288,14 @@ func TestTracebackOfPythonErrors(t *testing.T) {
 		<-replies.logs
 	}
 	run(t, c, Exec, etf.Tuple{etf.Binary("def inner():\n    return 1 / 0\ndef outer():\n    return inner()\n")})
-	// The traceback, {0, [{info, 42, undefined, Text}]} after the id '$log', is written before the reply.
+	// The traceback, {[], [{info, 42, undefined, Text}]} after the id '$log', is written before the reply.
 	traceback := func(op Op, payload etf.Term) string {
 		run(t, c, op, payload)
 		select {
 		case body := <-replies.logs:
 			term, err := (&etf.Decoder{CopyBinaries: true}).Decode(body)
 			require.NoError(t, err)
-			batch, ok := term.(etf.Tuple) // {Dropped, [{Level, Ctx, Caller, Text}]}
+			batch, ok := term.(etf.Tuple) // {[{Level, Dropped}], [{Level, Ctx, Caller, Text}]}
 			require.True(t, ok && len(batch) == 2, "%v", term)
 			entries, ok := batch[1].(etf.List)
 			require.True(t, ok && len(entries) == 1, "%v", term)

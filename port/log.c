@@ -8,6 +8,9 @@
 
 #include "etfw.h"
 
+static const char *const level_names[8] = {"emergency", "alert", "critical", "error",
+                                           "warning",   "notice", "info",    "debug"};
+
 typedef struct {
     pthread_mutex_t mu;
     pyx_buf pending;           /* entries, each a term without version */
@@ -17,9 +20,8 @@ typedef struct {
      * dropped and counted without taking mu, so that a thread printing in
      * a loop does not hold mu against the reader thread's acks (glibc's
      * mutexes are not fair: a waiter may wait for many of its turns). */
-    int full;                  /* pending is over its bound */
-    int level;                 /* the most verbose level that passes, +1 (0: all) */
-    unsigned long long dropped; /* lines dropped since the last packet */
+    int full;                     /* pending is over its bound */
+    unsigned long long dropped[8]; /* lines dropped since the last packet, by level */
     unsigned long long dropped_total;
 } logq;
 
@@ -44,6 +46,15 @@ static logq *ext(pyx_out *o)
     return q;
 }
 
+/* A level's severity, 0 (emergency) to 7 (debug); 7 for a name not known. */
+static int severity(const char *level)
+{
+    for (int i = 0; i < 8; i++)
+        if (strcmp(level, level_names[i]) == 0)
+            return i;
+    return 7;
+}
+
 /* Appends the entry {Level, Ctx, Caller, Text}. */
 static int put_entry(pyx_buf *b, const char *level, long long ctx, const void *caller, size_t clen,
                      const void *text, size_t n)
@@ -57,25 +68,44 @@ static int put_entry(pyx_buf *b, const char *level, long long ctx, const void *c
     return rc < 0 || pyx_etf_binary(b, text, n) < 0 ? -1 : 0;
 }
 
-/* Sends what q holds, the count of lines dropped and the entries, as one
- * packet. Under q->mu. */
+/* Whether lines were dropped since the last packet. */
+static int any_dropped(logq *q)
+{
+    for (int i = 0; i < 8; i++)
+        if (__atomic_load_n(&q->dropped[i], __ATOMIC_ACQUIRE) != 0)
+            return 1;
+    return 0;
+}
+
+/* Sends what q holds, the counts of lines dropped ([{Level, N}], the
+ * levels with some) and the entries, as one packet. Under q->mu. */
 static void send_pending(pyx_out *o, logq *q)
 {
-    if (q->count == 0 && __atomic_load_n(&q->dropped, __ATOMIC_ACQUIRE) == 0)
+    if (q->count == 0 && !any_dropped(q))
         return;
-    /* lines dropped from here on go with the next packet */
-    unsigned long long dropped = __atomic_exchange_n(&q->dropped, 0, __ATOMIC_ACQ_REL);
-    unsigned char hb[64];
-    pyx_buf head = {hb, 0, sizeof hb}; /* never grows: 20 bytes at most */
+    unsigned char hb[256];
+    pyx_buf head = {hb, 0, sizeof hb}; /* never grows: 170 bytes at most */
     (void)(pyx_etf_version(&head) < 0 || pyx_etf_atom(&head, "$log") < 0 || pyx_etf_version(&head) < 0 ||
-           pyx_etf_tuple(&head, 2) < 0 || pyx_etf_int(&head, (long long)dropped) < 0);
+           pyx_etf_tuple(&head, 2) < 0);
+    unsigned long long d[8];
+    uint32_t levels = 0;
+    for (int i = 0; i < 8; i++) /* lines dropped from here on go with the next packet */
+        if ((d[i] = __atomic_exchange_n(&q->dropped[i], 0, __ATOMIC_ACQ_REL)) != 0)
+            levels++;
+    if (levels > 0) {
+        (void)pyx_etf_list(&head, levels);
+        for (int i = 0; i < 8; i++)
+            if (d[i] != 0)
+                (void)(pyx_etf_tuple(&head, 2) < 0 || pyx_etf_atom(&head, level_names[i]) < 0 ||
+                       pyx_etf_int(&head, (long long)d[i]) < 0);
+    }
+    (void)pyx_etf_nil(&head);
     if (q->count == 0) {
         (void)pyx_etf_nil(&head);
         pyx_out_send(o, head.data, head.len, NULL, 0);
     } else {
         (void)pyx_etf_list(&head, q->count);
         if (pyx_etf_nil(&q->pending) < 0) { /* out of memory: this batch is lost */
-            __atomic_add_fetch(&q->dropped, dropped + q->count, __ATOMIC_ACQ_REL);
             q->pending.len = 0;
             q->count = 0;
             __atomic_store_n(&q->full, 0, __ATOMIC_RELEASE);
@@ -105,15 +135,11 @@ static unsigned long long lines(const char *text, size_t n)
     return k > 0 ? k : 1;
 }
 
-/* A level's severity, 0 (emergency) to 7 (debug); 7 for a name not known. */
-static int severity(const char *level)
+static void drop(logq *q, const char *level, const char *text, size_t n)
 {
-    static const char *const names[] = {"emergency", "alert", "critical", "error",
-                                        "warning",   "notice", "info",    "debug"};
-    for (int i = 0; i < 8; i++)
-        if (strcmp(level, names[i]) == 0)
-            return i;
-    return 7;
+    unsigned long long k = lines(text, n);
+    __atomic_add_fetch(&q->dropped[severity(level)], k, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&q->dropped_total, k, __ATOMIC_RELAXED);
 }
 
 int pyx_out_log(pyx_out *o, const char *level, long long ctx, const void *caller, size_t clen, const void *text,
@@ -122,21 +148,14 @@ int pyx_out_log(pyx_out *o, const char *level, long long ctx, const void *caller
     logq *q = ext(o);
     if (q == NULL)
         return -1;
-    int pass = __atomic_load_n(&q->level, __ATOMIC_ACQUIRE); /* 0: all */
-    if (pass != 0 && severity(level) > pass - 1)
-        return 0; /* the logger would discard it: not sent, not dropped */
     if (__atomic_load_n(&q->full, __ATOMIC_ACQUIRE)) { /* the fast way to drop */
-        unsigned long long k = lines(text, n);
-        __atomic_add_fetch(&q->dropped, k, __ATOMIC_ACQ_REL);
-        __atomic_add_fetch(&q->dropped_total, k, __ATOMIC_RELAXED);
+        drop(q, level, text, n);
         return 0;
     }
     int rc = 0;
     pthread_mutex_lock(&q->mu);
     if (q->pending.len > 0 && q->pending.len + n + clen > PYX_LOG_BATCH) {
-        unsigned long long k = lines(text, n);
-        __atomic_add_fetch(&q->dropped, k, __ATOMIC_ACQ_REL);
-        __atomic_add_fetch(&q->dropped_total, k, __ATOMIC_RELAXED);
+        drop(q, level, text, n);
         if (q->in_flight >= PYX_LOG_WINDOW)
             __atomic_store_n(&q->full, 1, __ATOMIC_RELEASE); /* until the next packet */
     } else {
@@ -154,13 +173,11 @@ int pyx_out_log(pyx_out *o, const char *level, long long ctx, const void *caller
     return rc;
 }
 
-void pyx_out_log_ack(pyx_out *o, long long n, int level)
+void pyx_out_log_ack(pyx_out *o, long long n)
 {
     logq *q = ext(o);
     if (q == NULL)
         return;
-    if (level >= -1 && level <= 7)
-        __atomic_store_n(&q->level, level + 1, __ATOMIC_RELEASE);
     pthread_mutex_lock(&q->mu);
     q->in_flight = n >= q->in_flight ? 0 : q->in_flight - n;
     if (q->in_flight < PYX_LOG_WINDOW)

@@ -10,8 +10,8 @@
  * acknowledges each once it has given its lines to the logger
  * ({log_ack, N}, pyx_out_log_ack). Lines that come meanwhile wait in the
  * next batch, up to PYX_LOG_BATCH bytes; beyond that they are dropped and
- * counted, as OTP's logger does under overload, and the count goes with
- * the next packet. */
+ * counted by level, as OTP's logger does under overload, and the counts
+ * go with the next packet (Dropped: [{Level, N}]). */
 #ifndef PYX_LOG_H
 #define PYX_LOG_H
 #include <stddef.h>
@@ -40,12 +40,8 @@ int pyx_out_log(pyx_out *o, const char *level, long long ctx, const void *caller
                 size_t n);
 
 /* The BEAM acknowledges n log packets: the batch waiting, if any (or the
- * count of lines dropped), goes out. level, when 0 to 7 (emergency to
- * debug), is the most verbose level the BEAM's logger lets through now:
- * lines of a more verbose one are discarded here from then on, neither
- * sent nor counted as dropped (-1: none passes; other values leave it
- * as it was; before any ack, all pass). */
-void pyx_out_log_ack(pyx_out *o, long long n, int level);
+ * counts of lines dropped), goes out. */
+void pyx_out_log_ack(pyx_out *o, long long n);
 
 /* Lines dropped so far on o, for tests. */
 unsigned long long pyx_out_log_dropped(pyx_out *o);

@@ -64,14 +64,9 @@ func (o *Output) Log(level string, ctx int64, line []byte) {
 	C.pyx_out_log(o.c, lv, C.longlong(ctx), nil, 0, bytesPtr(line), C.size_t(len(line)))
 }
 
-// LogAck is the BEAM's {log_ack, N, Level}: n log packets were handled,
-// so the batch waiting (or the count of lines dropped) goes out; level,
-// 0 (emergency) to 7 (debug), is the most verbose one the logger lets
-// through, -1 none, LogLevelSame to leave it (log.h).
-func (o *Output) LogAck(n int64, level int) { C.pyx_out_log_ack(o.c, C.longlong(n), C.int(level)) }
-
-// LogLevelSame: a LogAck that leaves the level as it was.
-const LogLevelSame = -2
+// LogAck is the BEAM's {log_ack, N}: n log packets were handled, so the
+// batch waiting (or the counts of lines dropped) goes out (log.h).
+func (o *Output) LogAck(n int64) { C.pyx_out_log_ack(o.c, C.longlong(n)) }
 
 // LogDropped is the number of log lines dropped so far.
 func (o *Output) LogDropped() uint64 { return uint64(C.pyx_out_log_dropped(o.c)) }

@@ -96,27 +96,28 @@ func TestOutputLog(t *testing.T) {
 	out.Log("warning", 1<<40, []byte("big"))
 	out.Log("error", LogSidecar, []byte("pyport")) // waits: two are out
 	out.Log("notice", LogNoContext, nil)
-	out.LogAck(1, LogLevelSame)
+	out.LogAck(1)
 	want := []etf.Term{
-		etf.Tuple{0, etf.List{etf.Tuple{etf.Atom("info"), 7, undef, etf.Binary("seven")}}},
-		etf.Tuple{0, etf.List{etf.Tuple{etf.Atom("warning"), int64(1) << 40, undef, etf.Binary("big")}}},
-		etf.Tuple{0, etf.List{etf.Tuple{etf.Atom("error"), etf.Atom("sidecar"), undef, etf.Binary("pyport")},
+		etf.Tuple{etf.List{}, etf.List{etf.Tuple{etf.Atom("info"), 7, undef, etf.Binary("seven")}}},
+		etf.Tuple{etf.List{}, etf.List{etf.Tuple{etf.Atom("warning"), int64(1) << 40, undef, etf.Binary("big")}}},
+		etf.Tuple{etf.List{}, etf.List{etf.Tuple{etf.Atom("error"), etf.Atom("sidecar"), undef, etf.Binary("pyport")},
 			etf.Tuple{etf.Atom("notice"), undef, undef, etf.Binary("")}}},
 	}
 	checkLogFrames(t, readFrames(t, r, len(want)), want)
 
-	// Two out again: lines beyond a batch's bound are dropped, counted
-	// and reported with the next packet.
-	out.LogAck(1, LogLevelSame)
+	// Two out again: lines beyond a batch's bound are dropped, counted by
+	// level and reported with the next packet.
+	out.LogAck(1)
 	out.Log("info", 1, []byte("x"))
 	line := bytes.Repeat([]byte("y"), 1000)
 	for i := 0; i < 100; i++ {
 		out.Log("info", 1, line)
 	}
-	kept := 8 * 1024 / (len(line) + 1) // about: what PYX_LOG_BATCH holds
+	out.Log("debug", 1, []byte("two\nlines")) // dropped too
+	kept := 8 * 1024 / (len(line) + 1)        // about: what PYX_LOG_BATCH holds
 	dropped := out.LogDropped()
-	assert.InDelta(t, float64(100-kept), float64(dropped), 3)
-	out.LogAck(2, LogLevelSame)
+	assert.InDelta(t, float64(100-kept+2), float64(dropped), 3)
+	out.LogAck(2)
 	frames := readFrames(t, r, 2)
 	var d etf.Decoder
 	_, n, err := d.DecodePrefix(frames[1])
@@ -124,21 +125,11 @@ func TestOutputLog(t *testing.T) {
 	body, err := (&etf.Decoder{CopyBinaries: true}).Decode(frames[1][n:])
 	require.NoError(t, err)
 	b := body.(etf.Tuple)
-	assert.Equal(t, int64(dropped), toInt(b[0]))
-	assert.Equal(t, 100-int(dropped), len(b[1].(etf.List)))
-
-	// Up to warning (4) passes: info is discarded, not counted as dropped.
-	out.LogAck(2, 4)
-	out.Log("info", 1, []byte("hidden"))
-	out.Log("warning", 1, []byte("shown"))
-	assert.Equal(t, dropped, out.LogDropped())
-	want = []etf.Term{etf.Tuple{0, etf.List{etf.Tuple{etf.Atom("warning"), 1, undef, etf.Binary("shown")}}}}
-	checkLogFrames(t, readFrames(t, r, 1), want)
-}
-
-func toInt(t etf.Term) int64 {
-	n, _ := etf.ToInt64(t)
-	return n
+	counts := b[0].(etf.List) // [{info, N}, {debug, 2}]: emergency first
+	require.Len(t, counts, 2)
+	assert.True(t, etf.Equal(etf.Tuple{etf.Atom("info"), int64(dropped) - 2}, counts[0]), "%v", counts)
+	assert.True(t, etf.Equal(etf.Tuple{etf.Atom("debug"), 2}, counts[1]), "%v", counts)
+	assert.Equal(t, 100-(int(dropped)-2), len(b[1].(etf.List)))
 }
 
 func checkLogFrames(t *testing.T, frames [][]byte, want []etf.Term) {

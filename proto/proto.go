@@ -40,14 +40,14 @@ const (
 	TagStateClear     etf.Atom = "state_clear"
 	TagStateIncr      etf.Atom = "state_incr"
 	TagStateLoad      etf.Atom = "state_load"
-	TagLogAck         etf.Atom = "log_ack"  // {log_ack, N, Level}: N '$log' packets handled
+	TagLogAck         etf.Atom = "log_ack"  // {log_ack, N}: N '$log' packets handled
 	TagSendAck        etf.Atom = "send_ack" // {send_ack, N}: N '$send' packets handled
 )
 
 // Ids of the packets that pyport sends on its own, which answer no
 // request: the first term of the packet, where a reply has its id.
 const (
-	IDLog      etf.Atom = "$log"   // {Dropped, [{Level, Ctx, Caller, Text}]}, for the logger (built in C)
+	IDLog      etf.Atom = "$log"   // {[{Level, Dropped}], [{Level, Ctx, Caller, Text}]}, for the logger (built in C)
 	IDExit     etf.Atom = "$exit"  // why pyport exits, just before it does
 	IDState    etf.Atom = "$state" // the shared state's mirror: [Op]
 	IDCallback etf.Atom = "$cb"    // {'$cb', N}: erlang.call from Python
@@ -69,31 +69,6 @@ const (
 	AtomNotInteger     etf.Atom = "not_integer"
 	AtomOverflow       etf.Atom = "overflow"
 )
-
-// LogLevelSame is the level of a {log_ack, N} without one, or with one
-// that is no level: the sidecar keeps the one it had.
-const LogLevelSame = -2
-
-// LogLevelOf is the severity of a {log_ack, N, Level}'s Level, the most
-// verbose level the BEAM's logger lets through: 0 (emergency) to 7
-// (debug), -1 for none, LogLevelSame for a term that is no level.
-func LogLevelOf(t etf.Term) int {
-	a, _ := t.(etf.Atom)
-	switch a {
-	case "none":
-		return -1
-	case "all":
-		return 7
-	}
-	for i, name := range logLevels {
-		if a == name {
-			return i
-		}
-	}
-	return LogLevelSame
-}
-
-var logLevels = [...]etf.Atom{"emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"}
 
 // Op is a request that runs Python: call, eval or exec.
 type Op int

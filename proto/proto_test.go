@@ -260,13 +260,3 @@ func TestDecodeStateEntries(t *testing.T) {
 		assert.Error(t, err, name)
 	}
 }
-
-func TestLogLevelOf(t *testing.T) {
-	assert.Equal(t, 0, LogLevelOf(etf.Atom("emergency")))
-	assert.Equal(t, 5, LogLevelOf(etf.Atom("notice")))
-	assert.Equal(t, 7, LogLevelOf(etf.Atom("debug")))
-	assert.Equal(t, 7, LogLevelOf(etf.Atom("all")))
-	assert.Equal(t, -1, LogLevelOf(etf.Atom("none")))
-	assert.Equal(t, LogLevelSame, LogLevelOf(etf.Atom("loud")))
-	assert.Equal(t, LogLevelSame, LogLevelOf(3))
-}

@@ -6,17 +6,17 @@
 %% forwards each `'$log'' packet here undecoded ({@link forward/3}), so a
 %% flood of lines costs it one message per packet of many lines. This
 %% process decodes a packet, logs its lines and then acknowledges it to the
-%% sidecar (`{log_ack, 1, Level}', with the most verbose level the logger
-%% lets through, so that the sidecar discards the lines the logger would),
-%% which sends at most two packets before an
+%% sidecar (`{log_ack, 1}'), which sends at most two packets before an
 %% acknowledgement and drops, and counts, what goes beyond one more batch:
 %% so the lines in the BEAM, in this mailbox or the owner's, stay bounded
 %% whatever Python writes, and a logger that is slow (its handlers in sync
 %% mode) slows the lines, never the replies; a packet that took 200 µs or
-%% more to log is acknowledged three times as long after it, so a flood
-%% takes at most about a quarter of a scheduler. The count of lines dropped is
+%% more to log is acknowledged three times as long after it, and acks go
+%% at most one a millisecond while packets come faster, so a flood takes
+%% about a quarter of a scheduler at most. The count of lines dropped is
 %% logged, at warning, when output resumes (at most one such line a
-%% second).
+%% second); lines of a level the logger does not let through are not
+%% counted (the sidecar counts drops by level).
 %%
 %% Events have no domain, so OTP's default handler shows them: `print'
 %% (stdout, fd 1) at notice, stderr (and fd 2) at warning, the traceback of
@@ -38,6 +38,9 @@
 %% A packet whose lines took this long to log (µs) is acknowledged three
 %% times as long after.
 -define(PACE_US, 200).
+%% Packets that come faster than one in this many µs are acknowledged 1 ms
+%% later.
+-define(MIN_GAP_US, 1000).
 
 %% @doc Start sidecar `Sidecar''s log process.
 -spec start_link(atom()) -> {ok, pid()} | {error, term()}.
@@ -68,7 +71,7 @@ init(Sidecar) ->
                _ -> #{py_sidecar => Sidecar}
            end,
     {ok, #{sidecar => Sidecar, label => py_instance:label(Sidecar), meta => Meta,
-           dropped => 0, timer => undefined}}.
+           dropped => 0, timer => undefined, last_ack => 0}}.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, {error, unknown_call}, map()}.
@@ -90,54 +93,52 @@ handle_info({py_log, Port, Body}, State0) ->
                 %% a handler's failure is the logger's business; the ack must go
                 _:_ -> State0
             end,
-    %% At most a quarter of a scheduler for a flood of lines (formatting a
-    %% line costs the logger's caller, this process, more than anything
-    %% else): a packet that took long is acknowledged three times as long
-    %% after, so the sidecar drops (and counts) what a busier logger would
-    %% have written while other processes, and the other contexts'
-    %% threads, get the CPU.
-    _ = case erlang:monotonic_time(microsecond) - T0 of
-        T when T >= ?PACE_US ->
-            erlang:send_after(max(1, 3 * T div 1000), self(), {ack, Port});
+    %% At most about a quarter of a scheduler for a flood of lines: a
+    %% packet that took long (formatting a line is the logger's caller's
+    %% work, this process's) is acknowledged three times as long after,
+    %% and acks go at most one a millisecond while packets come faster
+    %% (lines the logger filters out still cost their decoding). The
+    %% sidecar drops, and counts, what comes meanwhile: the other
+    %% processes, and the other contexts' threads, get the CPU.
+    T1 = erlang:monotonic_time(microsecond),
+    Delay = case T1 - T0 of
+                T when T >= ?PACE_US -> max(1, 3 * T div 1000);
+                _ ->
+                    case T1 - maps:get(last_ack, State) < ?MIN_GAP_US of
+                        true -> 1;
+                        false -> 0
+                    end
+            end,
+    case Delay of
+        0 ->
+            {noreply, ack(Port, State)};
         _ ->
-            ack(Port)
-    end,
-    {noreply, State};
+            _ = erlang:send_after(Delay, self(), {ack, Port}),
+            {noreply, State}
+    end;
 handle_info({ack, Port}, State) ->
-    ack(Port),
-    {noreply, State};
+    {noreply, ack(Port, State)};
 handle_info(report_dropped, State) ->
     {noreply, report_dropped(State#{timer := undefined})};
 handle_info(_Other, State) ->
     {noreply, State}.
 
-%% The most verbose level that the logger lets through from here (primary
-%% level, or this module's own), told to the sidecar with each ack: lines
-%% the logger would discard are discarded there, and cost the BEAM nothing.
-level() ->
-    level([debug, info, notice, warning, error, critical, alert, emergency]).
-
-level([Level | More]) ->
-    case logger:allow(Level, ?MODULE) of
-        true -> Level;
-        false -> level(More)
-    end;
-level([]) ->
-    none.
-
-ack(Port) ->
-    _ = py_wire:send(Port, py_wire:log_ack(1, level())),
-    ok.
+ack(Port, State) ->
+    _ = py_wire:send(Port, py_wire:log_ack(1)),
+    State#{last_ack := erlang:monotonic_time(microsecond)}.
 
 %% Lines dropped are reported, as one count, once a packet comes with none
 %% dropped before it (the output resumed), or a second after the first of
-%% them, so a flood makes one warning a second, not one a packet.
+%% them, so a flood makes one warning a second, not one a packet. Lines of
+%% a level the logger would not let through anyway are no loss: the
+%% sidecar counts them by level.
 lines(Body, #{label := Label, meta := Meta, dropped := Before} = State) ->
     case py_wire:log_entries(Body) of
         {ok, Dropped, Entries} ->
-            State1 = case Dropped of
+            N = lists:sum([K || {Level, K} <- Dropped, logger:allow(Level, ?MODULE)]),
+            State1 = case N of
                          0 -> report_dropped(State);
-                         _ -> wait_report(State#{dropped := Before + Dropped})
+                         _ -> wait_report(State#{dropped := Before + N})
                      end,
             lists:foreach(fun(E) -> line(E, Label, Meta) end, Entries),
             State1;

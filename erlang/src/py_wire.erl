@@ -25,7 +25,7 @@
          op/4, create_context/2, destroy_context/1, info/0,
          state_store/1, state_fetch/1, state_remove/1, state_keys/0,
          state_clear/0, state_incr/2, state_load/0,
-         cancel/1, cb_reply/3, log_ack/1, log_ack/2, send_ack/1]).
+         cancel/1, cb_reply/3, log_ack/1, send_ack/1]).
 -export([decode/1, result/1, log_entries/1]).
 
 %% body/2 runs for every reply the port owner routes, term/1 for every
@@ -208,13 +208,6 @@ cb_reply(N, Ctx, Result) ->
 -spec log_ack(pos_integer()) -> binary().
 log_ack(N) -> term_to_binary({log_ack, N}).
 
-%% @doc The packet `{log_ack, N, Level}': {@link log_ack/1}, and `Level' is
-%% the most verbose level the logger lets through now (`none' for none):
-%% the sidecar discards lines of a more verbose one instead of sending
-%% them.
--spec log_ack(pos_integer(), logger:level() | none) -> binary().
-log_ack(N, Level) -> term_to_binary({log_ack, N, Level}).
-
 %% @doc The packet `{send_ack, N}': the port owner handled `N' `'$send''
 %% packets, whose credits go back to the sidecar's senders.
 -spec send_ack(pos_integer()) -> binary().
@@ -273,16 +266,19 @@ result(Body) ->
 
 %% @doc The lines of a `'$log'' packet's body ({@link decode/1}'s `{log,
 %% Body}'): `{ok, Dropped, Entries}', Dropped the number of lines the sidecar
-%% dropped before these (over its bound), or `error' for a body that is no
-%% `{Dropped, [Entry]}'. An entry that is not a {@link log_entry()} is left
-%% out.
--spec log_entries(binary()) -> {ok, non_neg_integer(), [log_entry()]} | error.
+%% dropped before these (over its bound), by level, `[{Level, N}]', or
+%% `error' for a body that is no `{Dropped, [Entry]}'. An entry that is not
+%% a {@link log_entry()}, or a count that is no `{Level, N}', is left out.
+-spec log_entries(binary()) ->
+          {ok, [{logger:level(), pos_integer()}], [log_entry()]} | error.
 log_entries(Body) ->
     %% ATOMS: py_atoms
     try binary_to_term(Body, [safe]) of
-        {Dropped, Entries} when is_integer(Dropped), Dropped >= 0, is_list(Entries) ->
-            {ok, Dropped, [E || {Level, _Ctx, _Caller, Text} = E <- Entries,
-                                is_binary(Text), lists:member(Level, ?LEVELS)]};
+        {Dropped, Entries} when is_list(Dropped), is_list(Entries) ->
+            {ok, [D || {Level, N} = D <- Dropped, is_integer(N), N > 0,
+                       lists:member(Level, ?LEVELS)],
+             [E || {Level, _Ctx, _Caller, Text} = E <- Entries,
+                   is_binary(Text), lists:member(Level, ?LEVELS)]};
         _ ->
             error
     catch

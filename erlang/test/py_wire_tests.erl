@@ -143,21 +143,22 @@ result_in_slot_test() ->
 log_test() ->
     Me = self(),
     Entries = [{info, 3, Me, <<"Traceback">>}, {warning, sidecar, undefined, <<"x">>}],
-    Body = term_to_binary({2, Entries}),
-    ?assertEqual({log, Body}, py_wire:decode(packet('$log', {2, Entries}))),
-    ?assertEqual({ok, 2, Entries}, py_wire:log_entries(Body)),
-    %% entries that are no {Level, Ctx, Caller, Text} are left out
-    ?assertEqual({ok, 0, [{notice, 1, undefined, <<"ok">>}]},
+    Body = term_to_binary({[{info, 2}], Entries}),
+    ?assertEqual({log, Body}, py_wire:decode(packet('$log', {[{info, 2}], Entries}))),
+    ?assertEqual({ok, [{info, 2}], Entries}, py_wire:log_entries(Body)),
+    %% entries that are no {Level, Ctx, Caller, Text} are left out, and
+    %% counts that are no {Level, N}
+    ?assertEqual({ok, [{debug, 1}], [{notice, 1, undefined, <<"ok">>}]},
                  py_wire:log_entries(term_to_binary(
-                                       {0, [{info, 3}, {loud, 1, undefined, <<"x">>},
-                                            {"info", 1, undefined, <<"x">>},
-                                            {info, 1, undefined, "a string"},
-                                            {notice, 1, undefined, <<"ok">>}]}))),
+                                       {[{debug, 1}, {loud, 2}, {info, 0}, x],
+                                        [{info, 3}, {loud, 1, undefined, <<"x">>},
+                                         {"info", 1, undefined, <<"x">>},
+                                         {info, 1, undefined, "a string"},
+                                         {notice, 1, undefined, <<"ok">>}]}))),
     [?assertEqual(error, py_wire:log_entries(B))
-     || B <- [<<"junk">>, term_to_binary({info, 3, <<"x">>}), term_to_binary({-1, []}),
-              term_to_binary({1, not_a_list})]],
+     || B <- [<<"junk">>, term_to_binary({info, 3, <<"x">>}), term_to_binary({1, []}),
+              term_to_binary({[], not_a_list})]],
     ?assertEqual({log_ack, 2}, binary_to_term(py_wire:log_ack(2))),
-    ?assertEqual({log_ack, 1, notice}, binary_to_term(py_wire:log_ack(1, notice))),
     ?assertEqual({send_ack, 16}, binary_to_term(py_wire:send_ack(16))).
 
 state_test() ->
