@@ -11,9 +11,9 @@
 %% so the lines in the BEAM, in this mailbox or the owner's, stay bounded
 %% whatever Python writes, and a logger that is slow (its handlers in sync
 %% mode) slows the lines, never the replies; a packet that took 200 µs or
-%% more to log is acknowledged three times as long after it, and acks go
+%% more to log is acknowledged nine times as long after it, and acks go
 %% at most one a millisecond while packets come faster, so a flood takes
-%% about a quarter of a scheduler at most. The count of lines dropped is
+%% about a tenth of a scheduler at most. The count of lines dropped is
 %% logged, at warning, when output resumes (at most one such line a
 %% second); lines of a level the logger does not let through are not
 %% counted (the sidecar counts drops by level).
@@ -35,7 +35,7 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(DEFAULT, default).
-%% A packet whose lines took this long to log (µs) is acknowledged three
+%% A packet whose lines took this long to log (µs) is acknowledged nine
 %% times as long after.
 -define(PACE_US, 200).
 %% Packets that come faster than one in this many µs are acknowledged 1 ms
@@ -93,16 +93,16 @@ handle_info({py_log, Port, Body}, State0) ->
                 %% a handler's failure is the logger's business; the ack must go
                 _:_ -> State0
             end,
-    %% At most about a quarter of a scheduler for a flood of lines: a
+    %% At most about a tenth of a scheduler for a flood of lines: a
     %% packet that took long (formatting a line is the logger's caller's
-    %% work, this process's) is acknowledged three times as long after,
+    %% work, this process's) is acknowledged nine times as long after,
     %% and acks go at most one a millisecond while packets come faster
     %% (lines the logger filters out still cost their decoding). The
     %% sidecar drops, and counts, what comes meanwhile: the other
     %% processes, and the other contexts' threads, get the CPU.
     T1 = erlang:monotonic_time(microsecond),
     Delay = case T1 - T0 of
-                T when T >= ?PACE_US -> max(1, 3 * T div 1000);
+                T when T >= ?PACE_US -> max(1, 9 * T div 1000);
                 _ ->
                     case T1 - maps:get(last_ack, State) < ?MIN_GAP_US of
                         true -> 1;
