@@ -12,7 +12,7 @@
 %% whatever Python writes, and a logger that is slow (its handlers in sync
 %% mode) slows the lines, never the replies; a packet that took 200 µs or
 %% more to log is acknowledged nine times as long after it, and acks go
-%% at most one a millisecond while packets come faster, so a flood takes
+%% at most one in 5 ms while packets come faster, so a flood takes
 %% about a tenth of a scheduler at most. The count of lines dropped is
 %% logged, at warning, when output resumes (at most one such line a
 %% second); lines of a level the logger does not let through are not
@@ -38,9 +38,11 @@
 %% A packet whose lines took this long to log (µs) is acknowledged nine
 %% times as long after.
 -define(PACE_US, 200).
-%% Packets that come faster than one in this many µs are acknowledged 1 ms
-%% later.
--define(MIN_GAP_US, 1000).
+%% Acks go at most one in this many µs (while packets come faster, on a
+%% flood): each costs wake-ups of this process, the port owner and the
+%% sidecar's reader, which on a small machine is CPU the other contexts
+%% need.
+-define(MIN_GAP_US, 5000).
 
 %% @doc Start sidecar `Sidecar''s log process.
 -spec start_link(atom()) -> {ok, pid()} | {error, term()}.
@@ -96,17 +98,18 @@ handle_info({py_log, Port, Body}, State0) ->
     %% At most about a tenth of a scheduler for a flood of lines: a
     %% packet that took long (formatting a line is the logger's caller's
     %% work, this process's) is acknowledged nine times as long after,
-    %% and acks go at most one a millisecond while packets come faster
-    %% (lines the logger filters out still cost their decoding). The
+    %% and acks go at most one in 5 ms while packets come faster (lines
+    %% the logger filters out still cost their decoding and wake-ups). The
     %% sidecar drops, and counts, what comes meanwhile: the other
     %% processes, and the other contexts' threads, get the CPU.
     T1 = erlang:monotonic_time(microsecond),
     Delay = case T1 - T0 of
                 T when T >= ?PACE_US -> max(1, 9 * T div 1000);
                 _ ->
-                    case T1 - maps:get(last_ack, State) < ?MIN_GAP_US of
-                        true -> 1;
-                        false -> 0
+                    case T1 - maps:get(last_ack, State) of
+                        Since when Since < ?MIN_GAP_US ->
+                            max(1, (?MIN_GAP_US - Since) div 1000);
+                        _ -> 0
                     end
             end,
     case Delay of
