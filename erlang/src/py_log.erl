@@ -73,7 +73,8 @@ init(Sidecar) ->
                _ -> #{py_sidecar => Sidecar}
            end,
     {ok, #{sidecar => Sidecar, label => py_instance:label(Sidecar), meta => Meta,
-           dropped => 0, timer => undefined, last_ack => 0}}.
+           dropped => 0, timer => undefined,
+           last_ack => erlang:monotonic_time(microsecond) - ?MIN_GAP_US}}.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, {error, unknown_call}, map()}.
@@ -108,7 +109,7 @@ handle_info({py_log, Port, Body}, State0) ->
                 _ ->
                     case T1 - maps:get(last_ack, State) of
                         Since when Since < ?MIN_GAP_US ->
-                            max(1, (?MIN_GAP_US - Since) div 1000);
+                            max(1, (?MIN_GAP_US - max(0, Since)) div 1000);
                         _ -> 0
                     end
             end,
