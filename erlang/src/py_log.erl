@@ -43,6 +43,8 @@
 %% sidecar's reader, which on a small machine is CPU the other contexts
 %% need.
 -define(MIN_GAP_US, 5000).
+%% An ack waits this long at most.
+-define(MAX_DELAY_MS, 1000).
 
 %% @doc Start sidecar `Sidecar''s log process.
 -spec start_link(atom()) -> {ok, pid()} | {error, term()}.
@@ -105,7 +107,7 @@ handle_info({py_log, Port, Body}, State0) ->
     %% processes, and the other contexts' threads, get the CPU.
     T1 = erlang:monotonic_time(microsecond),
     Delay = case T1 - T0 of
-                T when T >= ?PACE_US -> max(1, 9 * T div 1000);
+                T when T >= ?PACE_US -> min(?MAX_DELAY_MS, max(1, 9 * T div 1000));
                 _ ->
                     case T1 - maps:get(last_ack, State) of
                         Since when Since < ?MIN_GAP_US ->
