@@ -22,6 +22,10 @@
 %%   load_probe_worst_wait_ms     a probe among 64 looping callers: worst wait vs the queue it saw
 %%   cast_return_median_us        py:cast(operator, add) returning                 <= 6 us
 %%   spawn_call_await_median_us   py:await(py:spawn_call(...)) next to py:call      <= call + 5 us
+%%   call_reductions_per_py_call  reductions of the calling process per py:call
+%%   flood_print/send_call_latency_ratio  context 2's median call during context 1's
+%%                                300k prints / erlang.sends, against quiet        <= 2x
+%%                                (flood_burn: a CPU loop instead, the control)
 %%
 %% Echo throughput: N callers each call erlang:port_command/2 themselves while
 %% the port owner only routes replies by the id inside the term, which is how
@@ -102,6 +106,10 @@ main(Args) ->
     load_probe(),
     callbacks(Exe, Rounds),
     waits(Rounds),
+    call_reductions(),
+    flood_latency(burn),
+    flood_latency(print),
+    flood_latency(send),
     steal(Steal0, cpu_times()),
     application:stop(erlang_python).
 
@@ -401,6 +409,72 @@ wait_idle(N) ->
     case py_semaphore:current() + py_semaphore:waiting() of
         0 -> ok;
         _ -> timer:sleep(10), wait_idle(N - 1)
+    end.
+
+%% Reductions the caller spends per py:call (the caller's pid in the header,
+%% protocol 2, is part of it).
+call_reductions() ->
+    F = fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end,
+    _ = [F() || _ <- lists:seq(1, ?SEQ_WARMUP)],
+    {reductions, R0} = process_info(self(), reductions),
+    _ = [F() || _ <- lists:seq(1, ?SEQ_N)],
+    {reductions, R1} = process_info(self(), reductions),
+    io:format("call_reductions_per_py_call ~.1f (~b calls)~n", [(R1 - R0) / ?SEQ_N, ?SEQ_N]).
+
+-define(FLOOD_N, 300000).
+
+%% One-way traffic cannot delay replies: the median latency of
+%% py:call(operator, add) on context 2 while context 1 prints 300k lines of
+%% 200 bytes (60 MB; the logger at level warning, as set above, so they are
+%% filtered) or makes 300k erlang.sends to a process that drops them,
+%% against quiet (before and after). Goal: within 2x. The row `burn' is the
+%% control: context 1 only loops for a second, so its ratio is what the
+%% CPU that a busy context takes costs by itself on this machine.
+flood_latency(Kind) ->
+    C1 = py:context(1),
+    C2 = py:context(2),
+    ok = py:exec(C1, <<"import erlang\n"
+                       "def bench_print_flood(n):\n"
+                       "    line = 'y' * 190\n"
+                       "    for i in range(n):\n"
+                       "        print('flood', line, i)\n"
+                       "def bench_burn(n):\n"
+                       "    import time\n"
+                       "    t = time.time() + n\n"
+                       "    while time.time() < t: pass\n"
+                       "def bench_send_flood(pid, n):\n"
+                       "    for i in range(n):\n"
+                       "        erlang.send(pid, i)\n">>),
+    Call = fun() -> {ok, 3} = py_context:call(C2, operator, add, [1, 2], #{}) end,
+    Quiet1 = seq_latency(Call),
+    Sink = spawn(fun Drop() -> receive stop -> ok; _ -> Drop() end end),
+    {F, Args} = case Kind of
+                    print -> {bench_print_flood, [?FLOOD_N]};
+                    burn -> {bench_burn, [1]};
+                    send -> {bench_send_flood, [Sink, ?FLOOD_N]}
+                end,
+    Self = self(),
+    T0 = erlang:monotonic_time(microsecond),
+    _ = spawn_link(fun() ->
+                           Self ! {flood_done, py_context:call(C1, '__main__', F, Args, #{}, 600000)}
+                   end),
+    During = flood_calls(Call, []),
+    Ms = (erlang:monotonic_time(microsecond) - T0) / 1000,
+    Sink ! stop,
+    Quiet2 = seq_latency(Call),
+    Quiet = (Quiet1 + Quiet2) / 2,
+    Med = median(lists:sort(During)),
+    io:format("flood_~s_call_latency_ratio ~.2f (median ~s us during the flood, ~s us quiet "
+              "(~s before, ~s after); ~b calls in ~b ms of flood; p99 ~s us; goal <= 2x)~n",
+              [Kind, Med / Quiet, fmt(Med), fmt(Quiet), fmt(Quiet1), fmt(Quiet2), length(During),
+               round(Ms), fmt(percentile(lists:sort(During), 0.99))]).
+
+flood_calls(Call, Acc) ->
+    receive
+        {flood_done, {ok, _}} -> Acc;
+        {flood_done, Other} -> error({flood, Other})
+    after 0 ->
+        flood_calls(Call, [timed(Call) | Acc])
     end.
 
 %% Shared state from Python: ns per erlang.state_incr and per state_get,

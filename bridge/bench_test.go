@@ -13,8 +13,8 @@ import (
 // the server's own work per request.
 type nopContext struct{ n int }
 
-func (c *nopContext) Submit(proto.Op, int64, []byte, []byte) error { c.n++; return nil }
-func (c *nopContext) SubmitFile(proto.Op, int64, []byte, string, int) error {
+func (c *nopContext) Submit(proto.Op, int64, []byte, []byte, []byte) error { c.n++; return nil }
+func (c *nopContext) SubmitFile(proto.Op, int64, []byte, []byte, string, int) error {
 	c.n++
 	return nil
 }

@@ -60,6 +60,7 @@ type submission struct {
 	op      proto.Op
 	chain   int64
 	id      []byte
+	caller  []byte
 	payload []byte
 	path    string
 	size    int
@@ -73,20 +74,20 @@ type fakeContext struct {
 	closed bool
 }
 
-func (c *fakeContext) Submit(op proto.Op, chain int64, id, payload []byte) error {
+func (c *fakeContext) Submit(op proto.Op, chain int64, id, caller, payload []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.subs = append(c.subs, submission{op: op, chain: chain, id: bytes.Clone(id), payload: payload})
+	c.subs = append(c.subs, submission{op: op, chain: chain, id: bytes.Clone(id), caller: bytes.Clone(caller), payload: payload})
 	return c.err
 }
 
-func (c *fakeContext) SubmitFile(op proto.Op, chain int64, id []byte, path string, size int) error {
+func (c *fakeContext) SubmitFile(op proto.Op, chain int64, id, caller []byte, path string, size int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if size <= 0 || !strings.HasPrefix(path, "/") { // as the pool checks
 		return ErrBadSlot
 	}
-	c.subs = append(c.subs, submission{op: op, chain: chain, id: bytes.Clone(id), path: path, size: size})
+	c.subs = append(c.subs, submission{op: op, chain: chain, id: bytes.Clone(id), caller: bytes.Clone(caller), path: path, size: size})
 	return c.err
 }
 
@@ -185,11 +186,25 @@ func (s *fakeStore) StartMirror() {
 	s.mirrorAt = s.w.count()
 }
 
-// fakeWriter keeps the packets sent, whole.
+// fakeWriter keeps the packets sent, whole, and counts the acks.
 type fakeWriter struct {
-	mu      sync.Mutex
-	packets [][]byte
-	sent    chan struct{}
+	mu       sync.Mutex
+	packets  [][]byte
+	sent     chan struct{}
+	logAcks  int64
+	sendAcks int64
+}
+
+func (w *fakeWriter) LogAck(n int64) {
+	w.mu.Lock()
+	w.logAcks += n
+	w.mu.Unlock()
+}
+
+func (w *fakeWriter) SendAck(n int64) {
+	w.mu.Lock()
+	w.sendAcks += n
+	w.mu.Unlock()
 }
 
 func (w *fakeWriter) Send(a, b []byte) {

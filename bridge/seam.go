@@ -34,14 +34,16 @@ type Context interface {
 	// port itself: id (versioned, the reply's first term), then the
 	// result. payload, the request's versioned payload, is a slice of a
 	// packet that no one else uses; id is valid only during the call.
-	// chain is 0, or the callback chain the request runs on. It returns
+	// chain is 0, or the callback chain the request runs on; caller is
+	// the ETF (no version byte) of the calling process's pid, for the
+	// request's log lines, or nil, valid only during the call. It returns
 	// ErrClosed for a closed context; any other error is an overloaded
 	// queue.
-	Submit(op proto.Op, chain int64, id, payload []byte) error
+	Submit(op proto.Op, chain int64, id, caller, payload []byte) error
 	// SubmitFile is Submit for a payload in a slot: the first size bytes
 	// of the file at path. It returns ErrBadSlot for a path that is not
 	// absolute or a size that is not positive.
-	SubmitFile(op proto.Op, chain int64, id []byte, path string, size int) error
+	SubmitFile(op proto.Op, chain int64, id, caller []byte, path string, size int) error
 	// CallbackReply gives the BEAM's answer to callback cb (payload: a
 	// versioned {ok, Value} or {error, {Class, Reason}}) to the
 	// erlang.call waiting for it.
@@ -79,6 +81,12 @@ type Store interface {
 type Writer interface {
 	// Send writes one packet made of a then b.
 	Send(a, b []byte)
+	// LogAck: the BEAM handled n '$log' packets ({log_ack, N}), so more
+	// may go (port/log.h).
+	LogAck(n int64)
+	// SendAck: the port owner handled n '$send' packets ({send_ack, N}),
+	// whose senders' credits come back (port/log.h).
+	SendAck(n int64)
 }
 
 // Errors that the seams return for the server to answer.

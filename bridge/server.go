@@ -88,13 +88,19 @@ func (s *Server) handle(frame []byte) {
 	}
 	body := frame[h.Len:]
 	elems, id := h.Elems, h.ID
-	if op, ok := proto.OpOf(h.Tag); ok && len(elems) >= 3 && len(elems) <= 5 {
+	if op, ok := proto.OpOf(h.Tag); ok && len(elems) >= 3 && len(elems) <= 6 {
 		var slot etf.Term
 		var chain int64
 		if len(elems) >= 4 && elems[3] != etf.None {
 			slot = elems[3]
 		}
-		if len(elems) == 5 {
+		if len(elems) == 6 && h.RawCaller == nil {
+			if _, ok := elems[5].(etf.Pid); !ok {
+				s.reply(id, proto.BadRequest("caller %s is not a pid", brief(elems[5])))
+				return
+			}
+		}
+		if len(elems) >= 5 && elems[4] != etf.None {
 			if chain, ok = etf.ToInt64(elems[4]); !ok || chain <= 0 {
 				s.reply(id, proto.BadRequest("chain %s is not a positive integer", brief(elems[4])))
 				return
@@ -116,6 +122,14 @@ func (s *Server) handle(frame []byte) {
 		go s.createContext(id, elems[2], elems[3]) // a sub-interpreter takes ~10 ms
 	case h.Tag == proto.TagDestroyContext && len(elems) == 3:
 		s.destroyContext(id, elems[2])
+	case h.Tag == proto.TagLogAck && len(elems) == 2:
+		if n, ok := etf.ToInt64(elems[1]); ok && n > 0 {
+			s.out.LogAck(n)
+		}
+	case h.Tag == proto.TagSendAck && len(elems) == 2:
+		if n, ok := etf.ToInt64(elems[1]); ok && n > 0 {
+			s.out.SendAck(n)
+		}
 	case h.Tag == proto.TagInfo && len(elems) == 2:
 		s.reply(id, proto.InfoResult(s.pool.Info()))
 	case h.Tag == proto.TagAtomsLoad && len(elems) == 2:
@@ -186,11 +200,11 @@ func (s *Server) request(h *proto.Header, op proto.Op, ctxID etf.Term, payload [
 	}
 	s.idBuf = idBytes
 	if slot == nil {
-		err = ctx.Submit(op, chain, idBytes, payload)
+		err = ctx.Submit(op, chain, idBytes, h.RawCaller, payload)
 	} else if t, ok := slot.(etf.Tuple); ok && len(t) == 3 && t[0] == proto.AtomSlot {
 		path, _ := t[1].(etf.Binary)
 		size, _ := etf.ToInt64(t[2])
-		err = ctx.SubmitFile(op, chain, idBytes, string(path), int(size))
+		err = ctx.SubmitFile(op, chain, idBytes, h.RawCaller, string(path), int(size))
 	} else {
 		err = ErrBadSlot
 	}

@@ -53,6 +53,21 @@ func (f *fixture) expectDropped(log string) {
 	assert.Contains(f.t, f.logs.String(), log)
 }
 
+var callerPid = etf.Pid{Node: "nonode@nohost", ID: 88, Serial: 0, Creation: 1}
+
+// The BEAM's acks of one-way packets go to the writer.
+func TestAcks(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	f.handle(encodeAll(t, etf.Tuple{proto.TagLogAck, 2}))
+	f.handle(encodeAll(t, etf.Tuple{proto.TagSendAck, 16}))
+	f.handle(encodeAll(t, etf.Tuple{proto.TagSendAck, etf.Atom("x")})) // ignored
+	f.none()
+	f.out.mu.Lock()
+	defer f.out.mu.Unlock()
+	assert.Equal(t, int64(2), f.out.logAcks)
+	assert.Equal(t, int64(16), f.out.sendAcks)
+}
+
 func TestRequestsGoToSubmit(t *testing.T) {
 	body := encodeAll(t, etf.Tuple{etf.Binary("math"), etf.Binary("sqrt"), etf.List{16}, etf.Map{}})
 	for _, c := range []struct {
@@ -71,6 +86,9 @@ func TestRequestsGoToSubmit(t *testing.T) {
 			submission{op: proto.Call, path: "/dev/shm/s", size: 70000}},
 		{"slot and chain", etf.Tuple{proto.TagEval, nested, 1, etf.Tuple{proto.AtomSlot, etf.Binary("/s"), 9}, 4},
 			submission{op: proto.Eval, chain: 4, path: "/s", size: 9}},
+		{"caller", etf.Tuple{proto.TagCall, ref, 1, etf.None, etf.None, callerPid}, submission{op: proto.Call}},
+		{"caller, slot and chain", etf.Tuple{proto.TagEval, nested, 1, etf.Tuple{proto.AtomSlot, etf.Binary("/s"), 9}, 4, callerPid},
+			submission{op: proto.Eval, chain: 4, path: "/s", size: 9}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t, nil, 0)
@@ -81,6 +99,9 @@ func TestRequestsGoToSubmit(t *testing.T) {
 			require.Len(t, subs, 1)
 			want := c.want
 			want.id = encodeAll(t, c.header[1])
+			if len(c.header) == 6 {
+				want.caller = encodeAll(t, c.header[5])[1:]
+			}
 			if want.path == "" {
 				want.payload = body
 			}
@@ -120,7 +141,7 @@ func TestCompressedHeader(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, byte(etf.TagCompressed), head[1])
 	f.handle(head)
-	f.expectBadRequest(ref, "unknown request")
+	f.expectBadRequest(ref, "is not a pid")
 	head, err = enc.Encode(etf.Tuple{proto.TagCall, etf.Tuple{proto.AtomNested, ref, etf.Binary(make([]byte, 200))}, 1})
 	require.NoError(t, err)
 	f.handle(head)
@@ -151,7 +172,8 @@ func TestRequestErrors(t *testing.T) {
 		{name: "slot path atom", header: etf.Tuple{proto.TagEval, ref, 1, etf.Tuple{proto.AtomSlot, etf.Atom("/s"), 9}}, bad: "slot"},
 		{name: "ctl id", header: etf.Tuple{proto.TagEval, ctlID, 1}, bad: "is not a reference, {nested, Reference} or {cast, Reference}"},
 		{name: "no context", header: etf.Tuple{proto.TagCall, ref}, bad: "unknown request"},
-		{name: "too long", header: etf.Tuple{proto.TagCall, ref, 1, etf.None, 1, 1}, bad: "unknown request"},
+		{name: "caller no pid", header: etf.Tuple{proto.TagCall, ref, 1, etf.None, 1, 1}, bad: "caller 1 is not a pid"},
+		{name: "too long", header: etf.Tuple{proto.TagCall, ref, 1, etf.None, 1, callerPid, 1}, bad: "unknown request"},
 		{name: "unknown tag", header: etf.Tuple{etf.Atom("frobnicate"), ref}, bad: "unknown request [frobnicate"},
 		{name: "tag no atom", header: etf.Tuple{1, ref, 1}, bad: "unknown request"},
 		{name: "cancel arity", header: etf.Tuple{proto.TagCancel, ref, 1}, bad: "unknown request"},

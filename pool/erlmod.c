@@ -171,8 +171,8 @@ static PyObject *erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_RuntimeError, "erlang.send: no request has run yet");
         return NULL;
     }
-    PyObject *res = NULL, *id = NULL, *body = NULL; /* owned */
-    pyx_buf head = {0}, data = {0};
+    PyObject *res = NULL, *body = NULL; /* owned */
+    pyx_buf data = {0};
     pyx_module_types mt;
     if (pyx_module_types_get(module, &mt) < 0)
         goto done;
@@ -183,19 +183,24 @@ static PyObject *erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t
                      Py_TYPE(args[0])->tp_name);
         goto done;
     }
-    id = PyObject_CallFunction(t.atom_type, "s", "$send");
     body = PyTuple_Pack(2, args[0], args[1]);
-    if (id == NULL || body == NULL || versioned(&t, id, &head) < 0 || versioned(&t, body, &data) < 0)
+    if (body == NULL || versioned(&t, body, &data) < 0)
         goto done;
-    Py_BEGIN_ALLOW_THREADS /* the pipe may be full */
-    pyx_out_send(out, head.data, head.len, data.data, data.len);
+    /* In-band and bounded (output.h): batched with other sends while
+     * PYX_SEND_WINDOW batches are out that the port owner has not handled;
+     * with the batch full it waits for a credit, without the GIL. */
+    int stopped;
+    Py_BEGIN_ALLOW_THREADS
+    stopped = pyx_out_send_oneway(out, data.data + 1, data.len - 1, pyx_current_cancelled) < 0;
     Py_END_ALLOW_THREADS
+    if (stopped) {
+        PyErr_SetNone(PyExc_KeyboardInterrupt); /* the request was cancelled */
+        goto done;
+    }
     res = Py_NewRef(Py_None);
 done:
-    Py_XDECREF(id);
     Py_XDECREF(body);
     pyx_module_types_put(&mt);
-    pyx_buf_free(&head);
     pyx_buf_free(&data);
     return res;
 }

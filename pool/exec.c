@@ -161,6 +161,26 @@ static void reply(pyx_job *j, int fd, const slot_map *m, const pyx_buf *res)
     pyx_out_send(j->out, j->data, j->reply_len, res->data, res->len);
 }
 
+/* Whether a request's id (versioned) is {cast, _}: a cast's caller does
+ * not wait for its result, so nobody sees its error but the logger. */
+static int is_cast(const pyx_job *j)
+{
+    const unsigned char *d = j->data;
+    size_t n = j->reply_len, at, len;
+    if (n < 6 || d[0] != ETF_VERSION || d[1] != SMALL_TUPLE_EXT || d[2] != 2)
+        return 0;
+    if (d[3] == SMALL_ATOM_UTF8_EXT || d[3] == SMALL_ATOM_EXT)
+        len = d[4], at = 5;
+    else if (d[3] == ATOM_UTF8_EXT || d[3] == ATOM_EXT)
+        len = (size_t)d[4] << 8 | d[5], at = 6;
+    else
+        return 0;
+    return len == 4 && at + 4 <= n && memcmp(d + at, "cast", 4) == 0;
+}
+
+/* The calling process's pid of job j, or NULL (log.h). */
+static const void *caller_of(const pyx_job *j) { return j->caller_len > 0 ? j->data + j->caller_off : NULL; }
+
 /* The executor's queue, for erlang.call. */
 static __thread pyx_queue *own_queue;
 static __thread long long own_spin_ns;
@@ -185,8 +205,11 @@ static void run_request(pyx_job *j, bufs *b)
     pyx_job *outer = pyx_current_enter(j);
     pyx_run(j->ctx, j->seq, j->op, payload, j->payload_len, &b->res, &b->tb);
     pyx_current_leave(outer);
-    if (b->tb.len > 0) /* to the BEAM's logger, before the reply */
-        (void)pyx_out_log(j->out, "info", j->ctx_id, b->tb.data, b->tb.len);
+    /* To the BEAM's logger: at info when the caller gets the error (it has
+     * it: no error-level event of its own), at error for a cast's. */
+    if (b->tb.len > 0)
+        (void)pyx_out_log(j->out, is_cast(j) ? "error" : "info", j->ctx_id, caller_of(j), j->caller_len,
+                          b->tb.data, b->tb.len);
     /* Even a request cancelled while it ran is answered: every request gets
      * exactly one reply (its caller's load-control slot comes back with it),
      * and the BEAM drops one that nobody waits for. */

@@ -402,13 +402,20 @@ var ErrClosed = errors.New("pool: context closed")
 // (docs/PROTOCOL.md): a context waiting in erlang.call for that chain runs
 // the request at once, on top of the waiting one.
 func (c *Context) Submit(out *port.Output, op Op, chain int64, reply, payload []byte) error {
+	return c.SubmitFrom(out, op, chain, reply, nil, payload)
+}
+
+// SubmitFrom is Submit for a request from the process caller, the ETF of
+// a pid without version byte (nil: none): the log lines the request
+// makes (print, its traceback) name it.
+func (c *Context) SubmitFrom(out *port.Output, op Op, chain int64, reply, caller, payload []byte) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
 		return ErrClosed
 	}
 	seq := c.pool.seq.Add(1)
-	return queueError(C.pyx_queue_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(payload),
+	return queueError(C.pyx_queue_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(caller), C.size_t(len(caller)), bytesPtr(payload),
 		C.size_t(len(payload))))
 }
 
@@ -431,6 +438,12 @@ func (c *Context) CallbackReply(cb int64, payload []byte) error {
 // zero byte and the result's length as 8 big-endian bytes. A file that
 // cannot be read gives the result {error, {slot, Reason}}.
 func (c *Context) SubmitFile(out *port.Output, op Op, chain int64, reply []byte, path string, size int) error {
+	return c.SubmitFileFrom(out, op, chain, reply, nil, path, size)
+}
+
+// SubmitFileFrom is SubmitFile for a request from the process caller, as
+// SubmitFrom.
+func (c *Context) SubmitFileFrom(out *port.Output, op Op, chain int64, reply, caller []byte, path string, size int) error {
 	if size <= 0 || !strings.HasPrefix(path, "/") || strings.IndexByte(path, 0) >= 0 {
 		return ErrBadSlot
 	}
@@ -441,7 +454,7 @@ func (c *Context) SubmitFile(out *port.Output, op Op, chain int64, reply []byte,
 	}
 	seq := c.pool.seq.Add(1)
 	p := []byte(path)
-	return queueError(C.pyx_queue_file_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), (*C.char)(bytesPtr(p)),
+	return queueError(C.pyx_queue_file_request(c.ex.queue, c.c, C.longlong(c.id), cOut(out), C.int(op), C.longlong(seq), C.longlong(chain), bytesPtr(reply), C.size_t(len(reply)), bytesPtr(caller), C.size_t(len(caller)), (*C.char)(bytesPtr(p)),
 		C.size_t(len(p)), C.size_t(size)))
 }
 

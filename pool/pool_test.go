@@ -73,6 +73,7 @@ func (s *sink) read(r io.Reader) {
 			return
 		}
 		if rest, ok := bytes.CutPrefix(frame, logHead); ok {
+			s.out.LogAck(1) // as py_log does: the next batch may come
 			select {
 			case s.logs <- rest:
 			default: // nobody looks
@@ -287,18 +288,23 @@ func TestTracebackOfPythonErrors(t *testing.T) {
 		<-replies.logs
 	}
 	run(t, c, Exec, etf.Tuple{etf.Binary("def inner():\n    return 1 / 0\ndef outer():\n    return inner()\n")})
-	// The traceback, {info, 42, Text} after the id '$log', is written before the reply.
+	// The traceback, {[], [{info, 42, undefined, Text}]} after the id '$log', is written before the reply.
 	traceback := func(op Op, payload etf.Term) string {
 		run(t, c, op, payload)
 		select {
 		case body := <-replies.logs:
 			term, err := (&etf.Decoder{CopyBinaries: true}).Decode(body)
 			require.NoError(t, err)
-			tup, ok := term.(etf.Tuple)
-			require.True(t, ok && len(tup) == 3, "%v", term)
+			batch, ok := term.(etf.Tuple) // {[{Level, Dropped}], [{Level, Ctx, Caller, Text}]}
+			require.True(t, ok && len(batch) == 2, "%v", term)
+			entries, ok := batch[1].(etf.List)
+			require.True(t, ok && len(entries) == 1, "%v", term)
+			tup, ok := entries[0].(etf.Tuple)
+			require.True(t, ok && len(tup) == 4, "%v", term)
 			assert.Equal(t, etf.Atom("info"), tup[0])
 			assert.Equal(t, int64(42), tup[1])
-			return string(tup[2].(etf.Binary))
+			assert.Equal(t, etf.Atom("undefined"), tup[2]) // Submit: no caller
+			return string(tup[3].(etf.Binary))
 		default:
 			return ""
 		}

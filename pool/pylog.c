@@ -29,7 +29,7 @@
 typedef struct {
     PyObject_HEAD
     pthread_mutex_t mu;
-    const char *level; /* "info" or "warning" */
+    const char *level; /* "notice" or "warning" */
     long long home;    /* atomic: context for other threads, 0 none */
     long long pending_ctx; /* under mu: the context of buf's text */
     pyx_buf buf;           /* under mu: a partial line */
@@ -49,7 +49,10 @@ static void emit(sink *s, long long ctx, const char *text, size_t n)
         (void)w;
         return;
     }
-    (void)pyx_out_log(out, s->level, ctx, text, n);
+    /* the caller of the request running here, if the text is its context's */
+    const pyx_job *j = pyx_current_job();
+    int mine = j != NULL && j->ctx_id == ctx && j->caller_len > 0;
+    (void)pyx_out_log(out, s->level, ctx, mine ? j->data + j->caller_off : NULL, mine ? j->caller_len : 0, text, n);
 }
 
 /* Sends the complete lines at the start of s->buf, in packets of up to
@@ -174,7 +177,7 @@ int pyx_stdio_install(pyx_stdio *io)
     int rc = -1;
     PyObject *type = PyType_FromSpec(&sink_spec);
     PyObject *ns = PyDict_New(), *res = NULL;
-    PyObject *out = type ? new_sink(type, "info") : NULL;
+    PyObject *out = type ? new_sink(type, "notice") : NULL; /* shows by default */
     PyObject *err = type ? new_sink(type, "warning") : NULL;
     if (out == NULL || err == NULL || ns == NULL ||
         PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0)

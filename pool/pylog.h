@@ -5,7 +5,7 @@
 #define PYX_PYLOG_H
 #include "ctx.h"
 
-/* The two sinks of one interpreter: [0] stdout (info), [1] stderr
+/* The two sinks of one interpreter: [0] stdout (notice), [1] stderr
  * (warning). */
 struct pyx_stdio {
     PyObject *sink[2]; /* strong; never released (interpreters live on) */

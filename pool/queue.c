@@ -44,33 +44,40 @@ int pyx_queue_push(pyx_queue *q, pyx_job *j)
 }
 
 int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, int op, long long seq,
-                      long long chain, const void *reply, size_t rlen, const void *payload, size_t plen)
+                      long long chain, const void *reply, size_t rlen, const void *caller, size_t clen,
+                      const void *payload, size_t plen)
 {
-    pyx_job *j = malloc(sizeof *j + rlen + plen);
+    pyx_job *j = malloc(sizeof *j + rlen + plen + clen);
     if (j == NULL)
         return PYX_QUEUE_NOMEM;
     *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .seq = seq, .chain = chain ? chain : seq, .ctx = ctx,
-                   .ctx_id = ctx_id, .out = out, .reply_len = rlen, .payload_len = plen};
+                   .ctx_id = ctx_id, .out = out, .reply_len = rlen, .payload_len = plen,
+                   .caller_off = rlen + plen, .caller_len = clen};
     if (rlen > 0)
         memcpy(j->data, reply, rlen);
     if (plen > 0)
         memcpy(j->data + rlen, payload, plen);
+    if (clen > 0)
+        memcpy(j->data + rlen + plen, caller, clen);
     return pyx_queue_push(q, j);
 }
 
 int pyx_queue_file_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, int op, long long seq,
-                           long long chain, const void *reply, size_t rlen, const char *path, size_t pathlen,
-                           size_t plen)
+                           long long chain, const void *reply, size_t rlen, const void *caller, size_t clen,
+                           const char *path, size_t pathlen, size_t plen)
 {
-    pyx_job *j = malloc(sizeof *j + rlen + pathlen + 1);
+    pyx_job *j = malloc(sizeof *j + rlen + pathlen + 1 + clen);
     if (j == NULL)
         return PYX_QUEUE_NOMEM;
     *j = (pyx_job){.kind = PYX_JOB_REQUEST, .op = op, .in_file = 1, .seq = seq, .chain = chain ? chain : seq,
-                   .ctx = ctx, .ctx_id = ctx_id, .out = out, .reply_len = rlen, .payload_len = plen};
+                   .ctx = ctx, .ctx_id = ctx_id, .out = out, .reply_len = rlen, .payload_len = plen,
+                   .caller_off = rlen + pathlen + 1, .caller_len = clen};
     if (rlen > 0)
         memcpy(j->data, reply, rlen);
     memcpy(j->data + rlen, path, pathlen);
     j->data[rlen + pathlen] = 0;
+    if (clen > 0)
+        memcpy(j->data + rlen + pathlen + 1, caller, clen);
     return pyx_queue_push(q, j);
 }
 

@@ -36,8 +36,11 @@ typedef struct {
     void *below;    /* the pyx_job this one runs on top of (pyx_queue_pop_for) */
     uintptr_t go;   /* PYX_JOB_GO: cgo.Handle of a Go func() */
     size_t reply_len, payload_len;
+    size_t caller_off, caller_len; /* the calling process's pid (its ETF,
+                             no version byte) in data, for log lines; 0: none */
     unsigned char data[]; /* reply prefix (the caller's id), then payload
-                             (or, in_file, the path of the file holding it) */
+                             (or, in_file, the path of the file holding it),
+                             then the caller's pid */
 } pyx_job;
 
 /* A wait of a thread's that a cancel must end (wait.h): pyx_queue_cancel
@@ -64,15 +67,17 @@ typedef struct {
 pyx_queue *pyx_queue_new(size_t cap);
 /* Takes the job: OK queued; FULL or CLOSED, and then the job is freed. */
 int pyx_queue_push(pyx_queue *q, pyx_job *j);
-/* Queues a request, copying reply and payload (Go memory may not be kept
- * by C). OK, FULL, CLOSED or NOMEM. */
+/* Queues a request, copying reply, payload and caller (the ETF of the
+ * calling process's pid, without version byte; none when clen is 0) (Go
+ * memory may not be kept by C). OK, FULL, CLOSED or NOMEM. */
 int pyx_queue_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, int op, long long seq,
-                      long long chain, const void *reply, size_t rlen, const void *payload, size_t plen);
+                      long long chain, const void *reply, size_t rlen, const void *caller, size_t clen,
+                      const void *payload, size_t plen);
 /* Queues a request whose payload is the first plen bytes of the file at
  * path (a slot, exec.c). Copies reply and path. As pyx_queue_request. */
 int pyx_queue_file_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out *out, int op, long long seq,
-                           long long chain, const void *reply, size_t rlen, const char *path, size_t pathlen,
-                           size_t plen);
+                           long long chain, const void *reply, size_t rlen, const void *caller, size_t clen,
+                           const char *path, size_t pathlen, size_t plen);
 /* Queues the BEAM's answer to callback cb (a versioned term). As
  * pyx_queue_request. */
 int pyx_queue_cb_reply(pyx_queue *q, long long cb, const void *payload, size_t plen);

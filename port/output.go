@@ -53,14 +53,32 @@ const (
 	LogSidecar   = int64(C.PYX_LOG_SIDECAR)
 )
 
-// Log sends a '$log' packet {Level, Ctx, Line} for the BEAM's logger
-// (docs/PROTOCOL.md, "Log packets"), built by the same C as Python's
-// log lines: level is an atom's name (at most 255 bytes), ctx a context
-// id (> 0), LogNoContext or LogSidecar.
+// Log logs a line for the BEAM's logger (docs/PROTOCOL.md, "Log
+// packets") through the same C as Python's log lines, batched with them
+// and, past the bound of log.h, dropped and counted: level is an atom's
+// name (at most 255 bytes), ctx a context id (> 0), LogNoContext or
+// LogSidecar. The caller is undefined.
 func (o *Output) Log(level string, ctx int64, line []byte) {
 	lv := C.CString(level)
 	defer C.free(unsafe.Pointer(lv))
-	C.pyx_out_log(o.c, lv, C.longlong(ctx), bytesPtr(line), C.size_t(len(line)))
+	C.pyx_out_log(o.c, lv, C.longlong(ctx), nil, 0, bytesPtr(line), C.size_t(len(line)))
+}
+
+// LogAck is the BEAM's {log_ack, N}: n log packets were handled, so the
+// batch waiting (or the counts of lines dropped) goes out (log.h).
+func (o *Output) LogAck(n int64) { C.pyx_out_log_ack(o.c, C.longlong(n)) }
+
+// LogDropped is the number of log lines dropped so far.
+func (o *Output) LogDropped() uint64 { return uint64(C.pyx_out_log_dropped(o.c)) }
+
+// SendAck is the BEAM's {send_ack, N}: the port owner handled n '$send'
+// packets, whose credits come back (output.h).
+func (o *Output) SendAck(n int64) { C.pyx_out_send_ack(o.c, C.longlong(n)) }
+
+// SendOneway is erlang.send's path (output.h): entry, {Dest, Message}
+// without version byte, joins the batch of sends.
+func (o *Output) SendOneway(entry []byte) {
+	C.pyx_out_send_oneway(o.c, bytesPtr(entry), C.size_t(len(entry)), nil)
 }
 
 // Err is the first write error, nil if none.

@@ -31,4 +31,28 @@ void pyx_out_put(pyx_out *o, const void *a, size_t alen, const void *b, size_t b
 /* Runs the hook now, and writes what is buffered unless a sender that
  * will is on its way. */
 void pyx_out_kick(pyx_out *o);
+
+/* A slot for the flow control of log.c (PYX_OUT_EXT_LOG): a pointer,
+ * NULL until set, freed with o by pyx_out_free (free(3)). Read and set it
+ * atomically. */
+enum { PYX_OUT_EXT_LOG = 0, PYX_OUT_EXTS = 1 };
+void **pyx_out_ext(pyx_out *o, int which);
+
+/* erlang.send (docs/PROTOCOL.md, "One-way traffic"): one-way, but it must
+ * stay before any later frame, its request's reply above all, so it stays
+ * in-band, bounded by credits. entry is {Dest, Message}'s ETF without
+ * version byte. It goes into o's batch of sends, and the batch goes out
+ * as one frame '$send' + [Entry] at once when fewer than
+ * PYX_SEND_WINDOW batches are out unacknowledged, else when an ack comes
+ * (pyx_out_send_ack), and before any other frame (so nothing written
+ * after a send overtakes it). A batch holds PYX_SEND_BATCH entries at
+ * most: with it full and no credit, the caller waits (no GIL: the caller
+ * drops it), up to 5 ms at a time, asking stop() whether to give up. 0
+ * when the entry is in, -1 when stop() said so (stop may be NULL). */
+#define PYX_SEND_WINDOW 4
+#define PYX_SEND_BATCH 16
+int pyx_out_send_oneway(pyx_out *o, const void *entry, size_t len, int (*stop)(void));
+/* The port owner handled n '$send' packets ({send_ack, N}): the batch
+ * waiting, if any, goes out, and waiting senders go on. */
+void pyx_out_send_ack(pyx_out *o, long long n);
 #endif

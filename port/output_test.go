@@ -82,24 +82,59 @@ func TestOutputAfterReaderLeft(t *testing.T) {
 	assert.ErrorIs(t, out.Err(), syscall.EPIPE)
 }
 
-// Log's packets are {Level, Ctx, Line} after the id '$log'.
+// Log's packets are {Dropped, [{Level, Ctx, Caller, Line}]} after the id
+// '$log'; at most PYX_LOG_WINDOW are out before an ack, lines that come
+// meanwhile share the next one.
 func TestOutputLog(t *testing.T) {
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
 	defer r.Close()
 	out, err := NewOutput(w)
 	require.NoError(t, err)
+	undef := etf.Atom("undefined")
 	out.Log("info", 7, []byte("seven"))
 	out.Log("warning", 1<<40, []byte("big"))
-	out.Log("error", LogSidecar, []byte("pyport"))
+	out.Log("error", LogSidecar, []byte("pyport")) // waits: two are out
 	out.Log("notice", LogNoContext, nil)
+	out.LogAck(1)
 	want := []etf.Term{
-		etf.Tuple{etf.Atom("info"), 7, etf.Binary("seven")},
-		etf.Tuple{etf.Atom("warning"), int64(1) << 40, etf.Binary("big")},
-		etf.Tuple{etf.Atom("error"), etf.Atom("sidecar"), etf.Binary("pyport")},
-		etf.Tuple{etf.Atom("notice"), etf.Atom("undefined"), etf.Binary("")},
+		etf.Tuple{etf.List{}, etf.List{etf.Tuple{etf.Atom("info"), 7, undef, etf.Binary("seven")}}},
+		etf.Tuple{etf.List{}, etf.List{etf.Tuple{etf.Atom("warning"), int64(1) << 40, undef, etf.Binary("big")}}},
+		etf.Tuple{etf.List{}, etf.List{etf.Tuple{etf.Atom("error"), etf.Atom("sidecar"), undef, etf.Binary("pyport")},
+			etf.Tuple{etf.Atom("notice"), undef, undef, etf.Binary("")}}},
 	}
-	for i, f := range readFrames(t, r, len(want)) {
+	checkLogFrames(t, readFrames(t, r, len(want)), want)
+
+	// Two out again: lines beyond a batch's bound are dropped, counted by
+	// level and reported with the next packet.
+	out.LogAck(1)
+	out.Log("info", 1, []byte("x"))
+	line := bytes.Repeat([]byte("y"), 1000)
+	for i := 0; i < 100; i++ {
+		out.Log("info", 1, line)
+	}
+	out.Log("debug", 1, []byte("two\nlines")) // dropped too
+	kept := 8 * 1024 / (len(line) + 1)        // about: what PYX_LOG_BATCH holds
+	dropped := out.LogDropped()
+	assert.InDelta(t, float64(100-kept+2), float64(dropped), 3)
+	out.LogAck(2)
+	frames := readFrames(t, r, 2)
+	var d etf.Decoder
+	_, n, err := d.DecodePrefix(frames[1])
+	require.NoError(t, err)
+	body, err := (&etf.Decoder{CopyBinaries: true}).Decode(frames[1][n:])
+	require.NoError(t, err)
+	b := body.(etf.Tuple)
+	counts := b[0].(etf.List) // [{info, N}, {debug, 2}]: emergency first
+	require.Len(t, counts, 2)
+	assert.True(t, etf.Equal(etf.Tuple{etf.Atom("info"), int64(dropped) - 2}, counts[0]), "%v", counts)
+	assert.True(t, etf.Equal(etf.Tuple{etf.Atom("debug"), 2}, counts[1]), "%v", counts)
+	assert.Equal(t, 100-(int(dropped)-2), len(b[1].(etf.List)))
+}
+
+func checkLogFrames(t *testing.T, frames [][]byte, want []etf.Term) {
+	t.Helper()
+	for i, f := range frames {
 		var d etf.Decoder
 		id, n, err := d.DecodePrefix(f)
 		require.NoError(t, err)
@@ -108,4 +143,45 @@ func TestOutputLog(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, etf.Equal(want[i], body), "%v, not %v", body, want[i])
 	}
+}
+
+// erlang.send's batches: one frame each while fewer than PYX_SEND_WINDOW
+// are out, then batched until an ack, or until any other frame, which
+// they never follow.
+func TestSendOneway(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	out, err := NewOutput(w)
+	require.NoError(t, err)
+	entry := func(i int) []byte {
+		b, err := etf.Encode(etf.Tuple{etf.Atom("dest"), i})
+		require.NoError(t, err)
+		return b[1:]
+	}
+	sends := func(f []byte) etf.Term {
+		var d etf.Decoder
+		id, n, err := d.DecodePrefix(f)
+		require.NoError(t, err)
+		require.Equal(t, etf.Atom("$send"), id)
+		body, err := d.Decode(f[n:])
+		require.NoError(t, err)
+		return body
+	}
+	one := func(i int) etf.Term { return etf.List{etf.Tuple{etf.Atom("dest"), i}} }
+	for i := 0; i < 4; i++ {
+		out.SendOneway(entry(i))
+	}
+	for i, f := range readFrames(t, r, 4) {
+		assert.True(t, etf.Equal(one(i), sends(f)), "%v", sends(f))
+	}
+	out.SendOneway(entry(4)) // no credit: they wait in the batch
+	out.SendOneway(entry(5))
+	out.Send([]byte("reply"), nil) // but not behind a later frame
+	f := readFrames(t, r, 2)
+	assert.True(t, etf.Equal(etf.List{etf.Tuple{etf.Atom("dest"), 4}, etf.Tuple{etf.Atom("dest"), 5}}, sends(f[0])))
+	assert.Equal(t, []byte("reply"), f[1])
+	out.SendOneway(entry(6))
+	out.SendAck(5) // the batch goes with the ack
+	assert.True(t, etf.Equal(one(6), sends(readFrames(t, r, 1)[0])))
 }

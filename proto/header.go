@@ -23,6 +23,11 @@ type Header struct {
 	// RawID is the id's encoding, without version byte, as it came: a
 	// slice of the packet. It is nil when the header came compressed.
 	RawID etf.RawTerm
+	// RawCaller is, for a call, eval or exec of six elements, the
+	// encoding of its sixth, the calling process's pid (CallerIndex), as
+	// it came: a slice of the packet; nil for other headers, a caller
+	// that is no pid, or a compressed header.
+	RawCaller etf.RawTerm
 	// Len is the number of bytes the header takes: what follows it,
 	// packet[Len:], is the body.
 	Len int
@@ -65,30 +70,46 @@ func DecodeHeader(packet []byte) (Header, error) {
 	}
 	h := Header{Elems: elems, ID: elems[1], Len: n}
 	h.Tag, _ = elems[0].(etf.Atom)
-	h.RawID = rawID(packet)
+	last := 1
+	if len(elems) == CallerIndex+1 {
+		if _, ok := elems[CallerIndex].(etf.Pid); ok {
+			last = CallerIndex
+		}
+	}
+	h.RawID, h.RawCaller = rawElems(packet, last)
 	return h, nil
 }
 
-// rawID finds the span of the id in a header that decoded: the second
-// element of its tuple, nil when the header is compressed.
-func rawID(packet []byte) etf.RawTerm {
+// CallerIndex is the place of the caller's pid in a call, eval or exec
+// header {Op, Id, Ctx, Slot | none, Chain | none, Caller}.
+const CallerIndex = 5
+
+// rawElems finds the spans of the id (the second element of the header's
+// tuple) and, when last is CallerIndex, of the caller in a header that
+// decoded; nil when the header is compressed.
+func rawElems(packet []byte, last int) (id, caller etf.RawTerm) {
 	if len(packet) < 2 || packet[1] == etf.TagCompressed {
-		return nil
+		return nil, nil
 	}
 	_, pos, err := etf.TupleHeader(packet[1:])
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	pos++
-	n, err := headerDecoder.Skip(packet[pos:]) // the tag
-	if err != nil {
-		return nil
+	for i := 0; i <= last; i++ {
+		n, err := headerDecoder.Skip(packet[pos:])
+		if err != nil {
+			return id, nil
+		}
+		switch i {
+		case 1:
+			id = etf.RawTerm(packet[pos : pos+n : pos+n])
+		case CallerIndex:
+			caller = etf.RawTerm(packet[pos : pos+n : pos+n])
+		}
+		pos += n
 	}
-	pos += n
-	if n, err = headerDecoder.Skip(packet[pos:]); err != nil {
-		return nil
-	}
-	return etf.RawTerm(packet[pos : pos+n : pos+n])
+	return id, caller
 }
 
 // HeaderID reads the id of a header that cannot be decoded whole, such

@@ -21,7 +21,7 @@ import (
 // owner of the previous version would misread (a packet, a header, a
 // reply or a meaning that changes); the Erlang side refuses a pyport of
 // another version.
-const Version = 1
+const Version = 2
 
 // Request tags: the first element of a request's header.
 const (
@@ -40,12 +40,14 @@ const (
 	TagStateClear     etf.Atom = "state_clear"
 	TagStateIncr      etf.Atom = "state_incr"
 	TagStateLoad      etf.Atom = "state_load"
+	TagLogAck         etf.Atom = "log_ack"  // {log_ack, N}: N '$log' packets handled
+	TagSendAck        etf.Atom = "send_ack" // {send_ack, N}: N '$send' packets handled
 )
 
 // Ids of the packets that pyport sends on its own, which answer no
 // request: the first term of the packet, where a reply has its id.
 const (
-	IDLog      etf.Atom = "$log"   // {Level, Ctx, Text}, for the logger (built in C)
+	IDLog      etf.Atom = "$log"   // {[{Level, Dropped}], [{Level, Ctx, Caller, Text}]}, for the logger (built in C)
 	IDExit     etf.Atom = "$exit"  // why pyport exits, just before it does
 	IDState    etf.Atom = "$state" // the shared state's mirror: [Op]
 	IDCallback etf.Atom = "$cb"    // {'$cb', N}: erlang.call from Python
@@ -74,7 +76,7 @@ type Op int
 
 // The ops. The zero Op is none of them.
 const (
-	Call Op = iota + 1 // {call, Id, Ctx}: {Module, Function, Args, Kwargs}
+	Call Op = iota + 1 // {call, Id, Ctx, ...}: {Module, Function, Args, Kwargs}
 	Eval               // {eval, Id, Ctx}: {Code, Locals}
 	Exec               // {exec, Id, Ctx}: {Code}
 )

@@ -76,6 +76,18 @@ func TestDecodeHeader(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, append([]byte("x"), idBytes...), got)
 
+	assert.Nil(t, h.RawCaller)
+
+	// the caller's pid, sixth: its bytes as they came
+	pid := etf.Pid{Node: "a@b", ID: 5, Serial: 1, Creation: 9}
+	h, err = DecodeHeader(encode(t, etf.Tuple{TagCall, ref, 1, etf.None, etf.None, pid}))
+	require.NoError(t, err)
+	assert.Equal(t, encode(t, pid)[1:], []byte(h.RawCaller))
+	assert.Equal(t, encode(t, ref)[1:], []byte(h.RawID))
+	h, err = DecodeHeader(encode(t, etf.Tuple{TagCall, ref, 1, etf.None, etf.None, etf.Atom("x")}))
+	require.NoError(t, err)
+	assert.Nil(t, h.RawCaller)
+
 	// a large tuple, a tag that is no atom
 	large := make(etf.Tuple, 300)
 	large[0], large[1] = 5, ref
@@ -180,11 +192,11 @@ func TestInfoResult(t *testing.T) {
 		etf.Atom("version"), etf.Binary("3.13.0"),
 		etf.Atom("num_executors"), 4,
 		etf.Atom("subinterp_supported"), true,
-		etf.Atom("protocol"), 1,
+		etf.Atom("protocol"), 2,
 		etf.Atom("slot_min"), 65536,
 	))
 	assert.Equal(t, encode(t, want), encode(t, res))
-	assert.Equal(t, 1, Version)
+	assert.Equal(t, 2, Version)
 }
 
 func TestStateOps(t *testing.T) {

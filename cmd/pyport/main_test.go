@@ -156,11 +156,18 @@ func (s *sidecar) next(timeout time.Duration) (id, result etf.Term) {
 				s.t.Fatalf("pyport's output ended; stderr:\n%s", s.stderr.String())
 			}
 			if p[0] == etf.Atom("$log") {
-				if l, ok := p[1].(etf.Tuple); ok && len(l) == 3 {
-					if text, ok := l[2].(etf.Binary); ok {
-						s.logs = append(s.logs, string(text))
+				// {Dropped, [{Level, Ctx, Caller, Text}]}, acknowledged as py_log does
+				if b, ok := p[1].(etf.Tuple); ok && len(b) == 2 {
+					entries, _ := b[1].(etf.List)
+					for _, e := range entries {
+						if l, ok := e.(etf.Tuple); ok && len(l) == 4 {
+							if text, ok := l[3].(etf.Binary); ok {
+								s.logs = append(s.logs, string(text))
+							}
+						}
 					}
 				}
+				s.send(etf.Tuple{etf.Atom("log_ack"), 1})
 				continue
 			}
 			return p[0], p[1]

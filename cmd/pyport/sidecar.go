@@ -66,12 +66,12 @@ type sidecarContext struct {
 
 var ops = [...]pool.Op{proto.Call: pool.Call, proto.Eval: pool.Eval, proto.Exec: pool.Exec}
 
-func (sc sidecarContext) Submit(op proto.Op, chain int64, id, payload []byte) error {
-	return contextError(sc.c.Submit(sc.out, ops[op], chain, id, payload))
+func (sc sidecarContext) Submit(op proto.Op, chain int64, id, caller, payload []byte) error {
+	return contextError(sc.c.SubmitFrom(sc.out, ops[op], chain, id, caller, payload))
 }
 
-func (sc sidecarContext) SubmitFile(op proto.Op, chain int64, id []byte, path string, size int) error {
-	return contextError(sc.c.SubmitFile(sc.out, ops[op], chain, id, path, size))
+func (sc sidecarContext) SubmitFile(op proto.Op, chain int64, id, caller []byte, path string, size int) error {
+	return contextError(sc.c.SubmitFileFrom(sc.out, ops[op], chain, id, caller, path, size))
 }
 
 func (sc sidecarContext) CallbackReply(cb int64, payload []byte) error {

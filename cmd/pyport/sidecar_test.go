@@ -166,12 +166,13 @@ func TestServerSendsTracebacksToTheLogger(t *testing.T) {
 	require.Equal(t, etf.OK, h.ask(etf.Tuple{etf.Atom("create_context"), 3, etf.Atom("auto")}))
 	id := h.ref()
 	h.send(etf.Tuple{etf.Atom("eval"), id, 3}, etf.Tuple{etf.Binary("undefined_name"), etf.Map{}})
-	logID, entry := h.reply()
+	logID, batch := h.reply()
 	require.Equal(t, etf.Atom("$log"), logID)
-	e := entry.(etf.Tuple)
+	e := batch.(etf.Tuple)[1].(etf.List)[0].(etf.Tuple) // {Dropped, [{Level, Ctx, Caller, Text}]}
 	assert.Equal(t, etf.Atom("info"), e[0])
 	assert.True(t, etf.Equal(3, e[1]))
-	assert.Contains(t, string(e[2].(etf.Binary)), "NameError: name 'undefined_name' is not defined")
+	assert.Equal(t, etf.Atom("undefined"), e[2]) // a header without the caller
+	assert.Contains(t, string(e[3].(etf.Binary)), "NameError: name 'undefined_name' is not defined")
 	gotID, res := h.reply()
 	assert.Equal(t, id, gotID)
 	tag, _ := etf.Tag(res)
@@ -368,7 +369,7 @@ func TestSubmitThroughTheAdapterAllocatesNothing(t *testing.T) {
 	payload, err := etf.Encode(etf.Tuple{etf.Binary("pass")})
 	require.NoError(t, err)
 	allocs := testing.AllocsPerRun(500, func() {
-		if err := ctx.Submit(proto.Exec, 0, id, payload); err != nil {
+		if err := ctx.Submit(proto.Exec, 0, id, nil, payload); err != nil {
 			t.Fatal(err)
 		}
 	})

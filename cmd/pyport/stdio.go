@@ -23,9 +23,10 @@ type beamLog struct {
 	crash *os.File // the original stderr
 }
 
-// The levels of fd 1 and fd 2, and of a logger message without one.
+// The levels of fd 1 and fd 2 (notice: shown by the BEAM's default
+// logger configuration, like print), and of a logger message without one.
 const (
-	levelInfo    = "info"
+	levelNotice  = "notice"
 	levelWarning = "warning"
 )
 
@@ -77,7 +78,7 @@ func (l *beamLog) forward(r io.Reader, level string) {
 }
 
 // redirectStdio points fd 1 and fd 2 at pipes whose lines go to the
-// BEAM's logger, at info and warning. Call it after privateStdout, before
+// BEAM's logger, at notice and warning. Call it after privateStdout, before
 // Python starts. Go's crash output (fatal errors, unhandled panics) goes
 // also to a duplicate of the original stderr (runtime/debug.SetCrashOutput),
 // since the goroutines that read the pipes do not run in a dying process.
@@ -97,7 +98,7 @@ func redirectStdio() (*beamLog, error) {
 	for _, s := range []struct {
 		fd    int
 		level string
-	}{{1, levelInfo}, {2, levelWarning}} {
+	}{{1, levelNotice}, {2, levelWarning}} {
 		r, w, err := os.Pipe() // both close-on-exec; fd s.fd is inherited
 		if err != nil {
 			return nil, fmt.Errorf("log pipe: %w", err)

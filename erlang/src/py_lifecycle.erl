@@ -292,9 +292,9 @@ handle_cast({up, _At}, #state{crash = undefined} = State) ->
     {noreply, release(State#state{up = true})};
 handle_cast({up, At}, #state{crash = Crash, down_at = Down, restarts = N} = State) ->
     Info = #{crash => Crash, restarts => N + 1, down_ms => At - Down},
+    %% no domain: the default handler shows it
     logger:notice("erlang_python: sidecar~ts back ~b ms after a crash: ~p",
-                  [py_instance:label(State#state.sidecar), At - Down, Crash],
-                  #{domain => [erlang_python]}),
+                  [py_instance:label(State#state.sidecar), At - Down, Crash]),
     _ = [Pid ! {py_restarted, Info} || Pid <- maps:keys(State#state.subscribers)],
     {noreply, release(State#state{up = true, crash = undefined, down_at = undefined,
                                   restarts = N + 1})};

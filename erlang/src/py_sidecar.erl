@@ -41,6 +41,10 @@
 -define(START_TIMEOUT, 60000).
 -define(SWEEP_MS, 10000).
 -define(CAST_SWEEP_MS, 1000).
+%% '$send' packets handled per {send_ack, N}: fewer than the sidecar's
+%% window (4 batches, port/output.h), so its senders never wait for an ack
+%% that a count short of this would hold back.
+-define(SEND_ACK, 2).
 
 -type info() :: #{mode := subinterp | multi_executor | free_threaded,
                   version := binary(),
@@ -53,6 +57,7 @@
 -record(state, {sidecar :: atom(),
                 port :: port() | undefined,
                 os_pid :: integer() | undefined,
+                sends = 0 :: non_neg_integer(), % '$send's not yet acknowledged
                 exit_reason :: term()}). % from a '$exit' packet
 
 %% @doc Start the default sidecar's port owner.
@@ -143,8 +148,8 @@ handle_continue(start, #state{sidecar = Sidecar} = State) ->
     case py_lifecycle:backoff(Sidecar) of
         0 -> ok;
         Delay ->
-            logger:notice("erlang_python: sidecar~ts restarts in ~b ms", [label(Sidecar), Delay],
-                          #{domain => [erlang_python]}),
+            %% no domain: the default handler shows it
+            logger:notice("erlang_python: sidecar~ts restarts in ~b ms", [label(Sidecar), Delay]),
             timer:sleep(Delay)
     end,
     Exe = py_port_exe:path(py_config:get(Sidecar, python)),
@@ -177,13 +182,13 @@ open(Port, Exe, #state{sidecar = Sidecar} = State) ->
 %% new sidecar's store (`state_load', which also turns its mirror on), before
 %% anyone knows the port. Exe: the sidecar's path, for the refusal's message.
 handshake(Sidecar, Port, Exe) ->
-    case startup_request(Port, py_wire:info(), <<>>) of
+    case startup_request(Sidecar, Port, py_wire:info(), <<>>) of
         {ok, Info} when is_map(Info) ->
             case py_wire:check_info(Info, Exe) of
                 ok ->
                     %% the atoms made for Python so far (py_atoms), before
                     %% any Python runs: its count starts from the VM's
-                    case startup_request(Port, py_wire:atoms_load(), py_atoms:load_payload()) of
+                    case startup_request(Sidecar, Port, py_wire:atoms_load(), py_atoms:load_payload()) of
                         ok -> load_state(Sidecar, Port, Info);
                         {error, Reason} -> {error, {atoms_load, Reason}};
                         Other -> {error, {atoms_load, Other}}
@@ -198,7 +203,7 @@ handshake(Sidecar, Port, Exe) ->
     end.
 
 load_state(Sidecar, Port, Info) ->
-    case startup_request(Port, py_wire:state_load(),
+    case startup_request(Sidecar, Port, py_wire:state_load(),
                          term_to_binary(py_state:snapshot(Sidecar))) of
         ok -> {ok, Info};
         {error, Reason} -> {error, {state_load, Reason}};
@@ -206,23 +211,27 @@ load_state(Sidecar, Port, Info) ->
     end.
 
 %% One request whose answer this process waits for itself, as it routes
-%% nothing yet: other packets (a log line) are skipped.
-startup_request(Port, Request, Payload) ->
+%% nothing yet: log lines go to py_log (which acknowledges them), other
+%% packets are skipped.
+startup_request(Sidecar, Port, Request, Payload) ->
     Ref = make_ref(),
     true = py_wire:send(Port, py_wire:packet(Request, py_wire:id(control, Ref), Payload)),
-    startup_reply(Port, Ref).
+    startup_reply(Sidecar, Port, Ref).
 
-startup_reply(Port, Ref) ->
+startup_reply(Sidecar, Port, Ref) ->
     receive
         {Port, {data, Bin}} ->
             case py_wire:decode(Bin) of
                 {reply, Ref, Body} ->
                     case py_wire:result(Body) of
                         {ok, Result} -> Result;
-                        _ -> startup_reply(Port, Ref)
+                        _ -> startup_reply(Sidecar, Port, Ref)
                     end;
+                {log, Body} ->
+                    py_log:forward(Sidecar, Port, Body),
+                    startup_reply(Sidecar, Port, Ref);
                 _ ->
-                    startup_reply(Port, Ref)
+                    startup_reply(Sidecar, Port, Ref)
             end;
         {Port, {exit_status, N}} ->
             {error, {python_crashed, #{status => N}}}
@@ -260,6 +269,8 @@ service({down, Info}, #state{sidecar = Sidecar}) ->
 handle_info({Port, {data, Bin}}, #state{port = Port, sidecar = Sidecar} = State) ->
     case route(Sidecar, Bin) of
         ok -> {noreply, State};
+        sent -> {noreply, sent(Port, State)};
+        {log, Body} -> py_log:forward(Sidecar, Port, Body), {noreply, State};
         {exit, Reason} -> {noreply, State#state{exit_reason = Reason}}
     end;
 handle_info({Port, {exit_status, N}}, #state{port = Port} = State) ->
@@ -282,7 +293,7 @@ handle_info(_Other, State) ->
 %% sub-binary, forwarded undecoded. A reply for a caller that gave up goes to
 %% a dead alias and is dropped by the runtime. Other packets are for this
 %% process (docs/PROTOCOL.md).
--spec route(atom(), binary()) -> ok | {exit, term()}.
+-spec route(atom(), binary()) -> ok | sent | {log, binary()} | {exit, term()}.
 route(Sidecar, Bin) ->
     case py_wire:decode(Bin) of
         {call_reply, Alias, Body} ->
@@ -299,8 +310,9 @@ route(Sidecar, Bin) ->
             %% py:cast: its slot comes back, nobody waits for the result
             py_semaphore:release(Sidecar),
             py_async:cast_reply(Sidecar, Ref, Body);
-        {log, Level, Ctx, Text} ->
-            log(Level, Ctx, Text);
+        {log, _Body} = Log ->
+            %% lines for py_log, which acknowledges them
+            Log;
         {state, Ops} ->
             %% the shared state's mirror (py_state), before what follows
             apply_state(Sidecar, Ops, Bin);
@@ -308,9 +320,18 @@ route(Sidecar, Bin) ->
             %% why the sidecar is about to exit
             {exit, Reason};
         {send, Dest, Message} ->
-            %% erlang.send(Dest, Message) from Python
-            _ = catch erlang:send(Dest, Message),
-            ok;
+            %% erlang.send(Dest, Message) from Python: in the receiver's
+            %% mailbox before any later reply is routed
+            deliver(Dest, Message),
+            sent;
+        {sends, Sends} ->
+            %% a batch of them, in the order Python sent them
+            _ = [deliver(Dest, Message) || {Dest, Message} <- Sends],
+            sent;
+        {bad_send, _} ->
+            logger:warning("erlang_python: dropped an unreadable erlang.send (~b bytes)",
+                           [byte_size(Bin)]),
+            sent;
         {callback, N, Body} ->
             %% Python calls a registered Erlang function: in a process
             %% of its own, never in this one
@@ -318,23 +339,25 @@ route(Sidecar, Bin) ->
             ok;
         {state_limited, Ops, Keys} ->
             %% values whose atoms would pass max_atoms: not mirrored
-            atom_limit_dropped(state, Keys),
+            dropped(state, Keys),
             apply_state(Sidecar, Ops, Bin);
         {atom_limit, '$send', Info} ->
             %% its atoms would pass max_atoms (py_atoms): not sent; one
             %% line a second at most, however many come
-            atom_limit_dropped(send, Info);
+            dropped(send, Info),
+            sent;
         {bad_packet, _} ->
             logger:warning("erlang_python: dropped an unreadable reply (~b bytes)",
                            [byte_size(Bin)])
     end.
 
-%% An erlang.send dropped for its atoms (What = send), or values of the
-%% shared state left out of the mirror (state): logged at most once a
+%% An erlang.send dropped for its atoms (What = send) or for its
+%% destination (denied), or values of the shared state left out of the
+%% mirror (state): logged at most once a
 %% second for each, with the number dropped since the last line.
-atom_limit_dropped(What, Detail) ->
+dropped(What, Detail) ->
     Now = erlang:monotonic_time(millisecond),
-    Key = {atom_limit_dropped, What},
+    Key = {dropped, What},
     case get(Key) of
         {Last, N} when Now - Last < 1000 ->
             put(Key, {Last, N + 1}),
@@ -342,17 +365,38 @@ atom_limit_dropped(What, Detail) ->
         Before ->
             Since = case Before of {_, M} -> M; undefined -> 0 end,
             put(Key, {Now, 0}),
-            atom_limit_log(What, Since, Detail)
+            dropped_log(What, Since, Detail)
     end.
 
-atom_limit_log(send, Since, Info) ->
+dropped_log(send, Since, Info) ->
     logger:warning("erlang_python: dropped an erlang.send from Python whose message holds "
                    "atoms past max_atoms (and ~b more before this line): ~p", [Since, Info]);
-atom_limit_log(state, Since, Keys) ->
+dropped_log(state, Since, Keys) ->
     logger:error("erlang_python: the shared state's mirror leaves out ~b key(s) whose values "
                  "hold atoms past max_atoms (~b): ~p (and ~b packets more before this line); "
                  "a restart loses them",
                  [length(Keys), py_atoms:max_atoms(), lists:sublist(Keys, 5), Since]).
+dropped_log(denied, Since, Dest) ->
+    logger:warning("erlang_python: dropped an erlang.send from Python to ~p (and ~b more before "
+                   "this line): Python may not send to the processes of the runtime system",
+                   [Dest, Since]).
+
+%% One more '$send' handled: every ?SEND_ACK of them go back to the
+%% sidecar as credits for its senders (port/log.h), so no more than its
+%% window of sends are ever queued here ahead of a reply.
+sent(Port, #state{sends = N} = State) when N + 1 >= ?SEND_ACK ->
+    _ = py_wire:send(Port, py_wire:send_ack(N + 1)),
+    State#state{sends = 0};
+sent(_Port, #state{sends = N} = State) ->
+    State#state{sends = N + 1}.
+
+%% An erlang.send from Python, never to a process of the runtime system
+%% (py_guard).
+deliver(Dest, Message) ->
+    case py_guard:may_send(Dest) of
+        true -> _ = catch erlang:send(Dest, Message), ok;
+        false -> dropped(denied, Dest)
+    end.
 
 %% A mirror that cannot take the sidecar's ops no longer matches its store.
 apply_state(Sidecar, Ops, Bin) ->
@@ -399,11 +443,6 @@ kill_group(OsPid) when is_integer(OsPid) ->
     ok;
 kill_group(undefined) ->
     ok.
-
-%% A Python traceback (or another message of the sidecar) for the logger.
-log(Level, Ctx, Text) ->
-    logger:log(Level, "Python, context ~p:~n~ts", [Ctx, Text],
-               #{domain => [erlang_python], py_context => Ctx}).
 
 %% @private
 -spec terminate(term(), #state{}) -> ok.

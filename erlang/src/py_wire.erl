@@ -25,14 +25,14 @@
          op/4, create_context/2, destroy_context/1, info/0,
          state_store/1, state_fetch/1, state_remove/1, state_keys/0,
          state_clear/0, state_incr/2, state_load/0, atoms_load/0,
-         cancel/1, cb_reply/3]).
--export([decode/1, result/1, cast_error/1]).
+         cancel/1, cb_reply/3, log_ack/1, send_ack/1]).
+-export([decode/1, result/1, cast_error/1, log_entries/1]).
 
 %% body/2 runs for every reply the port owner routes, term/1 for every
 %% result a caller decodes
 -compile({inline, [body/2, term/1]}).
 
--define(PROTOCOL, 1).
+-define(PROTOCOL, 2).
 -define(LEVELS, [emergency, alert, critical, error, warning, notice, info, debug]).
 
 -type request() :: [term(), ...].
@@ -48,14 +48,21 @@
 -type slot() :: {slot, binary(), non_neg_integer()}.
 -type chain() :: pos_integer().
 -type state_op() :: {set, binary(), term()} | {delete, binary()} | clear.
+-type log_entry() :: {logger:level(), pos_integer() | sidecar | undefined, pid() | undefined,
+                      binary()}.
+%% One line (or several of one write) for the logger: its level, its context
+%% (`sidecar': pyport itself; `undefined': a Python thread of no context),
+%% the process whose request wrote it, if known, and the text.
 -type packet() ::
         {call_reply, reference(), binary()}
       | {reply, reference(), binary()}
       | {cast_reply, reference(), binary()}
-      | {log, logger:level(), term(), binary()}
+      | {log, binary()}
       | {state, [state_op()]}
       | {exit, term()}
       | {send, pid() | atom(), term()}
+      | {sends, [{pid() | atom(), term()} | term()]}
+      | {bad_send, binary()}
       | {callback, term(), binary()}
       | {state_limited, [state_op()], [binary()]}
       | {atom_limit, '$send', py_atoms:limit_info()}
@@ -68,10 +75,14 @@
 %%     (`{ctl, Alias}', `{nested, Alias}'), no permit with it;</li>
 %% <li>`{cast_reply, Ref, Body}': the reply to a cast (`{cast, Ref}'): its
 %%     permit comes back now, and nobody waits for it ({@link cast_error/1});</li>
-%% <li>`{log, Level, Ctx, Text}': a line for the logger (`'$log'');</li>
+%% <li>`{log, Body}': lines for the logger (`'$log''), Body undecoded, for
+%%     {@link log_entries/1} in `py_log', which acknowledges it;</li>
 %% <li>`{state, Ops}': the shared state's mirror (`'$state'');</li>
 %% <li>`{exit, Reason}': why the sidecar is about to exit (`'$exit'');</li>
-%% <li>`{send, Dest, Message}': `erlang.send' from Python (`'$send'');</li>
+%% <li>`{send, Dest, Message}': `erlang.send' from Python (`'$send''),
+%%     `{sends, [{Dest, Message}]}' for a batch of them, in order, and
+%%     `{bad_send, Bin}' for one whose body cannot be read: the port owner
+%%     acknowledges each packet ({@link send_ack/1});</li>
 %% <li>`{callback, N, Body}': `erlang.call' from Python (`{'$cb', N}'),
 %%     Body undecoded, for {@link py_callback:run/2};</li>
 %% <li>`{state_limited, Ops, Keys}': a `'$state'' packet whose values of
@@ -82,7 +93,7 @@
 %% <li>`{bad_packet, Bin}': anything else.</li>
 %% </ul>
 %% Body is the rest of the packet after its id, a sub-binary, undecoded.
--export_type([request/0, kind/0, id/0, slot/0, chain/0, packet/0, state_op/0]).
+-export_type([request/0, kind/0, id/0, slot/0, chain/0, packet/0, state_op/0, log_entry/0]).
 
 %%--------------------------------------------------------------------
 %% Version
@@ -148,14 +159,12 @@ send(Port, Packet) ->
         error:badarg -> false
     end.
 
-%% @doc A call, eval or exec on context `Ctx': `{Op, Id, Ctx}',
-%% `{Op, Id, Ctx, Slot}', or, in a callback from Python (a chain),
-%% `{Op, Id, Ctx, Slot | none, Chain}'. Its payload is
-%% `term_to_binary(Payload)', none when it is in the slot.
+%% @doc A call, eval or exec on context `Ctx' from the calling process:
+%% `{Op, Id, Ctx, Slot | none, Chain | none, self()}' (Chain: in a callback
+%% from Python). The caller's pid names it in the request's log lines. Its
+%% payload is `term_to_binary(Payload)', none when it is in the slot.
 -spec op(call | eval | exec, pos_integer(), slot() | none, chain() | none) -> request().
-op(Op, Ctx, none, none) -> [Op, Ctx];
-op(Op, Ctx, Slot, none) -> [Op, Ctx, Slot];
-op(Op, Ctx, Slot, Chain) -> [Op, Ctx, Slot, Chain].
+op(Op, Ctx, Slot, Chain) -> [Op, Ctx, Slot, Chain, self()].
 
 %% @doc `{create_context, Id, Ctx, Kind}'.
 -spec create_context(pos_integer(), auto | subinterp | worker) -> request().
@@ -212,6 +221,16 @@ cancel(Id) -> term_to_binary({cancel, Id}).
 cb_reply(N, Ctx, Result) ->
     [term_to_binary({cb_reply, N, Ctx}), term_to_binary(Result)].
 
+%% @doc The packet `{log_ack, N}': `N' `'$log'' packets were handled, so
+%% the sidecar may send more (docs/PROTOCOL.md, "Log packets").
+-spec log_ack(pos_integer()) -> binary().
+log_ack(N) -> term_to_binary({log_ack, N}).
+
+%% @doc The packet `{send_ack, N}': the port owner handled `N' `'$send''
+%% packets, whose credits go back to the sidecar's senders.
+-spec send_ack(pos_integer()) -> binary().
+send_ack(N) -> term_to_binary({send_ack, N}).
+
 %%--------------------------------------------------------------------
 %% Packets (pyport -> BEAM)
 
@@ -237,21 +256,17 @@ decode(Bin) ->
                 _ -> {bad_packet, Bin}
             end;
         {'$log', Used} ->
-            case term(body(Bin, Used)) of
-                {ok, {Level, Ctx, Text}} when is_atom(Level), is_binary(Text) ->
-                    case lists:member(Level, ?LEVELS) of
-                        true -> {log, Level, Ctx, Text};
-                        false -> {bad_packet, Bin}
-                    end;
-                _ -> {bad_packet, Bin}
-            end;
+            %% decoded by py_log, out of the port owner
+            {log, body(Bin, Used)};
         {'$send', Used} ->
             case term(body(Bin, Used)) of
                 %% a pid or a registered name, as erlang.send takes (an
                 %% erlang.Pid made of other bytes, e.g. {Name, Node}, is not)
                 {ok, {Dest, Message}} when is_pid(Dest); is_atom(Dest) -> {send, Dest, Message};
+                {ok, [_ | _] = Sends} -> {sends, Sends};
                 {atom_limit, Info} -> {atom_limit, '$send', Info};
-                _ -> {bad_packet, Bin}
+                %% still a '$send': its credit goes back all the same
+                _ -> {bad_send, Bin}
             end;
         {'$exit', Used} ->
             case term(body(Bin, Used)) of
@@ -292,6 +307,27 @@ cast_error(Body) ->
         {ok, {error, _} = Error} -> Error;
         {ok, _} -> none;
         _ -> {error, {bad_reply, byte_size(Body)}}
+    end.
+
+%% @doc The lines of a `'$log'' packet's body ({@link decode/1}'s `{log,
+%% Body}'): `{ok, Dropped, Entries}', Dropped the number of lines the sidecar
+%% dropped before these (over its bound), by level, `[{Level, N}]', or
+%% `error' for a body that is no `{Dropped, [Entry]}'. An entry that is not
+%% a {@link log_entry()}, or a count that is no `{Level, N}', is left out.
+-spec log_entries(binary()) ->
+          {ok, [{logger:level(), pos_integer()}], [log_entry()]} | error.
+log_entries(Body) ->
+    try py_atoms:decode(Body) of
+        {Dropped, Entries} when is_list(Dropped), is_list(Entries) ->
+            {ok, [D || {Level, N} = D <- Dropped, is_integer(N), N > 0,
+                       lists:member(Level, ?LEVELS)],
+             [E || {Level, _Ctx, _Caller, Text} = E <- Entries,
+                   is_binary(Text), lists:member(Level, ?LEVELS)]};
+        _ ->
+            error
+    catch
+        error:badarg -> error;
+        error:{atom_limit, _} -> error
     end.
 
 %%--------------------------------------------------------------------

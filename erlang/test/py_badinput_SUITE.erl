@@ -51,6 +51,7 @@ answer(Port, Id) ->
             %% decoder took and binary_to_term refuses (a mutated reference)
             case catch binary_to_term(Bin, [used]) of
                 {Id, Used} -> binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used));
+                {'$log', _} -> log_ack(Port), answer(Port, Id);
                 _ -> answer(Port, Id)
             end;
         {Port, {exit_status, N}} ->
@@ -59,15 +60,23 @@ answer(Port, Id) ->
         ct:fail("no answer to ~p", [Id])
     end.
 
-%% Waits for a '$log' packet {warning, sidecar, Text}; returns Text.
+%% '$log' packets are acknowledged, as py_log does, or the sidecar sends no
+%% more of them.
+log_ack(Port) ->
+    true = port_command(Port, term_to_binary({log_ack, 1})).
+
+%% Waits for a '$log' line {warning, sidecar, _, Text} (in a packet
+%% {Dropped, [Entry]}); returns Text.
 dropped(Port) ->
     receive
         {Port, {data, Bin}} ->
             case catch binary_to_term(Bin, [used]) of
                 {'$log', Used} ->
-                    case binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)) of
-                        {warning, sidecar, Text} when is_binary(Text) -> Text;
-                        _ -> dropped(Port)
+                    log_ack(Port),
+                    {_, Entries} = binary_to_term(binary_part(Bin, Used, byte_size(Bin) - Used)),
+                    case [Text || {warning, sidecar, _, Text} <- Entries, is_binary(Text)] of
+                        [Text | _] -> Text;
+                        [] -> dropped(Port)
                     end;
                 _ -> dropped(Port)
             end;

@@ -11,7 +11,8 @@
          not_registered/1, python_exception_in_nested_call/1, reentrant_bound_context/1,
          nesting_50_levels/1, other_context/1, concurrent_chains/1, slow_callback_times_out/1,
          large_arguments/1, default_max_concurrent/1, send/1, whereis/1, sleep_and_schedule/1,
-         from_threads/1, timeout_stops_the_chain/1, nested_call_imports/1]).
+         from_threads/1, timeout_stops_the_chain/1, nested_call_imports/1,
+         runtime_processes_out_of_reach/1]).
 
 %% used by register_mfa
 -export([sum/1]).
@@ -20,7 +21,8 @@ all() ->
     [call_forms, register_mfa, unregister, bad_registration, erlang_exception, not_registered,
      python_exception_in_nested_call, reentrant_bound_context, nesting_50_levels, other_context,
      concurrent_chains, slow_callback_times_out, large_arguments, default_max_concurrent, send,
-     whereis, sleep_and_schedule, from_threads, timeout_stops_the_chain, nested_call_imports].
+     whereis, sleep_and_schedule, from_threads, timeout_stops_the_chain, nested_call_imports,
+     runtime_processes_out_of_reach].
 
 init_per_suite(Config) ->
     %% max_concurrent: nested calls take no slot; default_max_concurrent
@@ -133,6 +135,34 @@ nested_call_imports(_Config) ->
     after
         py_context:stop(W)
     end.
+
+%% Python cannot stop the VM with a message: init (and the other processes
+%% of the runtime system) are out of erlang.send's and erlang.whereis' reach,
+%% by name or by pid.
+runtime_processes_out_of_reach(_Config) ->
+    Init = whereis(init),
+    ?expect({ok, none}, py:eval(<<"__import__('erlang').whereis('init')">>)),
+    ?expect({ok, none}, py:eval(<<"__import__('erlang').whereis('application_controller')">>)),
+    ok = py:exec(<<"import erlang\n"
+                   "def stop_by(dest):\n"
+                   "    erlang.send(dest, (erlang.Atom('stop'), erlang.Atom('stop')))\n"
+                   "    return True\n"
+                   "def stop_checked(dest):\n"
+                   "    try:\n"
+                   "        erlang.send(dest, (erlang.Atom('stop'), erlang.Atom('stop')), check=True)\n"
+                   "    except Exception as e:\n"
+                   "        return type(e).__name__\n"
+                   "    return 'sent'\n">>),
+    ?expect({ok, true}, py:eval(<<"stop_by(erlang.Atom('init'))">>)),
+    ?expect({ok, true}, py:call('__main__', stop_by, [Init])),
+    ?expect({ok, Name} when Name =/= <<"sent">>, py:call('__main__', stop_checked, [Init])),
+    %% a process of the application's own is reachable as before
+    Self = self(),
+    ?expect({ok, true}, py:call('__main__', stop_by, [Self])),
+    receive {stop, stop} -> ok after 5000 -> ct:fail(no_message) end,
+    timer:sleep(200),
+    {started, started} = init:get_status(),
+    Init = whereis(init).
 
 %% The reentrant example: level/next_level, 10 levels, with a bound context.
 reentrant_bound_context(_Config) ->

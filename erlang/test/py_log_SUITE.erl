@@ -10,7 +10,8 @@
          end_per_testcase/2]).
 -export([print_per_context/1, stderr_is_warning/1, partial_line_on_flush/1,
          long_partial_line/1, stream_api/1, thread_carries_context/1,
-         shell_output/1, c_stderr/1]).
+         shell_output/1, c_stderr/1, plain_erl_shows_output/1, print_flood/1,
+         send_flood_in_order/1, send_before_reply/1]).
 %% logger handler callback
 -export([log/2]).
 
@@ -18,7 +19,8 @@
 
 all() ->
     [print_per_context, stderr_is_warning, partial_line_on_flush, long_partial_line,
-     stream_api, thread_carries_context, shell_output, c_stderr].
+     stream_api, thread_carries_context, shell_output, c_stderr, plain_erl_shows_output,
+     print_flood, send_flood_in_order, send_before_reply].
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 2}]),
@@ -31,17 +33,45 @@ end_per_suite(Config) ->
     py_ct:stop().
 
 %% A handler that forwards the sidecar's log events to the test process.
+%% In print_flood it is slow, and the other handlers see no notice events.
+init_per_testcase(print_flood, Config) ->
+    Others = [{Id, Level} || Id <- logger:get_handler_ids(),
+                             {ok, #{level := Level}} <- [logger:get_handler_config(Id)]],
+    [ok = logger:set_handler_config(Id, level, warning) || {Id, _} <- Others],
+    ok = logger:add_handler(py_log_test, ?MODULE,
+                            #{level => all, config => #{pid => self(), flood => true}}),
+    [{handler_levels, Others} | Config];
 init_per_testcase(_Case, Config) ->
     ok = logger:add_handler(py_log_test, ?MODULE, #{level => all, config => #{pid => self()}}),
     Config.
 
-end_per_testcase(_Case, _Config) ->
+end_per_testcase(_Case, Config) ->
     _ = logger:remove_handler(py_log_test),
+    [ok = logger:set_handler_config(Id, level, Level)
+     || {Id, Level} <- proplists:get_value(handler_levels, Config, [])],
     ok.
 
-log(#{level := Level, msg := {_Format, [Ctx, Text]}, meta := #{py_context := Ctx}},
+log(#{msg := {_Format, Args}, meta := Meta}, #{config := #{pid := Pid, flood := true}}) ->
+    %% a slow logger: one line a millisecond
+    case Meta of
+        #{py_dropped := N} -> Pid ! {py_dropped, N};
+        #{py_context := _} ->
+            case lists:last(Args) of
+                <<"flood ", _/binary>> -> timer:sleep(1), Pid ! py_flood_line;
+                _ -> ok
+            end;
+        _ -> ok
+    end;
+log(#{level := Level, msg := {_Format, Args}, meta := #{py_context := Ctx} = Meta},
     #{config := #{pid := Pid}}) ->
-    Pid ! {py_log, Level, Ctx, Text};
+    case Meta of
+        #{py_dropped := N} -> Pid ! {py_dropped, N};
+        _ -> Pid ! {py_log, Level, Ctx, lists:last(Args)}
+    end,
+    case Meta of
+        #{pid := Caller} -> Pid ! {py_caller, Caller, lists:last(Args)};
+        _ -> ok
+    end;
 log(_Event, _HandlerConfig) ->
     ok.
 
@@ -58,11 +88,15 @@ expect_log(Level, Ctx, Text) ->
                 [Level, Ctx, Text, [M || {messages, Ms} <- [process_info(self(), messages)], M <- Ms]])
     end.
 
-%% print() in context 1 and in context 2: info, py_context => that context.
+%% print() in context 1 and in context 2: notice, py_context => that
+%% context, pid => the caller.
 print_per_context(_Config) ->
     [begin
          ?expect(ok, py:exec(py:context(I), <<"print('hello')">>)),
-         expect_log(info, ctx(I), <<"hello">>)
+         expect_log(notice, ctx(I), <<"hello">>),
+         receive {py_caller, Caller, <<"hello">>} -> ?equal(self(), Caller)
+         after ?WAIT -> ct:fail("no caller")
+         end
      end || I <- [1, 2]],
     %% several lines of one print, then one more: all of them, in order
     ?expect(ok, py:exec(py:context(1), <<"print('a\\nb'); print('c', flush=True)">>)),
@@ -71,7 +105,7 @@ print_per_context(_Config) ->
 %% Texts of info events of Ctx, joined with newlines, until one ends in Last.
 collect(Ctx, Acc, Last) ->
     receive
-        {py_log, info, Ctx, Text} ->
+        {py_log, notice, Ctx, Text} ->
             All = case Acc of <<>> -> Text; _ -> <<Acc/binary, "\n", Text/binary>> end,
             case binary:longest_common_suffix([All, Last]) =:= byte_size(Last) of
                 true -> All;
@@ -94,20 +128,20 @@ partial_line_on_flush(_Config) ->
     ?expect(ok, py:exec(C, <<"import sys; sys.stdout.write('part')">>)),
     ?expect(ok, py:exec(C, <<"print('sync', file=sys.stderr)">>)),
     expect_log(warning, ctx(1), <<"sync">>),
-    receive {py_log, info, _, <<"part">>} = Early -> ct:fail("sent before flush: ~p", [Early])
+    receive {py_log, notice, _, <<"part">>} = Early -> ct:fail("sent before flush: ~p", [Early])
     after 0 -> ok
     end,
     ?expect(ok, py:exec(C, <<"sys.stdout.flush()">>)),
-    expect_log(info, ctx(1), <<"part">>),
+    expect_log(notice, ctx(1), <<"part">>),
     %% print(..., end='', flush=True)
     ?expect(ok, py:exec(C, <<"print('no newline', end='', flush=True)">>)),
-    expect_log(info, ctx(1), <<"no newline">>).
+    expect_log(notice, ctx(1), <<"no newline">>).
 
 %% A partial line goes out once it reaches 8 KiB, without a flush.
 long_partial_line(_Config) ->
     ?expect(ok, py:exec(py:context(2), <<"import sys; sys.stdout.write('y' * 9000)">>)),
     Y = binary:copy(<<"y">>, 9000),
-    expect_log(info, ctx(2), Y).
+    expect_log(notice, ctx(2), Y).
 
 stream_api(_Config) ->
     C = py:context(1),
@@ -115,12 +149,12 @@ stream_api(_Config) ->
     ?expect({ok, {4, false, <<"utf-8">>, true}},
             py:eval(C, <<"(sys.stdout.write('abc\\n'), sys.stdout.isatty(), sys.stdout.encoding,"
                          " sys.stderr.writable())">>, #{})),
-    expect_log(info, ctx(1), <<"abc">>),
+    expect_log(notice, ctx(1), <<"abc">>),
     ?expect({error, {'UnsupportedOperation', _}}, py:exec(C, <<"sys.stdout.fileno()">>)),
     ?expect({error, {'TypeError', _}}, py:exec(C, <<"sys.stdout.write(b'bytes')">>)),
     %% non-ASCII and lone surrogates
     ?expect(ok, py:exec(C, <<"print('caf\\u00e9 \\ud800')">>)),
-    expect_log(info, ctx(1), <<"café \\ud800"/utf8>>).
+    expect_log(notice, ctx(1), <<"café \\ud800"/utf8>>).
 
 %% A thread that Python started logs for its interpreter's home context:
 %% context 2's own in a sub-interpreter; in the shared main interpreter
@@ -131,7 +165,7 @@ thread_carries_context(_Config) ->
                           "t = threading.Thread(target=lambda: print('from-thread'))\n"
                           "t.start(); t.join()\n">>)),
     receive
-        {py_log, info, Ctx, <<"from-thread">>} ->
+        {py_log, notice, Ctx, <<"from-thread">>} ->
             case py:execution_mode() of
                 multi_executor -> ?expect(true, lists:member(Ctx, [ctx(1), ctx(2)]));
                 _ -> ?equal(ctx(2), Ctx)
@@ -145,7 +179,7 @@ shell_output(_Config) ->
     {ok, [W]} = py_context_router:start_pool(logworker, 1, worker),
     try
         ?expect(ok, py:exec(W, <<"import os; assert os.system('echo from-shell') == 0">>)),
-        expect_log(info, sidecar, <<"from-shell">>),
+        expect_log(notice, sidecar, <<"from-shell">>),
         ?expect(ok, py:exec(W, <<"import os; os.system('echo to-stderr >&2')">>)),
         expect_log(warning, sidecar, <<"to-stderr">>)
     after
@@ -156,4 +190,147 @@ shell_output(_Config) ->
 c_stderr(_Config) ->
     ?expect(ok, py:exec(py:context(1), <<"import os; os.write(2, b'c-stderr\\n'); os.write(1, b'c-out\\n')">>)),
     expect_log(warning, sidecar, <<"c-stderr">>),
-    expect_log(info, sidecar, <<"c-out">>).
+    expect_log(notice, sidecar, <<"c-out">>).
+
+%%--------------------------------------------------------------------
+%% Visible in a plain erl, and bounded under a flood
+
+%% A plain `erl -noshell' with no logger configuration shows a print (at
+%% notice) and the traceback of a Python thread's exception (stderr, at
+%% warning); the traceback of a call that returned {error, _} is at info,
+%% shown once the level is info.
+plain_erl_shows_output(_Config) ->
+    Default = run_erl([]),
+    ct:log("default:~n~ts", [Default]),
+    ?equal("NOTICE", level_of("hello-from-python", Default)),
+    ?equal("WARNING", level_of("marker-thread-error", Default)),
+    ?equal(none, level_of("marker-call-error", Default)),
+    Info = run_erl(["-kernel", "logger_level", "info"]),
+    ct:log("level info:~n~ts", [Info]),
+    ?equal("INFO", level_of("marker-call-error", Info)),
+    ?equal("NOTICE", level_of("hello-from-python", Info)).
+
+run_erl(Extra) ->
+    Ebins = [filename:dirname(code:which(M)) || M <- [py, ?MODULE]],
+    Script =
+        "{ok, _} = application:ensure_all_started(erlang_python),"
+        "ok = py:exec(<<\"print('hello-from-python')\">>),"
+        "{error, _} = py:exec(<<\"raise ValueError('marker-call-error')\">>),"
+        "ok = py:exec(<<\"import threading\\n"
+        "def f():\\n    raise RuntimeError('marker-thread-error')\\n"
+        "t = threading.Thread(target=f); t.start(); t.join()\\n\">>),"
+        "[begin sys:get_state(py_log), timer:sleep(50) end || _ <- lists:seq(1, 10)],"
+        "logger_std_h:filesync(default),"
+        "io:format(\"done~n\"),"
+        "halt().",
+    Erl = os:find_executable("erl"),
+    Args = ["-noshell"] ++ lists:append([["-pa", E] || E <- Ebins]) ++ Extra ++ ["-eval", Script],
+    Port = open_port({spawn_executable, Erl},
+                     [{args, Args}, exit_status, stderr_to_stdout, binary, use_stdio]),
+    collect_port(Port, <<>>).
+
+collect_port(Port, Acc) ->
+    receive
+        {Port, {data, D}} -> collect_port(Port, <<Acc/binary, D/binary>>);
+        {Port, {exit_status, 0}} -> Acc;
+        {Port, {exit_status, N}} -> ct:fail("erl exited with ~b:~n~ts", [N, Acc])
+    after 60000 -> ct:fail("erl did not end:~n~ts", [Acc])
+    end.
+
+%% The level of the report whose text holds Marker, or none.
+level_of(Marker, Out) ->
+    Reports = re:split(Out, "(?m)^=(?=[A-Z]+ REPORT)", [{return, list}]),
+    case [R || R <- Reports, string:find(R, Marker) =/= nomatch] of
+        [R | _] -> hd(string:lexemes(R, " "));
+        [] -> none
+    end.
+
+-define(FLOOD, 300000).
+
+%% Context 1 prints 300k lines (60 MB) to a slow logger while context 2
+%% serves calls: they keep completing; lines beyond the bound are dropped,
+%% and every line is either logged or counted as dropped.
+print_flood(_Config) ->
+    Self = self(),
+    Line = binary:copy(<<"y">>, 190),
+    ?expect(ok, py:exec(py:context(1), <<"def flood(n, line):\n"
+                                         "    for i in range(n):\n"
+                                         "        print('flood', line, i)\n">>)),
+    Flood = spawn_link(fun() ->
+                               Self ! {flooded, py_context:call(py:context(1), '__main__', flood,
+                                                        [?FLOOD, Line], #{}, 120000)}
+                       end),
+    Calls = serve_until(flooded, 0),
+    ct:log("context 2 served ~b calls during the flood", [Calls]),
+    ?expect(true, Calls > 0),
+    unlink(Flood),
+    {Logged, Dropped} = count_flood(0, 0),
+    ct:log("logged ~b, dropped ~b", [Logged, Dropped]),
+    ?expect(true, Dropped > 0),
+    ?equal(?FLOOD, Logged + Dropped),
+    %% the BEAM held a bounded amount meanwhile: py_log's mailbox is short
+    {message_queue_len, Q} = process_info(whereis(py_log), message_queue_len),
+    ?expect(true, Q =< 2).
+
+serve_until(Tag, N) ->
+    receive
+        {Tag, Result} -> ?expect({ok, _}, Result), N
+    after 0 ->
+        ?expect({ok, 3}, py:call(py:context(2), operator, add, [1, 2])),
+        serve_until(Tag, N + 1)
+    end.
+
+count_flood(Logged, Dropped) when Logged + Dropped >= ?FLOOD ->
+    {Logged, Dropped};
+count_flood(Logged, Dropped) ->
+    receive
+        py_flood_line -> count_flood(Logged + 1, Dropped);
+        {py_dropped, N} -> count_flood(Logged, Dropped + N)
+    after ?WAIT -> {Logged, Dropped}
+    end.
+
+-define(SENDS, 100000).
+
+%% Context 1 sends 100k messages while context 2 serves calls: every one
+%% arrives, in order, and the calls keep completing.
+send_flood_in_order(_Config) ->
+    Self = self(),
+    ?expect(ok, py:exec(py:context(1), <<"import erlang\n"
+                                         "def sends(pid, n):\n"
+                                         "    for i in range(n):\n"
+                                         "        erlang.send(pid, i)\n">>)),
+    Server = spawn_link(fun() -> Self ! {served, serve_until(stop, 0)} end),
+    ?expect({ok, none}, py_context:call(py:context(1), '__main__', sends, [Self, ?SENDS], #{}, 120000)),
+    %% sent before the reply: all here already
+    {message_queue_len, Q} = process_info(self(), message_queue_len),
+    ?expect(true, Q >= ?SENDS),
+    ok = receive_in_order(0),
+    Server ! {stop, {ok, done}},
+    receive {served, N} -> ct:log("context 2 served ~b calls", [N]), ?expect(true, N > 0)
+    after ?WAIT -> ct:fail("no calls served")
+    end.
+
+receive_in_order(?SENDS) -> ok;
+receive_in_order(I) ->
+    receive
+        I -> receive_in_order(I + 1);
+        Other when is_integer(Other) -> ct:fail("got ~p, expected ~p", [Other, I])
+    after 0 -> ct:fail("message ~p missing", [I])
+    end.
+
+%% What Python sends before it returns is in the caller's mailbox when the
+%% call returns, also past what the sidecar lets out unacknowledged (4
+%% batches) and batches (16 a batch): the sender waits for credits, its
+%% reply comes after.
+send_before_reply(_Config) ->
+    ?expect(ok, py:exec(py:context(2), <<"import erlang\n"
+                                         "def send_then_return(pid, k):\n"
+                                         "    for i in range(k):\n"
+                                         "        erlang.send(pid, ('before', i))\n"
+                                         "    return k\n">>)),
+    [begin
+         ?expect({ok, K}, py:call(py:context(2), '__main__', send_then_return, [self(), K])),
+         [receive {<<"before">>, I} -> ok after 0 -> ct:fail("~p of ~p not there", [I, K]) end
+          || I <- lists:seq(0, K - 1)]
+     end || K <- [1, 2, 63, 64, 65, 200], _ <- lists:seq(1, 20)],
+    ok.

@@ -16,37 +16,37 @@ split(IoData) ->
 %% Version
 
 protocol_version_test() ->
-    ?assertEqual(1, py_wire:protocol_version()).
+    ?assertEqual(2, py_wire:protocol_version()).
 
 check_info_accepts_own_protocol_test() ->
     Info = #{mode => subinterp, version => <<"3.13">>, num_executors => 4,
-             subinterp_supported => true, protocol => 1, slot_min => 65536},
+             subinterp_supported => true, protocol => 2, slot_min => 65536},
     ?assertEqual(ok, py_wire:check_info(Info, "/x/pyport")).
 
 check_info_other_protocol_test() ->
-    ?assertEqual({error, {protocol_mismatch, #{sidecar => 99, library => 1,
+    ?assertEqual({error, {protocol_mismatch, #{sidecar => 99, library => 2,
                                                path => "/x/pyport"}}},
                  py_wire:check_info(#{protocol => 99, slot_min => 65536}, "/x/pyport")).
 
 check_info_no_protocol_test() ->
-    ?assertEqual({error, {protocol_mismatch, #{sidecar => none, library => 1,
+    ?assertEqual({error, {protocol_mismatch, #{sidecar => none, library => 2,
                                                path => <<"/x/pyport">>}}},
                  py_wire:check_info(#{mode => subinterp}, <<"/x/pyport">>)).
 
 check_info_needs_slot_min_test() ->
     [?assertMatch({error, {bad_info_reply, _}}, py_wire:check_info(Info, "p"))
-     || Info <- [#{protocol => 1}, #{protocol => 1, slot_min => 0},
-                 #{protocol => 1, slot_min => big}]].
+     || Info <- [#{protocol => 2}, #{protocol => 2, slot_min => 0},
+                 #{protocol => 2, slot_min => big}]].
 
 format_error_names_both_versions_and_the_path_test() ->
     {error, R99} = py_wire:check_info(#{protocol => 99}, "/x/pyport"),
     Line = lists:flatten(io_lib:format("~ts", [py_wire:format_error(R99)])),
     [?assertNotEqual(nomatch, string:find(Line, S))
-     || S <- ["protocol 99", "protocol 1", "/x/pyport"]],
+     || S <- ["protocol 99", "protocol 2", "/x/pyport"]],
     {error, RNone} = py_wire:check_info(#{}, "/x/pyport"),
     LineNone = lists:flatten(io_lib:format("~ts", [py_wire:format_error(RNone)])),
     [?assertNotEqual(nomatch, string:find(LineNone, S))
-     || S <- ["no protocol version", "protocol 1", "/x/pyport"]].
+     || S <- ["no protocol version", "protocol 2", "/x/pyport"]].
 
 %%--------------------------------------------------------------------
 %% Requests
@@ -62,12 +62,14 @@ op_headers_test() ->
     A = make_ref(),
     Slot = {slot, <<"/dev/shm/d/s">>, 70000},
     P = term_to_binary({<<"m">>, <<"f">>, [1], #{}}),
-    ?assertEqual({{call, A, 7}, P}, split(py_wire:packet(py_wire:op(call, 7, none, none), A, P))),
-    ?assertEqual({{eval, A, 7, Slot}, <<>>},
+    Me = self(),
+    ?assertEqual({{call, A, 7, none, none, Me}, P},
+                 split(py_wire:packet(py_wire:op(call, 7, none, none), A, P))),
+    ?assertEqual({{eval, A, 7, Slot, none, Me}, <<>>},
                  split(py_wire:packet(py_wire:op(eval, 7, Slot, none), A, <<>>))),
-    ?assertEqual({{exec, {nested, A}, 7, none, 3}, P},
+    ?assertEqual({{exec, {nested, A}, 7, none, 3, Me}, P},
                  split(py_wire:packet(py_wire:op(exec, 7, none, 3), {nested, A}, P))),
-    ?assertEqual({{call, {nested, A}, 7, Slot, 3}, <<>>},
+    ?assertEqual({{call, {nested, A}, 7, Slot, 3, Me}, <<>>},
                  split(py_wire:packet(py_wire:op(call, 7, Slot, 3), {nested, A}, <<>>))).
 
 control_headers_test() ->
@@ -160,10 +162,25 @@ result_in_slot_test() ->
     ?assertEqual(error, py_wire:result(<<>>)).
 
 log_test() ->
-    ?assertEqual({log, info, 3, <<"Traceback">>},
-                 py_wire:decode(packet('$log', {info, 3, <<"Traceback">>}))),
-    ?assertEqual({log, warning, sidecar, <<"x">>},
-                 py_wire:decode(packet('$log', {warning, sidecar, <<"x">>}))).
+    Me = self(),
+    Entries = [{info, 3, Me, <<"Traceback">>}, {warning, sidecar, undefined, <<"x">>}],
+    Body = term_to_binary({[{info, 2}], Entries}),
+    ?assertEqual({log, Body}, py_wire:decode(packet('$log', {[{info, 2}], Entries}))),
+    ?assertEqual({ok, [{info, 2}], Entries}, py_wire:log_entries(Body)),
+    %% entries that are no {Level, Ctx, Caller, Text} are left out, and
+    %% counts that are no {Level, N}
+    ?assertEqual({ok, [{debug, 1}], [{notice, 1, undefined, <<"ok">>}]},
+                 py_wire:log_entries(term_to_binary(
+                                       {[{debug, 1}, {loud, 2}, {info, 0}, x],
+                                        [{info, 3}, {loud, 1, undefined, <<"x">>},
+                                         {"info", 1, undefined, <<"x">>},
+                                         {info, 1, undefined, "a string"},
+                                         {notice, 1, undefined, <<"ok">>}]}))),
+    [?assertEqual(error, py_wire:log_entries(B))
+     || B <- [<<"junk">>, term_to_binary({info, 3, <<"x">>}), term_to_binary({1, []}),
+              term_to_binary({[], not_a_list})]],
+    ?assertEqual({log_ack, 2}, binary_to_term(py_wire:log_ack(2))),
+    ?assertEqual({send_ack, 16}, binary_to_term(py_wire:send_ack(16))).
 
 state_test() ->
     Ops = [{set, <<"k">>, 1}, {delete, <<"j">>}, clear],
@@ -175,7 +192,11 @@ exit_test() ->
 send_test() ->
     Self = self(),
     ?assertEqual({send, Self, {hello, 1}}, py_wire:decode(packet('$send', {Self, {hello, 1}}))),
-    ?assertEqual({send, some_name, x}, py_wire:decode(packet('$send', {some_name, x}))).
+    ?assertEqual({send, some_name, x}, py_wire:decode(packet('$send', {some_name, x}))),
+    ?assertEqual({sends, [{Self, 1}, {Self, 2}]}, py_wire:decode(packet('$send', [{Self, 1}, {Self, 2}]))),
+    %% unreadable, but a '$send' still (its credit comes back)
+    [?assertEqual({bad_send, B}, py_wire:decode(B))
+     || B <- [packet('$send', {only_dest}), <<(term_to_binary('$send'))/binary>>]].
 
 callback_test() ->
     Body = {4, 12, <<"add">>, [1, 2]},
@@ -195,16 +216,14 @@ bad_packets_test() ->
            packet({other, make_ref()}, ok),
            packet('$unknown', ok),
            %% bodies that cannot be read or are not of their kind
-           <<(term_to_binary('$log'))/binary, "junk">>,
-           packet('$log', {info, 3}),
-           packet('$log', {info, 3, "a string"}),
-           packet('$log', {loud, 3, <<"x">>}),
-           packet('$log', {"info", 3, <<"x">>}),
            <<(term_to_binary('$state'))/binary, "junk">>,
            packet('$state', not_a_list),
+<<<<<<< HEAD
            packet('$send', {only_dest}),
            packet('$send', {{some_name, 'other@host'}, x}), % only a pid or a name
            <<(term_to_binary('$send'))/binary>>,
+=======
+>>>>>>> i12-oneway
            <<(term_to_binary('$exit'))/binary, 1, 2, 3>>],
     [?assertEqual({bad_packet, B}, py_wire:decode(B)) || B <- Bad].
 
