@@ -353,8 +353,8 @@ route(Sidecar, Bin) ->
 
 %% An erlang.send dropped for its atoms (What = send) or for its
 %% destination (denied), or values of the shared state left out of the
-%% mirror (state): logged at most once a
-%% second for each, with the number dropped since the last line.
+%% mirror (state): logged at most once a second for each, with the number
+%% dropped since the last line.
 dropped(What, Detail) ->
     Now = erlang:monotonic_time(millisecond),
     Key = {dropped, What},
@@ -375,7 +375,7 @@ dropped_log(state, Since, Keys) ->
     logger:error("erlang_python: the shared state's mirror leaves out ~b key(s) whose values "
                  "hold atoms past max_atoms (~b): ~p (and ~b packets more before this line); "
                  "a restart loses them",
-                 [length(Keys), py_atoms:max_atoms(), lists:sublist(Keys, 5), Since]).
+                 [length(Keys), py_atoms:max_atoms(), lists:sublist(Keys, 5), Since]);
 dropped_log(denied, Since, Dest) ->
     logger:warning("erlang_python: dropped an erlang.send from Python to ~p (and ~b more before "
                    "this line): Python may not send to the processes of the runtime system",
