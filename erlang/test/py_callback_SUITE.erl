@@ -140,7 +140,7 @@ nested_call_imports(_Config) ->
 %% of the runtime system) are out of erlang.send's and erlang.whereis' reach,
 %% by name or by pid.
 runtime_processes_out_of_reach(_Config) ->
-    Init = whereis(init),
+    Init = erlang:whereis(init),
     ?expect({ok, none}, py:eval(<<"__import__('erlang').whereis('init')">>)),
     ?expect({ok, none}, py:eval(<<"__import__('erlang').whereis('application_controller')">>)),
     ok = py:exec(<<"import erlang\n"
@@ -162,7 +162,7 @@ runtime_processes_out_of_reach(_Config) ->
     receive {stop, stop} -> ok after 5000 -> ct:fail(no_message) end,
     timer:sleep(200),
     {started, started} = init:get_status(),
-    Init = whereis(init).
+    Init = erlang:whereis(init).
 
 %% The reentrant example: level/next_level, 10 levels, with a bound context.
 reentrant_bound_context(_Config) ->
