@@ -106,6 +106,42 @@ main(Args) ->
     latency("sequential py:eval with one erlang.double call",
             fun() -> py:eval(C1, <<"erlang.double(1)">>) end),
 
+    section("under load, and against hostile Python"),
+    show("200 processes each py:call(time, sleep, [0.005]) at once: served",
+         fun() ->
+                 Self = self(),
+                 Pids = [spawn(fun() -> Self ! {burst, self(), py:call(time, sleep, [0.005])} end)
+                         || _ <- lists:seq(1, 200)],
+                 length([ok || P <- Pids, receive {burst, P, {ok, none}} -> true after 30000 -> false end])
+         end, 200),
+    io:format("      (at most ~b at once in Python, the others waited in arrival order)~n",
+              [py_semaphore:max_concurrent()]),
+    show("py_context:eval(Ctx1, <<\"time.sleep(10)\">>, #{}, 100)",
+         fun() -> py_context:eval(C1, <<"import time; time.sleep(10)">>, #{}, 100) end, {error, timeout}),
+    show("then py:eval(Ctx1, <<\"'awake'\">>)  (the sleep was stopped)",
+         fun() -> py:eval(C1, <<"'awake'">>) end, {ok, <<"awake">>}),
+    show("py:exec(<<\"print('hello from Python')\">>)  (a notice in the log:)",
+         fun() -> R = py:exec(<<"print('hello from Python')">>), timer:sleep(100), R end, ok),
+    Atoms0 = erlang:system_info(atom_count),
+    MakeAtoms = <<"[__import__('erlang').Atom('demo_atom_%d' % i) for i in range(50000)]">>,
+    show("erlang.Atom('demo_atom_%d' % i) for 50000 new names: the error's class",
+         fun() ->
+                 case py:eval(MakeAtoms) of
+                     {error, {Class, Msg}} -> io:format("      ~ts~n", [Msg]), Class;
+                     Other -> Other
+                 end
+         end, 'AtomLimitError'),
+    io:format("      (the BEAM's atom count grew by ~b; the cap is max_atoms)~n",
+              [erlang:system_info(atom_count) - Atoms0]),
+    show("erlang.send(erlang.Atom('init'), ('stop', 'stop'))  (dropped, logged)",
+         fun() -> py:exec(<<"import erlang\n"
+                            "erlang.send(erlang.Atom('init'), (erlang.Atom('stop'), erlang.Atom('stop')))">>)
+         end, ok),
+    timer:sleep(100),
+    ok = py:state_store(demo, 1),
+    latency("py:state_fetch(demo)  (read from the BEAM's mirror)", fun() -> {ok, 1} = py:state_fetch(demo) end),
+    latency("py:cast(operator, add, [1, 2]) returning", fun() -> ok = py:cast(operator, add, [1, 2]) end),
+
     section("crash isolation: the sidecar dies, the BEAM does not"),
     ok = py:subscribe_restarts(),
     #{level := Level} = logger:get_primary_config(),
