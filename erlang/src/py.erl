@@ -176,6 +176,9 @@ cast_call(Target, M, F, Args, Kwargs) ->
 cast_prepared({ok, Prepared}) ->
     _ = spawn(fun() ->
                       case safe_run({ok, Prepared}) of
+                          {error, {overloaded, _, _} = Reason} ->
+                              %% under overload these come in floods
+                              py_async:refused(Reason);
                           {error, Reason} ->
                               logger:warning("erlang_python: py:cast failed: ~tp", [Reason]);
                           _ ->

@@ -31,7 +31,7 @@
 -module(py_async).
 
 -export([cast/4, start/5, await/2, awaiting/1]).
--export([new_table/1, cast_reply/3, sweep/2, lost/2]).
+-export([new_table/1, cast_reply/3, sweep/2, lost/2, refused/1]).
 
 %% the port owner's table of casts in flight: {Ref, Module, Function, Deadline}
 -define(CASTS, py_casts).
@@ -40,6 +40,37 @@
 
 %%--------------------------------------------------------------------
 %% Caller side
+
+%% @doc A cast that load control refused (`Reason' is `{overloaded, Cur,
+%% Max}'): logged as a warning at most once a second, VM-wide, with the
+%% number refused since the last such line, as a flood of casts under
+%% overload would otherwise flood the logger.
+-spec refused(term()) -> ok.
+refused(Reason) ->
+    Ref = refused_counter(),
+    _ = atomics:add_get(Ref, 1, 1),
+    Now = erlang:monotonic_time(millisecond),
+    Last = atomics:get(Ref, 2),
+    case Now - Last >= 1000 andalso atomics:compare_exchange(Ref, 2, Last, Now) =:= ok of
+        true ->
+            N = atomics:exchange(Ref, 1, 0),
+            logger:warning("erlang_python: py:cast refused: ~tp (~b casts refused since the "
+                           "last such line)", [Reason, N]);
+        false ->
+            ok
+    end.
+
+%% {refused since the last line, monotonic ms of that line}
+refused_counter() ->
+    case persistent_term:get({?MODULE, refused}, undefined) of
+        undefined ->
+            Ref = atomics:new(2, [{signed, true}]),
+            atomics:put(Ref, 2, -(1 bsl 62)),
+            persistent_term:put({?MODULE, refused}, Ref),
+            Ref;
+        Ref ->
+            Ref
+    end.
 
 %% @doc Send `Payload' (`{Module, Function, Args, Kwargs}', checked) as a
 %% cast to context `Ctx' of sidecar `Sidecar', cancelled after `Timeout' ms:
@@ -176,6 +207,7 @@ crashed(Reason) -> {python_crashed, #{reason => Reason}}.
 new_table(Sidecar) ->
     Name = py_instance:name(?CASTS, Sidecar),
     Name = ets:new(Name, [named_table, public, set, {write_concurrency, true}]),
+    _ = refused_counter(), % made here, before casts race to make it
     ok.
 
 %% @doc The reply `Body' to cast `Ref' came (its slot was given back): an

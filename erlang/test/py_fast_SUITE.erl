@@ -13,7 +13,7 @@
          cast_timeout_cancelled/1, cast_lost_with_sidecar/1, cast_in_callback/1,
          spawn_call_many/1, spawn_call_no_process/1, spawn_call_errors/1,
          await_timeout_late_reply/1, await_call_timeout/1, spawn_call_sidecar_killed/1,
-         spawn_call_fallbacks/1]).
+         spawn_call_fallbacks/1, cast_refusals_logged_once/1]).
 -export([log/2]). % a logger handler
 
 -define(ENV, [{num_contexts, 2}, {max_concurrent, 1000}]).
@@ -22,8 +22,8 @@
 all() ->
     [cast_all_run, cast_no_process, cast_errors_logged, cast_large_result, cast_fallback_busy,
      cast_fallback_large, cast_timeout_cancelled, cast_in_callback, spawn_call_many, spawn_call_no_process,
-     spawn_call_errors, await_timeout_late_reply, await_call_timeout, spawn_call_fallbacks
-     | ?CRASH_CASES].
+     spawn_call_errors, await_timeout_late_reply, await_call_timeout, spawn_call_fallbacks,
+     cast_refusals_logged_once | ?CRASH_CASES].
 
 init_per_suite(Config) ->
     py_ct:start(?ENV),
@@ -121,6 +121,26 @@ cast_fallback_busy(_Config) ->
                                               py:state_fetch(busy) =:= {ok, 1} orelse
                                                   logged(<<"overloaded">>)
                                       end, 10000, "the cast to run or be refused")
+             end).
+
+%% Casts that load control refuses come in floods: one warning line a
+%% second for all of them, with the count; the casts that could wait are
+%% served.
+cast_refusals_logged_once(_Config) ->
+    ok = py_semaphore:set_max_concurrent(1),
+    Sleeper = py:spawn_call(py:context(1), time, sleep, [1.0]),
+    with_log(fun() ->
+                     [ok = py:cast(erlang, state_incr, [<<"refusals">>]) || _ <- lists:seq(1, 1100)],
+                     ?expect({ok, none}, py:await(Sleeper, 10000)),
+                     py_ct:wait_until(fun() ->
+                                              py_semaphore:current() + py_semaphore:waiting() =:= 0
+                                      end, 30000, "the waiting casts to be served"),
+                     timer:sleep(200),
+                     Lines = [T || {py_fast_log, T} <- flush_logs(),
+                                   binary:match(T, <<"refused">>) =/= nomatch],
+                     ?expect(true, length(Lines) >= 1 andalso length(Lines) =< 2),
+                     {ok, Served} = py:state_fetch(refusals),
+                     ?expect(true, Served >= 1000 andalso Served < 1100)
              end).
 
 %% A large payload would need the caller's slot file: a spawned process
