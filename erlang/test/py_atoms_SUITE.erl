@@ -163,7 +163,7 @@ existing_atoms_always_decode(_Config) ->
 cap_holds_across_a_sidecar_kill(Config) ->
     Spent = py_atoms:spent(),
     ok = py:subscribe_restarts(),
-    kill_sidecar(),
+    py_ct:kill_sidecar(),
     receive {py_restarted, _} -> ok after 20000 -> ct:fail("no restart") end,
     py_ct:wait_until(fun() -> py:eval(<<"1">>) =:= {ok, 1} end, 20000, "the new sidecar"),
     %% re-making the old names works, in Python and in the BEAM
@@ -217,20 +217,6 @@ module_atoms(M) ->
         error -> 0
     end.
 
-kill_sidecar() ->
-    Pid = fun() ->
-                  case py_sidecar:port() of
-                      undefined -> undefined;
-                      Port ->
-                          case erlang:port_info(Port, os_pid) of
-                              {os_pid, P} -> P;
-                              undefined -> undefined
-                          end
-                  end
-          end,
-    py_ct:wait_until(fun() -> is_integer(Pid()) end, 10000, "a sidecar"),
-    _ = os:cmd("kill -KILL " ++ integer_to_list(Pid())),
-    ok.
 
 python_module() ->
     <<"import erlang\n"

@@ -59,14 +59,14 @@ os_exit(_Config) ->
 
 %% SIGKILL from outside, as the OOM killer would.
 sigkill(_Config) ->
-    Info = crash_and_recover(fun() -> kill_sidecar(), {error, {python_crashed, killed}} end),
+    Info = crash_and_recover(fun() -> py_ct:kill_sidecar(), {error, {python_crashed, killed}} end),
     ?expect(#{status := 137, signal := 9}, Info).
 
 %% What py:exec defined lived in the dead sidecar.
 exec_globals_are_lost(_Config) ->
     ?expect(ok, py:exec(py:context(1), <<"defined_before = 1">>)),
     ok = py:subscribe_restarts(),
-    kill_sidecar(),
+    py_ct:kill_sidecar(),
     restarted(),
     ?expect({error, {'NameError', _}}, py:eval(py:context(1), <<"defined_before">>)).
 
@@ -75,9 +75,9 @@ calls_wait_for_restart(_Config) ->
     %% the second crash in the window waits restart_backoff_ms
     application:set_env(erlang_python, restart_backoff_ms, 500),
     ok = py:subscribe_restarts(),
-    kill_sidecar(),
+    py_ct:kill_sidecar(),
     restarted(),
-    kill_sidecar(),
+    py_ct:kill_sidecar(),
     py_ct:wait_until(fun() -> py_lifecycle:state() =:= restarting end, 5000, "restarting"),
     Parent = self(),
     Pids = [spawn(fun() -> Parent ! {result, self(), py:eval(<<"6 * 7">>)} end)
@@ -91,7 +91,7 @@ calls_wait_for_restart(_Config) ->
 backoff(_Config) ->
     application:set_env(erlang_python, restart_backoff_ms, 200),
     ok = py:subscribe_restarts(),
-    Downs = [begin kill_sidecar(), maps:get(down_ms, restarted()) end
+    Downs = [begin py_ct:kill_sidecar(), maps:get(down_ms, restarted()) end
              || _ <- lists:seq(1, 3)],
     ct:log("down ms: ~p", [Downs]),
     [_, Second, Third] = Downs,
@@ -116,9 +116,9 @@ kill_until_down(_Prev, 0) ->
 kill_until_down(Prev, N) ->
     %% the next sidecar, or none
     Next = fun() -> whereis(erlang_python_sup) =:= undefined orelse
-                        (is_integer(os_pid()) andalso os_pid() =/= Prev) end,
+                        (is_integer(py_ct:os_pid()) andalso py_ct:os_pid() =/= Prev) end,
     py_ct:wait_until(Next, 10000, "a sidecar or the end"),
-    case {whereis(erlang_python_sup), os_pid()} of
+    case {whereis(erlang_python_sup), py_ct:os_pid()} of
         {undefined, _} -> ok;
         {_, Pid} when is_integer(Pid) ->
             _ = os:cmd("kill -KILL " ++ integer_to_list(Pid)),
@@ -130,7 +130,7 @@ kill_until_down(Prev, N) ->
 unsubscribe(_Config) ->
     ok = py:subscribe_restarts(),
     ok = py:unsubscribe_restarts(),
-    kill_sidecar(),
+    py_ct:kill_sidecar(),
     py_ct:wait_until(fun() -> py:eval(<<"1">>) =:= {ok, 1} end, 10000, "service back"),
     receive {py_restarted, _} -> ct:fail("notified after unsubscribe") after 200 -> ok end.
 
@@ -195,20 +195,6 @@ restarted() ->
         ct:fail("no py_restarted")
     end.
 
-os_pid() ->
-    case py_sidecar:port() of
-        undefined -> undefined;
-        Port ->
-            case erlang:port_info(Port, os_pid) of
-                {os_pid, P} -> P;
-                undefined -> undefined
-            end
-    end.
-
-kill_sidecar() ->
-    py_ct:wait_until(fun() -> is_integer(os_pid()) end, 10000, "a sidecar"),
-    _ = os:cmd("kill -KILL " ++ integer_to_list(os_pid())),
-    ok.
 
 %% 20 kills under 64 concurrent callers. Each caller stores entries in the
 %% shared state, from Erlang and from Python, and remembers those whose
@@ -227,7 +213,7 @@ chaos(_Config) ->
     Kills = 20,
     lists:foreach(fun(_) ->
                           timer:sleep(100 + rand:uniform(100)),
-                          kill_sidecar(),
+                          py_ct:kill_sidecar(),
                           restarted()
                   end, lists:seq(1, Kills)),
     timer:sleep(200),
@@ -313,7 +299,7 @@ no_orphans(_Config) ->
     ?expect(ok, py:exec(crash_worker, Spawn)),
     {ok, Child} = py:eval(crash_worker, <<"p.pid">>),
     true = alive(Child) orelse ct:fail("no child"),
-    kill_sidecar(),
+    py_ct:kill_sidecar(),
     restarted(),
     py_ct:wait_until(fun() -> not alive(Child) end, 5000, "the child to die").
 

@@ -5,7 +5,7 @@
 -include_lib("common_test/include/ct.hrl").
 
 -export([start/1, try_start/1, stop/0, py_version/0, mode/0, wait_until/3, timed/1,
-         has_module/2, equal/3]).
+         has_module/2, equal/3, os_pid/0, kill_sidecar/0, wait_restarted/1]).
 
 %% Start erlang_python afresh with Env (a proplist of application env keys);
 %% every other key is back to its default.
@@ -76,3 +76,30 @@ equal(Expected, Expected, _Text) ->
     ok;
 equal(Expected, Got, Text) ->
     ct:fail("~s~n  expected: ~p~n  got: ~p", [Text, Expected, Got]).
+
+%% The default sidecar's OS process id, or undefined while none runs.
+os_pid() ->
+    os_pid(py_sidecar:port()).
+
+os_pid(undefined) ->
+    undefined;
+os_pid(Port) ->
+    case erlang:port_info(Port, os_pid) of
+        {os_pid, P} -> P;
+        undefined -> undefined
+    end.
+
+%% Kill the default sidecar's OS process with SIGKILL, once one runs, and
+%% return its port (for wait_restarted/1).
+kill_sidecar() ->
+    wait_until(fun() -> is_integer(os_pid()) end, 10000, "a sidecar"),
+    Port = py_sidecar:port(),
+    _ = os:cmd("kill -KILL " ++ integer_to_list(os_pid(Port))),
+    Port.
+
+%% Wait until a sidecar other than the one of OldPort serves.
+wait_restarted(OldPort) ->
+    wait_until(fun() ->
+                       Port = py_sidecar:port(),
+                       is_port(Port) andalso Port =/= OldPort andalso py:eval(<<"1">>) =:= {ok, 1}
+               end, 60000, "the sidecar to come back").

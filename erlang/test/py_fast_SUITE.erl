@@ -154,10 +154,10 @@ cast_fallback_large(_Config) ->
 %% A cast made while the sidecar restarts runs once it is back.
 cast_fallback_restarting(_Config) ->
     ok = py:state_store(restart_casts, 0),
-    Old = kill_sidecar(),
+    Old = py_ct:kill_sidecar(),
     py_ct:wait_until(fun() -> py_lifecycle:state() =:= restarting end, 10000, "the restart"),
     ?expect(ok, py:cast(erlang, state_incr, [<<"restart_casts">>])),
-    wait_restarted(Old),
+    py_ct:wait_restarted(Old),
     py_ct:wait_until(fun() -> py:state_fetch(restart_casts) =:= {ok, 1} end, 10000,
                      "the cast made during the restart").
 
@@ -200,10 +200,10 @@ cast_lost_with_sidecar(_Config) ->
     with_log(fun() ->
                      ?expect(ok, py:cast(py:context(1), time, sleep, [30])),
                      ?equal(1, py_semaphore:current()),
-                     Old = kill_sidecar(),
+                     Old = py_ct:kill_sidecar(),
                      Text = wait_log(<<"lost with the sidecar">>),
                      ?expect(match, re:run(Text, <<"time.sleep">>, [{capture, none}])),
-                     wait_restarted(Old)
+                     py_ct:wait_restarted(Old)
              end).
 
 %%--------------------------------------------------------------------
@@ -267,9 +267,9 @@ await_call_timeout(_Config) ->
 spawn_call_sidecar_killed(_Config) ->
     Refs = [py:spawn_call(time, sleep, [30]) || _ <- lists:seq(1, 4)],
     py_ct:wait_until(fun() -> py_semaphore:current() =:= 4 end, 5000, "the sleeps in flight"),
-    Old = kill_sidecar(),
+    Old = py_ct:kill_sidecar(),
     [?expect({error, {python_crashed, _}}, py:await(R, 10000)) || R <- Refs],
-    wait_restarted(Old),
+    py_ct:wait_restarted(Old),
     ?equal(0, py_semaphore:current()).
 
 %% The fallbacks of spawn_call (no slot free, a large payload) give the
@@ -386,14 +386,3 @@ def_spin() ->
      || I <- [1, 2]],
     ok.
 
-kill_sidecar() ->
-    Port = py_sidecar:port(),
-    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
-    _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    Port.
-
-wait_restarted(OldPort) ->
-    py_ct:wait_until(fun() ->
-                             Port = py_sidecar:port(),
-                             is_port(Port) andalso Port =/= OldPort andalso py:eval(<<"1">>) =:= {ok, 1}
-                     end, 60000, "the sidecar to come back").

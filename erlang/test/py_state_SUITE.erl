@@ -388,47 +388,33 @@ check_filled(Tag, Keys) ->
                                   "{'a': [1, 2.5], 'b': ('x', 'y')}">>)),
     ?expect(4, py:state_incr(K(<<"erl_n">>), 1)).
 
-%% The sidecar's OS process, killed with SIGKILL.
-kill_sidecar() ->
-    Port = py_sidecar:port(),
-    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
-    _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
-    Port.
-
-%% Wait until a new sidecar serves (no time limit but the suite's).
-wait_restarted(OldPort) ->
-    py_ct:wait_until(fun() ->
-                             Port = py_sidecar:port(),
-                             is_port(Port) andalso Port =/= OldPort andalso py:eval(<<"1">>) =:= {ok, 1}
-                     end, 60000, "the sidecar to come back").
-
 %% os._exit in Python: the store comes back, twice (the new sidecar
 %% mirrors too).
 survives_os_exit(_Config) ->
     Keys = fill(<<"exit1">>),
     Old = py_sidecar:port(),
     ?expect({error, _}, py:exec(py:context(1), <<"import os; os._exit(3)">>)),
-    wait_restarted(Old),
+    py_ct:wait_restarted(Old),
     check_filled(<<"exit1">>, Keys),
     ok = mirror_matches(),
     Keys2 = fill(<<"exit2">>), % clears the first set
     Old2 = py_sidecar:port(),
     ?expect({error, _}, py:exec(py:context(2), <<"import os; os._exit(3)">>)),
-    wait_restarted(Old2),
+    py_ct:wait_restarted(Old2),
     check_filled(<<"exit2">>, Keys2),
     ?expect([], [K || K <- py:state_keys(), binary:longest_common_prefix([K, <<"exit1">>]) =:= 5]).
 
 %% kill -9 of pyport: what it wrote to the pipe is read before its exit.
 survives_kill(_Config) ->
     Keys = fill(<<"kill">>),
-    Old = kill_sidecar(),
-    wait_restarted(Old),
+    Old = py_ct:kill_sidecar(),
+    py_ct:wait_restarted(Old),
     check_filled(<<"kill">>, Keys),
     %% mutations made on the new sidecar survive the next kill
     py_exec(<<"state_set('after', 'second life')\n">>),
     ok = py:state_store(after_erl, 2),
-    Old2 = kill_sidecar(),
-    wait_restarted(Old2),
+    Old2 = py_ct:kill_sidecar(),
+    py_ct:wait_restarted(Old2),
     ?expect({ok, <<"second life">>}, py:state_fetch('after')),
     ?expect({ok, 2}, py:state_fetch(after_erl)),
     ?expect({ok, 8}, py:state_fetch(<<"kill_py_n">>)).
@@ -445,8 +431,8 @@ incr_during_kill(_Config) ->
                || I <- lists:seq(1, N)],
     %% every worker has done some before the kill
     [receive {warm, W} -> ok after 60000 -> ct:fail("worker ~p not warm", [W]) end || W <- Workers],
-    Old = kill_sidecar(),
-    wait_restarted(Old),
+    Old = py_ct:kill_sidecar(),
+    py_ct:wait_restarted(Old),
     [W ! stop || W <- Workers],
     Counts = [receive {done, W, C} -> C after 60000 -> ct:fail("worker ~p did not stop", [W]) end
               || W <- Workers],
@@ -565,7 +551,7 @@ keys_sorted(_Config) ->
 fetch_during_restart(_Config) ->
     ok = py:state_store(kept, <<"across">>),
     py_exec(<<"state_set('kept_py', 7)\n">>),
-    Old = kill_sidecar(),
+    Old = py_ct:kill_sidecar(),
     py_ct:wait_until(fun() -> py_lifecycle:state() =:= restarting end, 10000, "the restart"),
     Fetched = {py:state_fetch(kept), py:state_fetch(kept_py), py:state_keys()},
     Still = py_lifecycle:state(),
@@ -573,6 +559,6 @@ fetch_during_restart(_Config) ->
     %% read while the sidecar was down (it cannot be back within so few
     %% steps: its start has a backoff and a handshake)
     ct:pal("the lifecycle after the reads: ~p", [Still]),
-    wait_restarted(Old),
+    py_ct:wait_restarted(Old),
     ?equal({ok, <<"across">>}, store_fetch(<<"kept">>)),
     ?equal({ok, 7}, store_fetch(<<"kept_py">>)).
