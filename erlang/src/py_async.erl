@@ -148,19 +148,12 @@ await(Ref, Timeout) ->
     receive
         {py_reply, Ref, Bin} ->
             erlang:demonitor(Ref, [flush]),
-            decode(Bin);
+            %% never a slot result: a request of start/5 has no slot
+            py_request:decode(Bin);
         {'DOWN', Ref, process, _, Reason} ->
-            {error, crashed(Reason)}
+            {error, py_request:crashed(Reason)}
     after wait(Timeout, Deadline) ->
-        erlang:demonitor(Ref, [flush]),
-        _ = py_wire:send(Port, py_wire:cancel(py_wire:id(call, Ref))),
-        %% a reply that arrived between the timeout and the demonitor
-        receive
-            {py_reply, Ref, _} -> ok
-        after 0 ->
-            ok
-        end,
-        {error, timeout}
+        py_request:give_up(Port, py_wire:id(call, Ref), Ref)
     end.
 
 %% The call fits in a packet of the pipe: a larger payload goes through the
@@ -188,15 +181,6 @@ wait(Timeout, Deadline) ->
         _ -> min(Timeout, Left)
     end.
 
-%% The result is in the reply: a request of start/5 never has a slot.
-decode(Bin) ->
-    case py_wire:result(Bin) of
-        {ok, Result} -> Result;
-        _ -> {error, {bad_reply, Bin}}
-    end.
-
-crashed({python_crashed, Info}) -> {python_crashed, Info};
-crashed(Reason) -> {python_crashed, #{reason => Reason}}.
 
 %%--------------------------------------------------------------------
 %% Port owner side

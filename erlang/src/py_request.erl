@@ -23,6 +23,8 @@
 
 -export([run/4, control/2, control/3]).
 -export([run/5, control/4]).
+%% for requests sent without waiting (py_async): the same ends of a request
+-export([give_up/3, decode/1, crashed/1]).
 
 -define(DEFAULT, default).
 
@@ -48,10 +50,18 @@ run(Op, Ctx, Payload, Timeout) ->
 run(Sidecar, Op, Ctx, Payload, Timeout) ->
     case py_callback:caller(Sidecar) of
         none ->
-            T0 = erlang:monotonic_time(),
-            case py_semaphore:acquire(Sidecar, Timeout) of
-                ok -> send_payload(Sidecar, Op, Ctx, Payload, left(Timeout, T0), call, none);
-                {error, _} = Error -> Error
+            case py_semaphore:acquire(Sidecar, 0) of
+                ok ->
+                    %% a slot at once: no clock read on this path
+                    send_payload(Sidecar, Op, Ctx, Payload, Timeout, call, none);
+                {error, {overloaded, _, _}} ->
+                    T0 = erlang:monotonic_time(),
+                    case py_semaphore:acquire(Sidecar, Timeout) of
+                        ok -> send_payload(Sidecar, Op, Ctx, Payload, left(Timeout, T0), call, none);
+                        {error, _} = Error -> Error
+                    end;
+                {error, _} = Error ->
+                    Error
             end;
         {_Caller, Chain} ->
             send_payload(Sidecar, Op, Ctx, Payload, Timeout, nested, Chain)
@@ -126,6 +136,10 @@ request(Sidecar, Request, Payload, Timeout, Kind) ->
 unsent(Sidecar, call) -> py_semaphore:release(Sidecar);
 unsent(_Sidecar, _NestedOrControl) -> ok.
 
+%% @doc The caller gives up waiting for request `Id' (its alias `Alias',
+%% made by monitoring the port owner): the monitor goes, the sidecar is told
+%% to cancel it, a reply that came meanwhile is dropped: `{error, timeout}'.
+-spec give_up(port(), py_wire:id(), reference()) -> {error, timeout}.
 give_up(Port, Id, Alias) ->
     erlang:demonitor(Alias, [flush]),
     _ = py_wire:send(Port, py_wire:cancel(Id)),
@@ -157,7 +171,10 @@ lost({error, timeout}) -> true;
 lost({error, {python_crashed, _}}) -> true;
 lost(_) -> false.
 
-%% The result is in the reply, or in the caller's slot (py_wire:result/1).
+%% @doc The result in a reply's body, or in the caller's slot when the
+%% sidecar put it there (py_wire:result/1); `{error, {bad_reply, Bin}}'
+%% for a body that is no result.
+-spec decode(binary()) -> term().
 decode(Bin) ->
     case py_wire:result(Bin) of
         {ok, Result} -> Result;
@@ -169,5 +186,7 @@ decode(Bin) ->
         error -> {error, {bad_reply, Bin}}
     end.
 
+%% @doc The `python_crashed' error for the `DOWN' reason of the port owner.
+-spec crashed(term()) -> {python_crashed, term()}.
 crashed({python_crashed, Info}) -> {python_crashed, Info};
 crashed(Reason) -> {python_crashed, #{reason => Reason}}.
