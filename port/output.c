@@ -31,7 +31,25 @@ struct pyx_out {
     int urgent;            /* atomic: threads waiting for mu to write a frame
                               (a reply, an ack), whom sends let go first */
     pthread_cond_t send_cv;
+    /* the share of sends while others are served (pace), under mu */
+    long long framed_ns;   /* CLOCK_MONOTONIC of the last pyx_out_send, or 0 */
+    const void *framed_by; /* its thread (&this_thread) */
+    long long pace_every;  /* the pace: pace_max sends each pace_every ns, */
+    unsigned pace_max;     /* or none when pace_every is 0 */
+    long long pace_start;  /* the current interval */
+    unsigned pace_n;       /* sends in it */
+    unsigned long long paced; /* sends whose sender waited */
 };
+
+/* A thread's identity: the address of its copy. */
+static __thread char this_thread;
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 pyx_out *pyx_out_new(int fd, size_t cap)
 {
@@ -44,6 +62,7 @@ pyx_out *pyx_out_new(int fd, size_t cap)
     o->cap = cap;
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->send_cv, NULL);
+    pyx_out_set_send_pace(o, PYX_SEND_PACE_DEFAULT);
     return o;
 }
 
@@ -182,6 +201,8 @@ void pyx_out_send(pyx_out *o, const void *a, size_t alen, const void *b, size_t 
     run_hook(o); /* e.g. no reply overtakes the mirror of what it saw */
     put_sends(o); /* nor the sends made before it, credit or not */
     put_frame(o, a, alen, b, blen);
+    o->framed_ns = now_ns();
+    o->framed_by = &this_thread;
     if (__atomic_sub_fetch(&o->pending, 1, __ATOMIC_ACQ_REL) == 0)
         flush(o);
     pthread_mutex_unlock(&o->mu);
@@ -230,6 +251,76 @@ static void sends_out(pyx_out *o)
     }
 }
 
+/* One wait on send_cv of at most ns (an ack or a broadcast ends it
+ * sooner). Under mu, which it releases meanwhile. */
+static void wait_send_cv(pyx_out *o, long long ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* send_cv's clock */
+    ts.tv_sec += (time_t)((ts.tv_nsec + ns) / 1000000000LL);
+    ts.tv_nsec = (long)((ts.tv_nsec + ns) % 1000000000LL);
+    o->send_waiters++;
+    (void)pthread_cond_timedwait(&o->send_cv, &o->mu, &ts);
+    o->send_waiters--;
+}
+
+/* Waits until deadline (CLOCK_MONOTONIC), 5 ms at a time, asking stop()
+ * (may be NULL) whether to give up: 0, or -1 when it said so. Under mu. */
+static int wait_until(pyx_out *o, long long deadline, int (*stop)(void))
+{
+    for (long long now = now_ns(); now < deadline; now = now_ns()) {
+        if (stop != NULL && stop())
+            return -1;
+        wait_send_cv(o, deadline - now < 5000000 ? deadline - now : 5000000);
+    }
+    return 0;
+}
+
+void pyx_out_set_send_pace(pyx_out *o, long long per_second)
+{
+    long long every = 0, max = 0;
+    if (per_second > 1000000000LL)
+        per_second = 1000000000LL; /* a billion a second: no pace in effect */
+    if (per_second > 0) {
+        max = per_second * PYX_SEND_PACE_NS / 1000000000LL;
+        every = max >= 1 ? PYX_SEND_PACE_NS : 1000000000LL / per_second;
+        if (max < 1)
+            max = 1;
+    }
+    pthread_mutex_lock(&o->mu);
+    o->pace_every = every;
+    o->pace_max = (unsigned)max;
+    o->pace_n = 0;
+    pthread_mutex_unlock(&o->mu);
+}
+
+unsigned long long pyx_out_send_paced(pyx_out *o)
+{
+    pthread_mutex_lock(&o->mu);
+    unsigned long long n = o->paced;
+    pthread_mutex_unlock(&o->mu);
+    return n;
+}
+
+/* The pace (output.h) for a send just made: the end of its interval, when
+ * its sender must wait for it, else 0. Under mu. */
+static long long pace(pyx_out *o)
+{
+    if (o->pace_every == 0 || o->framed_ns == 0 || o->framed_by == &this_thread)
+        return 0; /* nobody else served yet, or the last frame was its own */
+    long long now = now_ns();
+    if (now - o->framed_ns >= PYX_SEND_SHARE_NS)
+        return 0;
+    if (now - o->pace_start >= o->pace_every) {
+        o->pace_start = now;
+        o->pace_n = 0;
+    }
+    if (++o->pace_n < o->pace_max)
+        return 0;
+    o->paced++;
+    return o->pace_start + o->pace_every;
+}
+
 int pyx_out_send_oneway(pyx_out *o, const void *entry, size_t len, int (*stop)(void))
 {
     int rc = 0;
@@ -240,16 +331,7 @@ int pyx_out_send_oneway(pyx_out *o, const void *entry, size_t len, int (*stop)(v
             rc = -1;
             break;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 5 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        o->send_waiters++;
-        (void)pthread_cond_timedwait(&o->send_cv, &o->mu, &ts);
-        o->send_waiters--;
+        wait_send_cv(o, 5000000);
     }
     __atomic_add_fetch(&o->pending, 1, __ATOMIC_ACQ_REL);
     if (rc == 0) {
@@ -263,6 +345,9 @@ int pyx_out_send_oneway(pyx_out *o, const void *entry, size_t len, int (*stop)(v
     }
     if (__atomic_sub_fetch(&o->pending, 1, __ATOMIC_ACQ_REL) == 0)
         flush(o);
+    long long until = rc == 0 ? pace(o) : 0;
+    if (until > 0) /* the send is out (or waits for a credit): only its sender waits */
+        rc = wait_until(o, until, stop);
     pthread_mutex_unlock(&o->mu);
     return rc == -2 ? 0 : rc; /* a send lost for memory is as a dead receiver's */
 }

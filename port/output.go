@@ -81,6 +81,17 @@ func (o *Output) SendOneway(entry []byte) {
 	C.pyx_out_send_oneway(o.c, bytesPtr(entry), C.size_t(len(entry)), nil)
 }
 
+// SetSendPace sets the share of erlang.sends while other threads are
+// served (output.h): perSecond sends a second at most, 0 for no pace.
+func (o *Output) SetSendPace(perSecond int64) { C.pyx_out_set_send_pace(o.c, C.longlong(perSecond)) }
+
+// SendPaced is the number of sends after which their sender waited for
+// the pace, so far.
+func (o *Output) SendPaced() uint64 { return uint64(C.pyx_out_send_paced(o.c)) }
+
+// DefaultSendPace is the pace of a new Output, in sends a second.
+const DefaultSendPace = int64(C.PYX_SEND_PACE_DEFAULT)
+
 // Err is the first write error, nil if none.
 func (o *Output) Err() error {
 	if e := C.pyx_out_error(o.c); e != 0 {

@@ -47,12 +47,29 @@ void **pyx_out_ext(pyx_out *o, int which);
  * (pyx_out_send_ack), and before any other frame (so nothing written
  * after a send overtakes it). A batch holds PYX_SEND_BATCH entries at
  * most: with it full and no credit, the caller waits (no GIL: the caller
- * drops it), up to 5 ms at a time, asking stop() whether to give up. 0
- * when the entry is in, -1 when stop() said so (stop may be NULL). */
+ * drops it), up to 5 ms at a time, asking stop() whether to give up; so
+ * does a sender past the pace (below). 0 when the entry is in, -1 when
+ * stop() said so (stop may be NULL). */
 #define PYX_SEND_WINDOW 4
-#define PYX_SEND_BATCH 16
+#define PYX_SEND_BATCH 64
 int pyx_out_send_oneway(pyx_out *o, const void *entry, size_t len, int (*stop)(void));
 /* The port owner handled n '$send' packets ({send_ack, N}): the batch
  * waiting, if any, goes out, and waiting senders go on. */
 void pyx_out_send_ack(pyx_out *o, long long n);
+
+/* The share of sends (docs/PROTOCOL.md, "One-way traffic"): while another
+ * thread is served (it wrote a frame with pyx_out_send, a reply above all,
+ * in the last PYX_SEND_SHARE_NS), sends are paced to per_second, counted
+ * over intervals of PYX_SEND_PACE_NS (or of one send, below 500 a second):
+ * the send past an interval's count goes out as ever, then its sender
+ * waits for the interval's end, without mu, asking stop() as the credit
+ * wait does. Nothing is held back or lost, and a send loop that nobody
+ * else's traffic meets runs at full speed. 0: never paced. The default is
+ * PYX_SEND_PACE_DEFAULT. Any thread, any time. */
+#define PYX_SEND_SHARE_NS 1000000LL
+#define PYX_SEND_PACE_NS 2000000LL
+#define PYX_SEND_PACE_DEFAULT 16000
+void pyx_out_set_send_pace(pyx_out *o, long long per_second);
+/* Sends after which their sender waited for the pace, so far. */
+unsigned long long pyx_out_send_paced(pyx_out *o);
 #endif

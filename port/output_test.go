@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -184,4 +186,120 @@ func TestSendOneway(t *testing.T) {
 	out.SendOneway(entry(6))
 	out.SendAck(5) // the batch goes with the ack
 	assert.True(t, etf.Equal(one(6), sends(readFrames(t, r, 1)[0])))
+}
+
+// drainSends reads r until it has seen n erlang.send entries, acking
+// each '$send' frame as the port owner does, and checks that entries
+// {dest, I} come in order; other frames are skipped.
+func drainSends(t *testing.T, r io.Reader, out *Output, n int) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		br := bufio.NewReader(r)
+		var hdr [4]byte
+		for seen := 0; seen < n; {
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				t.Error(err)
+				return
+			}
+			f := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+			if _, err := io.ReadFull(br, f); err != nil {
+				t.Error(err)
+				return
+			}
+			var d etf.Decoder
+			id, k, err := d.DecodePrefix(f)
+			if err != nil || id != etf.Atom("$send") {
+				continue
+			}
+			body, err := d.Decode(f[k:])
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, e := range body.(etf.List) {
+				if !etf.Equal(etf.Tuple{etf.Atom("dest"), seen}, e) {
+					t.Errorf("entry %v, expected %d", e, seen)
+				}
+				seen++
+			}
+			out.SendAck(1)
+		}
+	}()
+	return done
+}
+
+// The share of sends (output.h): a send loop is paced while another
+// thread writes frames, and only then; nothing is lost or reordered.
+func TestSendPace(t *testing.T) {
+	const n = 3000
+	entry := func(i int) []byte {
+		b, err := etf.Encode(etf.Tuple{etf.Atom("dest"), i})
+		require.NoError(t, err)
+		return b[1:]
+	}
+	// sendLoop makes n sends from a thread of its own, after one frame of
+	// its own when own is true, while another thread writes a frame every
+	// 50 us when busy is true; it gives how many were paced.
+	sendLoop := func(t *testing.T, pace int64, own, busy bool) uint64 {
+		r, w, err := os.Pipe()
+		require.NoError(t, err)
+		defer r.Close()
+		out, err := NewOutput(w)
+		require.NoError(t, err)
+		out.SetSendPace(pace)
+		drained := drainSends(t, r, out, n)
+		stop := make(chan struct{})
+		var other sync.WaitGroup
+		if busy {
+			other.Add(1)
+			started := make(chan struct{})
+			go func() {
+				defer other.Done()
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				out.Send([]byte("reply"), nil)
+				close(started)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(50 * time.Microsecond):
+						out.Send([]byte("reply"), nil)
+					}
+				}
+			}()
+			<-started
+		}
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if own {
+				out.Send([]byte("reply"), nil)
+			}
+			for i := range n {
+				out.SendOneway(entry(i))
+			}
+		}()
+		<-sent
+		close(stop)
+		other.Wait()
+		out.Send([]byte("last"), nil) // the batch left goes before it
+		<-drained
+		return out.SendPaced()
+	}
+	t.Run("others served", func(t *testing.T) {
+		assert.Greater(t, sendLoop(t, 20000, false, true), uint64(0))
+	})
+	t.Run("alone", func(t *testing.T) {
+		assert.Equal(t, uint64(0), sendLoop(t, 20000, false, false))
+	})
+	t.Run("its own frame last", func(t *testing.T) {
+		assert.Equal(t, uint64(0), sendLoop(t, 20000, true, false))
+	})
+	t.Run("no pace", func(t *testing.T) {
+		assert.Equal(t, uint64(0), sendLoop(t, 0, false, true))
+	})
 }

@@ -46,6 +46,7 @@ func main() {
 	pipeSize := pflag.Int("pipe-size", 1<<20, "pipe buffer asked for stdin and stdout, in bytes (0: keep the kernel's)")
 	maxMemory := pflag.Int("max-memory-mb", 0, "cap on the address space (RLIMIT_AS), in MiB (0: none)")
 	maxAtoms := pflag.Int64("max-atoms", 10000, "new atoms Python may make: erlang.Atom raises erlang.AtomLimitError past it (the BEAM's count, py_atoms, is the guarantee)")
+	sendPace := pflag.Int64("send-pace", port.DefaultSendPace, "erlang.sends a second while other contexts are served (0: never paced): a send loop cannot take the pipe and the port owner from their replies")
 	stuckGrace := pflag.Int("stuck-grace-ms", int(pool.DefaultStuckGrace/time.Millisecond), "exit (status 70) when a cancelled request still runs this long after its cancel (0: never)")
 	pflag.Parse()
 
@@ -101,6 +102,7 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
+		o.SetSendPace(*sendPace)
 		out.Store(o)
 		logs.attach(o)
 		in, err := bridge.NewPollReader(stdin, time.Duration(*readSpin)*time.Microsecond)

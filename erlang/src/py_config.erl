@@ -30,6 +30,10 @@
 %% | `max_atoms'      | `10000'                  | new atoms Python may make in the VM, over |
 %% |                  |                          | its life (`py_atoms'; VM-wide: the        |
 %% |                  |                          | environment's value counts)               |
+%% | `send_pace'      | `16000'                  | `erlang.send's a second a sidecar lets    |
+%% |                  |                          | through while its other contexts are      |
+%% |                  |                          | served (0: never paced); alone, a send    |
+%% |                  |                          | loop is not paced                         |
 %%
 %% {@link validate/0} runs when the application starts: a bad value stops the
 %% start with `{bad_config, Key, Value}'.
@@ -65,7 +69,7 @@
 -type key() :: num_contexts | max_concurrent | max_waiting | num_executors | python_path
              | call_timeout | python | sandbox | max_restarts | max_restart_period_s
              | restart_backoff_ms | restart_backoff_max_ms | restart_window_ms
-             | max_memory_mb | stuck_grace_ms | max_atoms.
+             | max_memory_mb | stuck_grace_ms | max_atoms | send_pace.
 -type default() :: {value, term()}
                  | {computed, schedulers | schedulers_twice_plus_one}
                  | unset.
@@ -95,7 +99,8 @@ table() ->
      {restart_window_ms, {value, 30000}, non_neg, none},
      {max_memory_mb, {value, 0}, non_neg, {"--max-memory-mb", integer}},
      {stuck_grace_ms, {value, 2000}, non_neg, {"--stuck-grace-ms", integer}},
-     {max_atoms, {value, 10000}, non_neg, {"--max-atoms", integer}}].
+     {max_atoms, {value, 10000}, non_neg, {"--max-atoms", integer}},
+     {send_pace, {value, 16000}, non_neg, {"--send-pace", integer}}].
 
 %% @doc Check every key that is set; the first bad one is reported.
 -spec validate() -> ok | {error, {bad_config, atom(), term()}}.

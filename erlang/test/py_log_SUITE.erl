@@ -11,7 +11,7 @@
 -export([print_per_context/1, stderr_is_warning/1, partial_line_on_flush/1,
          long_partial_line/1, stream_api/1, thread_carries_context/1,
          shell_output/1, c_stderr/1, plain_erl_shows_output/1, print_flood/1,
-         send_flood_in_order/1, send_before_reply/1]).
+         send_flood_in_order/1, send_before_reply/1, send_paced_while_others_served/1]).
 %% logger handler callback
 -export([log/2]).
 
@@ -20,7 +20,7 @@
 all() ->
     [print_per_context, stderr_is_warning, partial_line_on_flush, long_partial_line,
      stream_api, thread_carries_context, shell_output, c_stderr, plain_erl_shows_output,
-     print_flood, send_flood_in_order, send_before_reply].
+     print_flood, send_flood_in_order, send_before_reply, send_paced_while_others_served].
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 2}]),
@@ -289,7 +289,7 @@ count_flood(Logged, Dropped) ->
     after ?WAIT -> {Logged, Dropped}
     end.
 
--define(SENDS, 100000).
+-define(SENDS, 30000).
 
 %% Context 1 sends 100k messages while context 2 serves calls: every one
 %% arrives, in order, and the calls keep completing.
@@ -310,17 +310,19 @@ send_flood_in_order(_Config) ->
     after ?WAIT -> ct:fail("no calls served")
     end.
 
-receive_in_order(?SENDS) -> ok;
-receive_in_order(I) ->
+receive_in_order(I) -> receive_in_order(I, ?SENDS).
+
+receive_in_order(N, N) -> ok;
+receive_in_order(I, N) ->
     receive
-        I -> receive_in_order(I + 1);
+        I -> receive_in_order(I + 1, N);
         Other when is_integer(Other) -> ct:fail("got ~p, expected ~p", [Other, I])
     after 0 -> ct:fail("message ~p missing", [I])
     end.
 
 %% What Python sends before it returns is in the caller's mailbox when the
 %% call returns, also past what the sidecar lets out unacknowledged (4
-%% batches) and batches (16 a batch): the sender waits for credits, its
+%% batches) and batches (64 a batch): the sender waits for credits, its
 %% reply comes after.
 send_before_reply(_Config) ->
     ?expect(ok, py:exec(py:context(2), <<"import erlang\n"
@@ -332,5 +334,54 @@ send_before_reply(_Config) ->
          ?expect({ok, K}, py:call(py:context(2), '__main__', send_then_return, [self(), K])),
          [receive {<<"before">>, I} -> ok after 0 -> ct:fail("~p of ~p not there", [I, K]) end
           || I <- lists:seq(0, K - 1)]
-     end || K <- [1, 2, 63, 64, 65, 200], _ <- lists:seq(1, 20)],
+     end || K <- [1, 2, 4, 5, 67, 68, 69, 200, 400], _ <- lists:seq(1, 20)],
     ok.
+
+-define(PACED, 50).
+
+%% The share of sends (send_pace, here 100 a second): a send loop is paced
+%% while another context of its sidecar is served, and not when it is
+%% alone; every message arrives, in order, either way. The margins are
+%% wide: paced, 50 sends take about 0.5 s (less when context 2's calls
+%% leave gaps over a millisecond, as on a busy machine: no pace then);
+%% alone, about a millisecond.
+send_paced_while_others_served(_Config) ->
+    {ok, _} = erlang_python:start_sidecar(paced, #{num_contexts => 2, send_pace => 100}),
+    try
+        [C1, C2] = py_context_router:contexts({paced, default}),
+        ?expect(ok, py:exec(C1, <<"import erlang\n"
+                                  "def sends(pid, n):\n"
+                                  "    for i in range(n):\n"
+                                  "        erlang.send(pid, i)\n">>)),
+        Sends = fun() ->
+                        T0 = erlang:monotonic_time(millisecond),
+                        ?expect({ok, none}, py_context:call(C1, '__main__', sends, [self(), ?PACED],
+                                                            #{}, 60000)),
+                        Ms = erlang:monotonic_time(millisecond) - T0,
+                        ok = receive_in_order(0, ?PACED),
+                        Ms
+                end,
+        Alone = Sends(),
+        Self = self(),
+        Server = spawn_link(fun() -> Self ! {served, serve_on(C2, Self, 0)} end),
+        %% context 2 is being served from here on
+        receive {serving, Server} -> ok after ?WAIT -> ct:fail("context 2 not served") end,
+        Paced = Sends(),
+        Server ! stop,
+        receive {served, N} -> ?expect(true, N > 0) after ?WAIT -> ct:fail("no calls served") end,
+        ct:log("~b sends: ~b ms alone, ~b ms while context 2 served calls", [?PACED, Alone, Paced]),
+        ?expect(true, Paced >= 100),
+        ?expect(true, Alone < 100)
+    after
+        erlang_python:stop_sidecar(paced)
+    end.
+
+%% Calls on Ctx until stop; after the 100th, Test hears {serving, self()}.
+serve_on(Ctx, Test, N) ->
+    receive
+        stop -> N
+    after 0 ->
+        ?expect({ok, 3}, py_context:call(Ctx, operator, add, [1, 2], #{})),
+        N =:= 100 andalso (Test ! {serving, self()}),
+        serve_on(Ctx, Test, N + 1)
+    end.
