@@ -138,6 +138,14 @@ main(Args) ->
                             "erlang.send(erlang.Atom('init'), (erlang.Atom('stop'), erlang.Atom('stop')))">>)
          end, ok),
     timer:sleep(100),
+    ok = py:exec(C1, <<"import erlang\n"
+                       "def send_loop(pid, n):\n"
+                       "    for i in range(n):\n"
+                       "        erlang.send(pid, i)\n">>),
+    Add = fun() -> {ok, 3} = py_context:call(C2, operator, add, [1, 2], #{}) end,
+    latency("py_context:call(Ctx2, operator, add, [1, 2]), quiet", Add),
+    show("Ctx1 sends 20000 messages while Ctx2 serves calls: received",
+         fun() -> send_flood(C1, Add, 20000) end, 20000),
     ok = py:state_store(demo, 1),
     latency("py:state_fetch(demo)  (read from the BEAM's mirror)", fun() -> {ok, 1} = py:state_fetch(demo) end),
     {TCasts, _} = timed(fun() -> [ok = py:cast(erlang, state_incr, [<<"casts">>]) || _ <- lists:seq(1, 100)] end),
@@ -209,6 +217,39 @@ latency(What, Fun) ->
     _ = [Fun() || _ <- lists:seq(1, 500)],
     Times = lists:sort([element(1, timed(Fun)) || _ <- lists:seq(1, 2000)]),
     io:format("  ~ts ~8.1f µs median (n=2000)~n", [string:pad(What, 58), lists:nth(1000, Times)]).
+
+%% Context Ctx sends N messages to a collector while Call runs in a loop
+%% here; prints the calls' median latency and the sends' rate (send_pace),
+%% and gives how many messages the collector got.
+send_flood(Ctx, Call, N) ->
+    Self = self(),
+    Collector = spawn_link(fun() -> collect(Self, 0) end),
+    T0 = erlang:monotonic_time(microsecond),
+    _ = spawn_link(fun() ->
+                           Self ! {flooded, py_context:call(Ctx, '__main__', send_loop, [Collector, N],
+                                                            #{}, 60000)}
+                   end),
+    Times = lists:sort(serve_until_flooded(Call, [])),
+    Ms = (erlang:monotonic_time(microsecond) - T0) / 1000,
+    io:format("      (~b calls meanwhile, ~.1f µs median; the sends were paced to ~b/s while "
+              "others were served: ~b/s)~n",
+              [length(Times), lists:nth(length(Times) div 2 + 1, Times),
+               py_config:get(default, send_pace), round(N / Ms * 1000)]),
+    Collector ! count,
+    receive {collected, Got} -> Got after 5000 -> fail("the collector did not answer", []) end.
+
+serve_until_flooded(Call, Acc) ->
+    receive
+        {flooded, {ok, none}} -> Acc;
+        {flooded, Other} -> fail("the send loop gave ~p", [Other])
+    after 0 -> serve_until_flooded(Call, [element(1, timed(Call)) | Acc])
+    end.
+
+collect(Demo, N) ->
+    receive
+        count -> Demo ! {collected, N};
+        I when is_integer(I) -> collect(Demo, N + 1)
+    end.
 
 %% The shared state's Key once it is N, or what it is after Tries x 10 ms.
 wait_count(Key, N, Tries) ->
