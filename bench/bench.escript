@@ -27,6 +27,14 @@
 %%                                300k prints / erlang.sends, against quiet        <= 2x
 %%                                (flood_burn: a CPU loop instead, the control)
 %%
+%% Sequential latencies are bimodal on these 2-core machines: about 10 us, or
+%% for a while 35-55 us (in one run of 6 to 10, and for a phase of a few
+%% thousand calls more often), when a polling thread of the sidecar shares a
+%% CPU with the BEAM's scheduler (polls that spin without yielding end it but
+%% halve throughput under load: measured and dropped). Compare the best
+%% rounds as well as the medians, and read a flood's ratio beside its quiet
+%% figures before and after.
+%%
 %% Echo throughput: N callers each call erlang:port_command/2 themselves while
 %% the port owner only routes replies by the id inside the term, which is how
 %% the application works too.
