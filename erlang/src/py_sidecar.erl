@@ -32,7 +32,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, lookup/0, port/0, info/0, crash_info/2]).
+-export([start_link/0, lookup/0, port/0, info/0, crash_info/2, port_exit_info/2]).
 -export([start_link/1, lookup/1, port/1, info/1, started/1, contexts_up/1, label/1]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2,
          terminate/2]).
@@ -284,8 +284,8 @@ handle_info(sweep_casts, #state{sidecar = Sidecar, port = Port} = State) ->
     py_async:sweep(Sidecar, Port),
     erlang:send_after(?CAST_SWEEP_MS, self(), sweep_casts),
     {noreply, State};
-handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
-    crashed(#{reason => Reason}, State);
+handle_info({'EXIT', Port, Reason}, #state{port = Port, exit_reason = Announced} = State) ->
+    crashed(port_exit_info(Reason, Announced), State);
 handle_info(_Other, State) ->
     {noreply, State}.
 
@@ -432,6 +432,15 @@ crash_info(Status, ExitReason) ->
         undefined -> Info;
         _ -> Info#{reason => ExitReason}
     end.
+
+%% @doc The `Info' of `{python_crashed, Info}' for a port that died
+%% (`Reason', as `epipe') before the exit status came. After the stuck
+%% watchdog's `'$exit'' (`Announced'; docs/PROTOCOL.md, "Stuck watchdog":
+%% status 70 follows) it is that exit, which a write to the exiting sidecar
+%% (a log ack, a cancel) overtook. A pure function.
+-spec port_exit_info(term(), term()) -> map().
+port_exit_info(_Reason, {stuck, _Ctx, _GraceMs} = Announced) -> crash_info(70, Announced);
+port_exit_info(Reason, _Announced) -> #{reason => Reason}.
 
 %% pyport leads its own process group (its pid is the group's id); what
 %% Python started there is killed, in the background: an exit status

@@ -22,3 +22,12 @@ reason_test() ->
 signal_and_reason_test() ->
     ?assertEqual(#{status => 143, signal => 15, reason => stop},
                  py_sidecar:crash_info(143, stop)).
+
+%% A write that fails (epipe) after the stuck watchdog's '$exit' and before
+%% the exit status is that exit; without an announcement, the port's reason.
+port_exit_after_announcement_test() ->
+    ?assertEqual(#{status => 70, reason => {stuck, 3, 500}},
+                 py_sidecar:port_exit_info(epipe, {stuck, 3, 500})).
+
+port_exit_unannounced_test() ->
+    ?assertEqual(#{reason => epipe}, py_sidecar:port_exit_info(epipe, undefined)).
