@@ -29,9 +29,9 @@
 %%
 %% Sequential latencies are bimodal on these 2-core machines: about 10 us, or
 %% for a while 35-55 us (in one run of 6 to 10, and for a phase of a few
-%% thousand calls more often), when a polling thread of the sidecar shares a
-%% CPU with the BEAM's scheduler (polls that spin without yielding end it but
-%% halve throughput under load: measured and dropped). Compare the best
+%% thousand calls more often), seen when a polling thread of the sidecar ran
+%% on the BEAM scheduler's CPU (polls that spin without yielding make it rarer
+%% but halve throughput under load: measured and dropped). Compare the best
 %% rounds as well as the medians, and read a flood's ratio beside its quiet
 %% figures before and after.
 %%
