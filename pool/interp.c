@@ -223,6 +223,10 @@ pyx_ctx *pyx_ctx_new(pyx_exec *ex, long long id, char **err)
     erl = PyImport_ImportModule("erlang");
     if (c->eval_cache == NULL || erl == NULL)
         goto fail;
+    /* eval and exec see erlang without an import, as in the NIF 2.x
+     * (the globals hold their own reference; a name already there stays) */
+    if (PyDict_GetItemString(c->globals, "erlang") == NULL && PyDict_SetItemString(c->globals, "erlang", erl) < 0)
+        goto fail;
     c->types.pid_type = PyObject_GetAttrString(erl, "Pid");
     c->types.ref_type = PyObject_GetAttrString(erl, "Ref");
     c->types.opaque_type = PyObject_GetAttrString(erl, "Opaque");

@@ -12,7 +12,7 @@
          nesting_50_levels/1, other_context/1, concurrent_chains/1, slow_callback_times_out/1,
          large_arguments/1, default_max_concurrent/1, send/1, whereis/1, sleep_and_schedule/1,
          from_threads/1, timeout_stops_the_chain/1, nested_call_imports/1,
-         runtime_processes_out_of_reach/1]).
+         runtime_processes_out_of_reach/1, erlang_in_globals/1]).
 
 %% used by register_mfa
 -export([sum/1]).
@@ -22,7 +22,7 @@ all() ->
      python_exception_in_nested_call, reentrant_bound_context, nesting_50_levels, other_context,
      concurrent_chains, slow_callback_times_out, large_arguments, default_max_concurrent, send,
      whereis, sleep_and_schedule, from_threads, timeout_stops_the_chain, nested_call_imports,
-     runtime_processes_out_of_reach].
+     runtime_processes_out_of_reach, erlang_in_globals].
 
 init_per_suite(Config) ->
     %% max_concurrent: nested calls take no slot; default_max_concurrent
@@ -375,3 +375,21 @@ timeout_stops_the_chain(_Config) ->
     ?expect({error, {'KeyboardInterrupt', _}},
             receive {nested_result, R} -> R after 5000 -> still_spinning end),
     ?expect({ok, 3}, py_context:call(Ctx, operator, add, [1, 2], #{}, 5000)).
+
+%% eval and exec see the erlang module without an import, as in the NIF
+%% 2.x, in a sub-interpreter (or multi_executor) context and in a worker
+%% context; a name that the code binds itself wins.
+erlang_in_globals(_Config) ->
+    ok = py:register_function(add, fun([A, B]) -> A + B end),
+    ?equal({ok, 12}, py:eval(<<"erlang.call('add', 5, 7)">>)),
+    Ctx = py:context(2),
+    ?equal(ok, py:exec(Ctx, <<"r = erlang.add(1, 2)">>)),
+    ?equal({ok, 3}, py:eval(Ctx, <<"r">>)),
+    {ok, [W]} = py_context_router:start_pool(erlang_globals, 1, worker),
+    try
+        ?equal({ok, 12}, py:eval(W, <<"erlang.call('add', 5, 7)">>)),
+        ?equal(ok, py:exec(W, <<"erlang = 'mine'">>)),
+        ?equal({ok, <<"mine">>}, py:eval(W, <<"erlang">>))
+    after
+        ok = py_context_router:stop_pool(erlang_globals)
+    end.
