@@ -12,7 +12,7 @@
          nesting_50_levels/1, other_context/1, concurrent_chains/1, slow_callback_times_out/1,
          large_arguments/1, default_max_concurrent/1, send/1, whereis/1, sleep_and_schedule/1,
          from_threads/1, timeout_stops_the_chain/1, nested_call_imports/1,
-         runtime_processes_out_of_reach/1, erlang_in_globals/1]).
+         runtime_processes_out_of_reach/1, erlang_in_globals/1, exception_classes/1]).
 
 %% used by register_mfa
 -export([sum/1]).
@@ -22,7 +22,7 @@ all() ->
      python_exception_in_nested_call, reentrant_bound_context, nesting_50_levels, other_context,
      concurrent_chains, slow_callback_times_out, large_arguments, default_max_concurrent, send,
      whereis, sleep_and_schedule, from_threads, timeout_stops_the_chain, nested_call_imports,
-     runtime_processes_out_of_reach, erlang_in_globals].
+     runtime_processes_out_of_reach, erlang_in_globals, exception_classes].
 
 init_per_suite(Config) ->
     %% max_concurrent: nested calls take no slot; default_max_concurrent
@@ -283,7 +283,32 @@ whereis(_Config) ->
     erlang:unregister(py_callback_suite_name),
     ?expect({ok, none},
             py:eval(<<"__import__('erlang').whereis('py_callback_suite_name')">>)),
-    ?expect({ok, none}, py:eval(<<"__import__('erlang').whereis('no_atom_of_that_name_9f3a')">>)).
+    ?expect({ok, none}, py:eval(<<"__import__('erlang').whereis('no_atom_of_that_name_9f3a')">>)),
+    %% bytes and erlang.Atom too (API.md section 6); another type is a TypeError
+    true = register(py_callback_suite_name, self()),
+    ?expect({ok, Self}, py:eval(<<"erlang.whereis(b'py_callback_suite_name')">>)),
+    ?expect({ok, Self}, py:eval(<<"erlang.whereis(erlang.Atom('py_callback_suite_name'))">>)),
+    erlang:unregister(py_callback_suite_name),
+    ?expect({error, {'TypeError', <<"erlang.whereis: name must be str, bytes or erlang.Atom, not int">>}},
+            py:eval(<<"erlang.whereis(42)">>)),
+    ?expect({error, {'UnicodeDecodeError', _}}, py:eval(<<"erlang.whereis(b'\\xff')">>)).
+
+%% The exception classes of the NIF 2.x: ProcessError is an Exception,
+%% SuspensionRequired a BaseException that `except Exception` does not catch.
+exception_classes(_Config) ->
+    ?expect({ok, true}, py:eval(<<"issubclass(erlang.ProcessError, Exception)">>)),
+    ?expect({ok, true}, py:eval(<<"issubclass(erlang.SuspensionRequired, BaseException)">>)),
+    ?expect({ok, false}, py:eval(<<"issubclass(erlang.SuspensionRequired, Exception)">>)),
+    Ctx = py:context(1),
+    ok = py:exec(Ctx, <<"def caught():\n"
+                        "    try:\n"
+                        "        try:\n"
+                        "            raise erlang.SuspensionRequired()\n"
+                        "        except Exception:\n"
+                        "            return 'by except Exception'\n"
+                        "    except BaseException:\n"
+                        "        return 'by except BaseException'\n">>),
+    ?expect({ok, <<"by except BaseException">>}, py:call(Ctx, '__main__', caught, [])).
 
 %% erlang.sleep releases the context's GIL: a Python thread of the same
 %% context runs meanwhile; and a caller's timeout ends it.

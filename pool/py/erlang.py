@@ -16,6 +16,18 @@ class Error(Exception):
         return f'{self.class_}: {self.reason!r}'
 
 
+class ProcessError(Exception):
+    '''An error about an Erlang process, as the NIF 2.x raises it (API.md
+    section 6).'''
+
+
+class SuspensionRequired(BaseException):
+    '''The NIF 2.x's signal that a callback must suspend the Python code that
+    made it. A BaseException, so that `except Exception` in user code never
+    catches it; kept so that code written for the NIF runs. The sidecar
+    waits for callbacks without suspending: it never raises it.'''
+
+
 def call(name, *args):
     '''Calls the Erlang function registered as name (py:register_function)
     with args and returns its result; raises Error if it fails.'''
@@ -61,9 +73,14 @@ def _atom_exists(name):
 
 
 def whereis(name):
-    '''The erlang.Pid registered as name in the BEAM, or None.'''
+    '''The erlang.Pid registered as name (a str, an erlang.Atom or UTF-8
+    bytes) in the BEAM, or None.'''
+    if isinstance(name, (bytes, bytearray)):
+        name = bytes(name).decode('utf-8')
+    elif not isinstance(name, str):  # erlang.Atom is a str
+        raise TypeError(f'erlang.whereis: name must be str, bytes or erlang.Atom, not {type(name).__name__}')
     return _call('$whereis', (str(name),))
 
 
-__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'AtomLimitError', 'Error', 'call', 'send', 'whereis', 'sleep', 'schedule',
+__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'AtomLimitError', 'Error', 'ProcessError', 'SuspensionRequired', 'call', 'send', 'whereis', 'sleep', 'schedule',
            'state_set', 'state_get', 'state_delete', 'state_keys', 'state_incr', 'state_decr']
