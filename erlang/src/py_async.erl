@@ -77,31 +77,24 @@ refused_counter() ->
 %% `ok' once it is written, else `fallback' and nothing was sent.
 -spec cast(atom(), pos_integer(), {binary(), binary(), list(), map()}, timeout()) -> ok | fallback.
 cast(Sidecar, Ctx, {M, F, _, _} = Payload, Timeout) ->
-    case small(Sidecar, Payload) andalso slot(Sidecar) of
-        ok ->
-            Ref = make_ref(),
-            Id = py_wire:id(cast, Ref),
-            case py_instance:lookup(Sidecar) of
-                {ok, Port, _Owner} ->
-                    try ets:insert(py_instance:name(?CASTS, Sidecar), {Ref, M, F, deadline(Timeout)}) of
-                        true ->
-                            case py_wire:send(Port, py_wire:packet(py_wire:op(call, Ctx, none, none), Id,
-                                                                   term_to_binary(Payload))) of
-                                true ->
-                                    ok;
-                                false ->
-                                    _ = catch ets:delete(py_instance:name(?CASTS, Sidecar), Ref),
-                                    unsent(Sidecar)
-                            end
-                    catch
-                        error:badarg -> unsent(Sidecar) % the port owner is gone
-                    end;
-                {error, not_started} ->
-                    unsent(Sidecar)
-            end;
-        _ ->
-            fallback
-    end.
+    with_port(Sidecar, Payload,
+              fun(Port, _Owner) ->
+                      Ref = make_ref(),
+                      try ets:insert(py_instance:name(?CASTS, Sidecar), {Ref, M, F, deadline(Timeout)}) of
+                          true ->
+                              case py_wire:send(Port, py_wire:packet(py_wire:op(call, Ctx, none, none),
+                                                                     py_wire:id(cast, Ref),
+                                                                     term_to_binary(Payload))) of
+                                  true ->
+                                      ok;
+                                  false ->
+                                      _ = catch ets:delete(py_instance:name(?CASTS, Sidecar), Ref),
+                                      unsent(Sidecar)
+                              end
+                      catch
+                          error:badarg -> unsent(Sidecar) % the port owner is gone
+                      end
+              end).
 
 %% @doc Send a call, eval or exec to context `Ctx' of sidecar `Sidecar' and
 %% return its reference for {@link await/2}: `{ok, Ref}', or `fallback' and
@@ -110,23 +103,31 @@ cast(Sidecar, Ctx, {M, F, _, _} = Payload, Timeout) ->
 -spec start(atom(), py_request:op(), pos_integer(), tuple(), timeout()) ->
           {ok, reference()} | fallback.
 start(Sidecar, Op, Ctx, Payload, Timeout) ->
+    with_port(Sidecar, Payload,
+              fun(Port, Owner) ->
+                      Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
+                      case py_wire:send(Port, py_wire:packet(py_wire:op(Op, Ctx, none, none),
+                                                             py_wire:id(call, Alias),
+                                                             term_to_binary(Payload))) of
+                          true ->
+                              _ = put(?AWAIT(Alias), {Port, deadline(Timeout)}),
+                              {ok, Alias};
+                          false ->
+                              erlang:demonitor(Alias, [flush]),
+                              unsent(Sidecar)
+                      end
+              end).
+
+%% The fast paths' common part: with Payload small enough and a slot taken,
+%% Send(Port, Owner) writes the request; `fallback' (nothing sent, no slot
+%% held) when the payload is large, no slot is free or the sidecar is not
+%% up.
+with_port(Sidecar, Payload, Send) ->
     case small(Sidecar, Payload) andalso slot(Sidecar) of
         ok ->
             case py_instance:lookup(Sidecar) of
-                {ok, Port, Owner} ->
-                    Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
-                    case py_wire:send(Port, py_wire:packet(py_wire:op(Op, Ctx, none, none),
-                                                           py_wire:id(call, Alias),
-                                                           term_to_binary(Payload))) of
-                        true ->
-                            _ = put(?AWAIT(Alias), {Port, deadline(Timeout)}),
-                            {ok, Alias};
-                        false ->
-                            erlang:demonitor(Alias, [flush]),
-                            unsent(Sidecar)
-                    end;
-                {error, not_started} ->
-                    unsent(Sidecar)
+                {ok, Port, Owner} -> Send(Port, Owner);
+                {error, not_started} -> unsent(Sidecar)
             end;
         _ ->
             fallback
