@@ -20,6 +20,7 @@ func (c *nopContext) SubmitFile(proto.Op, int64, []byte, []byte, string, int) er
 }
 func (c *nopContext) CallbackReply(int64, []byte) error { return nil }
 func (c *nopContext) Close()                            {}
+func (c *nopContext) DropEnv([]byte) error              { return nil }
 
 // BenchmarkHandleRequest: one exec request, header decode -> id ->
 // Submit, as the reader does it for every call.

@@ -25,6 +25,7 @@ type fakePool struct {
 	cancels [][]byte
 	newErr  error
 	info    proto.Info
+	exited  [][]byte // Exited's pids
 }
 
 type fakeMade struct {
@@ -55,6 +56,12 @@ func (p *fakePool) Cancel(id []byte) {
 
 func (p *fakePool) Info() proto.Info { return p.info }
 
+func (p *fakePool) Exited(pid []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.exited = append(p.exited, bytes.Clone(pid))
+}
+
 // submission is one Submit, SubmitFile or CallbackReply.
 type submission struct {
 	op      proto.Op
@@ -68,10 +75,11 @@ type submission struct {
 }
 
 type fakeContext struct {
-	mu     sync.Mutex
-	subs   []submission
-	err    error // what Submit and SubmitFile return
-	closed bool
+	mu      sync.Mutex
+	subs    []submission
+	err     error // what Submit and SubmitFile return
+	closed  bool
+	dropped [][]byte // DropEnv's pids
 }
 
 func (c *fakeContext) Submit(op proto.Op, chain int64, id, caller, payload []byte) error {
@@ -95,6 +103,13 @@ func (c *fakeContext) CallbackReply(cb int64, payload []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.subs = append(c.subs, submission{cb: cb, payload: payload})
+	return c.err
+}
+
+func (c *fakeContext) DropEnv(pid []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropped = append(c.dropped, bytes.Clone(pid))
 	return c.err
 }
 

@@ -26,6 +26,9 @@ type Pool interface {
 	Cancel(id []byte)
 	// Info is what the info request reports.
 	Info() proto.Info
+	// Exited: the process whose pid is pid (its ETF, no version byte,
+	// valid only during the call) exited; erlang.send forgets it as alive.
+	Exited(pid []byte)
 }
 
 // Context is one Python context. Its methods never block on Python.
@@ -48,6 +51,10 @@ type Context interface {
 	// versioned {ok, Value} or {error, {Class, Reason}}) to the
 	// erlang.call waiting for it.
 	CallbackReply(cb int64, payload []byte) error
+	// DropEnv forgets the environment of the process whose pid is pid
+	// (its ETF, no version byte, valid only during the call), if it has
+	// one in this context: the process exited.
+	DropEnv(pid []byte) error
 	// Close frees the context once the requests queued before it ran.
 	Close()
 }

@@ -130,6 +130,8 @@ func (s *Server) handle(frame []byte) {
 		if n, ok := etf.ToInt64(elems[1]); ok && n > 0 {
 			s.out.SendAck(n)
 		}
+	case h.Tag == proto.TagDown && len(elems) == 2:
+		s.down(elems[1], body)
 	case h.Tag == proto.TagInfo && len(elems) == 2:
 		s.reply(id, proto.InfoResult(s.pool.Info()))
 	case h.Tag == proto.TagAtomsLoad && len(elems) == 2:
@@ -216,6 +218,23 @@ func (s *Server) request(h *proto.Header, op proto.Op, ctxID etf.Term, payload [
 		s.reply(id, proto.UnknownContext(ctxID))
 	default:
 		s.reply(id, proto.Overloaded())
+	}
+}
+
+// down: a process the BEAM watched for the sidecar exited, {down, Ctxs}
+// then its pid. Its environments in Ctxs go. No reply: a bad one is
+// logged and dropped.
+func (s *Server) down(ctxs etf.Term, body []byte) {
+	ids, pid, err := proto.DecodeDown(ctxs, body)
+	if err != nil {
+		s.log.Printf("dropped a down packet: %v", err)
+		return
+	}
+	s.pool.Exited(pid)
+	for _, id := range ids {
+		if ctx, ok := s.context(id); ok {
+			_ = ctx.DropEnv(pid) // a closed context took its environments along
+		}
 	}
 }
 

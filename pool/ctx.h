@@ -33,6 +33,12 @@ typedef struct pyx_ctx {
     long long id;         /* the BEAM's number for it (erlang.call) */
     PyObject *globals;    /* strong: the context's __main__ dict */
     PyObject *eval_cache; /* strong: source str -> code object */
+    PyObject *envs;       /* strong, NULL until the first: pid bytes -> the
+                             process's environment (env.h) */
+    PyObject *env_key, *env_last; /* strong: the last environment used */
+    PyObject *env;        /* borrowed: the globals of the request running
+                             here, for the nested requests run on top of
+                             it (they see the calling environment) */
     pyx_types types;      /* strong references, see pyetf.h */
 } pyx_ctx;
 #endif

@@ -14,8 +14,10 @@
 #include <sched.h>
 #include <string.h>
 
+#include "alive.h"
 #include "atoms.h"
 #include "current.h"
+#include "env.h"
 #include "erlmod_state.h"
 #include "etfw.h"
 #include "exec.h"
@@ -156,14 +158,28 @@ done:
     return res;
 }
 
-/* _send(dest, message), for send: dest is an erlang.Pid, or an erlang.Atom naming a
- * registered process; the port owner sends the message (docs/PROTOCOL.md).
- * Any thread. Like Erlang's `!', it does not wait and does not fail for a
- * dead process. */
+/* The `_etf' bytes of an erlang.Pid (new reference), or NULL with an
+ * exception. */
+static PyObject *pid_bytes(PyObject *pid)
+{
+    PyObject *etf = PyObject_GetAttrString(pid, "_etf");
+    if (etf != NULL && !PyBytes_Check(etf)) {
+        PyErr_SetString(PyExc_TypeError, "erlang.Pid._etf must be bytes");
+        Py_CLEAR(etf);
+    }
+    return etf;
+}
+
+/* _send(dest, message[, check]), for send: dest is an erlang.Pid, or an
+ * erlang.Atom naming a registered process; the port owner sends the
+ * message (docs/PROTOCOL.md). Any thread. Like Erlang's `!', it does not
+ * wait. With check true and dest a pid that alive.h does not know, it
+ * sends nothing and returns the count of exits heard (an int), for send
+ * to ask the BEAM and then _alive_add; else None once sent. */
 static PyObject *erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "send(dest, message) takes 2 arguments");
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "_send(dest, message[, check]) takes 2 or 3 arguments");
         return NULL;
     }
     pyx_out *out = pyx_current_output();
@@ -182,6 +198,18 @@ static PyObject *erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_Format(PyExc_TypeError, "erlang.send: dest must be an erlang.Pid or erlang.Atom, not %s",
                      Py_TYPE(args[0])->tp_name);
         goto done;
+    }
+    if (nargs == 3 && PyObject_IsTrue(args[2]) == 1 && PyObject_TypeCheck(args[0], (PyTypeObject *)t.pid_type)) {
+        PyObject *pid = pid_bytes(args[0]); /* owned */
+        if (pid == NULL)
+            goto done;
+        uint64_t epoch;
+        int known = pyx_alive_known(PyBytes_AS_STRING(pid), (size_t)PyBytes_GET_SIZE(pid), &epoch);
+        Py_DECREF(pid);
+        if (!known) {
+            res = PyLong_FromUnsignedLongLong(epoch);
+            goto done;
+        }
     }
     body = PyTuple_Pack(2, args[0], args[1]);
     if (body == NULL || versioned(&t, body, &data) < 0)
@@ -299,7 +327,50 @@ static PyObject *erlang_atom_ask_end(PyObject *module, PyObject *const *args, Py
     Py_RETURN_NONE;
 }
 
+/* _alive_add(pid, epoch): the BEAM said pid is alive, when _send counted
+ * epoch exits (alive.h). */
+static PyObject *erlang_alive_add(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_alive_add(pid, epoch)");
+        return NULL;
+    }
+    unsigned long long epoch = PyLong_AsUnsignedLongLong(args[1]);
+    if (epoch == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    PyObject *pid = pid_bytes(args[0]); /* owned */
+    if (pid == NULL)
+        return NULL;
+    int rc = pyx_alive_add(PyBytes_AS_STRING(pid), (size_t)PyBytes_GET_SIZE(pid), epoch);
+    Py_DECREF(pid);
+    if (rc < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* _alive_count(): how many pids erlang.send knows alive, for tests. */
+static PyObject *erlang_alive_count(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyLong_FromSize_t(pyx_alive_count());
+}
+
+/* _env_count(): how many process-bound environments the context of the
+ * request running on this thread has (env.h), for tests; 0 outside one. */
+static PyObject *erlang_env_count(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    pyx_ctx *c = pyx_current_ctx();
+    return PyLong_FromSsize_t(c != NULL ? pyx_env_count(c) : 0);
+}
+
 static PyMethodDef erlang_methods[] = {
+    {"_alive_add", (PyCFunction)(void (*)(void))erlang_alive_add, METH_FASTCALL, "_alive_add(pid, epoch): see send"},
+    {"_alive_count", erlang_alive_count, METH_NOARGS, "_alive_count(): pids send knows alive"},
+    {"_env_count", erlang_env_count, METH_NOARGS, "_env_count(): environments in this context"},
     {"_atom_ask_begin", erlang_atom_ask_begin, METH_O, "_atom_ask_begin(name): see erlang.Atom"},
     {"_atom_ask_end", (PyCFunction)(void (*)(void))erlang_atom_ask_end, METH_FASTCALL,
      "_atom_ask_end(name, exists): see erlang.Atom"},

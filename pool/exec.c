@@ -15,6 +15,7 @@
 
 #include "_cgo_export.h"
 #include "current.h"
+#include "env.h"
 #include "etfw.h"
 #include "log.h"
 #include "run.h"
@@ -181,6 +182,21 @@ static int is_cast(const pyx_job *j)
 /* The calling process's pid of job j, or NULL (log.h). */
 static const void *caller_of(const pyx_job *j) { return j->caller_len > 0 ? j->data + j->caller_off : NULL; }
 
+/* {'$env', {Ctx, Pid}}: the caller of j has an environment in its context
+ * now, so the BEAM is to tell when it exits (docs/PROTOCOL.md). Sent
+ * before the request's reply, so the BEAM watches the process before it
+ * can have its answer and go. Once per process and context. */
+static void env_notice(const pyx_job *j)
+{
+    pyx_buf hdr = {0}, body = {0};
+    if (pyx_etf_version(&hdr) == 0 && pyx_etf_atom(&hdr, "$env") == 0 && pyx_etf_version(&body) == 0 &&
+        pyx_etf_tuple(&body, 2) == 0 && pyx_etf_int(&body, j->ctx_id) == 0 &&
+        pyx_etf_put_(&body, caller_of(j), j->caller_len) == 0)
+        pyx_out_send(j->out, hdr.data, hdr.len, body.data, body.len);
+    pyx_buf_free(&hdr);
+    pyx_buf_free(&body);
+}
+
 /* The executor's queue, for erlang.call. */
 static __thread pyx_queue *own_queue;
 static __thread long long own_spin_ns;
@@ -203,8 +219,11 @@ static void run_request(pyx_job *j, bufs *b)
         }
     }
     pyx_job *outer = pyx_current_enter(j);
-    pyx_run(j->ctx, j->seq, j->op, payload, j->payload_len, &b->res, &b->tb);
+    pyx_caller who = {.pid = caller_of(j), .len = j->caller_len, .nested = j->chain != j->seq};
+    pyx_run(j->ctx, j->seq, &who, j->op, payload, j->payload_len, &b->res, &b->tb);
     pyx_current_leave(outer);
+    if (who.created)
+        env_notice(j);
     /* To the BEAM's logger: at info when the caller gets the error (it has
      * it: no error-level event of its own), at error for a cast's. */
     if (b->tb.len > 0)
@@ -335,6 +354,8 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
             pyxRunGo(j->go); /* into Go: contexts made and freed */
         else if (j->kind == PYX_JOB_REQUEST)
             run_job(j, &b);
+        else if (j->kind == PYX_JOB_DROP_ENV)
+            pyx_env_drop(j->ctx, j->data, j->payload_len);
         /* else PYX_JOB_CB_REPLY: the answer to an erlang.call that gave up */
         pyx_queue_done(q);
         free(j);

@@ -2,6 +2,8 @@
  * the main interpreter, own-GIL sub-interpreters, __main__ namespaces. */
 #include "interp.h"
 
+#include "env.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,6 +187,7 @@ pyx_exec *pyx_exec_new(int own_interp, const char *paths, char **err)
 /* Drops the context's references (any may be NULL); GIL held. */
 static void ctx_release(pyx_ctx *c)
 {
+    pyx_env_release(c);
     Py_CLEAR(c->globals);
     Py_CLEAR(c->eval_cache);
     Py_CLEAR(c->types.pid_type);

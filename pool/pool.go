@@ -19,6 +19,7 @@ package pool
 /*
 #cgo CFLAGS: -I${SRCDIR}/../port -I${SRCDIR}/../pyetf -I${SRCDIR}/../store
 #include <stdlib.h>
+#include "alive.h"
 #include "exec.h"
 #include "interp.h"
 #include "pysrc.h"
@@ -234,6 +235,14 @@ func (p *Pool) NumExecutors() int { return p.cfg.NumExecutors }
 // Version is Python's version string.
 func (p *Pool) Version() string { return C.GoString(C.pyx_version()) }
 
+// Exited forgets the process whose pid's ETF (no version byte) is pid
+// as one erlang.send knows alive (alive.h): the BEAM said it exited.
+func (p *Pool) Exited(pid []byte) {
+	if len(pid) > 0 {
+		C.pyx_alive_forget(bytesPtr(pid), C.size_t(len(pid)))
+	}
+}
+
 // SubinterpSupported reports whether own-GIL sub-interpreters are used.
 func (p *Pool) SubinterpSupported() bool { return p.mode == SubInterp }
 
@@ -429,6 +438,33 @@ func (c *Context) CallbackReply(cb int64, payload []byte) error {
 		return ErrClosed
 	}
 	return queueError(C.pyx_callback_reply(c.ex.queue, C.longlong(cb), bytesPtr(payload), C.size_t(len(payload))))
+}
+
+// DropEnv forgets the environment of the process whose pid's ETF (no
+// version byte) is pid, if it has one in this context (API.md section 3:
+// the BEAM says so when the process exits). It is queued behind the
+// requests already there, and retried while the queue is full, so an
+// exit is never lost; it returns at once.
+func (c *Context) DropEnv(pid []byte) error {
+	if err := c.dropEnv(pid); !errors.Is(err, ErrQueueFull) {
+		return err
+	}
+	own := append([]byte(nil), pid...)
+	go func() {
+		for errors.Is(c.dropEnv(own), ErrQueueFull) {
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return nil
+}
+
+func (c *Context) dropEnv(pid []byte) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return ErrClosed // the environments went with the context
+	}
+	return queueError(C.pyx_queue_drop_env(c.ex.queue, c.c, bytesPtr(pid), C.size_t(len(pid))))
 }
 
 // SubmitFile is Submit for a payload too large for the pipe: the first size

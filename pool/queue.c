@@ -92,6 +92,16 @@ int pyx_queue_cb_reply(pyx_queue *q, long long cb, const void *payload, size_t p
     return pyx_queue_push(q, j);
 }
 
+int pyx_queue_drop_env(pyx_queue *q, pyx_ctx *ctx, const void *pid, size_t len)
+{
+    pyx_job *j = malloc(sizeof *j + len);
+    if (j == NULL)
+        return PYX_QUEUE_NOMEM;
+    *j = (pyx_job){.kind = PYX_JOB_DROP_ENV, .ctx = ctx, .payload_len = len};
+    memcpy(j->data, pid, len);
+    return pyx_queue_push(q, j);
+}
+
 int pyx_queue_go(pyx_queue *q, uintptr_t handle)
 {
     pyx_job *j = calloc(1, sizeof *j);

@@ -16,8 +16,10 @@ typedef struct pyx_ctx pyx_ctx; /* ctx.h: only pointers to it here */
 enum { PYX_QUEUE_OK = 0, PYX_QUEUE_FULL = -1, PYX_QUEUE_CLOSED = -2, PYX_QUEUE_NOMEM = -3 };
 
 /* Job kinds: a request from the BEAM; a Go func(); the BEAM's answer to an
- * erlang.call made on this executor (seq: the callback's number). */
-enum { PYX_JOB_REQUEST = 0, PYX_JOB_GO = 1, PYX_JOB_CB_REPLY = 2 };
+ * erlang.call made on this executor (seq: the callback's number); the
+ * BEAM's word that a process exited (data: its pid, payload_len bytes),
+ * whose environment in ctx goes (env.h). */
+enum { PYX_JOB_REQUEST = 0, PYX_JOB_GO = 1, PYX_JOB_CB_REPLY = 2, PYX_JOB_DROP_ENV = 3 };
 
 /* One job, malloc'd in one piece with its bytes; the executor frees it. */
 typedef struct {
@@ -81,6 +83,9 @@ int pyx_queue_file_request(pyx_queue *q, pyx_ctx *ctx, long long ctx_id, pyx_out
 /* Queues the BEAM's answer to callback cb (a versioned term). As
  * pyx_queue_request. */
 int pyx_queue_cb_reply(pyx_queue *q, long long cb, const void *payload, size_t plen);
+/* Queues the drop of the environment in ctx of the process whose pid's
+ * ETF is pid[0..len). As pyx_queue_request. */
+int pyx_queue_drop_env(pyx_queue *q, pyx_ctx *ctx, const void *pid, size_t len);
 /* Queues a Go func() (a cgo.Handle), run on the executor's thread. */
 int pyx_queue_go(pyx_queue *q, uintptr_t handle);
 /* Blocks until a job comes and marks it running; NULL once closed and

@@ -8,6 +8,7 @@
 
 #include "atoms.h"
 #include "current.h"
+#include "env.h"
 #include "etfw.h"
 
 /* Eval sources compiled and kept per context, up to this many. */
@@ -98,7 +99,7 @@ static void put_ok(pyx_ctx *c, PyObject *result, pyx_buf *out)
 
 /* Resolves Module.Function (Function may be dotted). New reference or
  * NULL with an exception. module and func are borrowed str objects. */
-static PyObject *lookup(pyx_ctx *c, PyObject *module, PyObject *func)
+static PyObject *lookup(PyObject *globals, PyObject *module, PyObject *func)
 {
     PyObject *obj, *parts = NULL;
     Py_ssize_t n = 1, i = 0;
@@ -114,7 +115,7 @@ static PyObject *lookup(pyx_ctx *c, PyObject *module, PyObject *func)
         first = PyList_GET_ITEM(parts, 0);
     }
     if (PyUnicode_CompareWithASCIIString(module, "__main__") == 0) {
-        obj = PyDict_GetItemWithError(c->globals, first); /* borrowed */
+        obj = PyDict_GetItemWithError(globals, first); /* borrowed */
         if (obj == NULL) {
             if (!PyErr_Occurred())
                 PyErr_Format(PyExc_NameError, "name '%U' is not defined in this context's __main__", first);
@@ -139,12 +140,12 @@ static PyObject *lookup(pyx_ctx *c, PyObject *module, PyObject *func)
     return obj;
 }
 
-static PyObject *do_call(pyx_ctx *c, PyObject *req)
+static PyObject *do_call(PyObject *globals, PyObject *req)
 {
     PyObject *module, *func, *args, *kwargs;
     if (!PyArg_ParseTuple(req, "UUO!O!:call", &module, &func, &PyList_Type, &args, &PyDict_Type, &kwargs))
         return NULL;
-    PyObject *fn = lookup(c, module, func);
+    PyObject *fn = lookup(globals, module, func);
     if (fn == NULL)
         return NULL;
     PyObject *tuple = PyList_AsTuple(args);
@@ -180,7 +181,7 @@ static PyObject *compiled(pyx_ctx *c, PyObject *src, int start)
     return code;
 }
 
-static PyObject *do_eval(pyx_ctx *c, PyObject *req)
+static PyObject *do_eval(pyx_ctx *c, PyObject *globals, PyObject *req)
 {
     PyObject *src, *locals;
     if (!PyArg_ParseTuple(req, "UO!:eval", &src, &PyDict_Type, &locals))
@@ -188,12 +189,12 @@ static PyObject *do_eval(pyx_ctx *c, PyObject *req)
     PyObject *code = compiled(c, src, Py_eval_input);
     if (code == NULL)
         return NULL;
-    PyObject *res = PyEval_EvalCode(code, c->globals, PyDict_GET_SIZE(locals) ? locals : c->globals);
+    PyObject *res = PyEval_EvalCode(code, globals, PyDict_GET_SIZE(locals) ? locals : globals);
     Py_DECREF(code);
     return res;
 }
 
-static PyObject *do_exec(pyx_ctx *c, PyObject *req)
+static PyObject *do_exec(pyx_ctx *c, PyObject *globals, PyObject *req)
 {
     PyObject *src;
     if (!PyArg_ParseTuple(req, "U:exec", &src))
@@ -201,7 +202,7 @@ static PyObject *do_exec(pyx_ctx *c, PyObject *req)
     PyObject *code = compiled(c, src, Py_file_input);
     if (code == NULL)
         return NULL;
-    PyObject *res = PyEval_EvalCode(code, c->globals, c->globals);
+    PyObject *res = PyEval_EvalCode(code, globals, globals);
     Py_DECREF(code);
     return res;
 }
@@ -233,27 +234,44 @@ static void put_traceback(pyx_buf *out)
     PyErr_Restore(type, value, tb);
 }
 
-void pyx_run(pyx_ctx *c, long long seq, int op, const unsigned char *payload, size_t len, pyx_buf *out,
-             pyx_buf *traceback)
+/* The globals a request runs with (borrowed; NULL with an exception): a
+ * nested request's are those of the request it runs on top of, in this
+ * context; else its caller's environment; without a caller, __main__. */
+static PyObject *globals_for(pyx_ctx *c, pyx_caller *who)
+{
+    if (who->nested && c->env != NULL)
+        return c->env;
+    if (who->len == 0)
+        return c->globals;
+    return pyx_env_for(c, who->pid, who->len, &who->created);
+}
+
+void pyx_run(pyx_ctx *c, long long seq, pyx_caller *who, int op, const unsigned char *payload, size_t len,
+             pyx_buf *out, pyx_buf *traceback)
 {
     PyEval_RestoreThread(c->ex->ts); /* GIL held from here ... */
     long long outer = c->ex->current; /* a request waiting in erlang.call */
+    PyObject *outer_env = c->env;     /* and its globals, if it is in c */
     c->ex->current = seq;
     pyx_etf_version(out);
 
     PyObject *req = NULL, *res = NULL;
+    PyObject *globals = globals_for(c, who); /* borrowed */
+    c->env = globals;
     size_t pos = 1;
-    if (len < 1 || payload[0] != ETF_VERSION) {
+    if (globals == NULL) {
+        /* no environment: out of memory; the error goes back */
+    } else if (len < 1 || payload[0] != ETF_VERSION) {
         PyErr_SetString(PyExc_ValueError, "request payload is not a versioned term");
     } else if ((req = pyx_from_etf(&c->types, payload, len, &pos)) != NULL) {
         if (!PyTuple_Check(req))
             PyErr_SetString(PyExc_TypeError, "request payload is not a tuple");
         else if (op == PYX_CALL)
-            res = do_call(c, req);
+            res = do_call(globals, req);
         else if (op == PYX_EVAL)
-            res = do_eval(c, req);
+            res = do_eval(c, globals, req);
         else
-            res = do_exec(c, req);
+            res = do_exec(c, globals, req);
     }
     if (res == NULL) {
         put_traceback(traceback);
@@ -266,6 +284,7 @@ void pyx_run(pyx_ctx *c, long long seq, int op, const unsigned char *payload, si
     Py_XDECREF(req);
 
     c->ex->current = outer;
+    c->env = outer_env;
     /* An interrupt that came too late for this request must not hit the
      * next one. */
     PyThreadState_SetAsyncExc(c->ex->thread_id, NULL);

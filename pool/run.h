@@ -5,11 +5,24 @@
 
 #include "ctx.h"
 
+/* Who a request runs for: its calling process (pid: the ETF of its pid,
+ * no version byte; len 0: none, the request runs in the context's
+ * __main__) and whether it runs on top of a request waiting in
+ * erlang.call (its chain is another's), whose globals it then uses.
+ * pyx_run sets created when it made the caller's environment. */
+typedef struct {
+    const void *pid;
+    size_t len;
+    int nested;
+    int created;
+} pyx_caller;
+
 /* Runs one request on ctx's executor thread: takes and drops the GIL.
  * payload is a versioned ETF term; the versioned ETF result is appended to
- * out, and the traceback (UTF-8 text) of a Python exception to traceback. */
-void pyx_run(pyx_ctx *ctx, long long seq, int op, const unsigned char *payload, size_t len, pyx_buf *out,
-             pyx_buf *traceback);
+ * out, and the traceback (UTF-8 text) of a Python exception to traceback.
+ * It runs with the globals of who's environment (env.h). */
+void pyx_run(pyx_ctx *ctx, long long seq, pyx_caller *who, int op, const unsigned char *payload, size_t len,
+             pyx_buf *out, pyx_buf *traceback);
 /* Raises KeyboardInterrupt in ex's thread if request seq is still running
  * there. Any thread; blocks until it gets the interpreter's GIL. */
 int pyx_interrupt(pyx_exec *ex, long long seq);

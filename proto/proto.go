@@ -42,6 +42,7 @@ const (
 	TagStateLoad      etf.Atom = "state_load"
 	TagLogAck         etf.Atom = "log_ack"  // {log_ack, N}: N '$log' packets handled
 	TagSendAck        etf.Atom = "send_ack" // {send_ack, N}: N '$send' packets handled
+	TagDown           etf.Atom = "down"     // {down, [Ctx]} + Pid: a watched process exited (DecodeDown)
 )
 
 // Ids of the packets that pyport sends on its own, which answer no

@@ -43,6 +43,8 @@ func (sp sidecarPool) NewContext(kind proto.ContextKind, id int64) (bridge.Conte
 
 func (sp sidecarPool) Cancel(id []byte) { sp.p.Cancel(sp.out, id) }
 
+func (sp sidecarPool) Exited(pid []byte) { sp.p.Exited(pid) }
+
 // LoadAtoms (bridge.AtomLoader): the count of erlang.Atom starts from the BEAM's.
 func (sp sidecarPool) LoadAtoms(a proto.AtomsLoad) error {
 	return pyetf.LoadAtoms(a.Spent, a.Created, a.Known)
@@ -77,6 +79,8 @@ func (sc sidecarContext) SubmitFile(op proto.Op, chain int64, id, caller []byte,
 func (sc sidecarContext) CallbackReply(cb int64, payload []byte) error {
 	return contextError(sc.c.CallbackReply(cb, payload))
 }
+
+func (sc sidecarContext) DropEnv(pid []byte) error { return contextError(sc.c.DropEnv(pid)) }
 
 func (sc sidecarContext) Close() { sc.c.Close() }
 

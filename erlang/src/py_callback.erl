@@ -177,17 +177,27 @@ apply_registered(<<"$atom_exists">>, [Name]) when is_binary(Name) ->
         error:badarg -> false
     end;
 %% erlang.send(Dest, Message, check=True): only to a live process, never
-%% to one of the runtime system (py_guard).
-apply_registered(<<"$send">>, [Dest, Message]) ->
-    py_guard:may_send(Dest) orelse error({not_allowed, Dest}),
+%% to one of the runtime system (py_guard); Python raises ProcessError
+%% for `noproc' and `denied'.
+apply_registered(<<"$send">>, [Dest, Message]) when is_pid(Dest); is_atom(Dest) ->
     Alive = case Dest of
                 Pid when is_pid(Pid), node(Pid) =:= node() -> is_process_alive(Pid);
                 Pid when is_pid(Pid) -> true; % on another node: cannot tell
                 Name when is_atom(Name) -> whereis(Name) =/= undefined
             end,
-    case Alive of
-        true -> Dest ! Message, ok;
-        false -> error({noproc, Dest})
+    case {py_guard:may_send(Dest), Alive} of
+        {false, _} -> denied;
+        {true, true} -> Dest ! Message, ok;
+        {true, false} -> noproc
+    end;
+%% erlang.send(Pid, Message) to a pid the sidecar does not know alive yet:
+%% `alive' (now watched for the sidecar, py_watch), `remote', `dead', or
+%% `denied' for a process of the runtime system.
+apply_registered(<<"$alive">>, [Pid]) when is_pid(Pid) ->
+    {Sidecar, _Ctx, _Chain} = get(?CALLER),
+    case py_guard:may_send(Pid) of
+        false -> denied;
+        true -> py_watch:alive(Sidecar, Pid)
     end;
 apply_registered(Name, Args) ->
     case ets:lookup(?TABLE, Name) of

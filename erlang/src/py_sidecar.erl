@@ -271,6 +271,7 @@ handle_info({Port, {data, Bin}}, #state{port = Port, sidecar = Sidecar} = State)
         ok -> {noreply, State};
         sent -> {noreply, sent(Port, State)};
         {log, Body} -> py_log:forward(Sidecar, Port, Body), {noreply, State};
+        {env, Ctx, Pid} -> py_watch:watch(Sidecar, Port, Ctx, Pid), {noreply, State};
         {exit, Reason} -> {noreply, State#state{exit_reason = Reason}}
     end;
 handle_info({Port, {exit_status, N}}, #state{port = Port} = State) ->
@@ -293,7 +294,8 @@ handle_info(_Other, State) ->
 %% sub-binary, forwarded undecoded. A reply for a caller that gave up goes to
 %% a dead alias and is dropped by the runtime. Other packets are for this
 %% process (docs/PROTOCOL.md).
--spec route(atom(), binary()) -> ok | sent | {log, binary()} | {exit, term()}.
+-spec route(atom(), binary()) ->
+          ok | sent | {log, binary()} | {exit, term()} | {env, pos_integer(), pid()}.
 route(Sidecar, Bin) ->
     case py_wire:decode(Bin) of
         {call_reply, Alias, Body} ->
@@ -346,6 +348,10 @@ route(Sidecar, Bin) ->
             %% line a second at most, however many come
             dropped(send, Info),
             sent;
+        {env, _Ctx, _Pid} = Env ->
+            %% a new process-bound environment: watched (py_watch), so
+            %% that it goes when its process exits
+            Env;
         {bad_packet, _} ->
             logger:warning("erlang_python: dropped an unreadable reply (~b bytes)",
                            [byte_size(Bin)])

@@ -6,6 +6,8 @@
 %%     sidecar;</li>
 %% <li>`py_log': gives the sidecar's log lines to the logger and
 %%     acknowledges them (their bound);</li>
+%% <li>`py_watch': watches the processes the sidecar keeps an environment
+%%     for, or knows alive for `erlang.send', and tells it when they exit;</li>
 %% <li>`py_sidecar': owns the port to `pyport' (the OS process);</li>
 %% <li>`py_context_sup': the context processes;</li>
 %% <li>`py_pool': the pools: starts the contexts, monitors them and replaces
@@ -64,6 +66,7 @@ init(Sidecar) ->
                 worker(py_semaphore, Sidecar),
                 worker(py_state, Sidecar), % its mirror outlives sidecar restarts
                 worker(py_log, Sidecar), % the sidecar's log lines, to the logger
+                worker(py_watch, Sidecar), % the processes it keeps something for
                 worker(py_sidecar, Sidecar),
                 #{id => py_context_sup,
                   start => {py_context_sup, start_link, [Sidecar]},

@@ -25,7 +25,7 @@
          op/4, create_context/2, destroy_context/1, info/0,
          state_store/1, state_fetch/1, state_remove/1, state_keys/0,
          state_clear/0, state_incr/2, state_load/0, atoms_load/0,
-         cancel/1, cb_reply/3, log_ack/1, send_ack/1]).
+         cancel/1, cb_reply/3, log_ack/1, send_ack/1, down/2]).
 -export([decode/1, result/1, cast_error/1, log_entries/1]).
 
 %% body/2 runs for every reply the port owner routes, term/1 for every
@@ -66,6 +66,7 @@
       | {callback, term(), binary()}
       | {state_limited, [state_op()], [binary()]}
       | {atom_limit, '$send', py_atoms:limit_info()}
+      | {env, pos_integer(), pid()}
       | {bad_packet, binary()}.
 %% What {@link decode/1} makes of an incoming packet:
 %% <ul>
@@ -90,6 +91,8 @@
 %%     delete of each of them instead;</li>
 %% <li>`{atom_limit, '$send', Info}': an `erlang.send' whose message holds
 %%     atoms past `max_atoms' ({@link py_atoms}), not sent;</li>
+%% <li>`{env, Ctx, Pid}': the sidecar made an environment for `Pid' in
+%%     context `Ctx' (`'$env''), for {@link py_watch};</li>
 %% <li>`{bad_packet, Bin}': anything else.</li>
 %% </ul>
 %% Body is the rest of the packet after its id, a sub-binary, undecoded.
@@ -231,6 +234,12 @@ log_ack(N) -> term_to_binary({log_ack, N}).
 -spec send_ack(pos_integer()) -> binary().
 send_ack(N) -> term_to_binary({send_ack, N}).
 
+%% @doc The packet `{down, Ctxs}' then `term_to_binary(Pid)': `Pid', which
+%% the sidecar kept something for, exited; its environments in `Ctxs' go
+%% ({@link py_watch}).
+-spec down([pos_integer()], pid()) -> iodata().
+down(Ctxs, Pid) -> [term_to_binary({down, Ctxs}), term_to_binary(Pid)].
+
 %%--------------------------------------------------------------------
 %% Packets (pyport -> BEAM)
 
@@ -267,6 +276,11 @@ decode(Bin) ->
                 {atom_limit, Info} -> {atom_limit, '$send', Info};
                 %% still a '$send': its credit goes back all the same
                 _ -> {bad_send, Bin}
+            end;
+        {'$env', Used} ->
+            case term(body(Bin, Used)) of
+                {ok, {Ctx, Pid}} when is_integer(Ctx), is_pid(Pid) -> {env, Ctx, Pid};
+                _ -> {bad_packet, Bin}
             end;
         {'$exit', Used} ->
             case term(body(Bin, Used)) of

@@ -46,15 +46,44 @@ def __getattr__(name):
     return function
 
 
-def send(dest, message, *, check=False):
+def send(dest, message, *, check=None):
     '''Sends message to dest, an erlang.Pid or an erlang.Atom naming a
-    registered process, without waiting, like Erlang's !: a dead process
-    is no error. With check=True it waits until the message is sent and
-    raises Error('error', ('noproc', dest)) if dest is not alive.'''
-    if check:
-        _call('$send', (dest, message))
+    registered process, without waiting for it to arrive, like Erlang's !.
+
+    By default a send to a pid of this node that is not alive raises
+    ProcessError, as in the NIF 2.x: the first send to a pid asks the BEAM
+    once (a round trip), which then watches it, so later sends to it cost
+    a table lookup; a process that exits is known dead a moment after
+    (until then a send to it is lost, as a message in flight is). Names
+    and pids of other nodes are not checked.
+    check=False: the fast path, fire and forget, never asks (a dead
+    process is no error).
+    check=True: waits until the BEAM has sent it and raises ProcessError
+    for a dead process or a name nobody has.'''
+    if check is None:
+        epoch = _send(dest, message, True)
+        if epoch is not None:  # a pid not known alive yet: ask once
+            _alive_send(dest, message, epoch)
+    elif check:
+        answer = _call('$send', (dest, message))
+        if answer != 'ok':
+            raise ProcessError(_send_refused(dest, answer))
     else:
         _send(dest, message)
+
+
+def _alive_send(dest, message, epoch):
+    answer = _call('$alive', (dest,))
+    if answer not in ('alive', 'remote'):
+        raise ProcessError(_send_refused(dest, answer))
+    _alive_add(dest, epoch)
+    _send(dest, message)
+
+
+def _send_refused(dest, answer):
+    if answer == 'denied':
+        return f'erlang.send: {dest!r} is a process of the runtime system, out of reach'
+    return f'erlang.send: no process {dest!r} (noproc)'
 
 
 def _atom_exists(name):
