@@ -35,15 +35,28 @@ def call(name, *args):
 
 
 def __getattr__(name):
-    # erlang.name(*args) and `from erlang import name`: a registered function
-    if name.startswith('__'):
-        raise AttributeError(f"module 'erlang' has no attribute {name!r}")
+    # erlang.name(*args) and `from erlang import name`: a function that
+    # py:register_function registered, asked of the BEAM at each look-up,
+    # so that names registered and unregistered later are seen. Names that
+    # start with _ are never asked for: the import machinery and tools
+    # probe for __path__, _fields_, ... (erlang.call reaches those).
+    if name.startswith('_') or not _registered(name):
+        raise AttributeError(f"module 'erlang' has no attribute {name!r} "
+                             f"(no Erlang function is registered as {name!r}: py:register_function/2,3)")
 
     def function(*args):
         return _call(name, args)
 
     function.__name__ = function.__qualname__ = name
     return function
+
+
+def _registered(name):
+    # Whether the BEAM has a function registered as name (py_callback).
+    try:
+        return _call('$registered', (name,)) is True
+    except Exception:  # no context of this interpreter has run a request, ...
+        return False
 
 
 def send(dest, message, *, check=False):
