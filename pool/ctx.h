@@ -34,5 +34,7 @@ typedef struct pyx_ctx {
     PyObject *globals;    /* strong: the context's __main__ dict */
     PyObject *eval_cache; /* strong: source str -> code object */
     pyx_types types;      /* strong references, see pyetf.h */
+    PyObject *marker_type; /* strong: erlang.ScheduleMarker, for run.c's
+                              check of a result */
 } pyx_ctx;
 #endif
