@@ -40,5 +40,7 @@ typedef struct pyx_ctx {
                              here, for the nested requests run on top of
                              it (they see the calling environment) */
     pyx_types types;      /* strong references, see pyetf.h */
+    PyObject *marker_type; /* strong: erlang.ScheduleMarker, for run.c's
+                              check of a result */
 } pyx_ctx;
 #endif

@@ -1,5 +1,5 @@
 /* erlmod.c: the built-in `erlang` module (erlmod.h): erlang.call, send,
- * sleep and schedule.
+ * sleep, schedule's yield and consume_time_slice.
  *
  * Multi-phase initialisation with per-interpreter GIL support, so every
  * sub-interpreter gets its own copy (PLATFORM.md). The module body is
@@ -251,9 +251,10 @@ static PyObject *erlang_sleep(PyObject *module, PyObject *arg)
     return pyx_sleep_ns((long long)ceil(secs * 1e9));
 }
 
-/* schedule(): lets the other threads of this interpreter, and of the
- * machine, run: drops the GIL and yields the CPU once. */
-static PyObject *erlang_schedule(PyObject *module, PyObject *unused)
+/* _yield(), for schedule() (py/erlang.py): lets the other threads of this
+ * interpreter, and of the machine, run: drops the GIL and yields the CPU
+ * once. */
+static PyObject *erlang_yield(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
@@ -261,6 +262,45 @@ static PyObject *erlang_schedule(PyObject *module, PyObject *unused)
     sched_yield();
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
+}
+
+/* consume_time_slice's account, per thread: the request it is for (its
+ * seq, 0 for a thread that runs none) and the percent of its slice used. */
+static __thread long long slice_seq;
+static __thread long slice_used;
+
+/* consume_time_slice(percent): as the NIF 2.x's (enif_consume_timeslice),
+ * adds percent (an int, clamped to 1..100) to what the running request
+ * used of its slice and returns True once that reaches 100 (and starts a
+ * new slice), else False. A hint for code that yields with a schedule
+ * marker: the executor is no BEAM scheduler, nothing else is counted. */
+static PyObject *erlang_consume_time_slice(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "erlang.consume_time_slice: percent must be an int, not %s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    int overflow;
+    long percent = PyLong_AsLongAndOverflow(arg, &overflow);
+    if (percent == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow > 0 || percent > 100)
+        percent = 100;
+    else if (overflow < 0 || percent < 1)
+        percent = 1;
+    pyx_job *j = pyx_current_job();
+    long long seq = j != NULL ? j->seq : 0;
+    if (seq != slice_seq) { /* another request: a new slice */
+        slice_seq = seq;
+        slice_used = 0;
+    }
+    slice_used += percent;
+    if (slice_used < 100)
+        Py_RETURN_FALSE;
+    slice_used = 0;
+    Py_RETURN_TRUE;
 }
 
 /* _atom_admit(name): whether erlang.Atom may make name (atoms.h): True when
@@ -380,7 +420,9 @@ static PyMethodDef erlang_methods[] = {
     {"_send", (PyCFunction)(void (*)(void))erlang_send, METH_FASTCALL,
      "send(dest, message): sends message to an erlang.Pid (or registered erlang.Atom), without waiting"},
     {"sleep", erlang_sleep, METH_O, "sleep(seconds): sleeps without holding the context's GIL"},
-    {"schedule", erlang_schedule, METH_NOARGS, "schedule(): lets other threads run"},
+    {"_yield", erlang_yield, METH_NOARGS, "_yield(): lets other threads run, for schedule()"},
+    {"consume_time_slice", erlang_consume_time_slice, METH_O,
+     "consume_time_slice(percent): True once the request used its time slice (percent 1..100 each call)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -81,14 +81,30 @@ static void put_exception(pyx_buf *out)
     Py_XDECREF(tb);
 }
 
+/* A result that is an erlang.ScheduleMarker (API.md section 6) stands for
+ * the result of what it names: marker._resolve() runs that, and the
+ * markers it returns in turn (py/erlang.py). Any other result costs one
+ * comparison of its type. New reference, or NULL with an exception;
+ * result is borrowed. */
+static PyObject *resolved(pyx_ctx *c, PyObject *result)
+{
+    if (!Py_IS_TYPE(result, (PyTypeObject *)c->marker_type))
+        return Py_NewRef(result);
+    return PyObject_CallMethod(result, "_resolve", NULL);
+}
+
 /* Writes {ok, Result}, or the conversion's error if Result has no term.
  * Steals nothing: result is borrowed. */
 static void put_ok(pyx_ctx *c, PyObject *result, pyx_buf *out)
 {
     size_t start = out->len;
-    if (pyx_etf_tuple(out, 2) == 0 && pyx_etf_atom(out, "ok") == 0 &&
-        pyx_to_etf(&c->types, result, out) == 0)
+    PyObject *value = resolved(c, result); /* owned */
+    if (value != NULL && pyx_etf_tuple(out, 2) == 0 && pyx_etf_atom(out, "ok") == 0 &&
+        pyx_to_etf(&c->types, value, out) == 0) {
+        Py_DECREF(value);
         return;
+    }
+    Py_XDECREF(value);
     out->len = start;
     if (!PyErr_Occurred())
         PyErr_NoMemory();

@@ -1,6 +1,8 @@
 %% @doc Erlang functions that Python calls: `erlang.call(Name, *Args)',
 %% `erlang.Name(*Args)' or `from erlang import Name' (docs/PROTOCOL.md,
-%% "Callbacks").
+%% "Callbacks"); `hasattr(erlang, Name)' is true only for a registered
+%% Name, and `erlang.schedule(Name, *Args)' returned by a Python function
+%% makes the result of the function registered as Name its result.
 %%
 %% The registry is an ETS table owned by this process. A call from Python
 %% runs in a process of its own ({@link run/2}, spawned by the port owner),
@@ -176,6 +178,11 @@ apply_registered(<<"$atom_exists">>, [Name]) when is_binary(Name) ->
     catch
         error:badarg -> false
     end;
+%% hasattr(erlang, Name), erlang.Name and `from erlang import Name' in
+%% Python: is a function registered as Name? Asked at each look-up, so that
+%% later registrations and unregistrations are seen.
+apply_registered(<<"$registered">>, [Name]) when is_binary(Name) ->
+    ets:member(?TABLE, Name);
 %% erlang.send(Dest, Message, check=True): only to a live process, never
 %% to one of the runtime system (py_guard); Python raises ProcessError
 %% for `noproc' and `denied'.

@@ -1,6 +1,7 @@
 # The `erlang` module's Python part (erlmod.c runs it in the module's
 # namespace, after pyetf/py/terms.py): errors from Erlang, and the Python face
-# of the calls into Erlang, whose C parts are _call and _send.
+# of the calls into Erlang, whose C parts are _call and _send; the schedule
+# markers, which run.c resolves.
 
 
 class Error(Exception):
@@ -28,6 +29,119 @@ class SuspensionRequired(BaseException):
     waits for callbacks without suspending: it never raises it.'''
 
 
+class ScheduleMarker:
+    '''What erlang.schedule(name, *args), schedule_py and schedule_inline
+    return (the NIF 2.x's continuation API, API.md section 6): a function
+    called by py:call, py:eval, ... that returns one has, as its result,
+    the result of what the marker names, itself possibly a marker again.
+    Only the result of the request is looked at: a marker kept, or put in
+    a list, is an object like any other.'''
+
+    __slots__ = ('_kind', '_target', '_args', '_kwargs', '_globals')
+
+    def __init__(self, kind, target, args, kwargs, globals_):
+        self._kind = kind        # 'erlang', 'py' or 'inline'
+        self._target = target    # a registered name, or (module, func)
+        self._args = args        # a tuple
+        self._kwargs = kwargs    # a dict
+        self._globals = globals_  # the caller's globals, for '__main__'
+
+    def __repr__(self):
+        if self._kind == 'erlang':
+            what = f'schedule({self._target!r})'
+        else:
+            what = f'schedule_{self._kind}({self._target[0]!r}, {self._target[1]!r})'
+        return f'<erlang.ScheduleMarker {what}>'
+
+    def _step(self):
+        # Runs what the marker names once; its result may be a marker.
+        if self._kind == 'erlang':
+            return _call(self._target, self._args)
+        if self._kind == 'py':
+            _yield()  # between steps, the interpreter's other threads run
+        return _lookup(self._target[0], self._target[1], self._globals)(*self._args, **self._kwargs)
+
+    def _resolve(self):
+        # run.c calls this for a request's result whose type is exactly
+        # ScheduleMarker: the result of the chain of markers.
+        result = self
+        while type(result) is ScheduleMarker:
+            result = result._step()
+        return result
+
+
+def _lookup(module, func, globals_):
+    # module.func, func possibly dotted; '__main__' is the caller's globals
+    # (a context's own, or its process's environment), as py:call sees it.
+    first, *rest = func.split('.')
+    if module == '__main__':
+        if globals_ is None:
+            import __main__
+            globals_ = vars(__main__)
+        try:
+            obj = globals_[first]
+        except KeyError:
+            raise NameError(f"name {first!r} is not defined in this context's __main__") from None
+    else:
+        import importlib
+        obj = getattr(importlib.import_module(module), first)
+    for part in rest:
+        obj = getattr(obj, part)
+    return obj
+
+
+def _caller_globals():
+    # The globals of the function that called schedule_py/schedule_inline,
+    # None when C called them (py:call(erlang, schedule_py, ...)).
+    import sys
+    try:
+        return sys._getframe(3).f_globals
+    except ValueError:
+        return None
+
+
+def _py_marker(kind, module, func, args, kwargs):
+    if not isinstance(module, str) or not isinstance(func, str):  # erlang.Atom is a str
+        raise TypeError(f'erlang.schedule_{kind}: module and func must be str, not '
+                        f'{type(module).__name__} and {type(func).__name__}')
+    if args is None:
+        args = ()
+    elif not isinstance(args, (list, tuple)):
+        raise TypeError(f'erlang.schedule_{kind}: args must be a list or tuple, not {type(args).__name__}')
+    if kwargs is None:
+        kwargs = {}
+    elif not isinstance(kwargs, dict):
+        raise TypeError(f'erlang.schedule_{kind}: kwargs must be a dict, not {type(kwargs).__name__}')
+    return ScheduleMarker(kind, (str(module), str(func)), tuple(args), dict(kwargs), _caller_globals())
+
+
+def schedule(*args):
+    '''schedule(): lets the interpreter's other threads, and the machine's,
+    run (drops the GIL and yields the CPU once); returns None.
+    schedule(name, *args): an erlang.ScheduleMarker that, returned by the
+    function a request called, makes the result of the Erlang function
+    registered as name, called with args, the request's result.'''
+    if not args:
+        _yield()
+        return None
+    return ScheduleMarker('erlang', str(args[0]), tuple(args[1:]), None, None)
+
+
+def schedule_py(module, func, args=None, kwargs=None):
+    '''An erlang.ScheduleMarker that, returned by the function a request
+    called, makes the result of module.func(*args, **kwargs) the request's
+    result; the interpreter's other threads may run first. A module of
+    '__main__' is the caller's globals.'''
+    return _py_marker('py', module, func, args, kwargs)
+
+
+def schedule_inline(module, func, args=None, kwargs=None):
+    '''As schedule_py, at once: module.func(*args, **kwargs) runs right
+    after the function that returned the marker, in the caller's globals
+    for '__main__'.'''
+    return _py_marker('inline', module, func, args, kwargs)
+
+
 def call(name, *args):
     '''Calls the Erlang function registered as name (py:register_function)
     with args and returns its result; raises Error if it fails.'''
@@ -35,15 +149,28 @@ def call(name, *args):
 
 
 def __getattr__(name):
-    # erlang.name(*args) and `from erlang import name`: a registered function
-    if name.startswith('__'):
-        raise AttributeError(f"module 'erlang' has no attribute {name!r}")
+    # erlang.name(*args) and `from erlang import name`: a function that
+    # py:register_function registered, asked of the BEAM at each look-up,
+    # so that names registered and unregistered later are seen. Names that
+    # start with _ are never asked for: the import machinery and tools
+    # probe for __path__, _fields_, ... (erlang.call reaches those).
+    if name.startswith('_') or not _registered(name):
+        raise AttributeError(f"module 'erlang' has no attribute {name!r} "
+                             f"(no Erlang function is registered as {name!r}: py:register_function/2,3)")
 
     def function(*args):
         return _call(name, args)
 
     function.__name__ = function.__qualname__ = name
     return function
+
+
+def _registered(name):
+    # Whether the BEAM has a function registered as name (py_callback).
+    try:
+        return _call('$registered', (name,)) is True
+    except Exception:  # no context of this interpreter has run a request, ...
+        return False
 
 
 def send(dest, message, *, check=None):
@@ -111,5 +238,5 @@ def whereis(name):
     return _call('$whereis', (str(name),))
 
 
-__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'AtomLimitError', 'Error', 'ProcessError', 'SuspensionRequired', 'call', 'send', 'whereis', 'sleep', 'schedule',
+__all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'AtomLimitError', 'Error', 'ProcessError', 'SuspensionRequired', 'ScheduleMarker', 'call', 'send', 'whereis', 'sleep', 'schedule', 'schedule_py', 'schedule_inline', 'consume_time_slice',
            'state_set', 'state_get', 'state_delete', 'state_keys', 'state_incr', 'state_decr']
