@@ -166,14 +166,7 @@ func Start(cfg Config) (*Pool, error) {
 	}
 	p := &Pool{cfg: cfg, paths: C.CString(strings.Join(cfg.PythonPath, "\n")), all: make(map[*executor]struct{}),
 		live: make(map[*executor]struct{}), poke: make(chan struct{}, 1)}
-	switch C.pyx_mode() {
-	case C.PYX_SUBINTERP:
-		p.mode = SubInterp
-	case C.PYX_FREE_THREADED:
-		p.mode = FreeThreaded
-	default:
-		p.mode = MultiExecutor
-	}
+	p.mode = BuildMode()
 	setSources()
 	exe := C.CString(cfg.Executable)
 	defer C.free(unsafe.Pointer(exe))
@@ -225,6 +218,23 @@ func (p *Pool) watch() {
 		}
 	}
 }
+
+// BuildMode is the execution mode of the Python this program is built
+// for, known without starting Python.
+func BuildMode() Mode {
+	switch C.pyx_mode() {
+	case C.PYX_SUBINTERP:
+		return SubInterp
+	case C.PYX_FREE_THREADED:
+		return FreeThreaded
+	default:
+		return MultiExecutor
+	}
+}
+
+// BuildVersion is the version string of the Python linked in, read
+// without starting it (Py_GetVersion may be called before Py_Initialize).
+func BuildVersion() string { return C.GoString(C.pyx_version()) }
 
 // Mode is the execution mode.
 func (p *Pool) Mode() Mode { return p.mode }

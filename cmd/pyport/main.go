@@ -23,6 +23,7 @@ import (
 	"github.com/erlang-python/erlang_python/etf"
 	"github.com/erlang-python/erlang_python/pool"
 	"github.com/erlang-python/erlang_python/port"
+	"github.com/erlang-python/erlang_python/proto"
 	"github.com/erlang-python/erlang_python/pyetf"
 )
 
@@ -35,6 +36,7 @@ var defaultExecutable = ""
 func main() {
 	echo := pflag.Bool("echo", false, "echo every term back, re-encoded (codec and framing check)")
 	showVersion := pflag.Bool("version", false, "print the version and exit")
+	showInfo := pflag.Bool("info", false, "write the info reply's result ({ok, #{mode, version, ...}}) as one {packet, 4} frame of ETF on stdout and exit, without starting Python")
 	maxPacket := pflag.Int("max-packet", bridge.DefaultMaxFrame, "largest packet accepted, in bytes")
 	pythonPath := pflag.StringArray("python-path", nil, "directory prepended to sys.path (repeatable)")
 	numExecutors := pflag.Int("num-executors", pool.DefaultNumExecutors, "shared executor threads in multi_executor mode")
@@ -56,6 +58,10 @@ func main() {
 	switch {
 	case *showVersion:
 		fmt.Println("pyport", version)
+	case *showInfo:
+		if err := writeInfo(os.Stdout, *numExecutors); err != nil {
+			logger.Fatal(err)
+		}
 	case *echo:
 		// The same reader as the sidecar's, so the echo stays the floor.
 		in, err := bridge.NewPollReader(0, time.Duration(*readSpin)*time.Microsecond)
@@ -116,6 +122,33 @@ func main() {
 		// Never finalise Python (PLATFORM.md): leave at once.
 		l.exit(exitEOF, "end of input")
 	}
+}
+
+// buildInfo is what the info request would report, known from the build
+// alone: the library asks it before the application starts
+// (py:execution_mode/0 and friends).
+func buildInfo(numExecutors int) proto.Info {
+	if numExecutors <= 0 {
+		numExecutors = pool.DefaultNumExecutors
+	}
+	mode := pool.BuildMode()
+	return proto.Info{
+		Mode:               string(mode),
+		PythonVersion:      pool.BuildVersion(),
+		NumExecutors:       numExecutors,
+		SubinterpSupported: mode == pool.SubInterp,
+		SlotMin:            pool.SlotMin,
+	}
+}
+
+// writeInfo writes buildInfo's info result as one {packet, 4} frame.
+func writeInfo(w io.Writer, numExecutors int) error {
+	buf, err := etf.Encode(proto.InfoResult(buildInfo(numExecutors)))
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(bridge.AppendFrameHeader(nil, len(buf)), buf...))
+	return err
 }
 
 // privateStdout keeps the protocol's stdout for us alone: it returns a

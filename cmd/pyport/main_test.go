@@ -22,6 +22,8 @@ import (
 
 	"github.com/erlang-python/erlang_python/bridge"
 	"github.com/erlang-python/erlang_python/etf"
+	"github.com/erlang-python/erlang_python/pool"
+	"github.com/erlang-python/erlang_python/proto"
 )
 
 // The pyport binary under test, built once by TestMain with the cgo
@@ -499,4 +501,26 @@ func TestOrphanAtStartExits(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	requireGone(t, pid)
+}
+
+// --info answers from the build alone: one frame, {ok, Info}, then exit 0.
+func TestInfoFlag(t *testing.T) {
+	out, err := exec.Command(pyportBin, "--info", "--num-executors", "3").Output()
+	require.NoError(t, err)
+	frames := bridge.NewFrameReader(strings.NewReader(string(out)), 0)
+	frame, err := frames.Next()
+	require.NoError(t, err)
+	term, err := etf.Decode(frame)
+	require.NoError(t, err)
+	want, err := etf.Encode(proto.InfoResult(buildInfo(3)))
+	require.NoError(t, err)
+	got, err := etf.Encode(term)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	info := buildInfo(3)
+	assert.Equal(t, string(pool.BuildMode()), info.Mode)
+	assert.Equal(t, info.Mode == "subinterp", info.SubinterpSupported)
+	assert.NotEmpty(t, info.PythonVersion)
+	_, err = frames.Next()
+	assert.ErrorIs(t, err, io.EOF)
 }

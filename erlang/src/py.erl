@@ -18,9 +18,11 @@
 %% <li>`call(A, B, C, D)': D a map means `call(Module, Function, Args, Kwargs)';
 %%     D a list means `call(CtxOrPool, Module, Function, Args)', where CtxOrPool
 %%     is a context pid or the name (atom) of a pool.</li>
-%% <li>`call(A, B, C, D, E)': E a map means
-%%     `call(CtxOrPool, Module, Function, Args, Kwargs)'; otherwise E is a timeout
-%%     and the form is `call(Module, Function, Args, Kwargs, TimeoutMs)'.</li>
+%% <li>`call(A, B, C, D, E)': A a pid means `call(Ctx, Module, Function,
+%%     Args, Opts)' with Opts `#{kwargs => Map, timeout => Ms}' (as the NIF
+%%     2.x); else E a map means `call(Pool, Module, Function, Args, Kwargs)';
+%%     otherwise E is a timeout and the form is `call(Module, Function, Args,
+%%     Kwargs, TimeoutMs)'.</li>
 %% <li>`eval(A, B)': B a map means `eval(Code, Locals)'; otherwise
 %%     `eval(CtxOrPool, Code)'.</li>
 %% <li>`eval(A, B, C)': B a map means `eval(Code, Locals, TimeoutMs)'; otherwise
@@ -95,14 +97,31 @@ call(Ctx, M, F, Args) when is_list(Args) ->
 call(_M, _F, _Args, Kwargs) ->
     {error, {badarg, {kwargs, Kwargs}}}.
 
-%% @doc `call(CtxOrPool, Module, Function, Args, Kwargs)' when the last argument
-%% is a map, else `call(Module, Function, Args, Kwargs, TimeoutMs)'.
+%% @doc `call(Ctx, Module, Function, Args, Opts)' for a context pid, where
+%% Opts is `#{kwargs => Map, timeout => Ms}' (both optional; another key or
+%% a non-map gives `{error, {badarg, {opts, _}}}');
+%% `call(Pool, Module, Function, Args, Kwargs)' when the last argument is a
+%% map; else `call(Module, Function, Args, Kwargs, TimeoutMs)'.
 -spec call(name() | ctx(), name(), name() | list(), list() | map(), map() | timeout()) ->
           result().
+call(Ctx, M, F, Args, Opts) when is_pid(Ctx) ->
+    case call_opts(Opts) of
+        {ok, Kwargs, Timeout} -> run(prepare_call(Ctx, M, F, Args, Kwargs, Timeout));
+        {error, _} = Error -> Error
+    end;
 call(Ctx, M, F, Args, Kwargs) when is_map(Kwargs) ->
     run(prepare_call(Ctx, M, F, Args, Kwargs, default_timeout()));
 call(M, F, Args, Kwargs, Timeout) ->
     run(prepare_call(route, M, F, Args, Kwargs, Timeout)).
+
+%% The options of call/5 on a context pid: `{ok, Kwargs, Timeout}'.
+call_opts(Opts) when is_map(Opts) ->
+    case maps:keys(maps:without([kwargs, timeout], Opts)) of
+        [] -> {ok, maps:get(kwargs, Opts, #{}), maps:get(timeout, Opts, default_timeout())};
+        Bad -> {error, {badarg, {opts, {unknown_keys, lists:sort(Bad), [kwargs, timeout]}}}}
+    end;
+call_opts(_Opts) ->
+    {error, {badarg, {opts, not_a_map}}}.
 
 %% @doc Evaluate a Python expression.
 -spec eval(code()) -> result().
@@ -344,8 +363,10 @@ context() ->
 
 %% @doc Context N (1-based) of the default pool.
 -spec context(pos_integer()) -> pid() | {error, term()}.
-context(N) ->
-    py_context_router:get_context(N).
+context(N) when is_integer(N) ->
+    py_context_router:get_context(N);
+context(Other) ->
+    {error, {bad_context, Other}}.
 
 %% @doc Start the default pool ({@link py_context_router:start/0}).
 -spec start_contexts() -> {ok, [pid()]} | {error, term()}.
@@ -373,7 +394,8 @@ contexts_started() ->
 register_pool(Name, Target) ->
     py_context_router:register_pool(Name, Target).
 
-%% @doc Remove a registration made by {@link register_pool/2}.
+%% @doc Remove a registration made by {@link register_pool/2}: `Module' or
+%% `{Module, Function}'.
 -spec unregister_pool(name() | {name(), name()}) -> ok | {error, term()}.
 unregister_pool(Target) ->
     py_context_router:unregister_pool(Target).
@@ -470,35 +492,48 @@ state_decr(Key, N) ->
     py_state:decr(Key, N).
 
 %%--------------------------------------------------------------------
-%% Introspection (from the sidecar's `info' at start-up)
+%% Introspection (from the sidecar's `info' at start-up; before the
+%% application starts, from `pyport --info', which answers from its build
+%% without starting Python: see py_port_exe:build_info/0)
 
-%% @doc `subinterp', `free_threaded' or `multi_executor'.
--spec execution_mode() -> subinterp | multi_executor | free_threaded | {error, not_started}.
+%% @doc `subinterp', `free_threaded' or `multi_executor'; answers before the
+%% application starts too.
+-spec execution_mode() -> subinterp | multi_executor | free_threaded | {error, term()}.
 execution_mode() ->
     info(mode).
 
-%% @doc Whether the sidecar's Python has sub-interpreters with their own GIL.
--spec subinterp_supported() -> boolean() | {error, not_started}.
+%% @doc Whether the sidecar's Python has sub-interpreters with their own GIL;
+%% answers before the application starts too.
+-spec subinterp_supported() -> boolean() | {error, term()}.
 subinterp_supported() ->
     info(subinterp_supported).
 
 %% @doc The executor threads of the sidecar (`multi_executor' mode).
--spec num_executors() -> non_neg_integer() | {error, not_started}.
+-spec num_executors() -> non_neg_integer() | {error, term()}.
 num_executors() ->
     info(num_executors).
 
-%% @doc The Python version, as `sys.version'.
--spec version() -> {ok, binary()} | {error, not_started}.
+%% @doc The Python version, as `sys.version'; answers before the application
+%% starts too.
+-spec version() -> {ok, binary()} | {error, term()}.
 version() ->
     case info(version) of
         {error, _} = Error -> Error;
         Version -> {ok, Version}
     end.
 
+%% From the running default sidecar, else (before the application starts,
+%% or while it restarts) from the build of the one it would run
+%% (py_port_exe:build_info/0, which starts nothing that stays).
 info(Key) ->
     case py_instance:info(default) of
-        {ok, Info} -> maps:get(Key, Info);
-        {error, _} = Error -> Error
+        {ok, Info} ->
+            maps:get(Key, Info);
+        {error, _} ->
+            case py_port_exe:build_info() of
+                {ok, Info} -> maps:get(Key, Info);
+                {error, _} = Error -> Error
+            end
     end.
 
 %%--------------------------------------------------------------------

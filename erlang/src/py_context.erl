@@ -14,14 +14,14 @@
 
 -behaviour(gen_server).
 
--export([start_link/2, stop/1, exec/2, exec/3, eval/3, eval/4, call/5, call/6,
+-export([start_link/2, new/1, stop/1, exec/2, exec/3, eval/3, eval/4, call/5, call/6,
          ctx_id/1, mode/1, label/1, new_table/0, cleanup/2]).
 -export([start_link/3, where/1, cleanup/3, forget_sidecar/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TAB, py_contexts).
 
--type mode() :: auto | subinterp | worker.
+-type mode() :: auto | subinterp | owngil | worker.
 -export_type([mode/0]).
 
 -record(state, {sidecar :: atom(), id :: term(), ctx :: pos_integer(), mode :: mode()}).
@@ -30,21 +30,41 @@
 %% `Id' is a label of the caller's choice (the router uses `{Pool, Index}');
 %% the sidecar's context id is allocated here, unique for the VM's life.
 %% Mode: `auto' (the sidecar's mode: a sub-interpreter where supported),
-%% `subinterp' or `worker' (the main interpreter, for extensions that refuse
-%% sub-interpreters).
+%% `subinterp', `owngil' or `worker' (the main interpreter, for extensions
+%% that refuse sub-interpreters). `owngil' is an own-GIL sub-interpreter, as
+%% in the NIF 2.x; this sidecar's sub-interpreters all have their own GIL,
+%% so it is `subinterp' under another name. A sidecar whose Python has
+%% none (3.11 and older: `multi_executor' mode; free-threaded builds)
+%% refuses it with `{error, {owngil_unsupported, Why}}', Why a binary
+%% that says it needs Python 3.12+.
 -spec start_link(term(), mode()) -> {ok, pid()} | {error, term()}.
 start_link(Id, Mode) ->
     start_link(default, Id, Mode).
 
+%% @doc A context of the default sidecar, linked to the caller, as the NIF
+%% 2.x's `new/1': `#{mode => Mode}' (default `auto', see
+%% {@link start_link/2}). Its label is `{new, N}', N unique.
+-spec new(#{mode => mode()}) -> {ok, pid()} | {error, term()}.
+new(Opts) when is_map(Opts) ->
+    case maps:keys(maps:without([mode], Opts)) of
+        [] -> start_link({new, erlang:unique_integer([positive])}, maps:get(mode, Opts, auto));
+        Bad -> {error, {badarg, {opts, {unknown_keys, lists:sort(Bad), [mode]}}}}
+    end;
+new(_Opts) ->
+    {error, {badarg, {opts, not_a_map}}}.
+
 %% @doc {@link start_link/2} in sidecar `Sidecar'.
 -spec start_link(atom(), term(), mode()) -> {ok, pid()} | {error, term()}.
-start_link(Sidecar, Id, Mode) when Mode =:= auto; Mode =:= subinterp; Mode =:= worker ->
-    case ets:whereis(?TAB) of
-        undefined ->
+start_link(Sidecar, Id, Mode)
+  when Mode =:= auto; Mode =:= subinterp; Mode =:= owngil; Mode =:= worker ->
+    case {ets:whereis(?TAB), kind(Sidecar, Mode)} of
+        {undefined, _} ->
             {error, not_started};
-        _ ->
+        {_, {error, _} = Error} ->
+            Error;
+        {_, {ok, Kind}} ->
             Ctx = erlang:unique_integer([positive, monotonic]),
-            case py_request:control(Sidecar, py_wire:create_context(Ctx, Mode), <<>>,
+            case py_request:control(Sidecar, py_wire:create_context(Ctx, Kind), <<>>,
                                     py_config:get(Sidecar, call_timeout)) of
                 ok ->
                     case gen_server:start_link(?MODULE, {Sidecar, Id, Ctx, Mode}, []) of
@@ -57,6 +77,24 @@ start_link(Sidecar, Id, Mode) when Mode =:= auto; Mode =:= subinterp; Mode =:= w
     end;
 start_link(_Sidecar, _Id, Mode) ->
     {error, {badarg, {mode, Mode}}}.
+
+%% The kind of sidecar context a mode asks for: owngil is subinterp where
+%% the sidecar has own-GIL sub-interpreters, refused elsewhere.
+kind(Sidecar, owngil) ->
+    case py_instance:info(Sidecar) of
+        {ok, #{mode := subinterp}} ->
+            {ok, subinterp};
+        {ok, #{mode := Mode, version := Version}} ->
+            {error, {owngil_unsupported,
+                     iolist_to_binary(
+                       ["owngil needs Python 3.12+ (a GIL per sub-interpreter); this sidecar's "
+                        "Python ", hd(binary:split(Version, <<" ">>)), " runs in ",
+                        atom_to_binary(Mode), " mode: use auto, subinterp or worker"])}};
+        {error, _} = Error ->
+            Error
+    end;
+kind(_Sidecar, Mode) ->
+    {ok, Mode}.
 
 %% @doc Stop the context: its globals are gone.
 -spec stop(pid()) -> ok.

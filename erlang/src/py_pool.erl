@@ -47,7 +47,8 @@ start_link(Sidecar) ->
           {ok, [pid()]} | {error, term()}.
 start_pool(Sidecar, Name, Size, Mode)
   when is_atom(Name), is_integer(Size), Size > 0,
-       (Mode =:= auto orelse Mode =:= subinterp orelse Mode =:= worker) ->
+       (Mode =:= auto orelse Mode =:= subinterp orelse Mode =:= owngil
+        orelse Mode =:= worker) ->
     call(Sidecar, {start_pool, Name, Size, Mode});
 start_pool(_Sidecar, Name, Size, Mode) ->
     {error, {badarg, {Name, Size, Mode}}}.

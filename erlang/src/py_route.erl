@@ -13,7 +13,8 @@
 %% ({@link sidecar/0}):
 %% <ol>
 %% <li>a pool registered for `{Module, Function}', then for `Module'
-%%     (`py_context_router:register_pool/2');</li>
+%%     (`py_context_router:register_pool/2'), where the caller's binding in
+%%     that pool ({@link bind_context/2}) is taken first;</li>
 %% <li>in a callback from Python, the context that called it;</li>
 %% <li>the caller's bound context ({@link bind_context/1});</li>
 %% <li>the default pool's context for the caller's scheduler.</li>
@@ -22,6 +23,7 @@
 
 -export([route/2, route/3, resolve/1, sidecar/0, sidecar_of/1, ref/1,
          get_context/0, get_context/1, bind_context/1, unbind_context/0,
+         pool_context/1, bind_context/2, unbind_context/1, lookup/3,
          num_contexts/1, pool_contexts/1, pool_ctx_ids/1, is_pool/1]).
 -export([publish/3, unpublish/2, routes/1, set_routes/2, forget_routes/1]).
 
@@ -29,6 +31,9 @@
 -define(POOL(Sidecar, Name), {?MODULE, Sidecar, {pool, Name}}).
 -define(ROUTES(Sidecar), {?MODULE, Sidecar, routes}).
 -define(BOUND, '$py_bound_context').
+%% the caller's binding in one pool (bind_context/2), other than the
+%% default sidecar's default pool, whose binding is ?BOUND
+-define(BOUND(Sidecar, Name), {'$py_bound_context', Sidecar, Name}).
 
 -type pool_ref() :: atom() | {atom(), atom()}.
 -type route_key() :: binary() | {binary(), binary()}.
@@ -67,7 +72,7 @@ sidecar_of(_) -> ?DEFAULT.
 get_context() ->
     case get(?BOUND) of
         {_, _} = Bound ->
-            case bound(Bound) of
+            case bound(?BOUND, Bound) of
                 {ok, Pid, _Sidecar, _Ctx} -> Pid;
                 {error, _} -> {error, not_started}
             end;
@@ -77,6 +82,41 @@ get_context() ->
                 {error, _} -> {error, not_started}
             end
     end.
+
+%% @doc The context of pool `Ref' for the caller: its binding in that pool
+%% ({@link bind_context/2}), else the pool's context for the caller's
+%% scheduler. The default pool's binding is {@link bind_context/1}'s.
+-spec pool_context(term()) -> pid() | {error, {unknown_pool, term()} | not_started | no_contexts}.
+pool_context(Ref) ->
+    case ref(Ref) of
+        {ok, ?DEFAULT, ?DEFAULT} ->
+            get_context();
+        {ok, Sidecar, Name} ->
+            case in_pool(Sidecar, Name) of
+                {ok, Pid, _Sidecar, _Ctx} -> Pid;
+                {error, {unknown_pool, _}} -> {error, {unknown_pool, Ref}};
+                {error, _} = Error -> Error
+            end;
+        error ->
+            {error, {unknown_pool, Ref}}
+    end.
+
+%% The caller's context in pool Name of Sidecar: its binding there, else
+%% the one of its scheduler.
+in_pool(Sidecar, Name) ->
+    Key = bound_key(Sidecar, Name),
+    case get(Key) of
+        {_, _} = Bound ->
+            bound(Key, Bound);
+        undefined ->
+            case pick(Sidecar, Name) of
+                {ok, Pid, Ctx} -> {ok, Pid, Sidecar, Ctx};
+                {error, _} = Error -> Error
+            end
+    end.
+
+bound_key(?DEFAULT, ?DEFAULT) -> ?BOUND;
+bound_key(Sidecar, Name) -> ?BOUND(Sidecar, Name).
 
 %% @doc Context N (1-based) of the default pool.
 -spec get_context(pos_integer()) -> pid() | {error, {bad_context, term()} | not_started}.
@@ -96,27 +136,45 @@ get_context(N) ->
 %% that place.
 -spec bind_context(pid()) -> ok | {error, {bad_context, term()} | not_started}.
 bind_context(Pid) ->
+    bind(?BOUND, Pid).
+
+%% @doc Send the caller's calls that go to pool `Pool' (by a registration,
+%% {@link route/2}, or named, {@link resolve/1}) to `Pid' until
+%% {@link unbind_context/1}, as the NIF 2.x's `bind_context(Pool, Pid)'.
+%% The default pool's binding is that of {@link bind_context/1}. `Pid' may
+%% be any context (the NIF checks nothing either); as with
+%% {@link bind_context/1}, a context of a pool is bound by its place.
+-spec bind_context(term(), term()) ->
+          ok | {error, {badarg, {pool, term()}} | {bad_context, term()} | not_started}.
+bind_context(Pool, Pid) ->
+    case ref(Pool) of
+        {ok, Sidecar, Name} -> bind(bound_key(Sidecar, Name), Pid);
+        error -> {error, {badarg, {pool, Pool}}}
+    end.
+
+bind(Key, Pid) ->
     case py_context:where(Pid) of
         {ok, Sidecar, _} ->
             {ok, Label} = py_context:label(Pid),
-            put(?BOUND, {Pid, {Sidecar, Label}}),
+            put(Key, {Pid, {Sidecar, Label}}),
             ok;
         {error, _} = Error ->
             Error
     end.
 
-%% The bound context, or the one that took its place in its pool.
-bound({Pid, Place}) ->
+%% The bound context (held under Key), or the one that took its place in
+%% its pool.
+bound(Key, {Pid, Place}) ->
     case py_context:where(Pid) of
         {ok, Sidecar, Ctx} -> {ok, Pid, Sidecar, Ctx};
-        {error, _} = Error -> successor(Place, Error)
+        {error, _} = Error -> successor(Key, Place, Error)
     end.
 
-successor({Sidecar, {Name, I}} = Place, Error) when is_atom(Name), is_integer(I) ->
+successor(Key, {Sidecar, {Name, I}} = Place, Error) when is_atom(Name), is_integer(I) ->
     case persistent_term:get(?POOL(Sidecar, Name), undefined) of
         Members when is_tuple(Members), I =< tuple_size(Members) ->
             {Pid, Ctx} = element(I, Members),
-            put(?BOUND, {Pid, Place}),
+            put(Key, {Pid, Place}),
             {ok, Pid, Sidecar, Ctx};
         _ ->
             %% no pool yet: its contexts are being started again
@@ -125,7 +183,7 @@ successor({Sidecar, {Name, I}} = Place, Error) when is_atom(Name), is_integer(I)
                 _ -> Error
             end
     end;
-successor(_Place, Error) ->
+successor(_Key, _Place, Error) ->
     Error.
 
 %% @doc Forget the caller's bound context.
@@ -133,6 +191,14 @@ successor(_Place, Error) ->
 unbind_context() ->
     erase(?BOUND),
     ok.
+
+%% @doc Forget the caller's binding in pool `Pool' ({@link bind_context/2}).
+-spec unbind_context(term()) -> ok | {error, {badarg, {pool, term()}}}.
+unbind_context(Pool) ->
+    case ref(Pool) of
+        {ok, Sidecar, Name} -> erase(bound_key(Sidecar, Name)), ok;
+        error -> {error, {badarg, {pool, Pool}}}
+    end.
 
 %%--------------------------------------------------------------------
 %% Pools
@@ -204,16 +270,18 @@ forget_routes(Sidecar) ->
 %% Routing (in the caller, no messages)
 
 %% @doc The sidecar and context id for an explicit target: a context pid, or
-%% a pool reference (the pool's context for the caller's scheduler).
+%% a pool reference (the caller's binding in that pool, else the pool's
+%% context for the caller's scheduler).
 -spec resolve(term()) -> {ok, atom(), pos_integer()} | {error, term()}.
 resolve(Pid) when is_pid(Pid) ->
     py_context:where(Pid);
 resolve(Target) ->
     case ref(Target) of
         {ok, Sidecar, Name} ->
-            case pick(Sidecar, Name) of
-                {ok, _Pid, Ctx} -> {ok, Sidecar, Ctx};
-                {error, {unknown_pool, _}} -> {error, {unknown_pool, Target}}
+            case in_pool(Sidecar, Name) of
+                {ok, _Pid, CtxSidecar, Ctx} -> {ok, CtxSidecar, Ctx};
+                {error, {unknown_pool, _}} -> {error, {unknown_pool, Target}};
+                {error, _} = Error -> Error
             end;
         error ->
             {error, {bad_context, Target}}
@@ -251,7 +319,7 @@ route(Sidecar, InCallback, M, F) ->
                     %% in a callback from Python: back to the calling context
                     {ok, Sidecar, Caller};
                 {none, {_, _} = Bound} ->
-                    case bound(Bound) of
+                    case bound(?BOUND, Bound) of
                         {ok, _Pid, BoundSidecar, Ctx} -> {ok, BoundSidecar, Ctx};
                         {error, _} = Error -> Error
                     end;
@@ -261,6 +329,16 @@ route(Sidecar, InCallback, M, F) ->
                         {error, {unknown_pool, _}} -> not_started(Sidecar)
                     end
             end
+    end.
+
+%% @doc The pool registered for `Module.Function' (binaries) in sidecar
+%% `Sidecar': that of `{Module, Function}', else that of `Module', else
+%% `default'.
+-spec lookup(atom(), binary(), binary()) -> atom().
+lookup(Sidecar, M, F) ->
+    case registered_pool(routes(Sidecar), M, F) of
+        {ok, Pool} -> Pool;
+        error -> ?DEFAULT
     end.
 
 registered_pool(Routes, M, F) ->

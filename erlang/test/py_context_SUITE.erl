@@ -55,7 +55,7 @@ main_module_functions(_Config) ->
                               "    return 'hello ' + name + punct\n">>)),
     ?expect({ok, <<"hello bob!">>}, py:call(C1, '__main__', greet, [<<"bob">>])),
     ?expect({ok, <<"hello bob?">>},
-            py:call(C1, '__main__', greet, [<<"bob">>], #{punct => <<"?">>})),
+            py:call(C1, '__main__', greet, [<<"bob">>], #{kwargs => #{punct => <<"?">>}})),
     ?expect({ok, <<"hello al!">>}, py_context:call(C1, <<"__main__">>, <<"greet">>, [<<"al">>], #{})),
     case py:call(py:context(2), '__main__', greet, [<<"bob">>]) of
         {error, {E, _}} when E =:= 'AttributeError'; E =:= 'NameError' -> ok;

@@ -26,3 +26,21 @@ open_echo_test() ->
     after
         port_close(Port)
     end.
+
+%% pyport --info answers from the build, without an application; the answer
+%% is kept, so a second ask runs nothing.
+build_info_test() ->
+    {ok, #{mode := Mode, version := Version, subinterp_supported := Supported,
+           slot_min := SlotMin}} = Info = py_port_exe:build_info(),
+    ?assert(lists:member(Mode, [subinterp, multi_executor, free_threaded])),
+    ?assertEqual(Mode =:= subinterp, Supported),
+    ?assert(is_binary(Version) andalso byte_size(Version) > 0),
+    ?assert(is_integer(SlotMin) andalso SlotMin > 0),
+    ?assertEqual(Info, py_port_exe:build_info()),
+    receive Msg -> ?assertEqual(no_message, Msg) after 0 -> ok end.
+
+%% a missing executable, or one that exits without an answer, is an error
+build_info_errors_test() ->
+    ?assertMatch({error, {no_pyport, "/nonexistent/pyport", _}},
+                 py_port_exe:build_info("/nonexistent/pyport")),
+    ?assertMatch({error, {info_exit, "/bin/false", _}}, py_port_exe:build_info("/bin/false")).
