@@ -5,7 +5,7 @@
 %% ```
 %% {ok, SD} = py:shared_dict_new(),
 %% ok = py:shared_dict_set(SD, <<"config">>, #{port => 8080}),
-%% #{<<"port">> := 8080} = py:shared_dict_get(SD, <<"config">>),
+%% #{port := 8080} = py:shared_dict_get(SD, <<"config">>),
 %% default = py:shared_dict_get(SD, <<"missing">>, default),
 %% {ok, 8080} = py:eval(<<"erlang.SharedDict(sd)['config']['port']">>, #{sd => SD}).
 %% '''
@@ -26,7 +26,12 @@
 %% them too, which destroys every SharedDict of that sidecar.
 %%
 %% Keys are binaries (an atom or a string is its UTF-8, as Python's str); a
-%% value is converted as a call's arguments and results are.
+%% value is converted as a call's arguments and results are: Python reads
+%% what Erlang stored as an argument, Erlang reads what Python stored as a
+%% result. Unlike the NIF, which pickles every value through Python, a
+%% value stored by Erlang reads back in Erlang as the very term stored (as
+%% {@link py_state:fetch/1} does): `#{port => 8080}', not
+%% `#{<<"port">> => 8080}'.
 %%
 %% == Owners ==
 %% This module is also a process per sidecar (started after `py_state', so
