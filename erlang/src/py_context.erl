@@ -31,7 +31,9 @@
 %% the sidecar's context id is allocated here, unique for the VM's life.
 %% Mode: `auto' (the sidecar's mode: a sub-interpreter where supported),
 %% `subinterp' or `worker' (the main interpreter, for extensions that refuse
-%% sub-interpreters).
+%% sub-interpreters). Before it returns, the new context has run the
+%% paths, imports and preload code of {@link py_import} and
+%% {@link py_preload} ({@link py_context_setup}).
 -spec start_link(term(), mode()) -> {ok, pid()} | {error, term()}.
 start_link(Id, Mode) ->
     start_link(default, Id, Mode).
