@@ -18,5 +18,7 @@ start(_StartType, _StartArgs) ->
 %% @private
 -spec stop(term()) -> ok.
 stop(_State) ->
+    %% py_import's paths and imports, py_preload's code
+    ok = py_context_setup:forget(),
     %% every sidecar's pool specs, routes and options, the default's too
     py_sidecars_sup:forget_all().

@@ -65,6 +65,8 @@
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
          state_incr/1, state_incr/2, state_decr/1, state_decr/2,
          subscribe_restarts/0, unsubscribe_restarts/0]).
+-export([shared_dict_new/0, shared_dict_set/3, shared_dict_get/2, shared_dict_get/3,
+         shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1]).
 
 -type code() :: unicode:chardata() | iodata().
 -type name() :: atom() | binary().
@@ -490,6 +492,46 @@ state_decr(Key) ->
 -spec state_decr(py_state:key(), integer()) -> integer() | {error, term()}.
 state_decr(Key, N) ->
     py_state:decr(Key, N).
+
+%%--------------------------------------------------------------------
+%% SharedDict (see py_shared_dict): a dict in the shared state, owned by
+%% the process that made it
+
+%% @doc A new SharedDict owned by the caller (destroyed when it exits);
+%% Python wraps the handle with `erlang.SharedDict(Handle)'.
+-spec shared_dict_new() -> {ok, py_shared_dict:handle()} | {error, term()}.
+shared_dict_new() ->
+    py_shared_dict:new().
+
+%% @doc Store `Value' under `Key' in the dict.
+-spec shared_dict_set(py_shared_dict:handle(), py_state:key(), term()) -> ok | {error, term()}.
+shared_dict_set(SD, Key, Value) ->
+    py_shared_dict:set(SD, Key, Value).
+
+%% @doc The value under `Key', or `undefined'.
+-spec shared_dict_get(py_shared_dict:handle(), py_state:key()) -> term().
+shared_dict_get(SD, Key) ->
+    py_shared_dict:get(SD, Key).
+
+%% @doc The value under `Key', or `Default'.
+-spec shared_dict_get(py_shared_dict:handle(), py_state:key(), term()) -> term().
+shared_dict_get(SD, Key, Default) ->
+    py_shared_dict:get(SD, Key, Default).
+
+%% @doc Remove `Key' from the dict.
+-spec shared_dict_del(py_shared_dict:handle(), py_state:key()) -> ok | {error, term()}.
+shared_dict_del(SD, Key) ->
+    py_shared_dict:del(SD, Key).
+
+%% @doc The dict's keys, sorted binaries.
+-spec shared_dict_keys(py_shared_dict:handle()) -> [binary()] | {error, term()}.
+shared_dict_keys(SD) ->
+    py_shared_dict:keys(SD).
+
+%% @doc Destroy the dict now (its owner's exit does it too).
+-spec shared_dict_destroy(py_shared_dict:handle()) -> ok | {error, term()}.
+shared_dict_destroy(SD) ->
+    py_shared_dict:destroy(SD).
 
 %%--------------------------------------------------------------------
 %% Introspection (from the sidecar's `info' at start-up; before the

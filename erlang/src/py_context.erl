@@ -16,7 +16,7 @@
 
 -export([start_link/2, new/1, stop/1, exec/2, exec/3, eval/3, eval/4, call/5, call/6,
          ctx_id/1, mode/1, label/1, new_table/0, cleanup/2]).
--export([start_link/3, where/1, cleanup/3, forget_sidecar/1]).
+-export([start_link/3, where/1, cleanup/3, forget_sidecar/1, all/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TAB, py_contexts).
@@ -37,6 +37,9 @@
 %% none (3.11 and older: `multi_executor' mode; free-threaded builds)
 %% refuses it with `{error, {owngil_unsupported, Why}}', Why a binary
 %% that says it needs Python 3.12+.
+%% Before it returns, the new context has run the
+%% paths, imports and preload code of {@link py_import} and
+%% {@link py_preload} ({@link py_context_setup}).
 -spec start_link(term(), mode()) -> {ok, pid()} | {error, term()}.
 start_link(Id, Mode) ->
     start_link(default, Id, Mode).
@@ -167,6 +170,15 @@ where(Pid) when is_pid(Pid) ->
 where(Other) ->
     {error, {bad_context, Other}}.
 
+%% @doc Every context of every sidecar: `[{Pid, Sidecar, CtxId}]' (none
+%% when the application does not run).
+-spec all() -> [{pid(), atom(), pos_integer()}].
+all() ->
+    try ets:select(?TAB, [{{'$1', {'$2', '$3'}, '_', '_'}, [], [{{'$1', '$2', '$3'}}]}])
+    catch
+        error:badarg -> []
+    end.
+
 %% @doc The mode the context was created with.
 -spec mode(pid()) -> {ok, mode()} | {error, not_started | {bad_context, pid()}}.
 mode(Pid) ->
@@ -230,6 +242,9 @@ destroy(Sidecar, Ctx) ->
 init({Sidecar, Id, Ctx, Mode}) ->
     process_flag(trap_exit, true),
     true = ets:insert(?TAB, {self(), {Sidecar, Ctx}, Mode, Id}),
+    %% paths, imports and preload code (py_import, py_preload), before the
+    %% pid is known to any caller
+    ok = py_context_setup:run(Sidecar, Ctx),
     {ok, #state{sidecar = Sidecar, id = Id, ctx = Ctx, mode = Mode}}.
 
 %% @private

@@ -4,6 +4,8 @@
 %% <li>`py_semaphore': load control (the counters, the queue of waiters);</li>
 %% <li>`py_state': the mirror of the shared state, replayed into each new
 %%     sidecar;</li>
+%% <li>`py_shared_dict': monitors the owners of the SharedDicts (kept in
+%%     the shared state) and destroys their dicts when they exit;</li>
 %% <li>`py_log': gives the sidecar's log lines to the logger and
 %%     acknowledges them (their bound);</li>
 %% <li>`py_watch': watches the processes the sidecar keeps an environment
@@ -65,6 +67,7 @@ init(Sidecar) ->
     Children = [worker(py_lifecycle, Sidecar),
                 worker(py_semaphore, Sidecar),
                 worker(py_state, Sidecar), % its mirror outlives sidecar restarts
+                worker(py_shared_dict, Sidecar), % SharedDict owners, in py_state
                 worker(py_log, Sidecar), % the sidecar's log lines, to the logger
                 worker(py_watch, Sidecar), % the processes it keeps something for
                 worker(py_sidecar, Sidecar),

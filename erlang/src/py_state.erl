@@ -57,7 +57,7 @@
 -behaviour(gen_server).
 
 -export([store/2, fetch/1, remove/1, keys/0, clear/0, incr/2, decr/2]).
--export([store/3, fetch/2, remove/2, keys/1, clear/1, incr/3, decr/3]).
+-export([store/3, fetch/2, remove/2, keys/1, clear/1, incr/3, decr/3, prefixed/2]).
 -export([start_link/0, apply_ops/1, snapshot/0]).
 -export([start_link/1, apply_ops/2, snapshot/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
@@ -112,7 +112,8 @@ remove(Key) ->
 remove(Sidecar, Key) ->
     with_key(Key, fun(K) -> control(Sidecar, py_wire:state_remove(K), <<>>) end).
 
-%% @doc Every key, as binaries, sorted.
+%% @doc Every key, as binaries, sorted. Keys that begin with a NUL byte are
+%% those of the SharedDicts ({@link py_shared_dict}) and are not listed.
 -spec keys() -> [binary()] | error().
 keys() ->
     keys(?DEFAULT).
@@ -121,12 +122,12 @@ keys() ->
 -spec keys(atom()) -> [binary()] | error().
 keys(Sidecar) ->
     try ets:select(mirror(Sidecar), [{{'$1', '_'}, [], ['$1']}]) of
-        Keys -> lists:sort(Keys)
+        Keys -> lists:sort([K || K <- Keys, not reserved(K)])
     catch
         error:badarg -> {error, not_started}
     end.
 
-%% @doc Remove every key.
+%% @doc Remove every key, the SharedDicts' included: those are destroyed.
 -spec clear() -> ok | error().
 clear() ->
     clear(?DEFAULT).
@@ -162,7 +163,22 @@ decr(Sidecar, Key, N) when is_integer(N), -N >= ?INT64_MIN, -N =< ?INT64_MAX ->
 decr(_Sidecar, _Key, N) ->
     {error, {badarg, {decrement, N}}}.
 
+%% @doc The entries of sidecar `Sidecar''s mirror whose key begins with
+%% `Prefix', `[{Key, Value}]' in no order (for {@link py_shared_dict}).
+-spec prefixed(atom(), binary()) -> [{binary(), term()}] | {error, not_started}.
+prefixed(Sidecar, Prefix) ->
+    N = byte_size(Prefix),
+    try ets:tab2list(mirror(Sidecar)) of
+        All -> [E || {<<P:N/binary, _/binary>>, _} = E <- All, P =:= Prefix]
+    catch
+        error:badarg -> {error, not_started}
+    end.
+
 %%--------------------------------------------------------------------
+
+%% The SharedDicts' keys (py_shared_dict) begin with a NUL byte.
+reserved(<<0, _/binary>>) -> true;
+reserved(_) -> false.
 
 add(Sidecar, K, N) ->
     case control(Sidecar, py_wire:state_incr(K, N), <<>>) of
