@@ -39,6 +39,12 @@ typedef struct pyx_ctx {
     PyObject *env;        /* borrowed: the globals of the request running
                              here, for the nested requests run on top of
                              it (they see the calling environment) */
+    PyObject *env_pid;    /* borrowed: the pid (bytes) whose environment
+                             env is; NULL for __main__ */
+    PyObject *refs;       /* strong, NULL until the first: int -> object
+                             held for Erlang (py:call ... #{return => ref}) */
+    PyObject *ref_owners; /* strong: pid bytes -> set of the refs it holds */
+    long long ref_next;   /* the number of the next ref */
     pyx_types types;      /* strong references, see pyetf.h */
     PyObject *marker_type; /* strong: erlang.ScheduleMarker, for run.c's
                               check of a result */

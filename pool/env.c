@@ -41,6 +41,79 @@ PyObject *pyx_env_for(pyx_ctx *c, const void *pid, size_t len, int *created)
     return env;
 }
 
+/* Releases the refs held by the process whose pid is key (bytes, may be
+ * NULL). */
+static void drop_refs(pyx_ctx *c, PyObject *key)
+{
+    if (key == NULL || c->ref_owners == NULL)
+        return;
+    PyObject *held = PyDict_GetItemWithError(c->ref_owners, key); /* borrowed */
+    if (held == NULL)
+        return;
+    Py_INCREF(held);
+    (void)PyDict_DelItem(c->ref_owners, key);
+    PyObject *it = PyObject_GetIter(held), *n; /* owned */
+    while (it != NULL && (n = PyIter_Next(it)) != NULL) {
+        if (PyDict_DelItem(c->refs, n) < 0)
+            PyErr_Clear();
+        Py_DECREF(n);
+    }
+    Py_XDECREF(it);
+    Py_DECREF(held);
+}
+
+long long pyx_ref_new(pyx_ctx *c, PyObject *obj)
+{
+    if ((c->refs == NULL && (c->refs = PyDict_New()) == NULL) ||
+        (c->ref_owners == NULL && (c->ref_owners = PyDict_New()) == NULL))
+        return -1;
+    long long n = ++c->ref_next;
+    PyObject *key = PyLong_FromLongLong(n); /* owned */
+    if (key == NULL || PyDict_SetItem(c->refs, key, obj) < 0) {
+        Py_XDECREF(key);
+        return -1;
+    }
+    if (c->env_pid != NULL) { /* held by that process: released when it exits */
+        PyObject *held = PyDict_GetItemWithError(c->ref_owners, c->env_pid); /* borrowed */
+        if (held == NULL && !PyErr_Occurred()) {
+            held = PySet_New(NULL);
+            if (held != NULL && PyDict_SetItem(c->ref_owners, c->env_pid, held) < 0)
+                Py_CLEAR(held);
+            Py_XDECREF(held); /* the table holds it */
+        }
+        if (held == NULL || PySet_Add(held, key) < 0) {
+            (void)PyDict_DelItem(c->refs, key);
+            Py_DECREF(key);
+            return -1;
+        }
+    }
+    Py_DECREF(key);
+    return n;
+}
+
+PyObject *pyx_ref_get(pyx_ctx *c, long long n)
+{
+    PyObject *key = PyLong_FromLongLong(n); /* owned */
+    if (key == NULL)
+        return NULL;
+    PyObject *obj = c->refs != NULL ? PyDict_GetItemWithError(c->refs, key) : NULL; /* borrowed */
+    if (obj == NULL && !PyErr_Occurred())
+        PyErr_Format(PyExc_KeyError, "object reference %lld was released (py:release/1, or its process exited)", n);
+    Py_DECREF(key);
+    return obj;
+}
+
+int pyx_ref_release(pyx_ctx *c, long long n)
+{
+    if (pyx_ref_get(c, n) == NULL)
+        return -1;
+    PyObject *key = PyLong_FromLongLong(n); /* owned */
+    int rc = key != NULL ? PyDict_DelItem(c->refs, key) : -1;
+    /* its owner's set may keep the number: harmless, numbers are not reused */
+    Py_XDECREF(key);
+    return rc;
+}
+
 void pyx_env_drop(pyx_ctx *c, const void *pid, size_t len)
 {
     PyEval_RestoreThread(c->ex->ts); /* GIL held from here ... */
@@ -48,12 +121,12 @@ void pyx_env_drop(pyx_ctx *c, const void *pid, size_t len)
         Py_CLEAR(c->env_key);
         Py_CLEAR(c->env_last);
     }
-    if (c->envs != NULL) {
-        PyObject *key = PyBytes_FromStringAndSize(pid, (Py_ssize_t)len); /* owned */
-        if (key == NULL || PyDict_DelItem(c->envs, key) < 0)
-            PyErr_Clear(); /* none here: nothing to do */
-        Py_XDECREF(key);
-    }
+    PyObject *key = PyBytes_FromStringAndSize(pid, (Py_ssize_t)len); /* owned */
+    if (key != NULL && c->envs != NULL && PyDict_DelItem(c->envs, key) < 0)
+        PyErr_Clear(); /* none here */
+    drop_refs(c, key);
+    Py_XDECREF(key);
+    PyErr_Clear();
     PyEval_SaveThread(); /* ... to here */
 }
 
@@ -61,6 +134,8 @@ Py_ssize_t pyx_env_count(pyx_ctx *c) { return c->envs != NULL ? PyDict_GET_SIZE(
 
 void pyx_env_release(pyx_ctx *c)
 {
+    Py_CLEAR(c->refs);
+    Py_CLEAR(c->ref_owners);
     Py_CLEAR(c->env_key);
     Py_CLEAR(c->env_last);
     Py_CLEAR(c->envs);

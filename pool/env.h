@@ -20,6 +20,14 @@ PyObject *pyx_env_for(pyx_ctx *c, const void *pid, size_t len, int *created);
  * called without the GIL: on c's executor thread, between requests, it
  * takes it. */
 void pyx_env_drop(pyx_ctx *c, const void *pid, size_t len);
+/* A reference to obj for Erlang (API.md section 12): its number, held by
+ * the process of the environment the request runs in (c->env_pid), and
+ * released with it; -1 with an exception. */
+long long pyx_ref_new(pyx_ctx *c, PyObject *obj);
+/* The object of ref n (borrowed), or NULL with a KeyError. */
+PyObject *pyx_ref_get(pyx_ctx *c, long long n);
+/* Releases ref n; 0, or -1 (none) with a KeyError. */
+int pyx_ref_release(pyx_ctx *c, long long n);
 /* The number of environments in c. */
 Py_ssize_t pyx_env_count(pyx_ctx *c);
 /* Frees the table (the context goes). */

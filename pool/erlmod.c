@@ -407,7 +407,63 @@ static PyObject *erlang_env_count(PyObject *module, PyObject *unused)
     return PyLong_FromSsize_t(c != NULL ? pyx_env_count(c) : 0);
 }
 
+/* _exec_main(code): runs code (str) in the context's own __main__, not in
+ * the calling process's environment: py_preload's code, which each new
+ * environment then starts with (env.h). */
+static PyObject *erlang_exec_main(PyObject *module, PyObject *code)
+{
+    (void)module;
+    pyx_ctx *c = pyx_current_ctx();
+    if (c == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_exec_main: no request runs on this thread");
+        return NULL;
+    }
+    const char *src = PyUnicode_AsUTF8(code);
+    if (src == NULL)
+        return NULL;
+    PyObject *res = PyRun_String(src, Py_file_input, c->globals, c->globals); /* owned */
+    if (res == NULL)
+        return NULL;
+    Py_DECREF(res);
+    Py_RETURN_NONE;
+}
+
+/* The context of the request running on this thread, or NULL with an
+ * exception naming what needs it. */
+static pyx_ctx *request_ctx(const char *what)
+{
+    pyx_ctx *c = pyx_current_ctx();
+    if (c == NULL)
+        PyErr_Format(PyExc_RuntimeError, "%s: no request runs on this thread", what);
+    return c;
+}
+
+/* _ref_get(n): the object of ref n in this context (env.h). */
+static PyObject *erlang_ref_get(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    pyx_ctx *c = request_ctx("_ref_get");
+    long long n = PyLong_AsLongLong(arg);
+    if (c == NULL || (n == -1 && PyErr_Occurred()))
+        return NULL;
+    return Py_XNewRef(pyx_ref_get(c, n));
+}
+
+/* _ref_release(n): releases ref n (KeyError if it is gone already). */
+static PyObject *erlang_ref_release(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    pyx_ctx *c = request_ctx("_ref_release");
+    long long n = PyLong_AsLongLong(arg);
+    if (c == NULL || (n == -1 && PyErr_Occurred()) || pyx_ref_release(c, n) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef erlang_methods[] = {
+    {"_ref_get", erlang_ref_get, METH_O, "_ref_get(n): the object of an Erlang-held reference"},
+    {"_ref_release", erlang_ref_release, METH_O, "_ref_release(n): releases it"},
+    {"_exec_main", erlang_exec_main, METH_O, "_exec_main(code): runs code in the context's __main__"},
     {"_alive_add", (PyCFunction)(void (*)(void))erlang_alive_add, METH_FASTCALL, "_alive_add(pid, epoch): see send"},
     {"_alive_count", erlang_alive_count, METH_NOARGS, "_alive_count(): pids send knows alive"},
     {"_env_count", erlang_env_count, METH_NOARGS, "_env_count(): environments in this context"},

@@ -156,11 +156,17 @@ static PyObject *lookup(PyObject *globals, PyObject *module, PyObject *func)
     return obj;
 }
 
-static PyObject *do_call(PyObject *globals, PyObject *req)
+/* {M, F, Args, Kwargs} or {M, F, Args, Kwargs, ref}: with ref, the result
+ * is kept in c for Erlang (env.h) and its number returned instead. */
+static PyObject *do_call(pyx_ctx *c, PyObject *globals, PyObject *req)
 {
-    PyObject *module, *func, *args, *kwargs;
-    if (!PyArg_ParseTuple(req, "UUO!O!:call", &module, &func, &PyList_Type, &args, &PyDict_Type, &kwargs))
+    PyObject *module, *func, *args, *kwargs, *ret = NULL;
+    if (!PyArg_ParseTuple(req, "UUO!O!|U:call", &module, &func, &PyList_Type, &args, &PyDict_Type, &kwargs, &ret))
         return NULL;
+    if (ret != NULL && PyUnicode_CompareWithASCIIString(ret, "ref") != 0) {
+        PyErr_SetString(PyExc_ValueError, "call: the fifth element must be ref");
+        return NULL;
+    }
     PyObject *fn = lookup(globals, module, func);
     if (fn == NULL)
         return NULL;
@@ -168,6 +174,10 @@ static PyObject *do_call(PyObject *globals, PyObject *req)
     PyObject *res = tuple ? PyObject_Call(fn, tuple, PyDict_GET_SIZE(kwargs) ? kwargs : NULL) : NULL;
     Py_XDECREF(tuple);
     Py_DECREF(fn);
+    if (res != NULL && ret != NULL) {
+        long long n = pyx_ref_new(c, res);
+        Py_SETREF(res, n < 0 ? NULL : PyLong_FromLongLong(n));
+    }
     return res;
 }
 
@@ -256,10 +266,14 @@ static void put_traceback(pyx_buf *out)
 static PyObject *globals_for(pyx_ctx *c, pyx_caller *who)
 {
     if (who->nested && c->env != NULL)
-        return c->env;
-    if (who->len == 0)
+        return c->env; /* and c->env_pid stays */
+    if (who->len == 0) {
+        c->env_pid = NULL;
         return c->globals;
-    return pyx_env_for(c, who->pid, who->len, &who->created);
+    }
+    PyObject *env = pyx_env_for(c, who->pid, who->len, &who->created);
+    c->env_pid = env != NULL ? c->env_key : NULL;
+    return env;
 }
 
 void pyx_run(pyx_ctx *c, long long seq, pyx_caller *who, int op, const unsigned char *payload, size_t len,
@@ -268,6 +282,7 @@ void pyx_run(pyx_ctx *c, long long seq, pyx_caller *who, int op, const unsigned 
     PyEval_RestoreThread(c->ex->ts); /* GIL held from here ... */
     long long outer = c->ex->current; /* a request waiting in erlang.call */
     PyObject *outer_env = c->env;     /* and its globals, if it is in c */
+    PyObject *outer_pid = c->env_pid;
     c->ex->current = seq;
     pyx_etf_version(out);
 
@@ -283,7 +298,7 @@ void pyx_run(pyx_ctx *c, long long seq, pyx_caller *who, int op, const unsigned 
         if (!PyTuple_Check(req))
             PyErr_SetString(PyExc_TypeError, "request payload is not a tuple");
         else if (op == PYX_CALL)
-            res = do_call(globals, req);
+            res = do_call(c, globals, req);
         else if (op == PYX_EVAL)
             res = do_eval(c, globals, req);
         else
@@ -301,6 +316,7 @@ void pyx_run(pyx_ctx *c, long long seq, pyx_caller *who, int op, const unsigned 
 
     c->ex->current = outer;
     c->env = outer_env;
+    c->env_pid = outer_pid;
     /* An interrupt that came too late for this request must not hit the
      * next one. */
     PyThreadState_SetAsyncExc(c->ex->thread_id, NULL);

@@ -104,8 +104,10 @@ apply_imports(Sidecar, Ctx, Imports) ->
 function(all) -> none;
 function(F) -> F.
 
+%% In the context's own `__main__', from which every process-bound
+%% environment starts, not in this process's environment.
 apply_preload(Sidecar, Ctx, Code) ->
-    request(Sidecar, exec, Ctx, {Code}).
+    call(Sidecar, Ctx, <<"_exec_main">>, [Code]).
 
 %% The helpers are in the erlang module (pool/py/erlang.py).
 call(Sidecar, Ctx, Function, Args) ->

@@ -31,7 +31,7 @@ init_per_suite(Config) ->
     Level = <<"import erlang\n"
               "def level(n, top):\n"
               "    return n if n >= top else erlang.next_level(n + 1, top)\n">>,
-    [ok = py:exec(py:context(I), Level) || I <- [1, 2]],
+    [ok = py_ct:main_exec(py:context(I), Level) || I <- [1, 2]],
     ok = py:register_function(next_level, fun([N, Top]) ->
                                                   {ok, R} = py:call('__main__', level, [N, Top]),
                                                   R
@@ -142,23 +142,26 @@ nested_call_imports(_Config) ->
 %% of the runtime system) are out of erlang.send's and erlang.whereis' reach,
 %% by name or by pid.
 runtime_processes_out_of_reach(_Config) ->
-    Init = erlang:whereis(init),
-    Status = init:get_status(),
-    ?expect({ok, none}, py:eval(<<"__import__('erlang').whereis('init')">>)),
-    ?expect({ok, none}, py:eval(<<"__import__('erlang').whereis('application_controller')">>)),
-    ok = py:exec(<<"import erlang\n"
+    %% stop_by: unchecked, dropped by the port owner; a checked send raises
+    [ok = py_ct:main_exec(C, <<"import erlang\n"
                    "def stop_by(dest):\n"
-                   "    erlang.send(dest, (erlang.Atom('stop'), erlang.Atom('stop')))\n"
+                   "    erlang.send(dest, (erlang.Atom('stop'), erlang.Atom('stop')), check=False)\n"
                    "    return True\n"
                    "def stop_checked(dest):\n"
                    "    try:\n"
                    "        erlang.send(dest, (erlang.Atom('stop'), erlang.Atom('stop')), check=True)\n"
                    "    except Exception as e:\n"
                    "        return type(e).__name__\n"
-                   "    return 'sent'\n">>),
+                   "    return 'sent'\n">>) || C <- py_context_router:contexts()],
+    Init = erlang:whereis(init),
+    Status = init:get_status(),
+    ?expect({ok, none}, py:eval(<<"__import__('erlang').whereis('init')">>)),
+    ?expect({ok, none}, py:eval(<<"__import__('erlang').whereis('application_controller')">>)),
     ?expect({ok, true}, py:eval(<<"stop_by(erlang.Atom('init'))">>)),
     ?expect({ok, true}, py:call('__main__', stop_by, [Init])),
     ?expect({ok, Name} when Name =/= <<"sent">>, py:call('__main__', stop_checked, [Init])),
+    ?expect({error, {'ProcessError', <<"erlang.send: ", _/binary>>}},
+            py:eval(<<"erlang.send(p, 1)">>, #{p => Init})),
     %% a process of the application's own is reachable as before
     Self = self(),
     ?expect({ok, true}, py:call('__main__', stop_by, [Self])),
@@ -263,16 +266,19 @@ send(_Config) ->
     erlang:unregister(py_callback_suite_target),
     Dead = spawn(fun() -> ok end),
     timer:sleep(50),
-    ?expect({ok, <<"sent">>}, py:call(Ctx, '__main__', send_to, [Dead, lost])),
-    %% unless asked: check=True raises for a dead process or an unknown name
+    %% a dead pid raises erlang.ProcessError (API.md section 6), unless
+    %% check=False, the fire-and-forget path (py_env_SUITE has more)
+    ?expect({error, {'ProcessError', _}}, py:call(Ctx, '__main__', send_to, [Dead, lost])),
+    ?expect({ok, none}, py:eval(Ctx, <<"erlang.send(p, 'lost', check=False)">>, #{p => Dead})),
+    %% check=True waits for the BEAM: it raises for an unknown name too
     ok = py:exec(Ctx, <<"def send_checked(dest, msg):\n"
                         "    try:\n"
                         "        erlang.send(dest, msg, check=True)\n"
                         "        return 'sent'\n"
-                        "    except erlang.Error as e:\n"
-                        "        return (e.class_, e.reason)\n">>),
-    ?expect({ok, {<<"error">>, {<<"noproc">>, Dead}}}, py:call(Ctx, '__main__', send_checked, [Dead, lost])),
-    ?expect({ok, {<<"error">>, {<<"noproc">>, <<"no_such_registered_name">>}}},
+                        "    except erlang.ProcessError as e:\n"
+                        "        return str(e)\n">>),
+    ?expect({ok, <<"erlang.send: no process", _/binary>>}, py:call(Ctx, '__main__', send_checked, [Dead, lost])),
+    ?expect({ok, <<"erlang.send: no process", _/binary>>},
             py:eval(Ctx, <<"send_checked(erlang.Atom('no_such_registered_name'), 1)">>)),
     ?expect({ok, <<"sent">>}, py:call(Ctx, '__main__', send_checked, [Self, checked])),
     ?expect(<<"checked">>, receive M4 -> M4 after 5000 -> none end),

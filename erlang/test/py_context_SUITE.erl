@@ -204,8 +204,10 @@ parallel_order(_Config) ->
 
 %% The items run on different contexts, in parallel.
 parallel_spreads(_Config) ->
-    [ok = py:exec(py:context(I), [<<"ctx_name = ">>, integer_to_binary(I),
-                                  <<"\ndef name():\n    return ctx_name\n">>])
+    %% py:parallel runs each item in a process of its own: in __main__,
+    %% which their environments start from
+    [ok = py_ct:main_exec(py:context(I), [<<"ctx_name = ">>, integer_to_binary(I),
+                                          <<"\ndef name():\n    return ctx_name\n">>])
      || I <- lists:seq(1, ?N)],
     {ok, Names} = py:parallel([{'__main__', name, []} || _ <- lists:seq(1, 2 * ?N)]),
     Expected = [{ok, (I rem ?N) + 1} || I <- lists:seq(0, 2 * ?N - 1)],

@@ -5,7 +5,21 @@
 -include_lib("common_test/include/ct.hrl").
 
 -export([start/1, try_start/1, stop/0, py_version/0, mode/0, wait_until/3, timed/1,
-         has_module/2, equal/3, os_pid/0, kill_sidecar/0, wait_restarted/1]).
+         has_module/2, equal/3, os_pid/0, kill_sidecar/0, wait_restarted/1, main_exec/2]).
+
+%% Run Code in the context's own __main__, which every process's
+%% environment starts from (API.md section 3), so that what it defines is
+%% seen by the processes that make their first request there after it
+%% (a suite's cases run each in a process of its own).
+%% From a process of its own: the request would make the caller's
+%% environment first, before what the code defines.
+main_exec(Ctx, Code) ->
+    Bin = iolist_to_binary(Code),
+    {Pid, MRef} = spawn_monitor(fun() -> exit({done, py:call(Ctx, erlang, '_exec_main', [Bin])}) end),
+    receive
+        {'DOWN', MRef, process, Pid, {done, {ok, none}}} -> ok;
+        {'DOWN', MRef, process, Pid, Other} -> ct:fail("main_exec: ~p", [Other])
+    end.
 
 %% Start erlang_python afresh with Env (a proplist of application env keys);
 %% every other key is back to its default.

@@ -253,7 +253,7 @@ level_of(Marker, Out) ->
 print_flood(_Config) ->
     Self = self(),
     Line = binary:copy(<<"y">>, 190),
-    ?expect(ok, py:exec(py:context(1), <<"def flood(n, line):\n"
+    ?expect(ok, py_ct:main_exec(py:context(1), <<"def flood(n, line):\n"
                                          "    for i in range(n):\n"
                                          "        print('flood', line, i)\n">>)),
     Flood = spawn_link(fun() ->

@@ -381,6 +381,17 @@ def _import(imports):
             getattr(mod, function)
 
 
+# --- Object references (py_ref, API.md section 12): objects kept in the
+# context for Erlang, by number (pool/env.c) ---------------------------------
+
+def _ref_method(n, method, args, kwargs):
+    return getattr(_ref_get(n), method)(*args, **kwargs)
+
+
+def _ref_getattr(n, name):
+    return getattr(_ref_get(n), name)
+
+
 __all__ = ['Pid', 'Ref', 'Opaque', 'Atom', 'AtomLimitError', 'Error', 'ProcessError', 'SuspensionRequired',
            'ScheduleMarker', 'call', 'send', 'whereis', 'sleep', 'schedule', 'schedule_py', 'schedule_inline',
            'consume_time_slice', 'state_set', 'state_get', 'state_delete', 'state_keys', 'state_incr',
