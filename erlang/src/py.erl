@@ -65,6 +65,7 @@
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
          state_incr/1, state_incr/2, state_decr/1, state_decr/2,
          subscribe_restarts/0, unsubscribe_restarts/0]).
+-export([call_method/3, getattr/2, to_term/1, is_ref/1, release/1]).
 -export([shared_dict_new/0, shared_dict_set/3, shared_dict_get/2, shared_dict_get/3,
          shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1]).
 
@@ -108,7 +109,8 @@ call(_M, _F, _Args, Kwargs) ->
           result().
 call(Ctx, M, F, Args, Opts) when is_pid(Ctx) ->
     case call_opts(Opts) of
-        {ok, Kwargs, Timeout} -> run(prepare_call(Ctx, M, F, Args, Kwargs, Timeout));
+        {ok, Kwargs, Timeout, value} -> run(prepare_call(Ctx, M, F, Args, Kwargs, Timeout));
+        {ok, Kwargs, Timeout, ref} -> call_ref(prepare_call(Ctx, M, F, Args, Kwargs, Timeout), Ctx);
         {error, _} = Error -> Error
     end;
 call(Ctx, M, F, Args, Kwargs) when is_map(Kwargs) ->
@@ -116,14 +118,69 @@ call(Ctx, M, F, Args, Kwargs) when is_map(Kwargs) ->
 call(M, F, Args, Kwargs, Timeout) ->
     run(prepare_call(route, M, F, Args, Kwargs, Timeout)).
 
-%% The options of call/5 on a context pid: `{ok, Kwargs, Timeout}'.
+%% The options of call/5 on a context pid: `{ok, Kwargs, Timeout, Return}'.
 call_opts(Opts) when is_map(Opts) ->
-    case maps:keys(maps:without([kwargs, timeout], Opts)) of
-        [] -> {ok, maps:get(kwargs, Opts, #{}), maps:get(timeout, Opts, default_timeout())};
-        Bad -> {error, {badarg, {opts, {unknown_keys, lists:sort(Bad), [kwargs, timeout]}}}}
+    case {maps:keys(maps:without([kwargs, timeout, return], Opts)), maps:get(return, Opts, value)} of
+        {[], Return} when Return =:= value; Return =:= ref ->
+            {ok, maps:get(kwargs, Opts, #{}), maps:get(timeout, Opts, default_timeout()), Return};
+        {[], Return} ->
+            {error, {badarg, {opts, {return, Return, [value, ref]}}}};
+        {Bad, _} ->
+            {error, {badarg, {opts, {unknown_keys, lists:sort(Bad), [kwargs, timeout, return]}}}}
     end;
 call_opts(_Opts) ->
     {error, {badarg, {opts, not_a_map}}}.
+
+%% A call whose result stays in the context: `{ok, Ref}' (py_ref).
+call_ref({ok, {call, Sidecar, CtxId, Payload, Timeout}}, Ctx) ->
+    Port = py_instance:port(Sidecar),
+    case py_request:run(Sidecar, call, CtxId, erlang:append_element(Payload, ref), Timeout) of
+        {ok, N} when is_integer(N), is_port(Port) -> {ok, py_ref:new(Sidecar, Ctx, N, Port)};
+        {ok, _} -> {error, {stale_ref, <<"the sidecar restarted during the call">>}};
+        {error, _} = Error -> Error
+    end;
+call_ref({error, _} = Error, _Ctx) ->
+    Error.
+
+%%--------------------------------------------------------------------
+%% Object references (py_ref): Python objects kept in their context
+
+%% @doc Call method `Method' of the referenced object with `Args'; the
+%% result comes back as a term.
+-spec call_method(py_ref:ref(), name(), list()) -> result().
+call_method(Ref, Method, Args) when is_list(Args) ->
+    on_ref(Ref, '_ref_method', fun(N) -> [N, Method, Args, #{}] end);
+call_method(_Ref, _Method, Args) ->
+    {error, {badarg, {args, Args}}}.
+
+%% @doc Attribute `Name' of the referenced object, as a term.
+-spec getattr(py_ref:ref(), name()) -> result().
+getattr(Ref, Name) ->
+    on_ref(Ref, '_ref_getattr', fun(N) -> [N, Name] end).
+
+%% @doc The referenced object itself, converted to a term.
+-spec to_term(py_ref:ref()) -> result().
+to_term(Ref) ->
+    on_ref(Ref, '_ref_get', fun(N) -> [N] end).
+
+%% @doc Whether `Term' is an object reference.
+-spec is_ref(term()) -> boolean().
+is_ref(Term) ->
+    py_ref:is_ref(Term).
+
+%% @doc Release the referenced object now (its holder's exit does too).
+-spec release(py_ref:ref()) -> ok | {error, term()}.
+release(Ref) ->
+    case on_ref(Ref, '_ref_release', fun(N) -> [N] end) of
+        {ok, none} -> ok;
+        {error, _} = Error -> Error
+    end.
+
+on_ref(Ref, Helper, ArgsOf) ->
+    case py_ref:target(Ref) of
+        {ok, Ctx, N} -> call(Ctx, erlang, Helper, ArgsOf(N));
+        {error, _} = Error -> Error
+    end.
 
 %% @doc Evaluate a Python expression.
 -spec eval(code()) -> result().
