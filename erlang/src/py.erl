@@ -65,7 +65,7 @@
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
          state_incr/1, state_incr/2, state_decr/1, state_decr/2,
          subscribe_restarts/0, unsubscribe_restarts/0]).
--export([call_method/3, getattr/2, to_term/1, is_ref/1, release/1]).
+-export([call_method/3, getattr/2, to_term/1, is_ref/1, release/1, get_local_env/1]).
 -export([shared_dict_new/0, shared_dict_set/3, shared_dict_get/2, shared_dict_get/3,
          shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1]).
 
@@ -141,6 +141,14 @@ call_ref({ok, {call, Sidecar, CtxId, Payload, Timeout}}, Ctx) ->
     end;
 call_ref({error, _} = Error, _Ctx) ->
     Error.
+
+%% @doc The caller's process-bound environment in context `Ctx' (see
+%% {@link py_context:create_local_env/1}).
+-spec get_local_env(pid()) -> {'$py_env', pid(), pid()} | {error, term()}.
+get_local_env(Ctx) when is_pid(Ctx) ->
+    py_context:create_local_env(Ctx);
+get_local_env(Ctx) ->
+    {error, {badarg, {ctx, Ctx}}}.
 
 %%--------------------------------------------------------------------
 %% Object references (py_ref): Python objects kept in their context

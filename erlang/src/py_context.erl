@@ -15,7 +15,7 @@
 -behaviour(gen_server).
 
 -export([start_link/2, new/1, stop/1, exec/2, exec/3, eval/3, eval/4, call/5, call/6,
-         ctx_id/1, mode/1, label/1, new_table/0, cleanup/2]).
+         ctx_id/1, mode/1, label/1, new_table/0, cleanup/2, create_local_env/1]).
 -export([start_link/3, where/1, cleanup/3, forget_sidecar/1, all/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -125,6 +125,19 @@ eval(Ctx, Code, Locals) ->
           {ok, term()} | {error, term()}.
 eval(Ctx, Code, Locals, Timeout) ->
     run(eval, Ctx, py_payload:eval(Code, Locals), Timeout).
+
+%% @doc The caller's process-bound environment in context `Ctx' (API.md
+%% section 3), made now if it has none yet: an opaque term naming it. It
+%% is the globals that the caller's `exec', `eval' and `call' on `Ctx'
+%% run in, a copy of the context's `__main__' when it was made, and it
+%% goes when the caller exits. `{error, Reason}' if the context cannot be
+%% reached.
+-spec create_local_env(pid()) -> {'$py_env', pid(), pid()} | {error, term()}.
+create_local_env(Ctx) ->
+    case eval(Ctx, <<"None">>, #{}) of
+        {ok, none} -> {'$py_env', Ctx, self()};
+        {error, _} = Error -> Error
+    end.
 
 %% @doc Call `Module.Function(*Args, **Kwargs)' in the context.
 -spec call(pid(), atom() | binary(), atom() | binary(), list(), map()) ->

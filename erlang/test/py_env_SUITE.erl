@@ -12,12 +12,12 @@
 -export([two_processes_isolated/1, exec_then_eval/1, call_main_sees_env/1, bound_context/1,
          made_from_main/1, freed_at_exit/1, nested_callbacks_keep_env/1,
          other_context_in_callback/1, empty_after_restart/1, many_short_processes/1,
-         send_to_dead_raises/1, send_fast_path/1, send_to_name/1]).
+         send_to_dead_raises/1, send_fast_path/1, send_to_name/1, local_env/1]).
 
 all() ->
     [two_processes_isolated, exec_then_eval, call_main_sees_env, bound_context, made_from_main,
      freed_at_exit, nested_callbacks_keep_env, other_context_in_callback, send_to_dead_raises,
-     send_fast_path, send_to_name, many_short_processes, empty_after_restart].
+     send_fast_path, send_to_name, local_env, many_short_processes, empty_after_restart].
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 2}]),
@@ -281,3 +281,17 @@ send_to_name(_Config) ->
     ?expect({ok, none}, py:eval(Ctx, <<"erlang.send(erlang.Atom('py_env_suite_target'), 1)">>)),
     ?expect({error, {'ProcessError', _}},
             py:eval(Ctx, <<"erlang.send(erlang.Atom('py_env_suite_target'), 1, check=True)">>)).
+
+%% py:get_local_env/1 and py_context:create_local_env/1: the caller's
+%% environment, made if it has none yet.
+local_env(_Config) ->
+    Ctx = py:context(2),
+    Self = self(),
+    Before = env_count(Ctx),
+    ?expect({{'$py_env', Ctx, P}, 1} when is_pid(P) andalso P =/= Self,
+            in_process(fun() ->
+                               Env = py:get_local_env(Ctx),
+                               {Env, env_count(Ctx) - Before}
+                       end)),
+    ?expect({'$py_env', Ctx, Self}, py_context:create_local_env(Ctx)),
+    ?expect({error, {badarg, {ctx, not_a_pid}}}, py:get_local_env(not_a_pid)).
