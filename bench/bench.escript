@@ -23,6 +23,13 @@
 %%   cast_return_median_us        py:cast(operator, add) returning                 <= 6 us
 %%   spawn_call_await_median_us   py:await(py:spawn_call(...)) next to py:call      <= call + 5 us
 %%   call_reductions_per_py_call  reductions of the calling process per py:call
+%%   env_call_median_us           a call in the caller's environment vs the same
+%%                                request without a caller (in __main__, as before
+%%                                environments)                                    within 5%
+%%   env_create_us                a process's first call minus its second
+%%   erlang_send_unchecked_per_s  erlang.send(..., check=False), beside the checked
+%%                                erlang_send_per_s; erlang_send_new_pid_us: the
+%%                                first send to a pid (one liveness round trip)
 %%   flood_print/send_call_latency_ratio  context 2's median call during context 1's
 %%                                300k prints / erlang.sends, against quiet        <= 2x
 %%                                (the median of 5 quiet/flood pairs; send: 1)
@@ -114,6 +121,7 @@ main(Args) ->
     load_burst(),
     load_probe(),
     callbacks(Exe, Rounds),
+    envs(Rounds),
     waits(Rounds),
     call_reductions(),
     flood_latency(burn),
@@ -270,8 +278,11 @@ cpu_speedup() ->
     C1 = py:context(1),
     C2 = py:context(2),
     Def = <<"def burn(n):\n    s = 0\n    for i in range(n):\n        s += i * i\n    return s\n">>,
+    %% here, and in __main__ for py:parallel, which runs its items in
+    %% processes of their own
     ok = py:exec(C1, Def),
-    ok = py:exec(C2, Def),
+    ok = main_exec(C1, Def),
+    ok = main_exec(C2, Def),
     Item = {'__main__', burn, [?CPU_LOOP]},
     {ok, _} = py:call(C1, '__main__', burn, [?CPU_LOOP div 10]),
     OnOne = fun() ->
@@ -300,9 +311,15 @@ callbacks(Exe, Rounds) ->
                         "def bench_calls(n):\n"
                         "    for _ in range(n):\n"
                         "        erlang.call('bench_noop')\n"
-                        "def bench_send(pid, n):\n"
+                        "def bench_send(pid, n, check):\n"
                         "    for i in range(n):\n"
-                        "        erlang.send(pid, i)\n">>),
+                        "        erlang.send(pid, i, check=check)\n"
+                        "def bench_send_new(pids):\n"
+                        "    import time\n"
+                        "    t = time.perf_counter_ns()\n"
+                        "    for p in pids:\n"
+                        "        erlang.send(p, 0)\n"
+                        "    return (time.perf_counter_ns() - t) / len(pids) / 1000\n">>),
     Small = {req, 1, <<"small payload">>},
     %% erlang.call: erlang.bench_noop() adds the look-up of the name
     %% ($registered, one more round trip)
@@ -326,11 +343,81 @@ callbacks(Exe, Rounds) ->
               [lists:join(" ", [io_lib:format("~b:~.1f", [N, C]) || {N, C} <- PerCall])]),
     Sends = 100000,
     Self = self(),
-    T0 = erlang:monotonic_time(microsecond),
-    {ok, _} = py:call(Ctx, '__main__', bench_send, [Self, Sends]),
-    ok = receive_all(Sends),
-    Secs = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
-    io:format("erlang_send_per_s ~b (~b messages from one Python loop, all received)~n", [round(Sends / Secs), Sends]).
+    %% the liveness check (API.md section 6: ProcessError for a dead pid)
+    %% against check=False, alternated; the first send to a pid asks the
+    %% BEAM, later ones find it in the sidecar's table
+    Rate = fun(Check) ->
+                   T0 = erlang:monotonic_time(microsecond),
+                   {ok, _} = py:call(Ctx, '__main__', bench_send, [Self, Sends, Check]),
+                   ok = receive_all(Sends),
+                   round(Sends / ((erlang:monotonic_time(microsecond) - T0) / 1.0e6))
+           end,
+    Pairs = [{Rate(none), Rate(false)} || _ <- lists:seq(1, 5)],
+    Checked = median(lists:sort([C || {C, _} <- Pairs])),
+    Unchecked = median(lists:sort([U || {_, U} <- Pairs])),
+    io:format("erlang_send_per_s ~b (~b messages from one Python loop, all received, each "
+              "checked alive: pids known to the sidecar) pairs: ~s~n",
+              [Checked, Sends, lists:join(" ", [io_lib:format("~b/~b", [C, U]) || {C, U} <- Pairs])]),
+    io:format("erlang_send_unchecked_per_s ~b (check=False, the fire-and-forget path; "
+              "checked/unchecked ~.2f)~n", [Unchecked, Checked / Unchecked]),
+    Sinks = [spawn(fun() -> receive _ -> ok end end) || _ <- lists:seq(1, 1000)],
+    {ok, NewUs} = py:call(Ctx, '__main__', bench_send_new, [Sinks]),
+    io:format("erlang_send_new_pid_us ~s (the first send to each of 1000 new pids: one "
+              "round trip to the BEAM each)~n", [fmt(NewUs)]).
+
+%% Process-bound environments (API.md section 3): a call in the caller's
+%% environment against the same request without a caller, which runs in
+%% the context's __main__ as every call did before environments (both sent
+%% by hand, the same way, alternated in rounds); and the cost of a
+%% process's first call, which makes its environment (a copy of __main__,
+%% a '$env' notice, a monitor, and a drop at exit), over its second.
+envs(Rounds) ->
+    Ctx = py:context(1),
+    {ok, CtxId} = py_context:ctx_id(Ctx),
+    Port = py_instance:port(default),
+    Payload = term_to_binary({<<"operator">>, <<"add">>, [1, 2], #{}}),
+    WithEnv = fun() -> {ok, 3} = raw_call(Port, [call, CtxId, none, none, self()], Payload) end,
+    InMain = fun() -> {ok, 3} = raw_call(Port, [call, CtxId, none, none], Payload) end,
+    Runs = [{seq_latency(WithEnv), seq_latency(InMain)} || _ <- lists:seq(1, Rounds)],
+    Env = median(lists:sort([E || {E, _} <- Runs])),
+    Main = median(lists:sort([M || {_, M} <- Runs])),
+    Ratio = median(lists:sort([E / M || {E, M} <- Runs])),
+    io:format("env_call_median_us ~s (in __main__, no environment: ~s; ~.3fx; goal within 5%) "
+              "rounds: ~s~n",
+              [fmt(Env), fmt(Main), Ratio,
+               lists:join(" ", [io_lib:format("~s/~s", [fmt(E), fmt(M)]) || {E, M} <- Runs])]),
+    Self = self(),
+    Firsts = [begin
+                  spawn(fun() ->
+                                First = timed(fun() -> {ok, 3} = py:call(Ctx, operator, add, [1, 2]) end),
+                                Second = timed(fun() -> {ok, 3} = py:call(Ctx, operator, add, [1, 2]) end),
+                                Self ! {first, First - Second}
+                        end),
+                  receive {first, D} -> D end
+              end || _ <- lists:seq(1, 2000)],
+    io:format("env_create_us ~s (a process's first call minus its second, median of 2000 "
+              "processes)~n", [fmt(median(lists:sort(Firsts)))]).
+
+%% A call sent by hand (py_wire), as py:call sends it, with Header (a
+%% caller's pid last, or none): its load-control slot taken first, which
+%% the port owner gives back with the reply.
+raw_call(Port, Header, Payload) ->
+    ok = py_semaphore:acquire(default, ?TIMEOUT),
+    Alias = alias([reply]),
+    true = erlang:port_command(Port, py_wire:packet(Header, Alias, Payload)),
+    receive
+        {py_reply, Alias, Body} ->
+            {ok, Result} = py_wire:result(Body),
+            Result
+    after ?TIMEOUT -> error(timeout)
+    end.
+
+%% Code run in the context's own __main__, which the environments of the
+%% processes that make their first call after it start from.
+main_exec(Ctx, Code) ->
+    Self = self(),
+    spawn(fun() -> Self ! {main_exec, py:call(Ctx, erlang, '_exec_main', [Code])} end),
+    receive {main_exec, {ok, none}} -> ok end.
 
 receive_all(0) -> ok;
 receive_all(N) ->
@@ -446,7 +533,8 @@ call_reductions() ->
 flood_latency(Kind) ->
     C1 = py:context(1),
     C2 = py:context(2),
-    ok = py:exec(C1, <<"import erlang\n"
+    %% called from a process of its own (flood_pair)
+    ok = main_exec(C1, <<"import erlang\n"
                        "def bench_print_flood(n):\n"
                        "    line = 'y' * 190\n"
                        "    for i in range(n):\n"

@@ -58,6 +58,8 @@ int pyx_alive_known(const void *pid, size_t len, uint64_t *epoch)
     return known;
 }
 
+uint64_t pyx_alive_epoch(void) { return __atomic_load_n(&exits, __ATOMIC_ACQUIRE); }
+
 int pyx_alive_add(const void *pid, size_t len, uint64_t epoch)
 {
     uint64_t h = hash_of(pid, len);
@@ -86,7 +88,7 @@ void pyx_alive_forget(const void *pid, size_t len)
 {
     uint64_t h = hash_of(pid, len);
     pthread_mutex_lock(&mu);
-    exits++;
+    __atomic_store_n(&exits, exits + 1, __ATOMIC_RELEASE);
     entry **e = find(pid, len, h);
     if (*e != NULL) {
         entry *gone = *e;

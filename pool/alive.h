@@ -17,6 +17,9 @@
  * alive. *epoch is set to the count of exits heard so far, for
  * pyx_alive_add. */
 int pyx_alive_known(const void *pid, size_t len, uint64_t *epoch);
+/* The count of exits heard so far (as pyx_alive_known sets it), without
+ * the lock: a pid known alive when it was this still is while it stays. */
+uint64_t pyx_alive_epoch(void);
 /* The BEAM said the pid is alive (or of another node), when the count of
  * exits was epoch: kept, unless an exit came since (which may be its own:
  * then it is asked about again next time). 0, or -1 out of memory. */

@@ -45,6 +45,9 @@ typedef struct pyx_ctx {
                              held for Erlang (py:call ... #{return => ref}) */
     PyObject *ref_owners; /* strong: pid bytes -> set of the refs it holds */
     long long ref_next;   /* the number of the next ref */
+    PyObject *alive_last; /* strong: the _etf bytes of the pid erlang.send
+                             last found alive here (alive.h), ... */
+    uint64_t alive_epoch; /* ... when the count of exits was this */
     pyx_types types;      /* strong references, see pyetf.h */
     PyObject *marker_type; /* strong: erlang.ScheduleMarker, for run.c's
                               check of a result */

@@ -136,6 +136,7 @@ void pyx_env_release(pyx_ctx *c)
 {
     Py_CLEAR(c->refs);
     Py_CLEAR(c->ref_owners);
+    Py_CLEAR(c->alive_last);
     Py_CLEAR(c->env_key);
     Py_CLEAR(c->env_last);
     Py_CLEAR(c->envs);

@@ -203,8 +203,17 @@ static PyObject *erlang_send(PyObject *module, PyObject *const *args, Py_ssize_t
         PyObject *pid = pid_bytes(args[0]); /* owned */
         if (pid == NULL)
             goto done;
-        uint64_t epoch;
-        int known = pyx_alive_known(PyBytes_AS_STRING(pid), (size_t)PyBytes_GET_SIZE(pid), &epoch);
+        /* A loop that sends to one pid: the same bytes object as the last
+         * send found alive in this context, and no exit heard since. */
+        pyx_ctx *c = pyx_current_ctx();
+        uint64_t epoch = 0;
+        int fast = c != NULL && c->alive_last == pid && c->alive_epoch == pyx_alive_epoch();
+        int known = fast || pyx_alive_known(PyBytes_AS_STRING(pid), (size_t)PyBytes_GET_SIZE(pid), &epoch);
+        if (known && !fast && c != NULL) {
+            c->alive_epoch = epoch; /* as of the lookup: an exit after it misses */
+            Py_INCREF(pid);
+            Py_XSETREF(c->alive_last, pid);
+        }
         Py_DECREF(pid);
         if (!known) {
             res = PyLong_FromUnsignedLongLong(epoch);
