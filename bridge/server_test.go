@@ -397,3 +397,30 @@ func TestPanicIsLogged(t *testing.T) {
 	f.send(etf.Tuple{proto.TagInfo, ctlID})
 	require.Equal(t, ctlID, f.next().id)
 }
+
+// {down, Ctxs} then the pid: its environments in Ctxs go (a context that
+// is not there is skipped), erlang.send forgets it, nothing is answered;
+// a bad one is logged and dropped.
+func TestDown(t *testing.T) {
+	f := newFixture(t, nil, 0)
+	c1, c2, c3 := f.withContext(1), f.withContext(2), f.withContext(3)
+	f.send(etf.Tuple{proto.TagDown, etf.List{1, 3, 9}}, callerPid)
+	f.none()
+	raw := encodeAll(t, callerPid)[1:]
+	assert.Equal(t, [][]byte{raw}, c1.dropped)
+	assert.Empty(t, c2.dropped)
+	assert.Equal(t, [][]byte{raw}, c3.dropped)
+	assert.Equal(t, [][]byte{raw}, f.pool.exited)
+
+	f.send(etf.Tuple{proto.TagDown, etf.List{}}, callerPid) // a pid erlang.send knew alive
+	f.none()
+	assert.Len(t, f.pool.exited, 2)
+
+	f.send(etf.Tuple{proto.TagDown, etf.List{1}}, etf.Atom("not_a_pid"))
+	f.expectDropped("dropped a down packet: the body is not a pid")
+	f.send(etf.Tuple{proto.TagDown, etf.Atom("x")}, callerPid)
+	f.expectDropped("dropped a down packet: contexts are not a list")
+	f.handle(encodeAll(t, etf.Tuple{proto.TagDown, etf.List{1}}))
+	f.expectDropped("dropped a down packet: the body is not a versioned term")
+	assert.Len(t, c1.dropped, 1)
+}

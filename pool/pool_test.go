@@ -41,9 +41,11 @@ func TestMain(m *testing.M) {
 type sink struct {
 	out     *port.Output
 	logs    chan []byte // the bodies of '$log' packets
+	envs    chan []byte // the bodies of '$env' packets
 	mu      sync.Mutex
 	next    uint64
 	waiting map[uint64]chan []byte
+	caller  []byte // the pid requests come from (nil: none, as in most tests)
 }
 
 func newSink() (*sink, error) {
@@ -55,12 +57,15 @@ func newSink() (*sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sink{out: out, logs: make(chan []byte, 64), waiting: make(map[uint64]chan []byte)}
+	s := &sink{out: out, logs: make(chan []byte, 64), envs: make(chan []byte, 64), waiting: make(map[uint64]chan []byte)}
 	go s.read(bufio.NewReader(r))
 	return s, nil
 }
 
-var logHead, _ = etf.Encode(etf.Atom("$log"))
+var (
+	logHead, _ = etf.Encode(etf.Atom("$log"))
+	envHead, _ = etf.Encode(etf.Atom("$env"))
+)
 
 func (s *sink) read(r io.Reader) {
 	var hdr [4]byte
@@ -76,6 +81,13 @@ func (s *sink) read(r io.Reader) {
 			s.out.LogAck(1) // as py_log does: the next batch may come
 			select {
 			case s.logs <- rest:
+			default: // nobody looks
+			}
+			continue
+		}
+		if rest, ok := bytes.CutPrefix(frame, envHead); ok {
+			select {
+			case s.envs <- rest:
 			default: // nobody looks
 			}
 			continue
@@ -101,7 +113,7 @@ func (s *sink) submit(c *Context, op Op, payload []byte) ([]byte, chan []byte, e
 	s.waiting[id] = ch
 	s.mu.Unlock()
 	reply := binary.BigEndian.AppendUint64(nil, id)
-	return reply, ch, c.Submit(s.out, op, 0, reply, payload)
+	return reply, ch, c.SubmitFrom(s.out, op, 0, reply, s.caller, payload)
 }
 
 // run submits one request and waits for its decoded result.
@@ -315,4 +327,67 @@ func TestTracebackOfPythonErrors(t *testing.T) {
 	assert.Contains(t, text, "ZeroDivisionError: division by zero")
 	assert.Empty(t, traceback(Eval, etf.Tuple{etf.Binary("1 + 1"), etf.Map{}}), "no traceback without an error")
 	assert.Empty(t, traceback(Call, etf.Tuple{etf.Binary("math")}), "a bad payload raises no Python traceback")
+}
+
+// Requests from a process run in its own environment, a copy of __main__
+// made on its first request, which a '$env' packet announces once; without
+// a caller they run in __main__; DropEnv forgets one.
+func TestProcessBoundEnvironments(t *testing.T) {
+	c, err := testPool.NewContext(Auto, 42)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	pidA, _ := etf.Encode(etf.Pid{Node: "a@host", ID: 1, Creation: 1})
+	pidB, _ := etf.Encode(etf.Pid{Node: "a@host", ID: 2, Creation: 1})
+	from := func(pid []byte) *sink {
+		s, err := newSink()
+		require.NoError(t, err)
+		if pid != nil {
+			s.caller = pid[1:]
+		}
+		return s
+	}
+	a, b, none := from(pidA), from(pidB), from(nil)
+	evalBy := func(s *sink, code string) etf.Term {
+		p, _ := etf.Encode(etf.Tuple{etf.Binary(code), etf.Map{}})
+		_, done, err := s.submit(c, Eval, p)
+		require.NoError(t, err)
+		return wait(t, done)
+	}
+	notice := func(s *sink, pid []byte) {
+		t.Helper()
+		select {
+		case body := <-s.envs:
+			// versioned {42, Pid}: the context's id, then the pid as it came
+			assert.Equal(t, append([]byte{etf.VersionTag, 104, 2, 97, 42}, pid[1:]...), body, "{Ctx, Pid}")
+		case <-time.After(5 * time.Second):
+			t.Fatal("no '$env' packet")
+		}
+	}
+	_, done, err := none.submit(c, Exec, mustEncode(t, etf.Tuple{etf.Binary("shared = 'main'")}))
+	require.NoError(t, err)
+	assert.Equal(t, etf.Atom("ok"), wait(t, done))
+	assert.Equal(t, etf.OKTuple(etf.Binary("main")), evalBy(none, "shared"))
+	assert.Equal(t, etf.OKTuple(etf.Binary("main")), evalBy(a, "shared")) // made from __main__
+	notice(a, pidA)
+	assert.Equal(t, etf.OKTuple(int64(1)), evalBy(a, "globals().setdefault('x', 1)"))
+	assert.Equal(t, etf.OKTuple(int64(1)), evalBy(a, "x"))
+	assert.Equal(t, etf.ErrorAtom, evalBy(b, "x").(etf.Tuple)[0])
+	notice(b, pidB)
+	assert.Equal(t, etf.ErrorAtom, evalBy(none, "x").(etf.Tuple)[0])
+	assert.Equal(t, etf.OKTuple(int64(3)), evalBy(none, "__import__('erlang')._env_count() + 1"))
+	select {
+	case <-a.envs:
+		t.Fatal("a second '$env' for the same process")
+	default:
+	}
+	require.NoError(t, c.DropEnv(pidA[1:]))
+	assert.Equal(t, etf.ErrorAtom, evalBy(a, "x").(etf.Tuple)[0]) // a new one, empty
+	notice(a, pidA)
+}
+
+func mustEncode(t *testing.T, term etf.Term) []byte {
+	t.Helper()
+	b, err := etf.Encode(term)
+	require.NoError(t, err)
+	return b
 }
