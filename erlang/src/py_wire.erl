@@ -32,7 +32,7 @@
 %% result a caller decodes
 -compile({inline, [body/2, term/1]}).
 
--define(PROTOCOL, 2).
+-define(PROTOCOL, 3).
 -define(LEVELS, [emergency, alert, critical, error, warning, notice, info, debug]).
 
 -type request() :: [term(), ...].
