@@ -196,7 +196,7 @@ func TestInfoResult(t *testing.T) {
 		etf.Atom("slot_min"), 65536,
 	))
 	assert.Equal(t, encode(t, want), encode(t, res))
-	assert.Equal(t, 2, Version)
+	assert.Equal(t, 3, Version)
 }
 
 func TestStateOps(t *testing.T) {
