@@ -61,14 +61,51 @@ main(Args) ->
          fun() -> py:call(C1, '__main__', greet, [<<"world">>]) end, {ok, <<"hello world">>}),
 
     io:format("~n"),
+    section("process-bound environments: each Erlang process has its own globals"),
+    Self = self(),
+    InOther = fun(F) -> spawn(fun() -> Self ! {other, F()} end), receive {other, R} -> R end end,
+    show("another process: py:eval(Ctx1, <<\"x\">>)  (x is this process's)",
+         fun() -> InOther(fun() -> py:eval(C1, <<"x">>) end) end,
+         {error, {'NameError', <<"name 'x' is not defined">>}}),
+    show("another process: py:exec(Ctx1, <<\"x = 'mine'\">>), then py:eval(Ctx1, <<\"x\">>)",
+         fun() -> InOther(fun() -> ok = py:exec(C1, <<"x = 'mine'">>), py:eval(C1, <<"x">>) end) end,
+         {ok, <<"mine">>}),
+    show("this process: py:eval(Ctx1, <<\"x\">>)  (unchanged)", fun() -> py:eval(C1, <<"x">>) end, {ok, 42}),
+    io:format("  to share between processes: the shared state, a SharedDict, or a module:~n"),
+    ok = py:state_store(greeting, <<"hi">>),
+    show("py:state_store(greeting, <<\"hi\">>); another process evals erlang.state_get('greeting')",
+         fun() -> InOther(fun() -> py:eval(C1, <<"erlang.state_get('greeting')">>) end) end,
+         {ok, <<"hi">>}),
+    {ok, SD} = py:shared_dict_new(),
+    ok = py:shared_dict_set(SD, <<"hits">>, 7),
+    show("py:shared_dict_new(), set hits = 7; another process reads it on Ctx2",
+         fun() -> InOther(fun() -> py:eval(C2, <<"erlang.SharedDict(sd)['hits']">>, #{sd => SD}) end) end,
+         {ok, 7}),
+    Dir = filename:join(filename:basedir(user_cache, "erlang_python_demo"), os:getpid()),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    ok = file:write_file(filename:join(Dir, "demo_tasks.py"),
+                         <<"import erlang\n"
+                           "def burn(n):\n    s = 0\n    for i in range(n):\n        s += i * i\n    return s\n"
+                           "def send_loop(pid, n):\n    for i in range(n):\n        erlang.send(pid, i)\n">>),
+    show("py_import:add_path(Dir)  (demo_tasks.py there: every context, every process)",
+         fun() -> py_import:add_path(Dir) end, ok),
+    show("another process: py:call(Ctx2, demo_tasks, burn, [10])",
+         fun() -> InOther(fun() -> py:call(C2, demo_tasks, burn, [10]) end) end, {ok, 285}),
+    Dead = spawn(fun() -> ok end),
+    timer:sleep(10),
+    show("erlang.send to a process that exited: erlang.ProcessError",
+         fun() -> element(1, element(2, py:eval(C1, <<"erlang.send(p, 1)">>, #{p => Dead}))) end,
+         'ProcessError'),
+    {ok, Lock} = py:call(C1, threading, 'Lock', [], #{return => ref}),
+    show("py:call(Ctx1, threading, 'Lock', [], #{return => ref}), py:call_method(Ref, acquire, [])",
+         fun() -> py:call_method(Lock, acquire, []) end, {ok, true}),
+
+    io:format("~n"),
     section("py:parallel: CPU-bound Python on 1 context, then spread over 2"),
-    Burn = <<"def burn(n):\n    s = 0\n    for i in range(n):\n        s += i * i\n    return s\n">>,
-    ok = py:exec(C1, Burn),
-    ok = py:exec(C2, Burn),
-    Item = {'__main__', burn, [?LOOP]},
+    Item = {demo_tasks, burn, [?LOOP]},
     {One, _} = timed(fun() ->
-                             {ok, _} = py:call(C1, '__main__', burn, [?LOOP]),
-                             {ok, _} = py:call(C1, '__main__', burn, [?LOOP])
+                             {ok, _} = py:call(C1, demo_tasks, burn, [?LOOP]),
+                             {ok, _} = py:call(C1, demo_tasks, burn, [?LOOP])
                      end),
     {Two, {ok, Results}} = timed(fun() -> py:parallel([Item, Item]) end),
     true = lists:all(fun({ok, V}) -> is_integer(V); (_) -> false end, Results),
@@ -138,10 +175,6 @@ main(Args) ->
                             "erlang.send(erlang.Atom('init'), (erlang.Atom('stop'), erlang.Atom('stop')))">>)
          end, ok),
     timer:sleep(100),
-    ok = py:exec(C1, <<"import erlang\n"
-                       "def send_loop(pid, n):\n"
-                       "    for i in range(n):\n"
-                       "        erlang.send(pid, i)\n">>),
     Add = fun() -> {ok, 3} = py_context:call(C2, operator, add, [1, 2], #{}) end,
     latency("py_context:call(Ctx2, operator, add, [1, 2]), quiet", Add),
     show("Ctx1 sends 20000 messages while Ctx2 serves calls: received",
@@ -192,6 +225,7 @@ main(Args) ->
     show("erlang_python:stop_sidecar(other)", fun() -> erlang_python:stop_sidecar(other) end, ok),
 
     ok = application:stop(erlang_python),
+    _ = file:del_dir_r(Dir),
     io:format("~ndemo: ok~n").
 
 check_exe([Path | _], _Root) ->
@@ -226,7 +260,7 @@ send_flood(Ctx, Call, N) ->
     Collector = spawn_link(fun() -> collect(Self, 0) end),
     T0 = erlang:monotonic_time(microsecond),
     _ = spawn_link(fun() ->
-                           Self ! {flooded, py_context:call(Ctx, '__main__', send_loop, [Collector, N],
+                           Self ! {flooded, py_context:call(Ctx, demo_tasks, send_loop, [Collector, N],
                                                             #{}, 60000)}
                    end),
     Times = lists:sort(serve_until_flooded(Call, [])),
