@@ -62,12 +62,12 @@ alive(Sidecar, Pid) ->
         true ->
             %% watched before the answer goes: a process that exits after
             %% is reported to the sidecar (by then it knows it as alive)
-            case {whereis(py_instance:name(?MODULE, Sidecar)), py_instance:port(Sidecar)} of
-                {Watcher, Port} when is_pid(Watcher), is_port(Port) ->
-                    Watcher ! {watch, Port, none, Pid};
-                _ ->
-                    ok
-            end,
+            _ = case {whereis(py_instance:name(?MODULE, Sidecar)), py_instance:port(Sidecar)} of
+                    {Watcher, Port} when is_pid(Watcher), is_port(Port) ->
+                        Watcher ! {watch, Port, none, Pid};
+                    _ ->
+                        ok
+                end,
             alive
     end.
 
