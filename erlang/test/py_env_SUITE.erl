@@ -98,7 +98,9 @@ bound_context(_Config) ->
 %% A new environment starts from the context's __main__ as it is then.
 made_from_main(_Config) ->
     Ctx = py:context(1),
-    ok = py:exec(Ctx, <<"import __main__\n__main__.shared_name = 'from main'">>),
+    %% the context's own __main__ (a dict of its own in a main-interpreter
+    %% context, so not `import __main__' there)
+    ok = py_ct:main_exec(Ctx, <<"shared_name = 'from main'">>),
     ?expect({ok, <<"from main">>}, in_process(fun() -> py:eval(Ctx, <<"shared_name">>) end)),
     ?expect({ok, <<"__main__">>}, in_process(fun() -> py:eval(Ctx, <<"__name__">>) end)).
 
