@@ -165,6 +165,13 @@ func (s *sidecar) send(terms ...etf.Term) {
 	require.NoError(s.t, err)
 }
 
+// trySend is send for a packet that may find pyport gone (a broken pipe).
+func (s *sidecar) trySend(term etf.Term) {
+	b, err := etf.Encode(term)
+	require.NoError(s.t, err)
+	_, _ = s.in.Write(append(bridge.AppendFrameHeader(nil, len(b)), b...))
+}
+
 // next is the next packet whose id is not '$log', or fails after timeout.
 func (s *sidecar) next(timeout time.Duration) (id, result etf.Term) {
 	s.t.Helper()
@@ -187,7 +194,8 @@ func (s *sidecar) next(timeout time.Duration) (id, result etf.Term) {
 						}
 					}
 				}
-				s.send(etf.Tuple{etf.Atom("log_ack"), 1})
+				// a pyport that is exiting may be gone already: no error then
+				s.trySend(etf.Tuple{etf.Atom("log_ack"), 1})
 				continue
 			}
 			return p[0], p[1]
