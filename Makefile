@@ -73,12 +73,15 @@ test: build
 	  echo "python: $$cfg" | tee -a $(LOGS)/go-test-other.log; \
 	  PYTHON_CONFIG=$$cfg $(GOTEST) -race -count=1 $(CGO_PKGS) 2>&1 | tee -a $(LOGS)/go-test-other.log; \
 	done
+	@echo "== dependency by git URL: rebar3 app, mix project, the build hook"
+	bash scripts/dep-test.sh 2>&1 | tee $(LOGS)/dep.log
 	@echo
 	@echo "== summary"
 	@printf 'fuzz:  %s\n' "$$($(NOCOLOR) $(LOGS)/fuzz.log | grep -E '^(ok|PASS|FAIL)' | tail -n1)"
 	@printf 'eunit: %s\n' "$$($(NOCOLOR) $(LOGS)/eunit.log | grep -a -E 'tests? passed|Failed:|There were no tests' | tail -n1 | sed 's/^ *//')"
 	@printf 'ct:    %s\n' "$$($(NOCOLOR) $(LOGS)/ct.log | grep -a -E 'tests? passed|Passed [0-9]+ tests|Failed [0-9]+ tests?' | tail -n1)"
 	@printf 'ct 3.11: %s\n' "$$($(NOCOLOR) $(LOGS)/ct-py311.log | grep -a -E 'tests? passed|Passed [0-9]+ tests|Failed [0-9]+ tests?' | tail -n1)"
+	@printf 'dep:   %s\n' "$$($(NOCOLOR) $(LOGS)/dep.log | grep -E '^dep: [0-9]+ passed' | tail -n1 | sed 's/^dep: //')"
 	@$(NOCOLOR) $(LOGS)/go-test-other.log | grep -E '^(python:|ok|FAIL|---)' | sed 's/^/go:    /'
 	@$(NOCOLOR) $(LOGS)/go-test.log | grep -E '^(ok|FAIL|---)'
 
@@ -102,4 +105,4 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./etf
 
 clean:
-	rm -rf _build erlang/_build erlang/logs erlang/rebar3.crashdump erlang/priv/pyport
+	rm -rf _build erlang/_build erlang/logs erlang/rebar3.crashdump erlang/priv/pyport erlang/priv/pyport.stamp

@@ -69,6 +69,13 @@ if ! command -v rebar3 >/dev/null 2>&1; then
 fi
 echo "setup: rebar3 $(command -v rebar3)"
 
+# --- Elixir's mix: scripts/dep-test.sh builds a mix project that depends on this one ---
+if ! command -v mix >/dev/null 2>&1; then
+    apt_install elixir
+    command -v mix >/dev/null 2>&1 || { echo "setup: mix still not found after installing elixir" >&2; exit 1; }
+fi
+echo "setup: mix $(command -v mix)"
+
 # --- Go (must pre-exist) and the Go modules ---
 if ! command -v go >/dev/null 2>&1; then
     if [ -x /usr/local/go/bin/go ]; then
