@@ -62,7 +62,13 @@ defmodule ErlangPython.MixProject do
       erlc_paths: ["erlang/src"],
       erlc_options: [:debug_info],
       compilers: [:pyport | Mix.compilers()],
-      deps: []
+      deps: [],
+      package: [
+        files: Enum.map(@app[:files], &to_string/1),
+        licenses: Enum.map(@app[:licenses], &to_string/1),
+        links: Map.new(@app[:links], fn {k, v} -> {to_string(k), to_string(v)} end),
+        build_tools: Enum.map(@app[:build_tools], &to_string/1)
+      ]
     ]
   end
 
