@@ -7,6 +7,9 @@
 #           an `erl -noshell` calls Python: {ok, 4.0} = py:call(math, sqrt, [16]);
 #   mix:    a new `mix new` project with {:erlang_python, git: "file://...", branch:
 #           "main"}: `mix deps.get` and `mix compile`, then `mix run -e` makes the call;
+#   package: the files a hex package holds (the app.src's files list, links
+#           followed) alone, as a git repository: a rebar3 app depends on it, compiles
+#           and calls Python (the list is enough to build the sidecar);
 #   hook:   in the rebar3 app's checkout of the dependency, the pre-compile hook says
 #           why it cannot build (PYTHON_CONFIG=/nonexistent: the python: line; a Go
 #           file that does not compile: go build's error) and, sources unchanged,
@@ -111,6 +114,40 @@ if out=$(mix_case 2>&1); then
 else
     show "$out"
     fail mix "see above"
+fi
+
+# --- the files of a hex package alone ---
+package_case() {
+    local files f pkg="$tmp/package"
+    files=$(cd "$root" && erl -noshell -eval '{ok, [{application, _, P}]} = file:consult("erlang/src/erlang_python.app.src"), [io:format("~s~n", [F]) || F <- proplists:get_value(files, P)], halt().') ||
+        { echo "cannot read the files list"; return 1; }
+    mkdir -p "$pkg" || return 1
+    for f in $files; do
+        [ -e "$root/$f" ] || { echo "listed but missing: $f"; return 1; }
+        mkdir -p "$pkg/$(dirname "$f")" && cp -rL "$root/$f" "$pkg/$f" || return 1
+    done
+    echo "package files:" $files
+    (cd "$pkg" && git init -q -b main && git add -A &&
+        GIT_AUTHOR_NAME=dep-test GIT_AUTHOR_EMAIL=dep-test@localhost \
+        GIT_COMMITTER_NAME=dep-test GIT_COMMITTER_EMAIL=dep-test@localhost \
+        git commit -qm package) || return 1
+    cd "$tmp" && rebar3 new app pkgapp >/dev/null && cd pkgapp || return 1
+    cat >rebar.config <<EOF
+{erl_opts, [debug_info]}.
+{deps, [{erlang_python, {git, "file://$pkg", {branch, "main"}}}]}.
+EOF
+    rebar3 compile || { echo "rebar3 compile failed"; return 1; }
+    timeout 60 erl -noshell -pa _build/default/lib/*/ebin \
+        -eval "$call, io:format(\"package: math.sqrt(16) = 4.0~n\"), halt()." ||
+        { echo "the call failed"; return 1; }
+}
+echo "== dep: the files of a hex package"
+if out=$(package_case 2>&1); then
+    show "$out"
+    pass package
+else
+    show "$out"
+    fail package "see above"
 fi
 
 # --- the hook's messages and its stamp, in the rebar3 app's checkout ---
