@@ -5,8 +5,8 @@
 # from the repository root when erlang_python is a dependency; mix.exs runs it too).
 #
 # Rebuilds only when something the binary is made of changed: OUT.stamp, next to
-# OUT, holds a hash of the Go/C/Python sources, go.mod/go.sum, these scripts, the
-# chosen python-config (its path, version and flags) and the Go version; when it
+# OUT, holds a hash of the Go/C/Python sources, go.mod/go.sum, this script, the
+# chosen python-config (its path, version and flags), GOFLAGS and the Go version; when it
 # matches and OUT is there, nothing is built. PYPORT_FORCE=1 rebuilds anyway.
 # When it cannot build it says why: which Python was picked or tried
 # (pick-python.sh's message), that Go is missing, or go build's errors.
@@ -43,7 +43,7 @@ exe="$(dirname "$cfg")/$(basename "$cfg" -config)"
 # The hash of what the binary is made of.
 sources_hash() {
     {
-        echo "out=$out cfg=$cfg exe=$exe"
+        echo "cfg=$cfg exe=$exe GOFLAGS=${GOFLAGS:-}"
         "$cfg" --includes --embed --ldflags 2>&1 || true
         [ -n "$exe" ] && "$exe" -c 'import sys; print(sys.version)' 2>&1 || true
         go version

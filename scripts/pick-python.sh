@@ -63,6 +63,27 @@ version_of() {
     "$cfg" --embed --ldflags 2>/dev/null | tr ' ' '\n' | sed -n 's/^-lpython//p' | head -n1
 }
 
+# Candidates that exist but cannot embed or lack Python.h, for the message when none is.
+tried=()
+# try CFG: choose CFG if usable, else remember it when it exists.
+try() {
+    if usable "$1"; then
+        choose "$1"
+    fi
+    if [ -n "$1" ] && [ -e "$1" ]; then
+        tried+=("$1")
+    fi
+    return 0
+}
+
+tried_msg() {
+    if [ ${#tried[@]} -gt 0 ]; then
+        echo "; tried, not usable: ${tried[*]}"
+    else
+        echo "; none found"
+    fi
+}
+
 choose() {
     local cfg=$1
     echo "python: using $cfg ($(version_of "$cfg"))" >&2
@@ -82,7 +103,7 @@ if [ -n "${PYTHON:-}" ]; then
     */*) cfg="${PYTHON}-config" ;;
     *) cfg=$(on_path "${PYTHON}-config" || true) ;;
     esac
-    usable "$cfg" && choose "$cfg"
+    try "$cfg"
     # A bare name such as python3.12 may live only in pyenv's versions (its shim
     # works only for the active ones).
     root=$(pyenv_root || true)
@@ -91,7 +112,7 @@ if [ -n "${PYTHON:-}" ]; then
     *)
         if [ -n "$root" ]; then
             while IFS= read -r cfg; do
-                usable "$cfg" && choose "$cfg"
+                try "$cfg"
             done < <(printf "%s\n" "$root"/versions/*/bin/"${PYTHON}-config" | sort -V -r)
         fi
         ;;
@@ -100,25 +121,25 @@ if [ -n "${PYTHON:-}" ]; then
     py=$PYTHON
     case $py in */*) ;; *) py=$(on_path "$py" || echo "$py") ;; esac
     cfg=$("$py" -c 'import os, sysconfig as s; print(os.path.join(s.get_config_var("BINDIR"), "python" + s.get_config_var("LDVERSION") + "-config"))' 2>/dev/null || true)
-    usable "$cfg" && choose "$cfg"
-    echo "python: PYTHON=$PYTHON has no usable python-config (needs --embed and Python.h)" >&2
+    try "$cfg"
+    echo "python: PYTHON=$PYTHON has no usable python-config (needs --embed and Python.h)$(tried_msg)" >&2
     exit 1
 fi
 
 root=$(pyenv_root || true)
 for ver in 3.13 3.12; do
     cfg=$(on_path "python${ver}-config" || true)
-    usable "$cfg" && choose "$cfg"
+    try "$cfg"
     if [ -n "$root" ]; then
         while IFS= read -r cfg; do
-            usable "$cfg" && choose "$cfg"
+            try "$cfg"
         done < <(printf "%s\n" "$root"/versions/"$ver"*/bin/"python${ver}-config" | sort -V -r)
     fi
 done
 
 for cfg in "$(on_path python3-config || true)" /usr/bin/python3-config; do
-    usable "$cfg" && choose "$cfg"
+    try "$cfg"
 done
 
-echo "python: no usable python-config found (need python3.13/3.12 -config with --embed, or the system python3-dev)" >&2
+echo "python: no usable python-config found (need python3.13/3.12 -config with --embed, or the system python3-dev)$(tried_msg)" >&2
 exit 1
