@@ -73,7 +73,7 @@ test: build
 	  echo "python: $$cfg" | tee -a $(LOGS)/go-test-other.log; \
 	  PYTHON_CONFIG=$$cfg $(GOTEST) -race -count=1 $(CGO_PKGS) 2>&1 | tee -a $(LOGS)/go-test-other.log; \
 	done
-	@echo "== dependency by git URL: rebar3 app, mix project, the build hook"
+	@echo "== dependency by git URL: rebar3 app, mix project, the hex files list, the build hook"
 	bash scripts/dep-test.sh 2>&1 | tee $(LOGS)/dep.log
 	@echo
 	@echo "== summary"
