@@ -15,4 +15,18 @@ exe="$(dirname "$cfg")/$(basename "$cfg" -config)"
 [ -x "$exe" ] || exe=""
 PYTHON_CONFIG=$cfg "$here/with-python.sh" go build \
     -ldflags "-X main.defaultExecutable=$exe" -o "$out" ./cmd/pyport
+# What the sidecar was built for, read by the BEAM (py_python) before it runs it:
+# on another machine the same Python version may sit elsewhere.
+meta="$out.python"
+if [ -n "$exe" ] && "$exe" -S -c 'import sys, sysconfig
+v = sysconfig.get_config_var
+print("%% the Python %s was built for (scripts/build-pyport.sh)" % sys.argv[1])
+for k, x in (("version", "%d.%d" % sys.version_info[:2]), ("soname", v("INSTSONAME") or ""),
+             ("libdir", v("LIBDIR") or ""), ("executable", sys.argv[2])):
+    print("{%s, \"%s\"}." % (k, x.replace("\\", "\\\\").replace("\"", "\\\"")))' \
+    "$(basename "$out")" "$exe" >"$meta.tmp"; then
+    mv "$meta.tmp" "$meta"
+else
+    rm -f "$meta.tmp" "$meta"
+fi
 echo "pyport: built $out for $cfg"
