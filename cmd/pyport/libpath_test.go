@@ -13,6 +13,7 @@ func TestRestoreLibraryPath(t *testing.T) {
 		wantSet     bool
 	}{
 		{"none saved", "", false, "/py/lib", true},
+		{"none before", "-", true, "", false},
 		{"empty saved", "", true, "", false},
 		{"saved", "/a:/b", true, "/a:/b", true},
 	} {
