@@ -92,7 +92,7 @@ open(#{exe := Exe, env := Env, args := Extra}, Args) when is_list(Args) ->
 open(Exe, Args) when is_list(Args) ->
     case launch(unicode:characters_to_list(Exe), python_setting()) of
         {ok, Launch} -> open(Launch, Args);
-        {error, _} -> open(#{exe => Exe, env => [], args => []}, Args)
+        {error, _} -> open(#{exe => Exe, env => [], args => [], python => built_in}, Args)
     end.
 
 python_setting() ->

@@ -20,8 +20,10 @@
 %% over. A found interpreter is asked once (`python -S -c', kept for the
 %% VM's life) for its version (it must be the build's), its `sys.prefix' and
 %% its `sysconfig' `LIBDIR'; libpython is looked for in `PREFIX/lib',
-%% `PREFIX/lib/MULTIARCH' (Debian), then `LIBDIR' (the interpreter's build
-%% directory, right where it was not moved). The sidecar then starts with
+%% `BASE/lib' (`sys.base_prefix': a venv's base installation),
+%% `BASE/lib/MULTIARCH' (Debian), then `LIBDIR' (the interpreter's build
+%% directory, right where it was not moved). A venv's interpreter runs the
+%% venv: Python reads its `pyvenv.cfg'. The sidecar then starts with
 %% that directory first in `LD_LIBRARY_PATH' (ahead of the build's RUNPATH;
 %% pyport gives Python the previous value back) and
 %% `--python-executable', from which Python finds its standard library.
@@ -53,10 +55,11 @@
 
 -define(KEY(Python, Build, Env), {?MODULE, Python, Build, Env}).
 -define(PROBE_TIMEOUT, 10000).
-%% One line each: major.minor, sys.prefix, LIBDIR, MULTIARCH, INSTSONAME.
+%% One line each: major.minor, sys.prefix, sys.base_prefix (a venv's
+%% base), LIBDIR, MULTIARCH, INSTSONAME.
 -define(PROBE,
         "import sys, sysconfig; v = sysconfig.get_config_var; "
-        "print('%d.%d' % sys.version_info[:2], sys.prefix, v('LIBDIR') or '', "
+        "print('%d.%d' % sys.version_info[:2], sys.prefix, sys.base_prefix, v('LIBDIR') or '', "
         "v('MULTIARCH') or '', v('INSTSONAME') or '', sep='\\n')").
 
 %% @doc How to start the sidecar `Exe' so that it finds its Python, given
@@ -203,13 +206,16 @@ ask(Source, Python, Build, Old) ->
             Fail(enoent);
         true ->
             %% a moved interpreter may itself need its libpython: PREFIX/lib first
-            Near = filename:join(filename:dirname(filename:dirname(Python)), "lib"),
-            case run(Python, [{"LD_LIBRARY_PATH", join_path(Near, Old)}]) of
+            %% (and the one of a symlink's target: a venv's bin/python3.X)
+            Near = lists:join(":", dedup([filename:join(filename:dirname(filename:dirname(P)), "lib")
+                                          || P <- [Python | link_target(Python)]])),
+            case run(Python, [{"LD_LIBRARY_PATH", join_path(lists:flatten(Near), Old)}]) of
                 {ok, Out} ->
                     case string:split(string:trim(Out, trailing), "\n", all) of
-                        [Version, Prefix, LibDir, Multiarch, SoName] ->
+                        [Version, Prefix, Base, LibDir, Multiarch, SoName] ->
                             found(Source, Python, Build, Old,
-                                  #{version => Version, prefix => Prefix, libdir => LibDir,
+                                  #{version => Version, prefix => Prefix, base => Base,
+                                    libdir => LibDir,
                                     multiarch => Multiarch, soname => SoName});
                         _ ->
                             Fail({bad_output, Out})
@@ -226,9 +232,9 @@ found(Source, Python, Build, Old, #{version := Version} = Info) ->
                                        version => Version, wanted => Wanted}}};
         _ ->
             SoName = maps:get(soname, Build, maps:get(soname, Info)),
-            #{prefix := Prefix, libdir := LibDir, multiarch := Multiarch} = Info,
-            Dirs = dedup([filename:join(Prefix, "lib")]
-                         ++ [filename:join([Prefix, "lib", Multiarch]) || Multiarch =/= ""]
+            #{prefix := Prefix, base := Base, libdir := LibDir, multiarch := Multiarch} = Info,
+            Dirs = dedup([filename:join(P, "lib") || P <- [Prefix, Base]]
+                         ++ [filename:join([Base, "lib", Multiarch]) || Multiarch =/= ""]
                          ++ [LibDir || LibDir =/= ""]),
             case [D || D <- Dirs, SoName =/= "", filelib:is_regular(filename:join(D, SoName))] of
                 [Dir | _] ->
@@ -241,6 +247,12 @@ found(Source, Python, Build, Old, #{version := Version} = Info) ->
                     {error, {no_libpython, #{python => Python, from => Source,
                                              soname => SoName, looked_in => Dirs}}}
             end
+    end.
+
+link_target(Path) ->
+    case file:read_link_all(Path) of
+        {ok, Target} -> [filename:absname(Target, filename:dirname(Path))];
+        {error, _} -> []
     end.
 
 saved("") -> "-";

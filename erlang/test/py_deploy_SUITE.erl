@@ -9,11 +9,11 @@
 -include("py_ct.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
--export([release_moved/1, release_moved_env/1, found_on_path/1, not_found/1,
+-export([release_moved/1, release_moved_env/1, venv/1, found_on_path/1, not_found/1,
          bad_python_errors/1, escript/1]).
 
 all() ->
-    [release_moved, release_moved_env, found_on_path, not_found, bad_python_errors, escript].
+    [release_moved, release_moved_env, venv, found_on_path, not_found, bad_python_errors, escript].
 
 init_per_suite(Config) ->
     _ = application:load(erlang_python),
@@ -133,6 +133,30 @@ copy_app(App, Pyport) ->
     ok = file:change_mode(To, 8#755),
     {ok, _} = file:copy(Pyport ++ ".python", To ++ ".python"),
     ok.
+
+%% A venv of the moved Python: the sidecar runs in it (its site-packages)
+%% with the moved base's libpython.
+venv(Config) ->
+    Python = ?config(moved_python, Config),
+    Base = filename:dirname(filename:dirname(Python)),
+    Venv = filename:join(?config(priv_dir, Config), "venv"),
+    Out = cmd("'~ts' -m venv --without-pip '~ts' 2>&1 && echo venv-made", [Python, Venv]),
+    case string:find(Out, "venv-made") of
+        nomatch ->
+            {skip, "no venv module in this Python (Debian: python3-venv)"};
+        _ ->
+            VenvPy = filename:join([Venv, "bin", filename:basename(Python)]),
+            [Site] = filelib:wildcard(filename:join([Venv, "lib", "python*", "site-packages"])),
+            ok = file:write_file(filename:join(Site, "ep_in_venv.py"), <<"WHERE = 'venv'\n">>),
+            py_ct:start([{python, VenvPy}]),
+            ?expect({ok, <<"venv">>}, py:eval(<<"__import__('ep_in_venv').WHERE">>)),
+            {ok, {P, BP, [Lib]}} =
+                py:eval(<<"(__import__('sys').prefix, __import__('sys').base_prefix, "
+                          "[l.split()[-1] for l in open('/proc/self/maps') if 'libpython' in l][:1])">>),
+            ?expect(true, P =:= list_to_binary(Venv)),
+            ?expect(true, BP =:= list_to_binary(Base)),
+            ?expect(true, lists:prefix(Base, binary_to_list(Lib)))
+    end.
 
 %% A pyport whose build's Python is gone (its .python names a missing one):
 %% found as python3.X on PATH, the moved one.
