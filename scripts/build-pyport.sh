@@ -40,6 +40,23 @@ fi
 exe="$(dirname "$cfg")/$(basename "$cfg" -config)"
 [ -x "$exe" ] || exe=""
 
+# What the sidecar was built for, read by the BEAM (py_python) before it runs it:
+# on another machine the same Python version may sit elsewhere.
+write_meta() {
+    meta="$out.python"
+    if [ -n "$exe" ] && "$exe" -S -c 'import sys, sysconfig
+v = sysconfig.get_config_var
+print("%% the Python %s was built for (scripts/build-pyport.sh)" % sys.argv[1])
+for k, x in (("version", "%d.%d" % sys.version_info[:2]), ("soname", v("INSTSONAME") or ""),
+             ("libdir", v("LIBDIR") or ""), ("executable", sys.argv[2])):
+    print("{%s, \"%s\"}." % (k, x.replace("\\", "\\\\").replace("\"", "\\\"")))' \
+        "$(basename "$out")" "$exe" >"$meta.tmp"; then
+        mv "$meta.tmp" "$meta"
+    else
+        rm -f "$meta.tmp" "$meta"
+    fi
+}
+
 # The hash of what the binary is made of.
 sources_hash() {
     {
@@ -57,6 +74,7 @@ sources_hash() {
 hash=$(sources_hash)
 if [ -z "${PYPORT_FORCE:-}" ] && [ -x "$out" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then
     echo "pyport: $out is up to date (for $cfg)"
+    [ -f "$out.python" ] || write_meta
     exit 0
 fi
 
@@ -66,5 +84,6 @@ if ! CGO_ENABLED=1 CGO_CFLAGS="-g -O2 $("$cfg" --includes)" CGO_LDFLAGS="$("$cfg
     -ldflags "-X main.defaultExecutable=$exe" -o "$out" ./cmd/pyport; then
     fail "go build ./cmd/pyport failed (its errors are above), with $cfg ($("$cfg" --embed --ldflags 2>/dev/null | tr -s ' '))"
 fi
+write_meta
 echo "$hash" >"$stamp"
 echo "pyport: built $out for $cfg"

@@ -30,7 +30,9 @@ import (
 const version = "0.1.0"
 
 // defaultExecutable is sys.executable, set at build time by
-// scripts/build-pyport.sh (-ldflags -X) to the Python linked in.
+// scripts/build-pyport.sh (-ldflags -X) to the Python linked in. The BEAM
+// passes --python-executable when that Python sits elsewhere at run time
+// (py_python, docs/deployment.md).
 var defaultExecutable = ""
 
 func main() {
@@ -51,6 +53,7 @@ func main() {
 	sendPace := pflag.Int64("send-pace", port.DefaultSendPace, "erlang.sends a second while other contexts are served (0: never paced): a send loop cannot take the pipe and the port owner from their replies")
 	stuckGrace := pflag.Int("stuck-grace-ms", int(pool.DefaultStuckGrace/time.Millisecond), "exit (status 70) when a cancelled request still runs this long after its cancel (0: never)")
 	pflag.Parse()
+	restoreLibraryPath()
 
 	logger := log.New(os.Stderr, "pyport: ", log.LstdFlags|log.Lmicroseconds)
 	growPipe(0, *pipeSize)

@@ -11,9 +11,10 @@
 %% |                  |                          | passed and `py:num_executors()' tells     |
 %% | `python_path'    | `[]'                     | directories prepended to `sys.path'       |
 %% | `call_timeout'   | `30000'                  | default timeout (ms) of a synchronous call|
-%% | `python'         | `priv/pyport'            | path of the sidecar to run: a `pyport'    |
-%% |                  |                          | built for another Python (see             |
-%% |                  |                          | `py_port_exe:path/0')                     |
+%% | `python'         | found (`py_python')      | the Python interpreter to run (a file     |
+%% |                  |                          | named `python*', see `py_python'), or the |
+%% |                  |                          | path of a `pyport' built for another      |
+%% |                  |                          | Python (see `py_port_exe:path/0')         |
 %% | `sandbox'        | `default'                | accepted and checked, enforced later      |
 %% | `max_restarts'   | `10'                     | sidecar crashes tolerated in              |
 %% | `max_restart_period_s' | `60'               | ... this many seconds; one more stops the |

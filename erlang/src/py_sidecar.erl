@@ -152,12 +152,21 @@ handle_continue(start, #state{sidecar = Sidecar} = State) ->
             logger:notice("erlang_python: sidecar~ts restarts in ~b ms", [label(Sidecar), Delay]),
             timer:sleep(Delay)
     end,
-    Exe = py_port_exe:path(py_config:get(Sidecar, python)),
-    try py_port_exe:open(Exe, py_config:port_args(Sidecar) ++ SlotArgs) of
-        Port -> open(Port, Exe, State)
-    catch
-        error:Reason ->
-            %% no such file, not executable...
+    %% the pyport file and the Python it runs (py_python): asked once
+    case py_port_exe:launch(py_config:get(Sidecar, python)) of
+        {ok, #{exe := Exe} = Launch} ->
+            try py_port_exe:open(Launch, py_config:port_args(Sidecar) ++ SlotArgs) of
+                Port -> open(Port, Exe, State)
+            catch
+                error:Reason ->
+                    %% no such file, not executable...
+                    py_lifecycle:start_failed(Sidecar, Reason),
+                    {stop, Reason, State}
+            end;
+        {error, Reason} ->
+            %% no domain: the default handler shows it
+            logger:error("erlang_python: sidecar~ts cannot start: ~ts",
+                         [label(Sidecar), py_python:format_error(Reason)]),
             py_lifecycle:start_failed(Sidecar, Reason),
             {stop, Reason, State}
     end.

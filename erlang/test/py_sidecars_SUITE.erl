@@ -244,7 +244,7 @@ stop_leaves_nothing(_Config) ->
 
 %% A first start that fails returns why, and leaves nothing behind.
 no_such_python(_Config) ->
-    ?expect({error, enoent},
+    ?expect({error, {no_pyport, "/nonexistent/pyport", enoent}},
             erlang_python:start_sidecar(broken, #{python => "/nonexistent/pyport"})),
     ?equal([default], erlang_python:sidecars()),
     ?equal({[], [], [], []}, leftovers(broken)),
