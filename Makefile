@@ -102,4 +102,4 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./etf
 
 clean:
-	rm -rf _build erlang/_build erlang/logs erlang/rebar3.crashdump erlang/priv/pyport
+	rm -rf _build erlang/_build erlang/logs erlang/rebar3.crashdump erlang/priv/pyport erlang/doc
