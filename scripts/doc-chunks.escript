@@ -10,11 +10,12 @@
 %% AppDir/doc/chunks/Module.chunk, made again only when a source is newer than its chunk.
 %% When REBAR_BUILD_DIR is set (the hooks), the built application in
 %% $REBAR_BUILD_DIR/lib/erlang_python gets a `doc' link to AppDir/doc (rebar3 links src
-%% and priv, not doc), which is where code:get_doc/1 looks.
+%% and priv, not doc), which is where code:get_doc/1 looks: relative when the build is
+%% inside AppDir, as rebar3's own links, so that moving the tree keeps it.
 -mode(compile).
 
 main(Args) ->
-    AppDir = filename:absname(case Args of [D] -> D; [] -> "." end),
+    AppDir = normalize(case Args of [D] -> D; [] -> "." end),
     Srcs = filelib:wildcard(filename:join([AppDir, "src", "*.erl"])),
     ChunkDir = filename:join([AppDir, "doc", "chunks"]),
     case lists:any(fun(Src) -> stale(Src, ChunkDir) end, Srcs) of
@@ -45,7 +46,7 @@ link_build(AppDir) ->
         Build ->
             Built = filename:join([Build, "lib", "erlang_python"]),
             Doc = filename:join(Built, "doc"),
-            Src = filename:join(AppDir, "doc"),
+            Src = link_target(AppDir, normalize(Built)),
             case {filelib:is_dir(Built), file:read_link_info(Doc)} of
                 {false, _} -> ok;
                 {true, {ok, _}} -> ok;                  % a link or a copy already
@@ -59,3 +60,16 @@ link_build(AppDir) ->
                     end
             end
     end.
+
+link_target(AppDir, Built) ->
+    case lists:prefix(filename:split(AppDir), filename:split(Built)) of
+        true ->
+            Depth = length(filename:split(Built)) - length(filename:split(AppDir)),
+            filename:join(lists:duplicate(Depth, "..") ++ ["doc"]);
+        false ->
+            filename:join(AppDir, "doc")
+    end.
+
+%% An absolute path without `.' components.
+normalize(Path) ->
+    filename:join([P || P <- filename:split(filename:absname(Path)), P =/= "."]).
