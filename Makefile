@@ -105,4 +105,4 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./etf
 
 clean:
-	rm -rf _build erlang/_build erlang/logs erlang/rebar3.crashdump erlang/priv/pyport erlang/priv/pyport.stamp erlang/priv/pyport.python
+	rm -rf _build erlang/_build erlang/logs erlang/rebar3.crashdump erlang/priv/pyport erlang/priv/pyport.stamp erlang/priv/pyport.python erlang/doc
