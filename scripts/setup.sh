@@ -69,6 +69,11 @@ if ! command -v rebar3 >/dev/null 2>&1; then
 fi
 echo "setup: rebar3 $(command -v rebar3)"
 
+# --- Elixir (py_elixir_SUITE calls the API through `elixir -e`) ---
+if ! command -v elixir >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    apt_install elixir || echo "setup: elixir not installed: py_elixir_SUITE skips its elixir check" >&2
+fi
+
 # --- Go (must pre-exist) and the Go modules ---
 if ! command -v go >/dev/null 2>&1; then
     if [ -x /usr/local/go/bin/go ]; then

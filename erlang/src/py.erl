@@ -26,8 +26,8 @@
 %%     both lists, means `call(Pool, Module, Function, Args, Kwargs)';
 %%     otherwise E is a timeout and the form is `call(Module, Function, Args,
 %%     Kwargs, TimeoutMs)'.</li>
-%% <li>`eval(A, B)': B a map, or A code (a binary or a list), means
-%%     `eval(Code, Locals)' (Locals a map or a keyword list); otherwise
+%% <li>`eval(A, B)': B a map, or B a keyword list and A code (a binary or
+%%     a list), means `eval(Code, Locals)'; otherwise
 %%     `eval(CtxOrPool, Code)'.</li>
 %% <li>`eval(A, B, C)': B a map, or B a list and C a timeout, means
 %%     `eval(Code, Locals, TimeoutMs)'; otherwise
@@ -188,7 +188,7 @@ is_ref(Term) ->
 -spec release(py_ref:ref()) -> ok | {error, term()}.
 release(Ref) ->
     case on_ref(Ref, '_ref_release', fun(N) -> [N] end) of
-        {ok, none} -> ok;
+        {ok, None} when None =:= none; None =:= nil -> ok; % none_as
         {error, _} = Error -> Error
     end.
 
@@ -203,13 +203,18 @@ on_ref(Ref, Helper, ArgsOf) ->
 eval(Code) ->
     run(prepare(eval, route, py_payload:eval(Code, #{}), default_timeout())).
 
-%% @doc `eval(Code, Locals)' when the second argument is a map or the first
-%% is code (a binary or a list: no context is one), with Locals a map or a
-%% keyword list (Elixir's `:py.eval("x + 1", x: 41)'); else
-%% `eval(CtxOrPool, Code)'.
+%% @doc `eval(Code, Locals)' when the second argument is a map, or a
+%% keyword list (`[{Key, Value}]', `[]' too: Elixir's
+%% `:py.eval("x + 1", x: 41)') after code (a binary or a list: no context is
+%% one); else `eval(CtxOrPool, Code)'.
 -spec eval(code() | ctx(), map() | [{atom() | binary(), term()}] | code()) -> result().
-eval(Code, Locals) when is_map(Locals); is_binary(Code); is_list(Code) ->
+eval(Code, Locals) when is_map(Locals) ->
     run(prepare(eval, route, py_payload:eval(Code, Locals), default_timeout()));
+eval(Code, Locals) when is_binary(Code); is_list(Code) ->
+    case py_payload:is_keywords(Locals) of
+        true -> run(prepare(eval, route, py_payload:eval(Code, Locals), default_timeout()));
+        false -> run(prepare(eval, Code, py_payload:eval(Locals, #{}), default_timeout()))
+    end;
 eval(Ctx, Code) ->
     run(prepare(eval, Ctx, py_payload:eval(Code, #{}), default_timeout())).
 
