@@ -9,6 +9,11 @@ root=$(cd "$here/.." && pwd)
 cd "$root"
 out=${1:-erlang/priv/pyport}
 mkdir -p "$(dirname "$out")"
+# The type stubs of Python's `erlang` module, a PEP 561 stub package in priv
+# (README, "Python type stubs"); copied only when changed.
+stubs=erlang/priv/python/erlang-stubs
+mkdir -p "$stubs"
+cmp -s pool/py/erlang.pyi "$stubs/__init__.pyi" || cp pool/py/erlang.pyi "$stubs/__init__.pyi"
 cfg=$("$here/pick-python.sh" 2>/dev/null)
 # sys.executable: the interpreter that sits beside its -config script.
 exe="$(dirname "$cfg")/$(basename "$cfg" -config)"
