@@ -761,9 +761,38 @@ context(Target, _M, _F, Timeout) ->
     end.
 
 run({ok, {Op, Sidecar, Ctx, Payload, Timeout}}) ->
-    py_request:run(Sidecar, Op, Ctx, Payload, Timeout);
+    case py_events:enabled() of
+        false -> py_request:run(Sidecar, Op, Ctx, Payload, Timeout);
+        true -> run_events(Op, Sidecar, Ctx, Payload, Timeout)
+    end;
 run({error, _} = Error) ->
     Error.
+
+%% A call with its events, [erlang_python, call, start | stop] (py_events).
+run_events(Op, Sidecar, Ctx, Payload, Timeout) ->
+    Meta = call_meta(Op, Sidecar, Ctx, Payload),
+    T0 = erlang:monotonic_time(),
+    py_events:execute([erlang_python, call, start],
+                      #{system_time => erlang:system_time(), monotonic_time => T0}, Meta),
+    Result = py_request:run(Sidecar, Op, Ctx, Payload, Timeout),
+    T1 = erlang:monotonic_time(),
+    py_events:execute([erlang_python, call, stop],
+                      #{duration => T1 - T0, monotonic_time => T1},
+                      Meta#{result => result_class(Result)}),
+    Result.
+
+call_meta(call, Sidecar, Ctx, {M, F, _Args, _Kwargs}) ->
+    #{op => call, sidecar => Sidecar, context => Ctx, module => M, function => F};
+call_meta(Op, Sidecar, Ctx, _Payload) ->
+    #{op => Op, sidecar => Sidecar, context => Ctx}.
+
+result_class(ok) -> ok;
+result_class({ok, _}) -> ok;
+result_class({error, timeout}) -> timeout;
+result_class({error, {overloaded, _, _}}) -> overloaded;
+result_class({error, {python_crashed, _}}) -> python_crashed;
+result_class({error, {Name, _}}) when is_atom(Name) -> Name;
+result_class(_) -> error.
 
 %% For processes we spawn: whatever happens, a result. They live for one call,
 %% so they give their slot (if any) up at once.
