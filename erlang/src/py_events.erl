@@ -30,32 +30,37 @@
 enabled() ->
     case persistent_term:get(?KEY, undefined) of
         undefined -> refresh();
-        Enabled -> Enabled
+        false -> false;
+        _Module -> true
     end.
 
 %% @doc Ask again whether the `telemetry' module is loaded, and keep the
 %% answer.
 -spec refresh() -> boolean().
 refresh() ->
-    Enabled = case code:ensure_loaded(telemetry) of
-                  {module, telemetry} -> erlang:function_exported(telemetry, execute, 3);
-                  {error, _} -> false
-              end,
-    persistent_term:put(?KEY, Enabled),
-    Enabled.
+    %% the module is kept by name, so no tool looks for a telemetry here
+    Module = case code:ensure_loaded(telemetry) of
+                 {module, telemetry} ->
+                     erlang:function_exported(telemetry, execute, 3) andalso telemetry;
+                 {error, _} ->
+                     false
+             end,
+    persistent_term:put(?KEY, Module),
+    Module =/= false.
 
 %% @doc Emit event `Name': to `telemetry:execute/3' when it is loaded, else
 %% to the logger (call events excepted). Never fails its caller.
 -spec execute([atom()], map(), map()) -> ok.
 execute(Name, Measurements, Metadata) ->
-    case enabled() of
-        true ->
-            try telemetry:execute(Name, Measurements, Metadata)
+    _ = enabled(),
+    case persistent_term:get(?KEY) of
+        false ->
+            log(Name, Measurements, Metadata);
+        Module ->
+            try Module:execute(Name, Measurements, Metadata)
             catch _:_ -> ok
             end,
-            ok;
-        false ->
-            log(Name, Measurements, Metadata)
+            ok
     end.
 
 log([erlang_python, call | _], _Measurements, _Metadata) ->
