@@ -498,7 +498,11 @@ unregister_pool(Target) ->
 register_function(Name, Fun) ->
     py_callback:register(Name, Fun).
 
-%% @doc As register_function/2 with `Module:Function(Args)'.
+%% @doc As register_function/2 with `Module:Function(Args)': the function
+%% gets the list of the Python arguments as its one argument. When it raises
+%% `function_clause' or `undef' itself (Elixir's `String.upcase/1' given
+%% `["abc"]'), the reason Python's `erlang.Error' has is `{function_clause,
+%% Hint}' (or `{undef, Hint}'), Hint saying so: register a fun then.
 -spec register_function(py_callback:name(), module(), atom()) -> ok | {error, term()}.
 register_function(Name, Module, Function) ->
     py_callback:register(Name, Module, Function).
