@@ -15,7 +15,7 @@ GOTEST := $(GO) test -tags pyx_testhook
 # The cgo packages, which embed CPython (or link with it).
 CGO_PKGS := ./port ./store ./pyetf ./pool ./cmd/pyport
 # The Python source embedded in pyport (go:embed).
-PY_SRCS := $(wildcard pyetf/py/*.py pool/py/*.py)
+PY_SRCS := $(wildcard pyetf/py/*.py pool/py/*.py pool/py/*.pyi)
 LOGS := _build/test-logs
 # The other Pythons the tests run on, when present: Debian's 3.11 (multi_executor,
 # installed by setup.sh) and pyenv's 3.12 (own-GIL sub-interpreters with the

@@ -1147,6 +1147,12 @@ static int is_instance(PyObject *obj, PyObject *cls)
     return cls != NULL && PyObject_TypeCheck(obj, (PyTypeObject *)cls);
 }
 
+/* The atom Python's None becomes: `none' (as the NIF) or `nil' (Elixir
+ * apps), set once by --none-as before any interpreter runs. */
+static const char *none_atom = "none";
+
+void pyx_set_none_as_nil(int nil) { none_atom = nil ? "nil" : "none"; }
+
 /* Appends the term for obj (borrowed). The order of the checks matters:
  * bool before int, Atom before str. */
 static int encode(writer *w, PyObject *obj)
@@ -1155,7 +1161,7 @@ static int encode(writer *w, PyObject *obj)
     if (obj == Py_True || obj == Py_False)
         return put_atom_cstr(w, obj == Py_True ? "true" : "false");
     if (obj == Py_None)
-        return put_atom_cstr(w, "none");
+        return put_atom_cstr(w, none_atom);
     if (is_instance(obj, t->atom_type))
         return encode_atom(w, obj);
     if (is_instance(obj, t->pid_type) || is_instance(obj, t->ref_type) ||

@@ -35,4 +35,8 @@ PyObject *pyx_from_etf(const pyx_types *t, const unsigned char *buf, size_t len,
  * have grown; the caller truncates. */
 int pyx_to_etf(const pyx_types *t, PyObject *obj, pyx_buf *out);
 
+/* Whether None becomes the atom nil (1) or none (0, the default); set
+ * before any conversion runs (--none-as), never while they do. */
+void pyx_set_none_as_nil(int nil);
+
 #endif

@@ -24,6 +24,13 @@ out=${1:-erlang/priv/pyport}
 stamp="$out.stamp"
 # The directory may be a symbolic link to one not made yet (priv -> erlang/priv).
 mkdir -p "$(readlink -m "$(dirname "$out")")"
+# The type stubs of Python's `erlang` module, a PEP 561 stub package in the
+# application's priv (README, "Python type stubs"); copied only when changed.
+if [ "$(basename "$(dirname "$out")")" = priv ]; then
+    stubs="$(dirname "$out")/python/erlang-stubs"
+    mkdir -p "$stubs"
+    cmp -s pool/py/erlang.pyi "$stubs/__init__.pyi" || cp pool/py/erlang.pyi "$stubs/__init__.pyi"
+fi
 
 # pick-python.sh prints "python: using ..." or why nothing was usable on stderr.
 if ! cfg=$("$here/pick-python.sh"); then

@@ -51,6 +51,7 @@ func main() {
 	maxMemory := pflag.Int("max-memory-mb", 0, "cap on the address space (RLIMIT_AS), in MiB (0: none)")
 	maxAtoms := pflag.Int64("max-atoms", 10000, "new atoms Python may make: erlang.Atom raises erlang.AtomLimitError past it (the BEAM's count, py_atoms, is the guarantee)")
 	sendPace := pflag.Int64("send-pace", port.DefaultSendPace, "erlang.sends a second while other contexts are served (0: never paced): a send loop cannot take the pipe and the port owner from their replies")
+	noneAs := pflag.String("none-as", "none", "the atom Python's None becomes: none (as the NIF) or nil (Elixir apps)")
 	stuckGrace := pflag.Int("stuck-grace-ms", int(pool.DefaultStuckGrace/time.Millisecond), "exit (status 70) when a cancelled request still runs this long after its cancel (0: never)")
 	pflag.Parse()
 	restoreLibraryPath()
@@ -95,6 +96,12 @@ func main() {
 		l.logger = logger
 		var out atomic.Pointer[port.Output]
 		pyetf.SetMaxAtoms(*maxAtoms)
+		switch *noneAs {
+		case "none", "nil":
+			pyetf.SetNoneAsNil(*noneAs == "nil")
+		default:
+			fatal(fmt.Errorf("--none-as %q: none or nil", *noneAs))
+		}
 		p, err := pool.Start(pool.Config{
 			PythonPath:     *pythonPath,
 			NumExecutors:   *numExecutors,

@@ -9,23 +9,28 @@
 %%
 %% Arguments: Code may be a binary, a string or an iolist (UTF-8); Module and
 %% Function atoms or binaries; Args a proper list; Kwargs and Locals maps with
-%% atom or binary keys. Anything else gives `{error, {badarg, What}}' and
+%% atom or binary keys, or keyword lists of them (Elixir's `x: 41'). Anything else gives `{error, {badarg, What}}' and
 %% nothing is sent.
 %%
 %% == Which form of call/4, call/5, eval/2, eval/3 ==
 %% The arities overlap; the arguments decide:
 %% <ul>
-%% <li>`call(A, B, C, D)': D a map means `call(Module, Function, Args, Kwargs)';
-%%     D a list means `call(CtxOrPool, Module, Function, Args)', where CtxOrPool
-%%     is a context pid or the name (atom) of a pool.</li>
+%% <li>`call(A, B, C, D)': D a map, or C and D both lists, means `call(Module,
+%%     Function, Args, Kwargs)' (Kwargs a map or a keyword list, as Elixir
+%%     passes `base: 16'); else D a list means `call(CtxOrPool, Module,
+%%     Function, Args)', where CtxOrPool is a context pid or the name (atom)
+%%     of a pool.</li>
 %% <li>`call(A, B, C, D, E)': A a pid means `call(Ctx, Module, Function,
 %%     Args, Opts)' with Opts `#{kwargs => Map, timeout => Ms}' (as the NIF
-%%     2.x); else E a map means `call(Pool, Module, Function, Args, Kwargs)';
+%%     2.x, its kwargs a map or a keyword list); else E a map, or D and E
+%%     both lists, means `call(Pool, Module, Function, Args, Kwargs)';
 %%     otherwise E is a timeout and the form is `call(Module, Function, Args,
 %%     Kwargs, TimeoutMs)'.</li>
-%% <li>`eval(A, B)': B a map means `eval(Code, Locals)'; otherwise
+%% <li>`eval(A, B)': B a map, or B a keyword list and A code (a binary or
+%%     a list), means `eval(Code, Locals)'; otherwise
 %%     `eval(CtxOrPool, Code)'.</li>
-%% <li>`eval(A, B, C)': B a map means `eval(Code, Locals, TimeoutMs)'; otherwise
+%% <li>`eval(A, B, C)': B a map, or B a list and C a timeout, means
+%%     `eval(Code, Locals, TimeoutMs)'; otherwise
 %%     `eval(CtxOrPool, Code, Locals)'.</li>
 %% </ul>
 %% The same rules hold for cast/4 and spawn_call/4,5.
@@ -76,6 +81,9 @@
 -type target() :: route | term().
 -export_type([code/0, name/0, ctx/0, result/0]).
 
+%% The error of Kwargs that is neither a map nor a keyword list.
+-define(KWARGS_MUST_BE, <<"Kwargs must be a map or a keyword list">>).
+
 %% A prepared request: everything checked, the sidecar and context chosen.
 -type prepared() :: {py_request:op(), atom(), pos_integer(), tuple(), timeout()}.
 
@@ -93,12 +101,12 @@ call(M, F, Args) ->
 %% @doc `call(Module, Function, Args, Kwargs)' when the last argument is a map,
 %% `call(CtxOrPool, Module, Function, Args)' when it is a list.
 -spec call(name() | ctx(), name(), name() | list(), map() | list()) -> result().
-call(M, F, Args, Kwargs) when is_map(Kwargs) ->
+call(M, F, Args, Kwargs) when is_map(Kwargs); is_list(Args), is_list(Kwargs) ->
     run(prepare_call(route, M, F, Args, Kwargs, default_timeout()));
 call(Ctx, M, F, Args) when is_list(Args) ->
     run(prepare_call(Ctx, M, F, Args, #{}, default_timeout()));
-call(_M, _F, _Args, Kwargs) ->
-    {error, {badarg, {kwargs, Kwargs}}}.
+call(_M, _F, _Args, _Kwargs) ->
+    {error, {badarg, {kwargs, ?KWARGS_MUST_BE}}}.
 
 %% @doc `call(Ctx, Module, Function, Args, Opts)' for a context pid, where
 %% Opts is `#{kwargs => Map, timeout => Ms}' (both optional; another key or
@@ -113,7 +121,7 @@ call(Ctx, M, F, Args, Opts) when is_pid(Ctx) ->
         {ok, Kwargs, Timeout, ref} -> call_ref(prepare_call(Ctx, M, F, Args, Kwargs, Timeout), Ctx);
         {error, _} = Error -> Error
     end;
-call(Ctx, M, F, Args, Kwargs) when is_map(Kwargs) ->
+call(Ctx, M, F, Args, Kwargs) when is_map(Kwargs); is_list(Args), is_list(Kwargs) ->
     run(prepare_call(Ctx, M, F, Args, Kwargs, default_timeout()));
 call(M, F, Args, Kwargs, Timeout) ->
     run(prepare_call(route, M, F, Args, Kwargs, Timeout)).
@@ -180,7 +188,7 @@ is_ref(Term) ->
 -spec release(py_ref:ref()) -> ok | {error, term()}.
 release(Ref) ->
     case on_ref(Ref, '_ref_release', fun(N) -> [N] end) of
-        {ok, none} -> ok;
+        {ok, None} when None =:= none; None =:= nil -> ok; % none_as
         {error, _} = Error -> Error
     end.
 
@@ -195,18 +203,29 @@ on_ref(Ref, Helper, ArgsOf) ->
 eval(Code) ->
     run(prepare(eval, route, py_payload:eval(Code, #{}), default_timeout())).
 
-%% @doc `eval(Code, Locals)' when the second argument is a map, else
-%% `eval(CtxOrPool, Code)'.
--spec eval(code() | ctx(), map() | code()) -> result().
+%% @doc `eval(Code, Locals)' when the second argument is a map, or a
+%% keyword list (`[{Key, Value}]', `[]' too: Elixir's
+%% `:py.eval("x + 1", x: 41)') after code (a binary or a list: no context is
+%% one); else `eval(CtxOrPool, Code)'.
+-spec eval(code() | ctx(), map() | [{atom() | binary(), term()}] | code()) -> result().
 eval(Code, Locals) when is_map(Locals) ->
     run(prepare(eval, route, py_payload:eval(Code, Locals), default_timeout()));
+eval(Code, Locals) when is_binary(Code); is_list(Code) ->
+    case py_payload:is_keywords(Locals) of
+        true -> run(prepare(eval, route, py_payload:eval(Code, Locals), default_timeout()));
+        false -> run(prepare(eval, Code, py_payload:eval(Locals, #{}), default_timeout()))
+    end;
 eval(Ctx, Code) ->
     run(prepare(eval, Ctx, py_payload:eval(Code, #{}), default_timeout())).
 
-%% @doc `eval(Code, Locals, TimeoutMs)' when the second argument is a map, else
+%% @doc `eval(Code, Locals, TimeoutMs)' when the second argument is a map,
+%% or a keyword list followed by a timeout; else
 %% `eval(CtxOrPool, Code, Locals)'.
--spec eval(code() | ctx(), map() | code(), timeout() | map()) -> result().
-eval(Code, Locals, Timeout) when is_map(Locals) ->
+-spec eval(code() | ctx(), map() | [{atom() | binary(), term()}] | code(),
+           timeout() | map() | [{atom() | binary(), term()}]) -> result().
+eval(Code, Locals, Timeout)
+  when is_map(Locals);
+       is_list(Locals), is_integer(Timeout); is_list(Locals), Timeout =:= infinity ->
     run(prepare(eval, route, py_payload:eval(Code, Locals), Timeout));
 eval(Ctx, Code, Locals) ->
     run(prepare(eval, Ctx, py_payload:eval(Code, Locals), default_timeout())).
@@ -241,12 +260,12 @@ cast(M, F, Args) ->
 %% @doc `cast(Module, Function, Args, Kwargs)' or `cast(CtxOrPool, Module,
 %% Function, Args)', by the rule of call/4.
 -spec cast(name() | ctx(), name(), name() | list(), map() | list()) -> ok | {error, term()}.
-cast(M, F, Args, Kwargs) when is_map(Kwargs) ->
+cast(M, F, Args, Kwargs) when is_map(Kwargs); is_list(Args), is_list(Kwargs) ->
     cast_call(route, M, F, Args, Kwargs);
 cast(Ctx, M, F, Args) when is_list(Args) ->
     cast_call(Ctx, M, F, Args, #{});
-cast(_M, _F, _Args, Kwargs) ->
-    {error, {badarg, {kwargs, Kwargs}}}.
+cast(_M, _F, _Args, _Kwargs) ->
+    {error, {badarg, {kwargs, ?KWARGS_MUST_BE}}}.
 
 cast_call(Target, M, F, Args, Kwargs) ->
     case prepare_async(Target, M, F, Args, Kwargs, default_timeout()) of
@@ -295,18 +314,18 @@ spawn_call(M, F, Args) ->
 %% @doc `spawn_call(Module, Function, Args, Kwargs)' or `spawn_call(CtxOrPool,
 %% Module, Function, Args)', by the rule of call/4.
 -spec spawn_call(name() | ctx(), name(), name() | list(), map() | list()) -> reference().
-spawn_call(M, F, Args, Kwargs) when is_map(Kwargs) ->
+spawn_call(M, F, Args, Kwargs) when is_map(Kwargs); is_list(Args), is_list(Kwargs) ->
     spawn_async(route, M, F, Args, Kwargs, default_timeout());
 spawn_call(Ctx, M, F, Args) when is_list(Args) ->
     spawn_async(Ctx, M, F, Args, #{}, default_timeout());
-spawn_call(_M, _F, _Args, Kwargs) ->
-    spawn_prepared({error, {badarg, {kwargs, Kwargs}}}).
+spawn_call(_M, _F, _Args, _Kwargs) ->
+    spawn_prepared({error, {badarg, {kwargs, ?KWARGS_MUST_BE}}}).
 
 %% @doc `spawn_call(CtxOrPool, Module, Function, Args, Kwargs)' or
 %% `spawn_call(Module, Function, Args, Kwargs, TimeoutMs)', by the rule of call/5.
 -spec spawn_call(name() | ctx(), name(), name() | list(), list() | map(), map() | timeout()) ->
           reference().
-spawn_call(Ctx, M, F, Args, Kwargs) when is_map(Kwargs) ->
+spawn_call(Ctx, M, F, Args, Kwargs) when is_map(Kwargs); is_list(Args), is_list(Kwargs) ->
     spawn_async(Ctx, M, F, Args, Kwargs, default_timeout());
 spawn_call(M, F, Args, Kwargs, Timeout) ->
     spawn_async(route, M, F, Args, Kwargs, Timeout).
@@ -479,7 +498,11 @@ unregister_pool(Target) ->
 register_function(Name, Fun) ->
     py_callback:register(Name, Fun).
 
-%% @doc As register_function/2 with `Module:Function(Args)'.
+%% @doc As register_function/2 with `Module:Function(Args)': the function
+%% gets the list of the Python arguments as its one argument. When it raises
+%% `function_clause' or `undef' itself (Elixir's `String.upcase/1' given
+%% `["abc"]'), the reason Python's `erlang.Error' has is `{function_clause,
+%% Hint}' (or `{undef, Hint}'), Hint saying so: register a fun then.
 -spec register_function(py_callback:name(), module(), atom()) -> ok | {error, term()}.
 register_function(Name, Module, Function) ->
     py_callback:register(Name, Module, Function).
@@ -742,9 +765,38 @@ context(Target, _M, _F, Timeout) ->
     end.
 
 run({ok, {Op, Sidecar, Ctx, Payload, Timeout}}) ->
-    py_request:run(Sidecar, Op, Ctx, Payload, Timeout);
+    case py_events:enabled() of
+        false -> py_request:run(Sidecar, Op, Ctx, Payload, Timeout);
+        true -> run_events(Op, Sidecar, Ctx, Payload, Timeout)
+    end;
 run({error, _} = Error) ->
     Error.
+
+%% A call with its events, [erlang_python, call, start | stop] (py_events).
+run_events(Op, Sidecar, Ctx, Payload, Timeout) ->
+    Meta = call_meta(Op, Sidecar, Ctx, Payload),
+    T0 = erlang:monotonic_time(),
+    py_events:execute([erlang_python, call, start],
+                      #{system_time => erlang:system_time(), monotonic_time => T0}, Meta),
+    Result = py_request:run(Sidecar, Op, Ctx, Payload, Timeout),
+    T1 = erlang:monotonic_time(),
+    py_events:execute([erlang_python, call, stop],
+                      #{duration => T1 - T0, monotonic_time => T1},
+                      Meta#{result => result_class(Result)}),
+    Result.
+
+call_meta(call, Sidecar, Ctx, {M, F, _Args, _Kwargs}) ->
+    #{op => call, sidecar => Sidecar, context => Ctx, module => M, function => F};
+call_meta(Op, Sidecar, Ctx, _Payload) ->
+    #{op => Op, sidecar => Sidecar, context => Ctx}.
+
+result_class(ok) -> ok;
+result_class({ok, _}) -> ok;
+result_class({error, timeout}) -> timeout;
+result_class({error, {overloaded, _, _}}) -> overloaded;
+result_class({error, {python_crashed, _}}) -> python_crashed;
+result_class({error, {Name, _}}) when is_atom(Name) -> Name;
+result_class(_) -> error.
 
 %% For processes we spawn: whatever happens, a result. They live for one call,
 %% so they give their slot (if any) up at once.

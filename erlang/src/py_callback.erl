@@ -42,7 +42,10 @@ register(_Name, Fun) ->
     {error, {badarg, {function, Fun}}}.
 
 %% @doc Register `Module:Function(Args)', called with the list of the Python
-%% arguments as its only argument.
+%% arguments as its only argument. When that function raises
+%% `function_clause' or `undef' (it takes something else, or another arity),
+%% Python's `erlang.Error' has the reason `{function_clause, Hint}' (or
+%% `{undef, Hint}'), Hint a binary that says the function gets the list.
 -spec register(name(), module(), atom()) -> ok | {error, term()}.
 register(Name, Module, Function) when is_atom(Module), is_atom(Function) ->
     insert(Name, {Module, Function});
@@ -208,9 +211,38 @@ apply_registered(<<"$alive">>, [Pid]) when is_pid(Pid) ->
     end;
 apply_registered(Name, Args) ->
     case ets:lookup(?TABLE, Name) of
-        [{_, {M, F}}] -> M:F(Args);
+        [{_, {M, F}}] -> apply_mf(M, F, Args);
         [{_, Fun}] -> Fun(Args);
         [] -> error({not_registered, Name})
+    end.
+
+%% `Module:Function(Args)': it gets the argument list as its one argument.
+%% A `function_clause' or `undef' raised by that very function (an Elixir
+%% `String.upcase/1' given `["a"]', a function of arity 2 registered for
+%% two arguments) gets a reason that says so: `{function_clause, Hint}'.
+apply_mf(M, F, Args) ->
+    try M:F(Args)
+    catch
+        error:Why:Stack when Why =:= function_clause; Why =:= undef ->
+            case Stack of
+                [{M, F, _, _} | _] -> erlang:raise(error, {Why, list_hint(M, F, Args)}, Stack);
+                _ -> erlang:raise(error, Why, Stack)
+            end
+    end.
+
+list_hint(M, F, Args) ->
+    iolist_to_binary(
+      io_lib:format("~ts:~ts/1 is called with the list of the Python arguments, ~0tp, "
+                    "as its one argument (register_function(Name, Module, Function) "
+                    "calls Module:Function(Args)); register a fun that takes the list "
+                    "to call a function of another arity",
+                    [module_name(M), atom_to_binary(F, utf8), Args])).
+
+%% An Elixir module without its "Elixir." prefix, as Elixir code names it.
+module_name(M) ->
+    case atom_to_binary(M, utf8) of
+        <<"Elixir.", Name/binary>> -> Name;
+        Name -> Name
     end.
 
 %%--------------------------------------------------------------------

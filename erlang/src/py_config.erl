@@ -35,6 +35,9 @@
 %% |                  |                          | through while its other contexts are      |
 %% |                  |                          | served (0: never paced); alone, a send    |
 %% |                  |                          | loop is not paced                         |
+%% | `none_as'        | `none'                   | the atom Python's `None' comes back as:   |
+%% |                  |                          | `none' (as the NIF) or `nil' (Elixir      |
+%% |                  |                          | apps); `--none-as', so per sidecar        |
 %%
 %% {@link validate/0} runs when the application starts: a bad value stops the
 %% start with `{bad_config, Key, Value}'.
@@ -70,18 +73,18 @@
 -type key() :: num_contexts | max_concurrent | max_waiting | num_executors | python_path
              | call_timeout | python | sandbox | max_restarts | max_restart_period_s
              | restart_backoff_ms | restart_backoff_max_ms | restart_window_ms
-             | max_memory_mb | stuck_grace_ms | max_atoms | send_pace.
+             | max_memory_mb | stuck_grace_ms | max_atoms | send_pace | none_as.
 -type default() :: {value, term()}
                  | {computed, schedulers | schedulers_twice_plus_one}
                  | unset.
 -type check() :: pos | non_neg | timeout | path_list | chardata | {one_of, [atom()]}.
--type flag() :: {string(), integer | paths} | none.
+-type flag() :: {string(), integer | paths | atom} | none.
 -export_type([key/0]).
 
 %% Every key: {Key, Default, Check, Flag}. Default `unset': no default in
 %% Erlang (`num_executors': the sidecar's own, reported in its info;
 %% `python': py_port_exe:path/0 looks further). Flag `{Name, integer}'
-%% passes `Name N', `{Name, paths}' one `Name Dir' per directory, and a key
+%% passes `Name N', `{Name, atom}' `Name Atom', `{Name, paths}' one `Name Dir' per directory, and a key
 %% that is unset passes nothing.
 -spec table() -> [{key(), default(), check(), flag()}].
 table() ->
@@ -101,7 +104,8 @@ table() ->
      {max_memory_mb, {value, 0}, non_neg, {"--max-memory-mb", integer}},
      {stuck_grace_ms, {value, 2000}, non_neg, {"--stuck-grace-ms", integer}},
      {max_atoms, {value, 10000}, non_neg, {"--max-atoms", integer}},
-     {send_pace, {value, 16000}, non_neg, {"--send-pace", integer}}].
+     {send_pace, {value, 16000}, non_neg, {"--send-pace", integer}},
+     {none_as, {value, none}, {one_of, [none, nil]}, {"--none-as", atom}}].
 
 %% @doc Check every key that is set; the first bad one is reported.
 -spec validate() -> ok | {error, {bad_config, atom(), term()}}.
@@ -272,6 +276,7 @@ set_or_default(Key) ->
     end.
 
 flag({Name, integer}, N) -> [Name, integer_to_list(N)];
+flag({Name, atom}, A) -> [Name, atom_to_list(A)];
 flag({Name, paths}, Dirs) -> lists:append([[Name, to_string(Dir)] || Dir <- Dirs]).
 
 to_string(Dir) ->

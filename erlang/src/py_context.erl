@@ -135,7 +135,7 @@ eval(Ctx, Code, Locals, Timeout) ->
 -spec create_local_env(pid()) -> {'$py_env', pid(), pid()} | {error, term()}.
 create_local_env(Ctx) ->
     case eval(Ctx, <<"None">>, #{}) of
-        {ok, none} -> {'$py_env', Ctx, self()};
+        {ok, None} when None =:= none; None =:= nil -> {'$py_env', Ctx, self()};
         {error, _} = Error -> Error
     end.
 

@@ -281,6 +281,8 @@ handle_call(_Request, _From, State) ->
 %% @private
 -spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
 handle_cast({down, Info, At}, #state{crashes = Crashes} = State) ->
+    py_events:execute([erlang_python, sidecar, crash], #{system_time => erlang:system_time()},
+                      #{sidecar => State#state.sidecar, info => Info}),
     {noreply, State#state{up = false, crash = Info, down_at = At, crashes = [At | Crashes]}};
 handle_cast({start_failed, Reason}, #state{started = false, starting = Starting} = State) ->
     _ = [gen_server:reply(From, {error, Reason}) || From <- Starting],
@@ -292,6 +294,9 @@ handle_cast({up, _At}, #state{crash = undefined} = State) ->
     {noreply, release(State#state{up = true})};
 handle_cast({up, At}, #state{crash = Crash, down_at = Down, restarts = N} = State) ->
     Info = #{crash => Crash, restarts => N + 1, down_ms => At - Down},
+    py_events:execute([erlang_python, sidecar, restart],
+                      #{down_ms => At - Down, restarts => N + 1},
+                      #{sidecar => State#state.sidecar, crash => Crash}),
     %% no domain: the default handler shows it
     logger:notice("erlang_python: sidecar~ts back ~b ms after a crash: ~p",
                   [py_instance:label(State#state.sidecar), At - Down, Crash]),

@@ -4,10 +4,13 @@
 %%
 %% Code may be a binary, a string or any iolist/chardata (sent as UTF-8);
 %% module and function names may be atoms or binaries (sent as binaries); Args
-%% must be a proper list; Kwargs and Locals maps with atom or binary keys.
+%% must be a proper list; Kwargs and Locals maps with atom or binary keys, or
+%% keyword lists (`[{Key, Value}]' with atom or binary keys, as Elixir passes
+%% them: `x: 41' is `[{x, 41}]'), made maps here (the first of a repeated key
+%% wins, as in Elixir's `Keyword.get/2').
 -module(py_payload).
 
--export([call/4, eval/2, exec/1, name/2, key/2, timeout/1]).
+-export([call/4, eval/2, exec/1, name/2, key/2, timeout/1, is_keywords/1]).
 
 -type badarg() :: {badarg, term()}.
 -export_type([badarg/0]).
@@ -71,13 +74,29 @@ args(Args) when is_list(Args) ->
 args(_) ->
     {error, {badarg, {args, not_a_list}}}.
 
+%% @doc Whether `Term' is a keyword list: a proper list of `{Key, Value}'
+%% with atom or binary keys (`[]' is one). The dispatch of py's overlapping
+%% arities asks it.
+-spec is_keywords(term()) -> boolean().
+is_keywords([]) -> true;
+is_keywords([{K, _} | Rest]) when is_atom(K); is_binary(K) -> is_keywords(Rest);
+is_keywords(_) -> false.
+
 kwargs(What, Map) when is_map(Map) ->
     case maps:fold(fun(K, _, Ok) -> Ok andalso (is_atom(K) orelse is_binary(K)) end, true, Map) of
         true -> {ok, Map};
         false -> {error, {badarg, {What, keys_must_be_atoms_or_binaries}}}
     end;
+kwargs(What, List) when is_list(List) ->
+    case is_keywords(List) of
+        true -> {ok, maps:from_list(lists:reverse(List))};
+        false -> {error, {badarg, {What, must_be(What)}}}
+    end;
 kwargs(What, _) ->
-    {error, {badarg, {What, not_a_map}}}.
+    {error, {badarg, {What, must_be(What)}}}.
+
+must_be(kwargs) -> <<"Kwargs must be a map or a keyword list">>;
+must_be(locals) -> <<"Locals must be a map or a keyword list">>.
 
 code(Code) when is_binary(Code) ->
     case unicode:characters_to_binary(Code) of

@@ -181,9 +181,18 @@ acquire(Sidecar, Timeout) when is_atom(Sidecar), ?IS_TIMEOUT(Timeout) ->
             %% nobody waits and a slot is free: no message (see the module doc)
             case atomics:get(Ref, ?WAIT) =:= 0 andalso take(Ref) of
                 ok -> ok;
-                _ -> wait(Ref, Server, Timeout)
+                _ -> refused(Sidecar, Ref, wait(Sidecar, Ref, Server, Timeout))
             end
     end.
+
+%% A refusal is an event (py_events), with the queue's length.
+refused(Sidecar, Ref, {error, {overloaded, Current, Max}} = Error) ->
+    py_events:execute([erlang_python, overload],
+                      #{current => Current, max => Max, waiting => atomics:get(Ref, ?WAIT)},
+                      #{sidecar => Sidecar}),
+    Error;
+refused(_Sidecar, _Ref, Result) ->
+    Result.
 
 %% @doc Give a slot back: the owner does when a reply comes, a caller does when
 %% its request could not be sent. Never below 0 (after a {@link reset/0}, a
@@ -264,14 +273,17 @@ overloaded(Ref) ->
     {error, {overloaded, min(atomics:get(Ref, ?CUR), Max), Max}}.
 
 %% The slow path: into the queue, unless it is full or there is no time.
-wait(Ref, _Server, 0) ->
+wait(_Sidecar, Ref, _Server, 0) ->
     overloaded(Ref);
-wait(Ref, Server, Timeout) ->
-    case atomics:add_get(Ref, ?WAIT, 1) > atomics:get(Ref, ?MAXW) of
-        true ->
+wait(Sidecar, Ref, Server, Timeout) ->
+    MaxWaiting = atomics:get(Ref, ?MAXW),
+    case atomics:add_get(Ref, ?WAIT, 1) of
+        Waiting when Waiting > MaxWaiting ->
             atomics:sub(Ref, ?WAIT, 1),
             overloaded(Ref);
-        false ->
+        Waiting ->
+            py_events:execute([erlang_python, semaphore, wait], #{waiting => Waiting},
+                              #{sidecar => Sidecar}),
             ReqId = gen_server:send_request(Server, wait),
             case gen_server:receive_response(ReqId, Timeout) of
                 {reply, ok} ->

@@ -42,7 +42,8 @@ defaults() ->
                 {max_restart_period_s, {ok, 60}}, {restart_backoff_ms, {ok, 50}},
                 {restart_backoff_max_ms, {ok, 2000}}, {restart_window_ms, {ok, 30000}},
                 {max_memory_mb, {ok, 0}}, {stuck_grace_ms, {ok, 2000}},
-                {max_atoms, {ok, 10000}}, {send_pace, {ok, 16000}}],
+                {max_atoms, {ok, 10000}}, {send_pace, {ok, 16000}},
+                {none_as, {ok, none}}],
     ?assertEqual([K || {K, _} <- Expected], py_config:keys()),
     [?assertEqual({K, D}, {K, py_config:default(K)}) || {K, D} <- Expected],
     ?assertError(badarg, py_config:default(no_such_key)),
@@ -91,7 +92,8 @@ validate_accepts_defaults_and_good_values() ->
             {max_restart_period_s, [1]}, {restart_backoff_ms, [0, 50]},
             {restart_backoff_max_ms, [0]}, {restart_window_ms, [0]},
             {max_memory_mb, [0, 3072]}, {stuck_grace_ms, [0, 500]},
-            {max_atoms, [0, 500]}, {send_pace, [0, 1, 1000000]}],
+            {max_atoms, [0, 500]}, {send_pace, [0, 1, 1000000]},
+            {none_as, [none, nil]}],
     ?assertEqual(lists:sort(py_config:keys()), lists:sort([K || {K, _} <- Good])),
     [begin
          ?assert(py_config:valid(K, V)),
@@ -110,7 +112,8 @@ validate_refuses_bad_values() ->
            {max_restart_period_s, [0]}, {restart_backoff_ms, [-1]},
            {restart_backoff_max_ms, [-5]}, {restart_window_ms, [x]},
            {max_memory_mb, [-1, "1024"]}, {stuck_grace_ms, [-1, infinity]},
-           {max_atoms, [-1, "10"]}, {send_pace, [-1, 1.5, fast]}],
+           {max_atoms, [-1, "10"]}, {send_pace, [-1, 1.5, fast]},
+           {none_as, [undefined, "nil", <<"nil">>]}],
     ?assertEqual(lists:sort(py_config:keys()), lists:sort([K || {K, _} <- Bad])),
     [begin
          ?assertNot(py_config:valid(K, V)),
@@ -128,7 +131,7 @@ validate_reports_the_first_bad_key() ->
 port_args_defaults() ->
     %% num_executors unset: the sidecar's own default, no flag
     ?assertEqual(["--max-memory-mb", "0", "--stuck-grace-ms", "2000", "--max-atoms", "10000",
-                  "--send-pace", "16000"],
+                  "--send-pace", "16000", "--none-as", "none"],
                  py_config:port_args()).
 
 port_args_set() ->
@@ -138,10 +141,11 @@ port_args_set() ->
     set(stuck_grace_ms, 500),
     set(call_timeout, 100), % no flag
     set(send_pace, 0),
+    set(none_as, nil),
     ?assertEqual(["--num-executors", "3",
                   "--python-path", "/a", "--python-path", "/b", "--python-path", "caf" ++ [233],
                   "--max-memory-mb", "2048", "--stuck-grace-ms", "500", "--max-atoms", "10000",
-                  "--send-pace", "0"],
+                  "--send-pace", "0", "--none-as", "nil"],
                  py_config:port_args()).
 
 %% The defaults live in py_config's table only.

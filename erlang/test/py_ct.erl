@@ -17,7 +17,7 @@ main_exec(Ctx, Code) ->
     Bin = iolist_to_binary(Code),
     {Pid, MRef} = spawn_monitor(fun() -> exit({done, py:call(Ctx, erlang, '_exec_main', [Bin])}) end),
     receive
-        {'DOWN', MRef, process, Pid, {done, {ok, none}}} -> ok;
+        {'DOWN', MRef, process, Pid, {done, {ok, N}}} when N =:= none; N =:= nil -> ok;
         {'DOWN', MRef, process, Pid, Other} -> ct:fail("main_exec: ~p", [Other])
     end.
 

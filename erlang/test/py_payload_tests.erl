@@ -15,7 +15,10 @@ call_badarg_test() ->
     ?assertEqual({error, {badarg, {function, 1}}}, py_payload:call(math, 1, [], #{})),
     ?assertEqual({error, {badarg, {args, not_a_list}}}, py_payload:call(m, f, {1}, #{})),
     ?assertEqual({error, {badarg, {args, improper_list}}}, py_payload:call(m, f, [1 | 2], #{})),
-    ?assertEqual({error, {badarg, {kwargs, not_a_map}}}, py_payload:call(m, f, [], [])),
+    ?assertEqual({error, {badarg, {kwargs, <<"Kwargs must be a map or a keyword list">>}}},
+                 py_payload:call(m, f, [], [x])),
+    ?assertEqual({error, {badarg, {kwargs, <<"Kwargs must be a map or a keyword list">>}}},
+                 py_payload:call(m, f, [], 7)),
     ?assertEqual({error, {badarg, {kwargs, keys_must_be_atoms_or_binaries}}},
                  py_payload:call(m, f, [], #{"k" => 1})),
     %% the first bad argument is reported
@@ -27,12 +30,25 @@ eval_test() ->
     ?assertEqual({ok, {<<"ab">>, #{}}}, py_payload:eval([<<"a">>, "b"], #{})),
     ?assertEqual({ok, {<<"'", 195, 169, "'">>, #{}}}, py_payload:eval([$', 233, $'], #{})).
 
+keywords_test() ->
+    ?assertEqual({ok, {<<"m">>, <<"f">>, [], #{base => 16}}},
+                 py_payload:call(m, f, [], [{base, 16}])),
+    ?assertEqual({ok, {<<"m">>, <<"f">>, [], #{}}}, py_payload:call(m, f, [], [])),
+    %% the first of a repeated key wins, as Keyword.get/2
+    ?assertEqual({ok, {<<"x">>, #{x => 1, <<"y">> => 2}}},
+                 py_payload:eval(<<"x">>, [{x, 1}, {<<"y">>, 2}, {x, 3}])),
+    ?assert(py_payload:is_keywords([])),
+    ?assert(py_payload:is_keywords([{a, 1}, {<<"b">>, 2}])),
+    ?assertNot(py_payload:is_keywords("abc")),
+    ?assertNot(py_payload:is_keywords([{a, 1} | b])).
+
 eval_badarg_test() ->
     ?assertEqual({error, {badarg, {code, not_utf8}}}, py_payload:eval(<<255>>, #{})),
     ?assertEqual({error, {badarg, {code, not_chardata}}}, py_payload:eval(code, #{})),
     ?assertEqual({error, {badarg, {code, not_chardata}}}, py_payload:eval([foo], #{})),
     ?assertEqual({error, {badarg, {code, not_utf8}}}, py_payload:eval([-1], #{})),
-    ?assertEqual({error, {badarg, {locals, not_a_map}}}, py_payload:eval(<<"x">>, [{x, 1}])),
+    ?assertEqual({error, {badarg, {locals, <<"Locals must be a map or a keyword list">>}}},
+                 py_payload:eval(<<"x">>, [{1, 1}])),
     ?assertEqual({error, {badarg, {locals, keys_must_be_atoms_or_binaries}}},
                  py_payload:eval(<<"x">>, #{1 => 1})).
 

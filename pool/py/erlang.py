@@ -4,6 +4,28 @@
 # markers, which run.c resolves.
 
 
+__doc__ = """The BEAM, seen from Python (erlang_python).
+
+Erlang terms: Pid, Ref, Opaque (ports, funs), Atom (a str Erlang gets as an
+atom; AtomLimitError past max_atoms).
+
+Calls into Erlang: call(name, *args), erlang.name(*args) and
+`from erlang import name` for a function registered with
+py:register_function (hasattr(erlang, name) tells whether it is); Error is
+raised when it fails. send(dest, message), whereis(name), ProcessError.
+sleep(seconds) sleeps without holding the context; consume_time_slice(percent).
+
+The NIF 2.x continuation API: schedule(), schedule(name, *args),
+schedule_py(module, func, args, kwargs), schedule_inline(...) and their
+ScheduleMarker; SuspensionRequired.
+
+Shared state, seen by every context and Erlang: state_set, state_get,
+state_delete, state_keys, state_incr, state_decr, and SharedDict(handle).
+
+Type stubs: erlang.pyi in erlang_python's priv/python/erlang-stubs/.
+"""
+
+
 class Error(Exception):
     '''Raised in Python for an error that comes from Erlang: an exception
     of class class_ (error, exit or throw) and reason reason.'''
