@@ -64,27 +64,36 @@ echo "dep: $url, branch main = $commit"
 
 call='{ok, _} = application:ensure_all_started(erlang_python), {ok, 4.0} = py:call(math, sqrt, [16])'
 
-# --- rebar3 ---
-rebar_case() {
-    cd "$tmp" && rebar3 new app myapp >/dev/null || return 1
-    cd myapp || return 1
+# run_case NAME FUNCTION TITLE: FUNCTION's output shown, then NAME passed or failed.
+run_case() {
+    echo "== dep: $3"
+    local out
+    if out=$("$2" 2>&1); then
+        show "$out"
+        pass "$1"
+    else
+        show "$out"
+        fail "$1" "see above"
+    fi
+}
+
+# rebar_app NAME URL LABEL: a new rebar3 app NAME in $tmp that depends on
+# erlang_python by git URL, compiled, then calling Python.
+rebar_app() {
+    cd "$tmp" && rebar3 new app "$1" >/dev/null && cd "$1" || return 1
     cat >rebar.config <<EOF
 {erl_opts, [debug_info]}.
-{deps, [{erlang_python, {git, "$url", {branch, "main"}}}]}.
+{deps, [{erlang_python, {git, "$2", {branch, "main"}}}]}.
 EOF
     rebar3 compile || { echo "rebar3 compile failed"; return 1; }
     timeout 60 erl -noshell -pa _build/default/lib/*/ebin \
-        -eval "$call, io:format(\"rebar3 app: math.sqrt(16) = 4.0~n\"), halt()." ||
+        -eval "$call, io:format(\"$3: math.sqrt(16) = 4.0~n\"), halt()." ||
         { echo "the call failed"; return 1; }
 }
-echo "== dep: rebar3 app"
-if out=$(rebar_case 2>&1); then
-    show "$out"
-    pass rebar3
-else
-    show "$out"
-    fail rebar3 "see above"
-fi
+
+# --- rebar3 ---
+rebar_case() { rebar_app myapp "$url" "rebar3 app"; }
+run_case rebar3 rebar_case "rebar3 app"
 
 # --- mix ---
 mix_case() {
@@ -107,14 +116,7 @@ EOF
     timeout 60 mix run -e '{:ok, 4.0} = :py.call(:math, :sqrt, [16]); IO.puts("mix project: math.sqrt(16) = 4.0")' ||
         { echo "the call failed"; return 1; }
 }
-echo "== dep: mix project"
-if out=$(mix_case 2>&1); then
-    show "$out"
-    pass mix
-else
-    show "$out"
-    fail mix "see above"
-fi
+run_case mix mix_case "mix project"
 
 # --- the files of a hex package alone ---
 package_case() {
@@ -131,24 +133,9 @@ package_case() {
         GIT_AUTHOR_NAME=dep-test GIT_AUTHOR_EMAIL=dep-test@localhost \
         GIT_COMMITTER_NAME=dep-test GIT_COMMITTER_EMAIL=dep-test@localhost \
         git commit -qm package) || return 1
-    cd "$tmp" && rebar3 new app pkgapp >/dev/null && cd pkgapp || return 1
-    cat >rebar.config <<EOF
-{erl_opts, [debug_info]}.
-{deps, [{erlang_python, {git, "file://$pkg", {branch, "main"}}}]}.
-EOF
-    rebar3 compile || { echo "rebar3 compile failed"; return 1; }
-    timeout 60 erl -noshell -pa _build/default/lib/*/ebin \
-        -eval "$call, io:format(\"package: math.sqrt(16) = 4.0~n\"), halt()." ||
-        { echo "the call failed"; return 1; }
+    rebar_app pkgapp "file://$pkg" package
 }
-echo "== dep: the files of a hex package"
-if out=$(package_case 2>&1); then
-    show "$out"
-    pass package
-else
-    show "$out"
-    fail package "see above"
-fi
+run_case package package_case "the files of a hex package"
 
 # --- the hook's messages and its stamp, in the rebar3 app's checkout ---
 hook_case() {
@@ -173,13 +160,6 @@ hook_case() {
     echo "$out" | grep -q 'pyport: priv/pyport is up to date' || { echo "$out"; echo "rebuilt with the sources unchanged"; return 1; }
     echo "sources unchanged: $(echo "$out" | grep '^pyport:')"
 }
-echo "== dep: the pre-compile hook"
-if out=$(hook_case 2>&1); then
-    show "$out"
-    pass hook
-else
-    show "$out"
-    fail hook "see above"
-fi
+run_case hook hook_case "the pre-compile hook"
 
 summary
