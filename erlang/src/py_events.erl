@@ -28,10 +28,13 @@
 %% `persistent_term' read).
 -spec enabled() -> boolean().
 enabled() ->
+    module() =/= false.
+
+%% The `telemetry' module, or false: one `persistent_term' read once asked.
+module() ->
     case persistent_term:get(?KEY, undefined) of
-        undefined -> refresh();
-        false -> false;
-        _Module -> true
+        undefined -> refresh(), persistent_term:get(?KEY);
+        Known -> Known
     end.
 
 %% @doc Ask again whether the `telemetry' module is loaded, and keep the
@@ -52,8 +55,7 @@ refresh() ->
 %% to the logger (call events excepted). Never fails its caller.
 -spec execute([atom()], map(), map()) -> ok.
 execute(Name, Measurements, Metadata) ->
-    _ = enabled(),
-    case persistent_term:get(?KEY) of
+    case module() of
         false ->
             log(Name, Measurements, Metadata);
         Module ->
