@@ -416,27 +416,6 @@ static PyObject *erlang_env_count(PyObject *module, PyObject *unused)
     return PyLong_FromSsize_t(c != NULL ? pyx_env_count(c) : 0);
 }
 
-/* _exec_main(code): runs code (str) in the context's own __main__, not in
- * the calling process's environment: py_preload's code, which each new
- * environment then starts with (env.h). */
-static PyObject *erlang_exec_main(PyObject *module, PyObject *code)
-{
-    (void)module;
-    pyx_ctx *c = pyx_current_ctx();
-    if (c == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_exec_main: no request runs on this thread");
-        return NULL;
-    }
-    const char *src = PyUnicode_AsUTF8(code);
-    if (src == NULL)
-        return NULL;
-    PyObject *res = PyRun_String(src, Py_file_input, c->globals, c->globals); /* owned */
-    if (res == NULL)
-        return NULL;
-    Py_DECREF(res);
-    Py_RETURN_NONE;
-}
-
 /* The context of the request running on this thread, or NULL with an
  * exception naming what needs it. */
 static pyx_ctx *request_ctx(const char *what)
@@ -445,6 +424,25 @@ static pyx_ctx *request_ctx(const char *what)
     if (c == NULL)
         PyErr_Format(PyExc_RuntimeError, "%s: no request runs on this thread", what);
     return c;
+}
+
+/* _exec_main(code): runs code (str) in the context's own __main__, not in
+ * the calling process's environment: py_preload's code, which each new
+ * environment then starts with (env.h). */
+static PyObject *erlang_exec_main(PyObject *module, PyObject *code)
+{
+    (void)module;
+    pyx_ctx *c = request_ctx("_exec_main");
+    if (c == NULL)
+        return NULL;
+    const char *src = PyUnicode_AsUTF8(code);
+    if (src == NULL)
+        return NULL;
+    PyObject *res = PyRun_String(src, Py_file_input, c->globals, c->globals); /* owned */
+    if (res == NULL)
+        return NULL;
+    Py_DECREF(res);
+    Py_RETURN_NONE;
 }
 
 /* _ref_get(n): the object of ref n in this context (env.h). */
