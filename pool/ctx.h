@@ -41,8 +41,9 @@ typedef struct pyx_ctx {
                              it (they see the calling environment) */
     PyObject *env_pid;    /* borrowed: the pid (bytes) whose environment
                              env is; NULL for __main__ */
-    PyObject *refs;       /* strong, NULL until the first: int -> object
-                             held for Erlang (py:call ... #{return => ref}) */
+    PyObject *refs;       /* strong, NULL until the first: int -> (object,
+                             holder's pid bytes or None), objects held for
+                             Erlang (py:call ... #{return => ref}) */
     PyObject *ref_owners; /* strong: pid bytes -> set of the refs it holds */
     long long ref_next;   /* the number of the next ref */
     PyObject *alive_last; /* strong: the _etf bytes of the pid erlang.send

@@ -69,7 +69,11 @@ long long pyx_ref_new(pyx_ctx *c, PyObject *obj)
         return -1;
     long long n = ++c->ref_next;
     PyObject *key = PyLong_FromLongLong(n); /* owned */
-    if (key == NULL || PyDict_SetItem(c->refs, key, obj) < 0) {
+    /* the object and its holder (or None), so a release finds its set */
+    PyObject *entry = PyTuple_Pack(2, obj, c->env_pid != NULL ? c->env_pid : Py_None); /* owned */
+    int rc = key != NULL && entry != NULL ? PyDict_SetItem(c->refs, key, entry) : -1;
+    Py_XDECREF(entry);
+    if (rc < 0) {
         Py_XDECREF(key);
         return -1;
     }
@@ -91,25 +95,38 @@ long long pyx_ref_new(pyx_ctx *c, PyObject *obj)
     return n;
 }
 
+/* The (object, holder) entry of ref n (borrowed), or NULL with a KeyError. */
+static PyObject *ref_entry(pyx_ctx *c, PyObject *key, long long n)
+{
+    PyObject *entry = c->refs != NULL ? PyDict_GetItemWithError(c->refs, key) : NULL; /* borrowed */
+    if (entry == NULL && !PyErr_Occurred())
+        PyErr_Format(PyExc_KeyError, "object reference %lld was released (py:release/1, or its process exited)", n);
+    return entry;
+}
+
 PyObject *pyx_ref_get(pyx_ctx *c, long long n)
 {
     PyObject *key = PyLong_FromLongLong(n); /* owned */
-    if (key == NULL)
-        return NULL;
-    PyObject *obj = c->refs != NULL ? PyDict_GetItemWithError(c->refs, key) : NULL; /* borrowed */
-    if (obj == NULL && !PyErr_Occurred())
-        PyErr_Format(PyExc_KeyError, "object reference %lld was released (py:release/1, or its process exited)", n);
-    Py_DECREF(key);
-    return obj;
+    PyObject *entry = key != NULL ? ref_entry(c, key, n) : NULL; /* borrowed */
+    Py_XDECREF(key);
+    return entry != NULL ? PyTuple_GET_ITEM(entry, 0) : NULL;
 }
 
 int pyx_ref_release(pyx_ctx *c, long long n)
 {
-    if (pyx_ref_get(c, n) == NULL)
-        return -1;
     PyObject *key = PyLong_FromLongLong(n); /* owned */
-    int rc = key != NULL ? PyDict_DelItem(c->refs, key) : -1;
-    /* its owner's set may keep the number: harmless, numbers are not reused */
+    PyObject *entry = key != NULL ? ref_entry(c, key, n) : NULL; /* borrowed */
+    int rc = -1;
+    if (entry != NULL) {
+        /* out of its holder's set too, so a process that makes and releases
+         * refs for its whole life holds no number for each */
+        PyObject *held = c->ref_owners != NULL ? PyDict_GetItemWithError(c->ref_owners, PyTuple_GET_ITEM(entry, 1))
+                                               : NULL; /* borrowed */
+        if (held != NULL && PySet_Discard(held, key) < 0)
+            PyErr_Clear();
+        PyErr_Clear(); /* no holder (None), or none in the table */
+        rc = PyDict_DelItem(c->refs, key); /* entry goes with it */
+    }
     Py_XDECREF(key);
     return rc;
 }
