@@ -116,6 +116,8 @@ var (
 	bootPy string
 	//go:embed py/logstream.py
 	logstreamPy string
+	//go:embed py/stream.py
+	streamPy string
 )
 
 // setSources gives C the Python source (pysrc.h); never freed.
@@ -128,6 +130,7 @@ func setSources() {
 		{C.PYX_PY_ERLANG, "erlang/erlang.py", erlangPy},
 		{C.PYX_PY_BOOT, "erlang/boot.py", bootPy},
 		{C.PYX_PY_LOGSTREAM, "erlang/logstream.py", logstreamPy},
+		{C.PYX_PY_STREAM, "erlang/stream.py", streamPy},
 	} {
 		C.pyx_py_set(s.which, C.CString(s.name), C.CString(s.text))
 	}
