@@ -47,6 +47,10 @@
 -define(LIST_BATCH, 1000).
 %% Items asked for per batch of a relay, at most (and no more than the bound).
 -define(BATCH, 100).
+%% How long a cancel (or the owner's exit) lets a batch under way end by
+%% itself before it interrupts it (ms): a generator closed between items
+%% runs its finally as usual, one interrupted gets a KeyboardInterrupt.
+-define(GRACE, 100).
 %% The relay's first and longest wait for room in the owner's mailbox (ms).
 -define(POLL_MIN, 1).
 -define(POLL_MAX, 20).
@@ -64,6 +68,7 @@
                 n :: integer(),
                 bound :: pos_integer(),
                 batch :: pos_integer(),
+                count = 1 :: pos_integer(),
                 timeout :: timeout()}).
 
 %%--------------------------------------------------------------------
@@ -221,10 +226,10 @@ relay_init(Caller, Tag, Sidecar, Ctx, N, Owner, Bound, Batch, Timeout) ->
     end.
 
 %% Ask for a batch when the owner's mailbox has room, else wait for it.
-room(#relay{owner = Owner, bound = Bound, batch = Batch} = S, Poll) ->
+room(#relay{owner = Owner, bound = Bound, count = Count} = S, Poll) ->
     case erlang:process_info(Owner, message_queue_len) of
         {message_queue_len, Len} when Len < Bound ->
-            step(S, min(Batch, Bound - Len));
+            step(S, min(Count, Bound - Len));
         {message_queue_len, _} ->
             receive
                 Msg -> control(S, Msg, none, fun() -> room(S, Poll) end)
@@ -248,7 +253,7 @@ step(#relay{sidecar = Sidecar, ctx = Ctx, port = Port, port_owner = PortOwner, n
                                     term_to_binary(next_payload(N, Count))),
             case py_wire:send(Port, Packet) of
                 true ->
-                    await(S, Alias);
+                    await(S, Alias, Count);
                 false ->
                     erlang:demonitor(Alias, [flush]),
                     py_semaphore:release(Sidecar),
@@ -265,7 +270,7 @@ acquire(Sidecar, Timeout) ->
         {error, _} = Error -> Error
     end.
 
-await(#relay{ref = Ref, owner = Owner, timeout = Timeout} = S, Alias) ->
+await(#relay{ref = Ref, owner = Owner, timeout = Timeout} = S, Alias, Count) ->
     receive
         {py_reply, Alias, Bin} ->
             erlang:demonitor(Alias, [flush]),
@@ -273,7 +278,7 @@ await(#relay{ref = Ref, owner = Owner, timeout = Timeout} = S, Alias) ->
                 {ok, {Items, State}} when is_list(Items), (State =:= more orelse State =:= done) ->
                     _ = [Owner ! {py_stream, Ref, {data, Item}} || Item <- Items],
                     case State of
-                        more -> room(S, ?POLL_MIN);
+                        more -> room(S#relay{count = next_count(S, Count, length(Items))}, ?POLL_MIN);
                         done -> finish(S, done)
                     end;
                 {ok, Other} ->
@@ -285,7 +290,7 @@ await(#relay{ref = Ref, owner = Owner, timeout = Timeout} = S, Alias) ->
         {'DOWN', Alias, process, _, Reason} ->
             finish(S, {error, py_request:crashed(Reason)});
         Msg ->
-            control(S, Msg, Alias, fun() -> await(S, Alias) end)
+            control(S, Msg, Alias, fun() -> await(S, Alias, Count) end)
     after Timeout ->
         _ = py_request:give_up(S#relay.port, py_wire:id(call, Alias), Alias),
         stop(S, {error, timeout})
@@ -309,11 +314,26 @@ control(#relay{ref = Ref, owner_mon = OMon, port_mon = PMon} = S, Msg, Alias, Co
             Continue()
     end.
 
+%% A batch under way when the stream is to stop: it may end within
+%% ?GRACE ms (its items are dropped), else it is cancelled (interrupted).
 give_up(_S, none) ->
     ok;
 give_up(#relay{port = Port}, Alias) ->
-    _ = py_request:give_up(Port, py_wire:id(call, Alias), Alias),
-    ok.
+    receive
+        {py_reply, Alias, _} -> erlang:demonitor(Alias, [flush]), ok;
+        {'DOWN', Alias, process, _, _} -> ok
+    after ?GRACE ->
+        _ = py_request:give_up(Port, py_wire:id(call, Alias), Alias),
+        ok
+    end.
+
+%% Items asked for in the next batch: 1 at first, twice as many after a
+%% batch that came full, up to the batch size; back to 1 after one that
+%% ended on its time budget (5 ms, pool/py/stream.py) with fewer. So the
+%% first item goes out as soon as it comes, and a slow generator's items
+%% one by one, while a fast one's go in full batches.
+next_count(#relay{batch = Batch}, Count, Got) when Got >= Count -> min(Batch, Count * 2);
+next_count(_S, _Count, _Got) -> 1.
 
 %% Close the stream (its finally runs), then tell the owner.
 stop(S, Event) ->

@@ -112,9 +112,14 @@ def _stream_open(module, func, args, kwargs):
 
 def _stream_open_eval(code, local_vars):
     # The stream of an expression (a generator expression, an iterator),
-    # for py:stream_eval, in the caller's environment.
+    # for py:stream_eval, in the caller's environment. Locals are seen by the
+    # whole expression, the generator's body too (whose scope would not see
+    # eval's locals): it runs in a copy of the globals with them added.
     globals_ = _stream_globals()
-    return _Stream(eval(code, globals_, local_vars if local_vars else globals_))
+    if local_vars:
+        globals_ = dict(globals_)
+        globals_.update(local_vars)
+    return _Stream(eval(code, globals_))
 
 
 def _stream_next(n, count):
