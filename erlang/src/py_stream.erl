@@ -307,7 +307,7 @@ control(#relay{ref = Ref, owner_mon = OMon, port_mon = PMon} = S, Msg, Alias, Co
             give_up(S, Alias),
             _ = close(S),
             erlang:unalias(Ref),
-            exit(normal);
+            ok;
         {'DOWN', PMon, process, _, Reason} ->
             finish(S, {error, py_request:crashed(Reason)});
         _ ->
@@ -343,7 +343,7 @@ stop(S, Event) ->
 finish(#relay{ref = Ref, owner = Owner}, Event) ->
     Owner ! {py_stream, Ref, Event},
     erlang:unalias(Ref),
-    exit(normal).
+    ok.
 
 close(#relay{sidecar = Sidecar, ctx = Ctx, n = N, timeout = Timeout}) ->
     close(Sidecar, Ctx, N, Timeout).
