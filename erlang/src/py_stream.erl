@@ -192,9 +192,10 @@ opts(Opts) ->
 relay(Sidecar, Ctx, N, Owner, Bound, Batch, Timeout) ->
     Caller = self(),
     Tag = make_ref(),
+    Early = py_callback:caller(Sidecar) =/= none,
     {Pid, Mon} = spawn_monitor(fun() ->
-                                       relay_init(Caller, Tag, Sidecar, Ctx, N, Owner, Bound, Batch,
-                                                  Timeout)
+                                       relay_init(Caller, Tag, Early, Sidecar, Ctx, N, Owner, Bound,
+                                                  Batch, Timeout)
                                end),
     receive
         {Tag, Result} ->
@@ -205,7 +206,7 @@ relay(Sidecar, Ctx, N, Owner, Bound, Batch, Timeout) ->
             {error, {stream_relay, Reason}}
     end.
 
-relay_init(Caller, Tag, Sidecar, Ctx, N, Owner, Bound, Batch, Timeout) ->
+relay_init(Caller, Tag, Early, Sidecar, Ctx, N, Owner, Bound, Batch, Timeout) ->
     case py_instance:lookup(Sidecar) of
         {ok, Port, PortOwner} ->
             Ref = erlang:alias([explicit_unalias]),
@@ -213,11 +214,21 @@ relay_init(Caller, Tag, Sidecar, Ctx, N, Owner, Bound, Batch, Timeout) ->
                        sidecar = Sidecar, ctx = Ctx, port = Port, port_owner = PortOwner,
                        port_mon = erlang:monitor(process, PortOwner), n = N, bound = Bound,
                        batch = Batch, timeout = Timeout},
+            %% In a function that Python called (a callback), the context
+            %% waits for the caller: the relay's requests run once it
+            %% returns, so the caller does not wait for them (the stream is
+            %% held meanwhile by the process of the Python request below,
+            %% whose environment the open ran in).
+            _ = Early andalso (Caller ! {Tag, {ok, Ref}}),
             %% the relay holds the stream from now on: it ends with the relay
             case py_request:run(Sidecar, call, Ctx, {?ERLANG, <<"_stream_adopt">>, [N], #{}}, Timeout) of
+                {ok, _} when Early ->
+                    room(S, ?POLL_MIN);
                 {ok, _} ->
                     Caller ! {Tag, {ok, Ref}},
                     room(S, ?POLL_MIN);
+                {error, _} = Error when Early ->
+                    finish(S, Error);
                 {error, _} = Error ->
                     Caller ! {Tag, Error}
             end;

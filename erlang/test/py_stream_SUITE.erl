@@ -12,7 +12,8 @@
 -export([api_examples/1, generators_and_iterators/1, async_generator/1, error_midway/1,
          bad_input/1, bounded_100k/1, bound_option_and_setting/1, cancel_runs_finally/1,
          cancel_interrupts_a_wait/1, owner_death_runs_finally/1, starter_may_exit/1,
-         calls_interleave/1, kill_during_50_streams/1]).
+         calls_interleave/1, relay_killed_runs_finally/1, from_a_callback/1,
+         kill_during_50_streams/1]).
 
 -define(CODE, <<"
 import asyncio, time, erlang
@@ -46,6 +47,18 @@ def sleeps_then(key, seconds):
     finally:
         erlang.state_set(key, 'closed')
 
+def forever_key(key):
+    i = 0
+    try:
+        while True:
+            yield i
+            i += 1
+    finally:
+        erlang.state_set(key, 'closed')
+
+def stream_from_callback(n):
+    return erlang.call('stream_from_erlang', n)
+
 def blobs(n, size):
     for i in range(n):
         yield (i, b'x' * size)
@@ -67,7 +80,8 @@ def with_kw(n, step=1):
 all() ->
     [api_examples, generators_and_iterators, async_generator, error_midway, bad_input,
      bounded_100k, bound_option_and_setting, cancel_runs_finally, cancel_interrupts_a_wait,
-     owner_death_runs_finally, starter_may_exit, calls_interleave, kill_during_50_streams].
+     owner_death_runs_finally, starter_may_exit, calls_interleave, relay_killed_runs_finally,
+     from_a_callback, kill_during_50_streams].
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 2}]),
@@ -325,6 +339,37 @@ calls_interleave(_Config) ->
     {Last, Rest} = drain(Ref, []),
     ?expect(done, Last),
     ?equal(lists:seq(1, Items - 1), Rest).
+
+%% A relay that is killed: the sidecar closes its stream when the BEAM says
+%% the relay exited ({down, Ctxs}), as it drops an environment.
+relay_killed_runs_finally(_Config) ->
+    Key = <<"stream relay_killed_runs_finally">>,
+    Before = erlang:processes(),
+    {ok, Ref} = py:stream_start('__main__', forever_key, [Key], #{max_inflight => 5}),
+    ?expect({py_stream, Ref, {data, 0}}, receive {py_stream, Ref, _} = M -> M after 10000 -> timeout end),
+    [Relay] = [P || P <- erlang:processes() -- Before,
+                    {current_function, {py_stream, _, _}} <- [erlang:process_info(P, current_function)]],
+    exit(Relay, kill),
+    ok = py_ct:wait_until(fun() -> py:state_fetch(Key) =:= {ok, <<"closed">>} end, 10000, "the finally").
+
+%% py:stream and py:stream_start in an Erlang function that Python called,
+%% on the context that waits for it.
+from_a_callback(_Config) ->
+    Self = self(),
+    py:register_function(stream_from_erlang,
+                         fun([N]) ->
+                                 {ok, L} = py:stream(builtins, range, [N]),
+                                 {ok, Ref} = py:stream_start(builtins, range, [N], #{owner => Self}),
+                                 Self ! {callback_ref, Ref},
+                                 L
+                         end),
+    try
+        ?expect({ok, [0, 1, 2]}, py:call('__main__', stream_from_callback, [3])),
+        Ref = receive {callback_ref, R} -> R after 10000 -> ct:fail(no_ref) end,
+        ?expect({done, [0, 1, 2]}, collect(Ref))
+    after
+        py:unregister_function(stream_from_erlang)
+    end.
 
 %% A SIGKILL of the sidecar during 50 streams (and py:stream calls): each
 %% ends with {python_crashed, _}, none hangs, and new streams work after.
