@@ -73,6 +73,16 @@ async def agen(n):
         await asyncio.sleep(0.001)
         yield i * 10
 
+async def aforever(key):
+    try:
+        i = 0
+        while True:
+            await asyncio.sleep(0)
+            yield i
+            i += 1
+    finally:
+        erlang.state_set(key, 'closed')
+
 def with_kw(n, step=1):
     return range(0, n, step)
 ">>).
@@ -154,6 +164,21 @@ async_generator(_Config) ->
     ?expect({done, [0, 10, 20, 30, 40]}, collect(Ref)),
     %% an async generator expression
     ?expect({ok, [0, 20]}, py:stream_eval(<<"(x * 2 async for x in agen(2))">>)),
+    %% cancel, and a killed relay, close it: its finally runs
+    Key = <<"stream async_generator cancel">>,
+    {ok, Ref2} = py:stream_start('__main__', aforever, [Key], #{max_inflight => 5}),
+    ?expect({py_stream, Ref2, {data, 0}}, receive {py_stream, Ref2, _} = M -> M after 10000 -> timeout end),
+    ok = py:stream_cancel(Ref2),
+    ?expect({error, cancelled}, last_event(Ref2)),
+    ?expect({ok, <<"closed">>}, py:state_fetch(Key)),
+    Key2 = <<"stream async_generator relay">>,
+    Before = erlang:processes(),
+    {ok, Ref3} = py:stream_start('__main__', aforever, [Key2], #{max_inflight => 5}),
+    ?expect({py_stream, Ref3, {data, 0}}, receive {py_stream, Ref3, _} = M3 -> M3 after 10000 -> timeout end),
+    [Relay] = [P || P <- erlang:processes() -- Before,
+                    {current_function, {py_stream, _, _}} <- [erlang:process_info(P, current_function)]],
+    exit(Relay, kill),
+    ok = py_ct:wait_until(fun() -> py:state_fetch(Key2) =:= {ok, <<"closed">>} end, 10000, "the finally"),
     %% the context still serves calls
     ?expect({ok, 2}, py:eval(<<"1 + 1">>)).
 

@@ -35,13 +35,18 @@ def _stream_loop():
 class _Stream:
     """An iterator, or an async generator, stepped in batches for Erlang."""
 
-    __slots__ = ('it', 'agen', 'pending', 'closed', '__weakref__')
+    __slots__ = ('it', 'agen', 'loop', 'pending', 'closed', '__weakref__')
 
     def __init__(self, obj):
         self.pending = None  # an exception raised after items of a batch
         self.closed = False
+        self.loop = None
         if hasattr(obj, '__anext__'):
             self.agen, self.it = obj, None
+            # kept for close(), which may run with no request (its holder's
+            # exit drops it between requests), when _stream_state() cannot
+            # tell the context
+            self.loop = _stream_loop()
         else:
             self.agen, self.it = None, iter(obj)  # TypeError for no iterable
 
@@ -89,7 +94,7 @@ class _Stream:
         it, agen = self.it, self.agen
         self._finish()
         if agen is not None:
-            _stream_loop().run_until_complete(agen.aclose())
+            self.loop.run_until_complete(agen.aclose())
         elif hasattr(it, 'close'):
             it.close()
 
