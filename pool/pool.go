@@ -13,7 +13,8 @@
 // erlmod_state.h (the `erlang` module), pylog.h (sys.stdout and
 // sys.stderr), pysrc.h (the Python source in py/), wait.h (the wait that
 // a cancel ends) with sleep.h (time.sleep) and lock.h (threading.Lock,
-// which Condition.wait waits on).
+// which Condition.wait waits on), stream.h (what py/stream.py, the
+// helpers of py:stream, needs of a context).
 package pool
 
 /*
