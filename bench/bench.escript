@@ -124,6 +124,7 @@ main(Args) ->
     envs(Rounds),
     waits(Rounds),
     call_reductions(),
+    streams(Rounds),
     flood_latency(burn),
     flood_latency(print),
     flood_latency(send),
@@ -681,6 +682,42 @@ cast_return() ->
     _ = [Burst() || _ <- lists:seq(1, ?SEQ_WARMUP div ?CAST_BURST)],
     Bursts = [Burst() || _ <- lists:seq(1, ?SEQ_N div ?CAST_BURST)],
     {median(lists:sort(lists:append(Bursts))), median(lists:sort([hd(B) || B <- Bursts]))}.
+
+%% Streams (py_stream): items a second of one py:stream_start of small
+%% ints whose owner receives as fast as it can (default bound and batch),
+%% and the same items through py:stream/3 (a list).
+-define(STREAM_N, 200000).
+
+streams(Rounds) ->
+    Msgs = fun() ->
+                   T0 = erlang:monotonic_time(microsecond),
+                   {ok, Ref} = py:stream_start(builtins, range, [?STREAM_N]),
+                   ?STREAM_N = stream_count(Ref, 0),
+                   ?STREAM_N / ((erlang:monotonic_time(microsecond) - T0) / 1.0e6)
+           end,
+    List = fun() ->
+                   T0 = erlang:monotonic_time(microsecond),
+                   {ok, L} = py:stream(builtins, range, [?STREAM_N]),
+                   ?STREAM_N = length(L),
+                   ?STREAM_N / ((erlang:monotonic_time(microsecond) - T0) / 1.0e6)
+           end,
+    _ = Msgs(), _ = List(),
+    Ms = [Msgs() || _ <- lists:seq(1, Rounds)],
+    Ls = [List() || _ <- lists:seq(1, Rounds)],
+    Each = fun(Xs) -> lists:join(" ", [integer_to_list(round(X)) || X <- Xs]) end,
+    io:format("stream_items_per_s ~b (py:stream_start of range(~b), owner receiving as fast as it "
+              "can; bound ~b, batches up to 100) rounds: ~s~n",
+              [round(median(lists:sort(Ms))), ?STREAM_N, py_config:stream_max_inflight(), Each(Ms)]),
+    io:format("stream_list_items_per_s ~b (py:stream/3 of range(~b), batches of 1000) rounds: ~s~n",
+              [round(median(lists:sort(Ls))), ?STREAM_N, Each(Ls)]).
+
+stream_count(Ref, N) ->
+    receive
+        {py_stream, Ref, {data, _}} -> stream_count(Ref, N + 1);
+        {py_stream, Ref, done} -> N;
+        {py_stream, Ref, Other} -> error({stream, Other})
+    after ?TIMEOUT -> error(timeout)
+    end.
 
 %% Until no call holds a slot (the last cast was answered).
 idle() ->

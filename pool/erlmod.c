@@ -25,6 +25,7 @@
 #include "pysrc.h"
 #include "run.h"
 #include "sleep.h"
+#include "stream.h"
 
 static long long next_callback; /* atomic: callback numbers, unique in the process */
 
@@ -496,7 +497,7 @@ static int erlang_exec(PyObject *module)
 {
     PyObject *dict = PyModule_GetDict(module);
     if (pyx_state_add_functions(module) < 0 || pyx_py_run(PYX_PY_TERMS, dict) < 0 ||
-        pyx_py_run(PYX_PY_ERLANG, dict) < 0)
+        pyx_py_run(PYX_PY_ERLANG, dict) < 0 || pyx_stream_add_functions(module) < 0)
         return -1;
     return 0;
 }

@@ -13,7 +13,8 @@
 // erlmod_state.h (the `erlang` module), pylog.h (sys.stdout and
 // sys.stderr), pysrc.h (the Python source in py/), wait.h (the wait that
 // a cancel ends) with sleep.h (time.sleep) and lock.h (threading.Lock,
-// which Condition.wait waits on).
+// which Condition.wait waits on), stream.h (what py/stream.py, the
+// helpers of py:stream, needs of a context).
 package pool
 
 /*
@@ -116,6 +117,8 @@ var (
 	bootPy string
 	//go:embed py/logstream.py
 	logstreamPy string
+	//go:embed py/stream.py
+	streamPy string
 )
 
 // setSources gives C the Python source (pysrc.h); never freed.
@@ -128,6 +131,7 @@ func setSources() {
 		{C.PYX_PY_ERLANG, "erlang/erlang.py", erlangPy},
 		{C.PYX_PY_BOOT, "erlang/boot.py", bootPy},
 		{C.PYX_PY_LOGSTREAM, "erlang/logstream.py", logstreamPy},
+		{C.PYX_PY_STREAM, "erlang/stream.py", streamPy},
 	} {
 		C.pyx_py_set(s.which, C.CString(s.name), C.CString(s.text))
 	}

@@ -62,6 +62,8 @@
          cast/3, cast/4,
          spawn_call/3, spawn_call/4, spawn_call/5, await/1, await/2,
          parallel/1,
+         stream/3, stream/4, stream_eval/1, stream_eval/2,
+         stream_start/3, stream_start/4, stream_cancel/1,
          context/0, context/1,
          start_contexts/0, start_contexts/1, stop_contexts/0, contexts_started/0,
          execution_mode/0, subinterp_supported/0, num_executors/0, version/0,
@@ -381,6 +383,57 @@ await_spawned(Ref, Timeout) ->
             {error, timeout}
         end
     end.
+
+%%--------------------------------------------------------------------
+%% Streams (py_stream, docs/streams.md)
+
+%% @doc Every item of `Module.Function(*Args)', a generator, an iterator,
+%% an iterable or an async generator: `{ok, [Item]}' or `{error, Reason}'
+%% (items before a Python exception are dropped then). The generator is
+%% stepped in batches, each an ordinary request, within the default call
+%% timeout for the whole.
+-spec stream(name(), name(), list()) -> {ok, list()} | {error, term()}.
+stream(M, F, Args) ->
+    py_stream:stream(M, F, Args, #{}, default_timeout()).
+
+%% @doc {@link stream/3} with keyword arguments (a map or a keyword list).
+-spec stream(name(), name(), list(), map() | list()) -> {ok, list()} | {error, term()}.
+stream(M, F, Args, Kwargs) ->
+    py_stream:stream(M, F, Args, Kwargs, default_timeout()).
+
+%% @doc Every item of the value of expression `Code', e.g. a generator
+%% expression `<<"(x * x for x in range(4))">>': `{ok, [Item]}'.
+-spec stream_eval(code()) -> {ok, list()} | {error, term()}.
+stream_eval(Code) ->
+    py_stream:stream_eval(Code, #{}, default_timeout()).
+
+%% @doc {@link stream_eval/1} with local variables (a map or a keyword list).
+-spec stream_eval(code(), map() | list()) -> {ok, list()} | {error, term()}.
+stream_eval(Code, Locals) ->
+    py_stream:stream_eval(Code, Locals, default_timeout()).
+
+%% @doc Stream the items of `Module.Function(*Args)' to the caller as
+%% messages: `{ok, Ref}', then `{py_stream, Ref, {data, Item}}' for each
+%% item, and `{py_stream, Ref, done}' or `{py_stream, Ref, {error, Reason}}'.
+%% At most `stream_max_inflight' (1000) of its messages wait in the
+%% owner's mailbox at once: the generator is not stepped further until the
+%% owner takes some (see {@link py_stream}).
+-spec stream_start(name(), name(), list()) -> {ok, reference()} | {error, term()}.
+stream_start(M, F, Args) ->
+    py_stream:start(M, F, Args, #{}).
+
+%% @doc {@link stream_start/3} with options `#{owner => Pid, kwargs =>
+%% Map, max_inflight => N, batch => N, timeout => Ms}' (all optional; see
+%% {@link py_stream:start/4}).
+-spec stream_start(name(), name(), list(), map()) -> {ok, reference()} | {error, term()}.
+stream_start(M, F, Args, Opts) ->
+    py_stream:start(M, F, Args, Opts).
+
+%% @doc Stop stream `Ref': the generator is closed (its `finally' runs),
+%% then the owner gets `{py_stream, Ref, {error, cancelled}}'. `ok' at once.
+-spec stream_cancel(reference()) -> ok | {error, term()}.
+stream_cancel(Ref) ->
+    py_stream:cancel(Ref).
 
 %% @doc Run the calls spread over the default pool's contexts (item I on
 %% context I modulo the pool size) and return their results in input order.

@@ -38,6 +38,8 @@
 %% | `none_as'        | `none'                   | the atom Python's `None' comes back as:   |
 %% |                  |                          | `none' (as the NIF) or `nil' (Elixir      |
 %% |                  |                          | apps); `--none-as', so per sidecar        |
+%% | `stream_max_inflight' | `1000'            | items of a `py:stream_start' stream in    |
+%% |                  |                          | its owner's mailbox at most (`py_stream') |
 %%
 %% {@link validate/0} runs when the application starts: a bad value stops the
 %% start with `{bad_config, Key, Value}'.
@@ -61,7 +63,7 @@
          python_path/0, call_timeout/0, sandbox/0, port_args/0,
          max_restarts/0, max_restart_period_s/0, restart_backoff_ms/0,
          restart_backoff_max_ms/0, restart_window_ms/0, max_memory_mb/0,
-         stuck_grace_ms/0]).
+         stuck_grace_ms/0, stream_max_inflight/0]).
 -export([keys/0, default/1, valid/2]).
 -export([validate/1, get/2, port_args/1, set_opts/2, forget_opts/1]).
 
@@ -73,7 +75,8 @@
 -type key() :: num_contexts | max_concurrent | max_waiting | num_executors | python_path
              | call_timeout | python | sandbox | max_restarts | max_restart_period_s
              | restart_backoff_ms | restart_backoff_max_ms | restart_window_ms
-             | max_memory_mb | stuck_grace_ms | max_atoms | send_pace | none_as.
+             | max_memory_mb | stuck_grace_ms | max_atoms | send_pace | none_as
+             | stream_max_inflight.
 -type default() :: {value, term()}
                  | {computed, schedulers | schedulers_twice_plus_one}
                  | unset.
@@ -105,7 +108,8 @@ table() ->
      {stuck_grace_ms, {value, 2000}, non_neg, {"--stuck-grace-ms", integer}},
      {max_atoms, {value, 10000}, non_neg, {"--max-atoms", integer}},
      {send_pace, {value, 16000}, non_neg, {"--send-pace", integer}},
-     {none_as, {value, none}, {one_of, [none, nil]}, {"--none-as", atom}}].
+     {none_as, {value, none}, {one_of, [none, nil]}, {"--none-as", atom}},
+     {stream_max_inflight, {value, 1000}, pos, none}].
 
 %% @doc Check every key that is set; the first bad one is reported.
 -spec validate() -> ok | {error, {bad_config, atom(), term()}}.
@@ -219,6 +223,11 @@ num_executors() ->
 %% @doc Directories prepended to `sys.path' in every interpreter.
 -spec python_path() -> [file:filename_all()].
 python_path() -> setting(python_path).
+
+%% @doc The bound on a `py:stream_start' stream's items in its owner's
+%% mailbox (`py_stream').
+-spec stream_max_inflight() -> pos_integer().
+stream_max_inflight() -> setting(stream_max_inflight).
 
 %% @doc The default timeout (ms) of a synchronous call.
 -spec call_timeout() -> timeout().

@@ -43,7 +43,7 @@ defaults() ->
                 {restart_backoff_max_ms, {ok, 2000}}, {restart_window_ms, {ok, 30000}},
                 {max_memory_mb, {ok, 0}}, {stuck_grace_ms, {ok, 2000}},
                 {max_atoms, {ok, 10000}}, {send_pace, {ok, 16000}},
-                {none_as, {ok, none}}],
+                {none_as, {ok, none}}, {stream_max_inflight, {ok, 1000}}],
     ?assertEqual([K || {K, _} <- Expected], py_config:keys()),
     [?assertEqual({K, D}, {K, py_config:default(K)}) || {K, D} <- Expected],
     ?assertError(badarg, py_config:default(no_such_key)),
@@ -75,7 +75,8 @@ getters_read_the_environment() ->
               {restart_backoff_max_ms, 9, fun py_config:restart_backoff_max_ms/0},
               {restart_window_ms, 11, fun py_config:restart_window_ms/0},
               {max_memory_mb, 4096, fun py_config:max_memory_mb/0},
-              {stuck_grace_ms, 0, fun py_config:stuck_grace_ms/0}],
+              {stuck_grace_ms, 0, fun py_config:stuck_grace_ms/0},
+              {stream_max_inflight, 5, fun py_config:stream_max_inflight/0}],
     [begin set(K, V), ?assertEqual({K, V}, {K, Get()}) end || {K, V, Get} <- Values].
 
 %% Unset, the number is the running sidecar's; none runs here.
@@ -93,7 +94,7 @@ validate_accepts_defaults_and_good_values() ->
             {restart_backoff_max_ms, [0]}, {restart_window_ms, [0]},
             {max_memory_mb, [0, 3072]}, {stuck_grace_ms, [0, 500]},
             {max_atoms, [0, 500]}, {send_pace, [0, 1, 1000000]},
-            {none_as, [none, nil]}],
+            {none_as, [none, nil]}, {stream_max_inflight, [1, 100000]}],
     ?assertEqual(lists:sort(py_config:keys()), lists:sort([K || {K, _} <- Good])),
     [begin
          ?assert(py_config:valid(K, V)),
@@ -113,7 +114,7 @@ validate_refuses_bad_values() ->
            {restart_backoff_max_ms, [-5]}, {restart_window_ms, [x]},
            {max_memory_mb, [-1, "1024"]}, {stuck_grace_ms, [-1, infinity]},
            {max_atoms, [-1, "10"]}, {send_pace, [-1, 1.5, fast]},
-           {none_as, [undefined, "nil", <<"nil">>]}],
+           {none_as, [undefined, "nil", <<"nil">>]}, {stream_max_inflight, [0, -1, infinity]}],
     ?assertEqual(lists:sort(py_config:keys()), lists:sort([K || {K, _} <- Bad])),
     [begin
          ?assertNot(py_config:valid(K, V)),
