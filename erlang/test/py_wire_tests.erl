@@ -20,7 +20,7 @@ protocol_version_test() ->
 
 check_info_accepts_own_protocol_test() ->
     Info = #{mode => subinterp, version => <<"3.13">>, num_executors => 4,
-             subinterp_supported => true, protocol => 3, slot_min => 65536},
+             subinterp_supported => true, protocol => 4, slot_min => 65536},
     ?assertEqual(ok, py_wire:check_info(Info, "/x/pyport")).
 
 check_info_other_protocol_test() ->
@@ -35,8 +35,8 @@ check_info_no_protocol_test() ->
 
 check_info_needs_slot_min_test() ->
     [?assertMatch({error, {bad_info_reply, _}}, py_wire:check_info(Info, "p"))
-     || Info <- [#{protocol => 3}, #{protocol => 3, slot_min => 0},
-                 #{protocol => 3, slot_min => big}]].
+     || Info <- [#{protocol => 4}, #{protocol => 4, slot_min => 0},
+                 #{protocol => 4, slot_min => big}]].
 
 format_error_names_both_versions_and_the_path_test() ->
     {error, R99} = py_wire:check_info(#{protocol => 99}, "/x/pyport"),
