@@ -49,7 +49,7 @@ recv(Ch) ->
 %% @doc {@link recv/1} waiting up to `Timeout' ms.
 -spec recv(channel(), timeout()) -> {ok, binary()} | {error, timeout}.
 recv(Ch, Timeout) ->
-    Id = element(2, Ch),
+    Id = py_channels:id(Ch),
     receive
         {py_byte_channel, Id, Bytes} when is_binary(Bytes) -> {ok, Bytes}
     after Timeout ->

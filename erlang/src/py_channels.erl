@@ -16,7 +16,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/1, opts/2, new/4, send/2, close/1, info/1, acked/2, owner/1]).
+-export([start_link/1, opts/2, new/4, send/2, close/1, info/1, acked/2, owner/1, id/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -export_type([handle/0, tag/0]).
@@ -124,6 +124,10 @@ close({_Tag, Ch, Sidecar, Port, Counts, _Max, _Owner}) ->
 info({_Tag, _Ch, Sidecar, Port, Counts, Max, _Owner}) ->
     #{size => atomics:get(Counts, ?BYTES), count => atomics:get(Counts, ?COUNT), max_size => Max,
       closed => atomics:get(Counts, ?CLOSED) =/= 0 orelse py_instance:port(Sidecar) =/= Port}.
+
+%% @doc The channel's number in the sidecar (Python's `Channel(h)._id').
+-spec id(handle()) -> pos_integer().
+id({_Tag, Ch, _Sidecar, _Port, _Counts, _Max, _Owner}) -> Ch.
 
 %% @doc The process that made the channel (its byte channel replies go to it).
 -spec owner(handle()) -> pid().
