@@ -46,7 +46,7 @@ format_error_names_both_versions_and_the_path_test() ->
     {error, RNone} = py_wire:check_info(#{}, "/x/pyport"),
     LineNone = lists:flatten(io_lib:format("~ts", [py_wire:format_error(RNone)])),
     [?assertNotEqual(nomatch, string:find(LineNone, S))
-     || S <- ["no protocol version", "protocol 3", "/x/pyport"]].
+     || S <- ["no protocol version", "protocol 4", "/x/pyport"]].
 
 %%--------------------------------------------------------------------
 %% Requests
