@@ -19,8 +19,11 @@ import erlang
 from erlang import PyBuffer
 
 def handle_request(environ):
-    input_buf = PyBuffer(environ['input'])
+    input_buf = environ['input']
     return input_buf.read()
+
+def wrapped(environ):
+    return PyBuffer(PyBuffer(environ['input'])).read()
 
 def tell_then(pid, h, what, *args):
     buf = PyBuffer(h)
@@ -57,13 +60,19 @@ end_per_suite(_Config) ->
 call(F, Args) ->
     py:call(py:context(1), '__main__', F, Args, #{timeout => 10000}).
 
-%% The NIF's example, the buffer made a PyBuffer in Python.
+%% The NIF's example: the handle is a PyBuffer in Python (and PyBuffer of
+%% it is itself).
 nif_example(_Config) ->
     {ok, Buf} = py_buffer:new(4096),
     ok = py_buffer:write(Buf, <<"chunk1">>),
     ok = py_buffer:write(Buf, <<"chunk2">>),
     ok = py_buffer:close(Buf),
-    ?expect({ok, <<"chunk1chunk2">>}, call(handle_request, [#{<<"input">> => Buf}])).
+    ?expect({ok, <<"chunk1chunk2">>}, call(handle_request, [#{<<"input">> => Buf}])),
+    {ok, Buf2} = py_buffer:new(),
+    ok = py_buffer:write(Buf2, <<"again">>),
+    ok = py_buffer:close(Buf2),
+    ?expect({ok, <<"again">>}, call(wrapped, [#{<<"input">> => Buf2}])),
+    ?expect({ok, <<"PyBuffer">>}, py:eval(py:context(2), <<"type(b).__name__">>, #{b => Buf2})).
 
 %% readline waits for its newline, across writes; at the close it gives
 %% what is left.

@@ -167,9 +167,18 @@ class PyBuffer:
     until py_buffer:close/1: read, readline, readlines, iteration by line,
     seek and tell. A read waits (without the GIL, ended by a cancel) until
     enough bytes came or the buffer is closed. What was read is kept, so
-    seek may go back.'''
+    seek may go back. py_buffer's handle is one already when it comes as
+    an argument (pyetf's conversion calls PyBuffer(handle)); PyBuffer of a
+    PyBuffer is that PyBuffer.'''
+
+    def __new__(cls, handle):
+        if isinstance(handle, PyBuffer):
+            return handle
+        return super().__new__(cls)
 
     def __init__(self, handle):
+        if handle is self:
+            return
         self._id = _channel_id(handle)
         self._data = bytearray()
         self._pos = 0
