@@ -156,14 +156,20 @@ try_receive(_Config) ->
     ?expect({error, {'ChannelClosed', _}}, call(py:context(1), try_one, [Ch])).
 
 iteration_ends_at_close(_Config) ->
+    Count = fun() -> {ok, N} = py:eval(py:context(2), <<"erlang._chan_count()">>), N end,
+    Before = Count(),
     {ok, Ch} = py_channel:new(),
+    ?equal(Before + 1, Count()),
     Self = self(),
     spawn_link(fun() -> Self ! {drained, call(py:context(1), drain, [Ch])} end),
     [ok = py_channel:send(Ch, I) || I <- [1, 2, 3]],
     timer:sleep(50),
     [ok = py_channel:send(Ch, I) || I <- [4, 5]],
     ok = py_channel:close(Ch),
-    ?expect({drained, {ok, [1, 2, 3, 4, 5]}}, receive {drained, _} = D -> D after 5000 -> timeout end).
+    ?expect({drained, {ok, [1, 2, 3, 4, 5]}}, receive {drained, _} = D -> D after 5000 -> timeout end),
+    %% closed and drained: gone from the sidecar's table and from py_channels'
+    ?equal(Before, Count()),
+    ?equal([], ets:lookup(py_channels, py_channels:id(Ch))).
 
 channel_closed(_Config) ->
     {ok, Ch} = py_channel:new(),
@@ -285,6 +291,9 @@ kill_during_receive(_Config) ->
     py_ct:wait_restarted(Port),
     ?expect({error, closed}, py_channel:send(Ch, x)),
     ?expect(#{closed := true}, py_channel:info(Ch)),
+    %% py_channels forgot the old sidecar's channels
+    py_ct:wait_until(fun() -> ets:lookup(py_channels, py_channels:id(Ch)) =:= [] end, 5000,
+                     "the old channels forgotten"),
     %% from other processes: this one's environments must start from the
     %% __main__ that main_exec fills
     [py_ct:wait_until(fun() -> in_process(fun() -> py:eval(py:context(I), <<"1">>) end) =:= {ok, 1} end,
