@@ -10,12 +10,13 @@
 -export([all/0, init_per_suite/1, end_per_suite/1]).
 -export([nif_example/1, ping_pong/1, busy_when_full/1, try_receive/1, iteration_ends_at_close/1,
          channel_closed/1, receive_blocks_caller_only/1, timeout_ends_receive/1,
-         creator_death_closes/1, async_receive/1, byte_channel_both_ways/1, info_and_badarg/1,
+         creator_death_closes/1, async_receive/1, many_async_waiters/1, byte_channel_both_ways/1, info_and_badarg/1,
          from_erlang_channel_module/1, kill_during_receive/1]).
 
 all() ->
     [nif_example, ping_pong, busy_when_full, try_receive, iteration_ends_at_close, channel_closed,
      receive_blocks_caller_only, timeout_ends_receive, creator_death_closes, async_receive,
+     many_async_waiters,
      byte_channel_both_ways, info_and_badarg, from_erlang_channel_module, kill_during_receive].
 
 -define(PY, <<"
@@ -77,6 +78,19 @@ def async_drain(h, pid):
     import asyncio
     got, ticks = asyncio.run(_amain(h, pid))
     return [got, ticks > 0]
+
+async def _many(h, pid, n):
+    import asyncio
+    ch = Channel(h)
+    tasks = [asyncio.ensure_future(ch.async_receive()) for _ in range(n)]
+    await asyncio.sleep(0.01)
+    erlang.send(pid, Atom('waiting'))
+    got = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    return sorted(got)
+
+def many_waiters(h, pid, n):
+    import asyncio
+    return asyncio.run(_many(h, pid, n))
 
 def bytes_echo(h, n):
     ch = ByteChannel(h)
@@ -240,6 +254,19 @@ async_receive(_Config) ->
     [ok = py_channel:send(Ch, I) || I <- [a, b, c]],
     ok = py_channel:close(Ch),
     ?expect({async, {ok, [[<<"a">>, <<"b">>, <<"c">>], true]}}, receive {async, _} = A -> A after 5000 -> timeout end).
+
+%% More coroutines await one channel than it has eventfd watchers (64):
+%% the others poll; each message goes to one of them.
+many_async_waiters(_Config) ->
+    N = 80,
+    {ok, Ch} = py_channel:new(),
+    Self = self(),
+    spawn_link(fun() -> Self ! {many, call(py:context(1), many_waiters, [Ch, Self, N])} end),
+    receive waiting -> ok after 5000 -> ct:fail(not_waiting) end,
+    [ok = py_channel:send(Ch, I) || I <- lists:seq(1, N)],
+    Expected = lists:seq(1, N),
+    ?expect({many, {ok, Expected}}, receive {many, _} = M -> M after 15000 -> timeout end),
+    ok = py_channel:close(Ch).
 
 %% Raw bytes to Python, and back with send_bytes to the creator.
 byte_channel_both_ways(_Config) ->

@@ -119,10 +119,12 @@ async def _await_message(ch):
 
     try:
         if not _chan_watch(cid, fd):  # noqa: F821
-            got = _chan_recv(cid, 0)  # gone (ChannelClosed), or too many waiters
-            if got is not None:
-                return got[0]
-            raise ChannelClosed('channel %d has too many asyncio waiters' % cid)
+            # gone (ChannelClosed), or PYX_CHAN_FDS waiters already: poll
+            while True:
+                got = _chan_try(cid)  # noqa: F821
+                if got is not None:
+                    return got[0]
+                await asyncio.sleep(0.001)
         loop.add_reader(fd, ready)
         try:
             ready()  # a message that came before the watch
