@@ -30,6 +30,7 @@
 %%   erlang_send_unchecked_per_s  erlang.send(..., check=False), beside the checked
 %%                                erlang_send_per_s; erlang_send_new_pid_us: the
 %%                                first send to a pid (one liveness round trip)
+%%   channel_msgs_per_s_64b/_1kib/_16kib  py_channel:send -> a Python loop of receive()
 %%   flood_print/send_call_latency_ratio  context 2's median call during context 1's
 %%                                300k prints / erlang.sends, against quiet        <= 2x
 %%                                (the median of 5 quiet/flood pairs; send: 1)
@@ -128,6 +129,7 @@ main(Args) ->
     flood_latency(burn),
     flood_latency(print),
     flood_latency(send),
+    channels(Rounds),
     steal(Steal0, cpu_times()),
     application:stop(erlang_python).
 
@@ -407,6 +409,49 @@ envs(Rounds) ->
               end || _ <- lists:seq(1, 2000)],
     io:format("env_create_us ~s (a process's first call minus its second, median of 2000 "
               "processes)~n", [fmt(median(lists:sort(Firsts)))]).
+
+%% Channel messages a second, Erlang -> Python (docs/channels.md): one
+%% process sends a fixed count of binaries (term_to_binary of 64 B, 1 KiB,
+%% 16 KiB) to a channel, retrying on busy, while a Python loop in a call
+%% receives them; the rate is count / (first send to the loop's reply).
+channels(Rounds) ->
+    Ctx = py:context(2),
+    main_exec(Ctx, <<"import erlang\n"
+                     "def chan_sink(h, n):\n"
+                     "    r = erlang.Channel(h).receive\n"
+                     "    for _ in range(n):\n"
+                     "        r()\n"
+                     "    return n\n">>),
+    lists:foreach(
+      fun({Name, Size, N, Nif}) ->
+              Msg = binary:copy(<<"x">>, Size - 6), % term_to_binary adds 6 bytes
+              Runs = [channel_rate(Ctx, Msg, N) || _ <- lists:seq(1, Rounds)],
+              io:format("~s ~s (msgs/s, ~b messages of ~b B, median of ~b; the NIF's in-process "
+                        "channel: ~s) rounds: ~s~n",
+                        [Name, fmt(median(lists:sort(Runs))), N, Size, Rounds, Nif,
+                         lists:join(" ", [fmt(R) || R <- Runs])])
+      end,
+      [{channel_msgs_per_s_64b, 64, 200000, "6.2M"},
+       {channel_msgs_per_s_1kib, 1024, 100000, "3.8M"},
+       {channel_msgs_per_s_16kib, 16384, 20000, "1.1M"}]).
+
+channel_rate(Ctx, Msg, N) ->
+    {ok, Ch} = py_channel:new(#{max_size => 8 * 1024 * 1024}),
+    Self = self(),
+    T0 = erlang:monotonic_time(microsecond),
+    spawn_link(fun() -> Self ! {sink, py:call(Ctx, '__main__', chan_sink, [Ch, N], #{timeout => 120000})} end),
+    channel_send(Ch, Msg, N),
+    receive {sink, {ok, N}} -> ok after 120000 -> error(channel_sink_timeout) end,
+    T = erlang:monotonic_time(microsecond) - T0,
+    ok = py_channel:close(Ch),
+    N / (T / 1.0e6).
+
+channel_send(_Ch, _Msg, 0) -> ok;
+channel_send(Ch, Msg, N) ->
+    case py_channel:send(Ch, Msg) of
+        ok -> channel_send(Ch, Msg, N - 1);
+        busy -> erlang:yield(), channel_send(Ch, Msg, N)
+    end.
 
 %% A call sent by hand (py_wire), as py:call sends it, with Header (a
 %% caller's pid last, or none): its load-control slot taken first, which

@@ -109,6 +109,9 @@ func (s *Server) handle(frame []byte) {
 		s.request(&h, op, elems[2], body, slot, chain)
 		return
 	}
+	if s.channel(&h, body) { // bridge/channel.go
+		return
+	}
 	if op, ok := proto.StateOpOf(h.Tag); ok {
 		s.state(op, id, h.Args(), body)
 		return

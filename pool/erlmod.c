@@ -21,6 +21,7 @@
 #include "erlmod_state.h"
 #include "etfw.h"
 #include "exec.h"
+#include "channel.h"
 #include "modtypes.h"
 #include "pysrc.h"
 #include "run.h"
@@ -491,13 +492,14 @@ static PyMethodDef erlang_methods[] = {
 };
 
 
-/* Adds the shared-state functions (erlmod_state.c), then runs the module
+/* Adds the shared-state (erlmod_state.c) and channel (channel.c) functions, then runs the module
  * body in the module's dict (borrowed): the term classes, then the rest. */
 static int erlang_exec(PyObject *module)
 {
     PyObject *dict = PyModule_GetDict(module);
-    if (pyx_state_add_functions(module) < 0 || pyx_py_run(PYX_PY_TERMS, dict) < 0 ||
-        pyx_py_run(PYX_PY_ERLANG, dict) < 0 || pyx_stream_add_functions(module) < 0)
+    if (pyx_state_add_functions(module) < 0 || pyx_channel_add_functions(module) < 0 ||
+        pyx_py_run(PYX_PY_TERMS, dict) < 0 || pyx_py_run(PYX_PY_ERLANG, dict) < 0 ||
+        pyx_stream_add_functions(module) < 0 || pyx_py_run(PYX_PY_CHANNEL, dict) < 0)
         return -1;
     return 0;
 }

@@ -196,6 +196,7 @@ static void ctx_release(pyx_ctx *c)
     Py_CLEAR(c->types.ref_type);
     Py_CLEAR(c->types.opaque_type);
     Py_CLEAR(c->types.atom_type);
+    Py_CLEAR(c->types.buffer_type);
     Py_CLEAR(c->marker_type);
 }
 
@@ -237,9 +238,10 @@ pyx_ctx *pyx_ctx_new(pyx_exec *ex, long long id, char **err)
     c->types.ref_type = PyObject_GetAttrString(erl, "Ref");
     c->types.opaque_type = PyObject_GetAttrString(erl, "Opaque");
     c->types.atom_type = PyObject_GetAttrString(erl, "Atom");
+    c->types.buffer_type = PyObject_GetAttrString(erl, "PyBuffer");
     c->marker_type = PyObject_GetAttrString(erl, "ScheduleMarker");
     if (!c->types.pid_type || !c->types.ref_type || !c->types.opaque_type || !c->types.atom_type ||
-        !c->marker_type)
+        !c->types.buffer_type || !c->marker_type)
         goto fail;
     pyx_erlang_home(erl, c, 1); /* Python threads of this interpreter call Erlang for c */
     pyx_stdio_home(ex->stdio, c->id, 1); /* and print for c */

@@ -6,10 +6,10 @@
 #include "pyetf.h"
 
 /* The running request's context's classes, else (another Python thread)
- * the module's own, whose four strong references are then in held. */
+ * the module's own, whose five strong references are then in held. */
 typedef struct {
     pyx_types t;
-    PyObject *held[4];
+    PyObject *held[5];
 } pyx_module_types;
 
 /* 0, or -1 with an exception set; call pyx_module_types_put either way. */

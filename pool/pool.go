@@ -132,6 +132,7 @@ func setSources() {
 		{C.PYX_PY_BOOT, "erlang/boot.py", bootPy},
 		{C.PYX_PY_LOGSTREAM, "erlang/logstream.py", logstreamPy},
 		{C.PYX_PY_STREAM, "erlang/stream.py", streamPy},
+		{C.PYX_PY_CHANNEL, "erlang/channel.py", channelPy},
 	} {
 		C.pyx_py_set(s.which, C.CString(s.name), C.CString(s.text))
 	}

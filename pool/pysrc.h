@@ -12,6 +12,7 @@ enum {
     PYX_PY_BOOT,      /* each interpreter's start-up: _boot(paths, guard) */
     PYX_PY_LOGSTREAM, /* sys.stdout and sys.stderr: _install(out, err) */
     PYX_PY_STREAM,    /* py:stream's helpers, in the erlang module (stream.h) */
+    PYX_PY_CHANNEL,   /* erlang.Channel, ByteChannel, PyBuffer (channel.h) */
     PYX_PY_COUNT,
 };
 

@@ -21,7 +21,7 @@ import (
 // owner of the previous version would misread (a packet, a header, a
 // reply or a meaning that changes); the Erlang side refuses a pyport of
 // another version.
-const Version = 3
+const Version = 4
 
 // Request tags: the first element of a request's header.
 const (

@@ -531,7 +531,25 @@ static int is_bytes_pair(const reader *r, size_t *bin_at)
     return 1;
 }
 
-/* SMALL_TUPLE_EXT, LARGE_TUPLE_EXT -> tuple, and {bytes, Bin} -> bytes.
+/* Whether the tuple's first element at r->pos is the atom `py_buffer`
+ * (py_buffer's handle). Reads only. */
+static int is_buffer_handle(const reader *r)
+{
+    reader peek = *r;
+    const unsigned char *text;
+    size_t n;
+    int utf8;
+    if (left(&peek) < 1 || !is_atom_tag(peek.buf[peek.pos]))
+        return 0;
+    if (read_atom(&peek, &text, &n, &utf8) < 0) { /* truncated: decode() reports it */
+        PyErr_Clear();
+        return 0;
+    }
+    return atom_is(text, n, "py_buffer");
+}
+
+/* SMALL_TUPLE_EXT, LARGE_TUPLE_EXT -> tuple, {bytes, Bin} -> bytes, and
+ * py_buffer's handle {py_buffer, ...} of 7 -> erlang.PyBuffer(tuple).
  * r->pos past the tag. New reference. */
 static PyObject *decode_tuple(reader *r, unsigned tag)
 {
@@ -546,6 +564,7 @@ static PyObject *decode_tuple(reader *r, unsigned tag)
         arity = get_u32(r);
     }
     size_t bin_at;
+    int buffer_handle = arity == 7 && r->t->buffer_type != NULL && is_buffer_handle(r);
     if (arity == 2 && is_bytes_pair(r, &bin_at)) {
         r->pos = bin_at + 1;
         return decode_binary(r, BINARY_EXT, 1);
@@ -562,6 +581,11 @@ static PyObject *decode_tuple(reader *r, unsigned tag)
             return NULL;
         }
         PyTuple_SET_ITEM(tuple, (Py_ssize_t)i, item); /* steals item */
+    }
+    if (buffer_handle) {
+        PyObject *buf = PyObject_CallOneArg(r->t->buffer_type, tuple); /* owned */
+        Py_DECREF(tuple);
+        return buf;
     }
     return tuple;
 }

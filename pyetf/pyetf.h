@@ -20,6 +20,9 @@ typedef struct {
     PyObject *ref_type;    /* erlang.Ref */
     PyObject *opaque_type; /* erlang.Opaque: ports, funs, exports */
     PyObject *atom_type;   /* erlang.Atom, a subclass of str */
+    PyObject *buffer_type; /* erlang.PyBuffer, or NULL: py_buffer's handle, a
+                              7-tuple {py_buffer, ...}, becomes buffer_type(tuple)
+                              (docs/channels.md); it is called with the tuple */
 } pyx_types;
 
 /* ETF -> Python. Decodes one term without version byte from buf[*pos..len)

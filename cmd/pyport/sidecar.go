@@ -6,6 +6,7 @@ import (
 	"log"
 
 	"github.com/erlang-python/erlang_python/bridge"
+	"github.com/erlang-python/erlang_python/etf"
 	"github.com/erlang-python/erlang_python/pool"
 	"github.com/erlang-python/erlang_python/port"
 	"github.com/erlang-python/erlang_python/proto"
@@ -125,3 +126,24 @@ func (sidecarStore) Load(entries []proto.StateEntry) error {
 	}
 	return store.Load(pe)
 }
+
+// ChanOpen (bridge.Channels): the sidecar's channels, acknowledged to out.
+func (sp sidecarPool) ChanOpen(id int64, kind etf.Atom, max int64) error {
+	k := pool.ChanTerms
+	if kind == proto.AtomChanBytes {
+		k = pool.ChanBytes
+	}
+	switch err := pool.ChanOpen(sp.out, id, k, max); {
+	case errors.Is(err, pool.ErrChanExists):
+		return errors.New("exists")
+	case errors.Is(err, pool.ErrChanTooMany):
+		return errors.New("too_many")
+	case err != nil:
+		return errors.New("no_memory")
+	}
+	return nil
+}
+
+func (sp sidecarPool) ChanPush(id int64, data []byte) { pool.ChanPush(id, data) }
+
+func (sp sidecarPool) ChanClose(id int64, drop bool) { pool.ChanClose(id, drop) }

@@ -357,6 +357,9 @@ route(Sidecar, Bin) ->
             %% line a second at most, however many come
             dropped(send, Info),
             sent;
+        {chan_acks, Acks} ->
+            %% Python took messages from channels: their fill counts go down
+            py_channels:acked(Sidecar, Acks);
         {env, _Ctx, _Pid} = Env ->
             %% a new process-bound environment: watched (py_watch), so
             %% that it goes when its process exits

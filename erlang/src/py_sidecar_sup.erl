@@ -70,6 +70,7 @@ init(Sidecar) ->
                 worker(py_shared_dict, Sidecar), % SharedDict owners, in py_state
                 worker(py_log, Sidecar), % the sidecar's log lines, to the logger
                 worker(py_watch, Sidecar), % the processes it keeps something for
+                worker(py_channels, Sidecar), % channels' owners and fill counts
                 worker(py_sidecar, Sidecar),
                 #{id => py_context_sup,
                   start => {py_context_sup, start_link, [Sidecar]},

@@ -25,14 +25,15 @@
          op/4, create_context/2, destroy_context/1, info/0,
          state_store/1, state_fetch/1, state_remove/1, state_keys/0,
          state_clear/0, state_incr/2, state_load/0, atoms_load/0,
-         cancel/1, cb_reply/3, log_ack/1, send_ack/1, down/2]).
+         cancel/1, cb_reply/3, log_ack/1, send_ack/1, down/2,
+         chan_open/3, chan_send/1, chan_close/2]).
 -export([decode/1, result/1, cast_error/1, log_entries/1]).
 
 %% body/2 runs for every reply the port owner routes, term/1 for every
 %% result a caller decodes
 -compile({inline, [body/2, term/1]}).
 
--define(PROTOCOL, 3).
+-define(PROTOCOL, 4).
 -define(LEVELS, [emergency, alert, critical, error, warning, notice, info, debug]).
 
 -type request() :: [term(), ...].
@@ -67,6 +68,7 @@
       | {state_limited, [state_op()], [binary()]}
       | {atom_limit, '$send', py_atoms:limit_info()}
       | {env, pos_integer(), pid()}
+      | {chan_acks, [{pos_integer(), non_neg_integer(), non_neg_integer()}]}
       | {bad_packet, binary()}.
 %% What {@link decode/1} makes of an incoming packet:
 %% <ul>
@@ -93,6 +95,8 @@
 %%     atoms past `max_atoms' ({@link py_atoms}), not sent;</li>
 %% <li>`{env, Ctx, Pid}': the sidecar made an environment for `Pid' in
 %%     context `Ctx' (`'$env''), for {@link py_watch};</li>
+%% <li>`{chan_acks, [{Ch, Count, Bytes}]}': Python took `Count' messages,
+%%     `Bytes' bytes, from channel `Ch' (`'$chan'', see {@link py_channels});</li>
 %% <li>`{bad_packet, Bin}': anything else.</li>
 %% </ul>
 %% Body is the rest of the packet after its id, a sub-binary, undecoded.
@@ -240,6 +244,20 @@ send_ack(N) -> term_to_binary({send_ack, N}).
 -spec down([pos_integer()], pid()) -> iodata().
 down(Ctxs, Pid) -> [term_to_binary({down, Ctxs}), term_to_binary(Pid)].
 
+%% @doc `{chan_open, Id, Ch, Kind, Max}': open channel `Ch' (docs/channels.md).
+-spec chan_open(pos_integer(), term | bytes, pos_integer()) -> request().
+chan_open(Ch, Kind, Max) -> [chan_open, Ch, Kind, Max].
+
+%% @doc The header `{chan_send, Ch}' of a message for channel `Ch' (the
+%% message's bytes follow it; no reply).
+-spec chan_send(pos_integer()) -> binary().
+chan_send(Ch) -> term_to_binary({chan_send, Ch}).
+
+%% @doc The packet `{chan_close, Ch, Drop}' (no reply): receivers take what
+%% is queued, unless `Drop', then get `ChannelClosed'.
+-spec chan_close(pos_integer(), boolean()) -> binary().
+chan_close(Ch, Drop) -> term_to_binary({chan_close, Ch, Drop}).
+
 %%--------------------------------------------------------------------
 %% Packets (pyport -> BEAM)
 
@@ -280,6 +298,11 @@ decode(Bin) ->
         {'$env', Used} ->
             case term(body(Bin, Used)) of
                 {ok, {Ctx, Pid}} when is_integer(Ctx), is_pid(Pid) -> {env, Ctx, Pid};
+                _ -> {bad_packet, Bin}
+            end;
+        {'$chan', Used} ->
+            case term(body(Bin, Used)) of
+                {ok, Acks} when is_list(Acks) -> {chan_acks, Acks};
                 _ -> {bad_packet, Bin}
             end;
         {'$exit', Used} ->

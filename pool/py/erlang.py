@@ -22,6 +22,12 @@ ScheduleMarker; SuspensionRequired.
 Shared state, seen by every context and Erlang: state_set, state_get,
 state_delete, state_keys, state_incr, state_decr, and SharedDict(handle).
 
+Channels from Erlang (py_channel, py_byte_channel, py_buffer): Channel(handle)
+with receive(), try_receive(), async_receive() and iteration until
+ChannelClosed; ByteChannel (raw bytes, send_bytes back); PyBuffer, a file
+over py_buffer's bytes; reply(pid, term). Also `from erlang.channel import
+Channel, reply`.
+
 Type stubs: erlang.pyi in erlang_python's priv/python/erlang-stubs/.
 """
 
