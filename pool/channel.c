@@ -10,7 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "current.h"
 #include "etfw.h"
+#include "exec.h"
 #include "modtypes.h"
 #include "run.h"
 #include "sleep.h"
@@ -37,6 +39,11 @@ typedef struct pyx_chan {
     long long ack_count, ack_bytes; /* taken, not yet acknowledged */
     int fds[PYX_CHAN_FDS];          /* eventfds of asyncio waiters */
     int nfds;
+    /* the queues of the executors whose request waits in receive() while
+     * they serve other requests (queue.h's pyx_queue_pop_any): poked on
+     * data or close; one entry per wait */
+    pyx_queue *qs[PYX_CHAN_QS];
+    int nqs;
 } pyx_chan;
 
 #define BUCKETS 1024
@@ -145,6 +152,22 @@ static void notify_fds(pyx_chan *c)
         (void)!write(c->fds[i], &one, sizeof one); /* EAGAIN: readable already */
 }
 
+/* Under c->wake.mu: copies the queues to poke (after the unlock: their
+ * mutex comes before c's, queue.h). */
+static int waiting_queues(pyx_chan *c, pyx_queue **qs)
+{
+    memcpy(qs, c->qs, (size_t)c->nqs * sizeof *qs);
+    return c->nqs;
+}
+
+/* No lock held. A queue lives as long as the process (pool.go), so one
+ * whose wait ended meanwhile is only woken for nothing. */
+static void poke(pyx_queue **qs, int n)
+{
+    for (int i = 0; i < n; i++)
+        pyx_queue_poke(qs[i]);
+}
+
 int pyx_chan_push(long long id, const void *data, size_t len)
 {
     pyx_chan *c = chan_get(id);
@@ -172,7 +195,10 @@ int pyx_chan_push(long long id, const void *data, size_t len)
         pthread_cond_signal(&c->wake.cv); /* a receiver takes it in its ready() */
         notify_fds(c);
     }
+    pyx_queue *qs[PYX_CHAN_QS];
+    int nqs = waiting_queues(c, qs);
     pthread_mutex_unlock(&c->wake.mu);
+    poke(qs, nqs);
     if (dropped)
         free(m);
     chan_put(c);
@@ -195,7 +221,10 @@ void pyx_chan_close(long long id, int drop)
     int empty = c->head == NULL;
     pthread_cond_broadcast(&c->wake.cv);
     notify_fds(c);
+    pyx_queue *qs[PYX_CHAN_QS];
+    int nqs = waiting_queues(c, qs);
     pthread_mutex_unlock(&c->wake.mu);
+    poke(qs, nqs);
     for (chan_msg *next; gone != NULL; gone = next) {
         next = gone->next;
         free(gone);
@@ -297,6 +326,49 @@ static PyObject *message(PyObject *module, pyx_chan *c, chan_msg *m)
     return res;
 }
 
+/* pyx_queue_pop_any's ready(), under the queue's mutex: a take under c's. */
+static int take_locked(void *arg)
+{
+    take *t = arg;
+    pthread_mutex_lock(&t->c->wake.mu);
+    int r = take_ready(t);
+    pthread_mutex_unlock(&t->c->wake.mu);
+    return r;
+}
+
+/* No GIL held. A receive() of a request on an executor's thread: while it
+ * waits, the executor runs the other requests that come for it (any
+ * caller's), each on top of the waiting one, so that a receive blocks its
+ * caller and not its context. PYX_WAIT_* as pyx_wait's; -1 when not on an
+ * executor within a request, or too many waits on c already (then the
+ * plain wait, which serves nothing). */
+static int wait_serving(pyx_chan *c, take *t, long long deadline, int cancellable)
+{
+    pyx_queue *q = pyx_exec_queue();
+    pyx_job *outer = q != NULL ? pyx_current_job() : NULL;
+    if (outer == NULL)
+        return -1;
+    pthread_mutex_lock(&c->wake.mu);
+    int listed = c->nqs < PYX_CHAN_QS;
+    if (listed)
+        c->qs[c->nqs++] = q; /* before the first look: no poke is missed */
+    pthread_mutex_unlock(&c->wake.mu);
+    if (!listed)
+        return -1;
+    int why;
+    pyx_job *j;
+    while ((j = pyx_queue_pop_any(q, outer, take_locked, t, deadline, cancellable, &why)) != NULL)
+        pyx_exec_run_on_top(outer, j); /* takes the GIL itself, gives it back */
+    pthread_mutex_lock(&c->wake.mu);
+    for (int i = 0; i < c->nqs; i++)
+        if (c->qs[i] == q) { /* one entry of this queue's: which one does not matter */
+            c->qs[i] = c->qs[--c->nqs];
+            break;
+        }
+    pthread_mutex_unlock(&c->wake.mu);
+    return why;
+}
+
 static int chan_id(PyObject *arg, long long *id)
 {
     *id = PyLong_AsLongLong(arg);
@@ -328,7 +400,9 @@ static PyObject *chan_recv(PyObject *module, PyObject *const *args, Py_ssize_t n
     long long deadline = ns < 0 ? -1 : pyx_now_ns() + ns;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = pyx_wait(&c->wake, deadline, take_ready, &t, cancellable);
+    rc = wait_serving(c, &t, deadline, cancellable);
+    if (rc < 0) /* not an executor's thread within a request */
+        rc = pyx_wait(&c->wake, deadline, take_ready, &t, cancellable);
     take_done(&t);
     Py_END_ALLOW_THREADS
     PyObject *res;

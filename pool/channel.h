@@ -18,6 +18,8 @@
 
 #define PYX_CHAN_MAX 65536
 #define PYX_CHAN_FDS 64
+/* receive()s on executors that serve others while they wait, per channel */
+#define PYX_CHAN_QS 64
 
 /* Kinds: Erlang terms (each message a versioned term_to_binary), raw
  * bytes (py_byte_channel, py_buffer). */

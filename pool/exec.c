@@ -276,14 +276,18 @@ static int callback_in_request(pyx_job *outer, long long cb, const pyx_buf *id, 
             return rc;
         }
         /* The BEAM calls back into this context for the waiting request:
-         * run it here, on top of the waiting one, with buffers of its own
-         * (the waiting request's payload may still lie in them). */
-        bufs nested = {0};
-        run_job(j, &nested);
-        pyx_queue_resume(q, outer);
-        free(j);
-        free_bufs(&nested);
+         * run it here, on top of the waiting one. */
+        pyx_exec_run_on_top(outer, j);
     }
+}
+
+void pyx_exec_run_on_top(pyx_job *outer, pyx_job *j)
+{
+    bufs nested = {0}; /* its own: the waiting request's payload may still lie in outer's */
+    run_job(j, &nested);
+    pyx_queue_resume(own_queue, outer);
+    free(j);
+    free_bufs(&nested);
 }
 
 /* Threads other than the executors' waiting in erlang.call, by callback

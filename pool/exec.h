@@ -27,6 +27,11 @@ int pyx_exec_callback(pyx_out *out, long long cb, const pyx_buf *id, const pyx_b
  * (for pyx_wait). */
 pyx_queue *pyx_exec_queue(void);
 
+/* On an executor's thread waiting within request outer (no GIL held):
+ * runs request j, which pyx_queue_pop_for or pyx_queue_pop_any took for
+ * it, on top of outer, then makes outer the running one again; frees j. */
+void pyx_exec_run_on_top(pyx_job *outer, pyx_job *j);
+
 /* The BEAM's answer to callback cb: to the thread waiting for it, else to
  * q, for its executor (pyx_queue_cb_reply). Any thread. */
 int pyx_callback_reply(pyx_queue *q, long long cb, const void *payload, size_t plen);

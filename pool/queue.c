@@ -283,3 +283,61 @@ void pyx_queue_close(pyx_queue *q)
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
 }
+
+pyx_job *pyx_queue_pop_any(pyx_queue *q, pyx_job *outer, int (*ready)(void *), void *arg, long long deadline_ns,
+                           int cancellable, int *why)
+{
+    pyx_job *j = NULL;
+    pthread_mutex_lock(&q->mu);
+    q->selective++; /* every push signals cv now */
+    for (;;) {
+        if (ready(arg)) { /* before the jobs: what it waits for wins */
+            *why = 0;
+            break;
+        }
+        if (q->closed || (cancellable && pyx_job_cancelled(outer))) {
+            *why = 2;
+            break;
+        }
+        for (size_t i = 0; i < q->n && j == NULL; i++) {
+            pyx_job *c = q->items[(q->head + i) % q->cap];
+            if (c->kind != PYX_JOB_REQUEST)
+                continue; /* set-up, exits, answers: for the loop, later */
+            for (size_t k = i; k + 1 < q->n; k++) /* close the gap */
+                q->items[(q->head + k) % q->cap] = q->items[(q->head + k + 1) % q->cap];
+            __atomic_store_n(&q->n, q->n - 1, __ATOMIC_RELEASE);
+            j = c;
+        }
+        if (j != NULL)
+            break;
+        if (deadline_ns < 0) {
+            pthread_cond_wait(&q->cv, &q->mu);
+            continue;
+        }
+        long long left = deadline_ns - now_ns();
+        if (left <= 0) {
+            *why = 1;
+            break;
+        }
+        struct timespec ts; /* cv is on CLOCK_REALTIME */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long long at = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec + left;
+        ts.tv_sec = (time_t)(at / 1000000000LL);
+        ts.tv_nsec = (long)(at % 1000000000LL);
+        (void)pthread_cond_timedwait(&q->cv, &q->mu, &ts); /* ETIMEDOUT: one more look */
+    }
+    q->selective--;
+    if (j != NULL) {
+        j->below = outer;
+        q->running = j;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return j;
+}
+
+void pyx_queue_poke(pyx_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    pthread_cond_signal(&q->cv); /* only its executor's thread waits on it */
+    pthread_mutex_unlock(&q->mu);
+}

@@ -127,6 +127,22 @@ long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const void *reply, 
 int pyx_queue_stuck(pyx_queue *q, long long grace_ns, long long *ctx);
 void pyx_queue_close(pyx_queue *q);
 
+/* For an executor's thread waiting within request outer (no GIL held), for
+ * something other than the BEAM (a channel's message: channel.c): blocks
+ * until ready(arg) (called under q->mu: its own lock comes after q's), a
+ * request of any caller comes (taken out of the queue, however far back,
+ * and marked running on top of outer, as pyx_queue_pop_for does: the
+ * caller runs it and gives outer back with pyx_queue_resume), the
+ * monotonic deadline_ns passes (-1: none), or, if cancellable, outer is
+ * cancelled (or q closed). The request or NULL, and *why: 0 ready, 1 the
+ * deadline, 2 cancelled (wait.h's PYX_WAIT_*). Whoever makes ready true
+ * calls pyx_queue_poke(q) after, without its own lock held. */
+pyx_job *pyx_queue_pop_any(pyx_queue *q, pyx_job *outer, int (*ready)(void *), void *arg, long long deadline_ns,
+                           int cancellable, int *why);
+/* Wakes q's executor in pyx_queue_pop_any, to look at its ready() again.
+ * Any thread; takes q->mu. */
+void pyx_queue_poke(pyx_queue *q);
+
 /* Whether j, or a request below it (on whose behalf it runs), is
  * cancelled: a cancel stops the whole chain. Any thread. */
 int pyx_job_cancelled(const pyx_job *j);
