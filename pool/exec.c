@@ -18,6 +18,7 @@
 #include "env.h"
 #include "etfw.h"
 #include "log.h"
+#include "loop.h"
 #include "run.h"
 
 /* Sends {error, {Tag, Detail}}; tag is at most 255 bytes of ASCII. */
@@ -234,7 +235,8 @@ static void run_request(pyx_job *j, bufs *b)
      * and the BEAM drops one that nobody waits for. */
     /* the payload, if it lay in the mapping, has been converted (copied) */
     int mapped = fd >= 0 && b->slot.map != NULL && payload == b->slot.map;
-    reply(j, fd, mapped ? &b->slot : NULL, &b->res);
+    if (b->res.len > 0) /* else a task that answers when it ends (loop.h) */
+        reply(j, fd, mapped ? &b->slot : NULL, &b->res);
     if (fd >= 0)
         close(fd);
     reuse(&b->in);
@@ -349,13 +351,16 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
     pyx_job *j;
     own_queue = q;
     own_spin_ns = spin_ns;
-    while ((j = pyx_queue_pop(q, spin_ns, busy_spin_ns)) != NULL) {
+    while ((j = pyx_loop_pop(q, spin_ns, busy_spin_ns)) != NULL) {
         if (j->kind == PYX_JOB_GO)
             pyxRunGo(j->go); /* into Go: contexts made and freed */
         else if (j->kind == PYX_JOB_REQUEST)
             run_job(j, &b);
-        else if (j->kind == PYX_JOB_DROP_ENV)
+        else if (j->kind == PYX_JOB_DROP_ENV) {
             pyx_env_drop(j->ctx, j->data, j->payload_len);
+            pyx_loop_down(q, j->ctx, j->data, j->payload_len); /* its tasks too */
+        } else if (j->kind == PYX_JOB_LOOP_CANCEL)
+            pyx_loop_cancel_run(q, j);
         /* else PYX_JOB_CB_REPLY: the answer to an erlang.call that gave up */
         pyx_queue_done(q);
         free(j);

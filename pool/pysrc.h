@@ -11,6 +11,7 @@ enum {
     PYX_PY_ERLANG,    /* the rest of the erlang module's Python */
     PYX_PY_BOOT,      /* each interpreter's start-up: _boot(paths, guard) */
     PYX_PY_LOGSTREAM, /* sys.stdout and sys.stderr: _install(out, err) */
+    PYX_PY_LOOP,      /* the event loop (loop.h), in the erlang module */
     PYX_PY_COUNT,
 };
 

@@ -192,11 +192,11 @@ func TestInfoResult(t *testing.T) {
 		etf.Atom("version"), etf.Binary("3.13.0"),
 		etf.Atom("num_executors"), 4,
 		etf.Atom("subinterp_supported"), true,
-		etf.Atom("protocol"), 3,
+		etf.Atom("protocol"), 4,
 		etf.Atom("slot_min"), 65536,
 	))
 	assert.Equal(t, encode(t, want), encode(t, res))
-	assert.Equal(t, 3, Version)
+	assert.Equal(t, 4, Version)
 }
 
 func TestStateOps(t *testing.T) {

@@ -69,7 +69,7 @@ refused(Config, Name, Extra, Sidecar, Says) ->
     {error, Reason} = py_ct:try_start([{python, Exe}]),
     ct:log("refused: ~p", [Reason]),
     %% the reason, wherever the supervision tree puts it
-    ?equal([#{sidecar => Sidecar, library => 3, path => Exe}],
+    ?equal([#{sidecar => Sidecar, library => 4, path => Exe}],
            find_mismatch(Reason)),
     ?equal(false, lists:keymember(erlang_python, 1, application:which_applications())),
     ?equal({error, not_started}, py:eval(<<"1">>)),
@@ -80,7 +80,7 @@ refused(Config, Name, Extra, Sidecar, Says) ->
     Line = receive_log_line("protocol", 5000),
     ct:log("log line: ~ts", [Line]),
     [?expect({_, _}, binary:match(Line, unicode:characters_to_binary(S)))
-     || S <- [Says, "protocol 3", Exe]].
+     || S <- [Says, "protocol 4", Exe]].
 
 %% An executable escript that answers `info' as a pyport would, with Extra
 %% in the map, and counts its starts in the file Starts.

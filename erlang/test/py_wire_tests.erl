@@ -20,33 +20,33 @@ protocol_version_test() ->
 
 check_info_accepts_own_protocol_test() ->
     Info = #{mode => subinterp, version => <<"3.13">>, num_executors => 4,
-             subinterp_supported => true, protocol => 3, slot_min => 65536},
+             subinterp_supported => true, protocol => 4, slot_min => 65536},
     ?assertEqual(ok, py_wire:check_info(Info, "/x/pyport")).
 
 check_info_other_protocol_test() ->
-    ?assertEqual({error, {protocol_mismatch, #{sidecar => 99, library => 3,
+    ?assertEqual({error, {protocol_mismatch, #{sidecar => 99, library => 4,
                                                path => "/x/pyport"}}},
                  py_wire:check_info(#{protocol => 99, slot_min => 65536}, "/x/pyport")).
 
 check_info_no_protocol_test() ->
-    ?assertEqual({error, {protocol_mismatch, #{sidecar => none, library => 3,
+    ?assertEqual({error, {protocol_mismatch, #{sidecar => none, library => 4,
                                                path => <<"/x/pyport">>}}},
                  py_wire:check_info(#{mode => subinterp}, <<"/x/pyport">>)).
 
 check_info_needs_slot_min_test() ->
     [?assertMatch({error, {bad_info_reply, _}}, py_wire:check_info(Info, "p"))
-     || Info <- [#{protocol => 3}, #{protocol => 3, slot_min => 0},
-                 #{protocol => 3, slot_min => big}]].
+     || Info <- [#{protocol => 4}, #{protocol => 4, slot_min => 0},
+                 #{protocol => 4, slot_min => big}]].
 
 format_error_names_both_versions_and_the_path_test() ->
     {error, R99} = py_wire:check_info(#{protocol => 99}, "/x/pyport"),
     Line = lists:flatten(io_lib:format("~ts", [py_wire:format_error(R99)])),
     [?assertNotEqual(nomatch, string:find(Line, S))
-     || S <- ["protocol 99", "protocol 3", "/x/pyport"]],
+     || S <- ["protocol 99", "protocol 4", "/x/pyport"]],
     {error, RNone} = py_wire:check_info(#{}, "/x/pyport"),
     LineNone = lists:flatten(io_lib:format("~ts", [py_wire:format_error(RNone)])),
     [?assertNotEqual(nomatch, string:find(LineNone, S))
-     || S <- ["no protocol version", "protocol 3", "/x/pyport"]].
+     || S <- ["no protocol version", "protocol 4", "/x/pyport"]].
 
 %%--------------------------------------------------------------------
 %% Requests
