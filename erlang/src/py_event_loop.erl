@@ -1,0 +1,261 @@
+%% @doc Tasks on the contexts' asyncio event loops (API.md section 8,
+%% docs/async.md).
+%%
+%% A task is a request `{task, Id, Ctx, none, none, Caller}' with a call's
+%% payload: the sidecar calls `Module.Function(*Args, **Kwargs)' in the
+%% caller's environment; a result that is awaitable (a coroutine, a future)
+%% becomes a task on the context's event loop and the reply goes when it
+%% ends, while the context serves other requests; a plain result is the
+%% reply at once. Its id is `{nested, Alias}', so it holds no
+%% `py_semaphore' slot: a thousand tasks that sleep are not refused, and
+%% the port owner gives no slot back for their replies.
+%%
+%% <ul>
+%% <li>{@link run/4}: waits in the caller, as `py:call' does; a timeout
+%%     cancels the task (`CancelledError' in the coroutine, its `finally'
+%%     runs) and returns `{error, timeout}'.</li>
+%% <li>{@link create_task/4}: a process of its own sends the task and waits
+%%     for it, then sends `{async_result, Ref, Result}' to the caller; it
+%%     monitors the caller and cancels the task if the caller dies.
+%%     {@link await/2} receives that message; on timeout it cancels the
+%%     task.</li>
+%% <li>{@link spawn_task/4}: fire and forget: the reply goes to an inactive
+%%     alias; a failure of the task is logged by the sidecar at `error'.</li>
+%% </ul>
+%% A dead sidecar ends every task in flight with
+%% `{error, {python_crashed, Info}}' (the waiter monitors the port owner).
+-module(py_event_loop).
+
+-export([run/3, run/4, run/5, create_task/3, create_task/4, create_task/5,
+         await/1, await/2, spawn_task/3, spawn_task/4, spawn_task/5]).
+
+%% the task process of a create_task, in the caller's process dictionary
+%% until the await
+-define(TASK(Ref), {'$py_task', Ref}).
+
+-type target() :: pid() | route.
+
+%%--------------------------------------------------------------------
+%% run
+
+%% @doc Run `Module.Function(*Args)' as a task on a context the call routes
+%% to, waiting for its result: `{ok, Result} | {error, Reason}'.
+-spec run(py:name(), py:name(), list()) -> py:result().
+run(M, F, Args) ->
+    run(M, F, Args, #{}).
+
+%% @doc `run(Ctx, Module, Function, Args)' on context `Ctx' (a pid), or the
+%% NIF 2.x form `run(Module, Function, Args, Opts)' with `Opts'
+%% `#{kwargs => Map, timeout => Ms}'.
+-spec run(pid() | py:name(), py:name(), py:name() | list(), list() | map()) -> py:result().
+run(Ctx, M, F, Args) when is_pid(Ctx) ->
+    run(Ctx, M, F, Args, #{});
+run(M, F, Args, Opts) when is_map(Opts) ->
+    run_on(route, M, F, Args, Opts);
+run(_M, _F, _Args, _Opts) ->
+    {error, {badarg, "Opts must be a map"}}.
+
+%% @doc {@link run/4} on context `Ctx' with `Opts' `#{kwargs => Map,
+%% timeout => Ms}' (default: the call timeout).
+-spec run(pid(), py:name(), py:name(), list(), map()) -> py:result().
+run(Ctx, M, F, Args, Opts) when is_pid(Ctx), is_map(Opts) ->
+    run_on(Ctx, M, F, Args, Opts);
+run(_Ctx, _M, _F, _Args, _Opts) ->
+    {error, {badarg, "Ctx must be a context pid and Opts a map"}}.
+
+run_on(Target, M, F, Args, Opts) ->
+    case prepare(Target, M, F, Args, Opts) of
+        {ok, Sidecar, Ctx, Payload, Timeout} -> wait_task(Sidecar, Ctx, Payload, Timeout);
+        {error, _} = Error -> Error
+    end.
+
+%% The request, in the caller, from the alias to the reply (as py_request).
+wait_task(Sidecar, Ctx, Payload, Timeout) ->
+    case py_instance:lookup(Sidecar) of
+        {ok, Port, Owner} ->
+            Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
+            Id = py_wire:id(nested, Alias),
+            case py_wire:send(Port, py_wire:packet(py_wire:task(Ctx, self()), Id, term_to_binary(Payload))) of
+                true ->
+                    receive
+                        {py_reply, Alias, Bin} ->
+                            erlang:demonitor(Alias, [flush]),
+                            py_request:decode(Bin);
+                        {'DOWN', Alias, process, _, Reason} ->
+                            {error, py_request:crashed(Reason)}
+                    after Timeout ->
+                        py_request:give_up(Port, Id, Alias)
+                    end;
+                false ->
+                    erlang:demonitor(Alias, [flush]),
+                    {error, {python_crashed, #{reason => port_closed}}}
+            end;
+        {error, not_started} ->
+            not_up(Sidecar)
+    end.
+
+not_up(Sidecar) ->
+    case py_lifecycle:state(Sidecar) of
+        restarting -> {error, {python_crashed, #{reason => restarting}}};
+        _ -> {error, not_started}
+    end.
+
+%%--------------------------------------------------------------------
+%% create_task and await
+
+%% @doc Start `Module.Function(*Args)' as a task on a context the call
+%% routes to; its result comes as `{async_result, Ref, {ok, R} | {error,
+%% E}}' (or through {@link await/2}).
+-spec create_task(py:name(), py:name(), list()) -> reference().
+create_task(M, F, Args) ->
+    create_task(M, F, Args, #{}).
+
+%% @doc `create_task(Ctx, Module, Function, Args)' on context `Ctx' (a
+%% pid), or the NIF 2.x form `create_task(Module, Function, Args, Kwargs)'.
+-spec create_task(pid() | py:name(), py:name(), py:name() | list(), list() | map()) -> reference().
+create_task(Ctx, M, F, Args) when is_pid(Ctx) ->
+    start(Ctx, M, F, Args, #{});
+create_task(M, F, Args, Kwargs) ->
+    start(route, M, F, Args, #{kwargs => Kwargs}).
+
+%% @doc {@link create_task/4} on context `Ctx' with keyword arguments.
+-spec create_task(pid(), py:name(), py:name(), list(), map()) -> reference().
+create_task(Ctx, M, F, Args, Kwargs) ->
+    start(Ctx, M, F, Args, #{kwargs => Kwargs}).
+
+start(Target, M, F, Args, Opts) ->
+    Ref = make_ref(),
+    Caller = self(),
+    case prepare(Target, M, F, Args, Opts) of
+        {ok, Sidecar, Ctx, Payload, _Timeout} ->
+            case py_instance:lookup(Sidecar) of
+                {ok, Port, Owner} ->
+                    Pid = spawn(fun() -> task(Caller, Ref, Port, Owner, Ctx, Payload) end),
+                    _ = put(?TASK(Ref), Pid),
+                    Ref;
+                {error, not_started} ->
+                    Caller ! {async_result, Ref, not_up(Sidecar)},
+                    Ref
+            end;
+        {error, _} = Error ->
+            Caller ! {async_result, Ref, Error},
+            Ref
+    end.
+
+%% The process of a create_task: sends it, forwards its result, cancels it
+%% when the caller dies or gives up.
+task(Caller, Ref, Port, Owner, Ctx, Payload) ->
+    CallerMon = erlang:monitor(process, Caller),
+    Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
+    Id = py_wire:id(nested, Alias),
+    case py_wire:send(Port, py_wire:packet(py_wire:task(Ctx, Caller), Id, term_to_binary(Payload))) of
+        true ->
+            receive
+                {py_reply, Alias, Bin} ->
+                    Caller ! {async_result, Ref, py_request:decode(Bin)};
+                {'DOWN', Alias, process, _, Reason} ->
+                    Caller ! {async_result, Ref, {error, py_request:crashed(Reason)}};
+                {'DOWN', CallerMon, process, _, _} ->
+                    py_request:give_up(Port, Id, Alias);
+                {cancel, Ref} ->
+                    py_request:give_up(Port, Id, Alias)
+            end;
+        false ->
+            Caller ! {async_result, Ref, {error, {python_crashed, #{reason => port_closed}}}}
+    end.
+
+%% @doc {@link await/2} with the call timeout.
+-spec await(reference()) -> py:result().
+await(Ref) ->
+    await(Ref, py_config:call_timeout()).
+
+%% @doc The result of task `Ref' of {@link create_task/4}, waiting at most
+%% `Timeout' ms: on timeout the task is cancelled (its `finally' runs) and
+%% `{error, timeout}' returned; no late message is left behind.
+-spec await(reference(), timeout()) -> py:result().
+await(Ref, Timeout) ->
+    receive
+        {async_result, Ref, Result} ->
+            _ = erase(?TASK(Ref)),
+            Result
+    after Timeout ->
+        case erase(?TASK(Ref)) of
+            Pid when is_pid(Pid) ->
+                Mon = erlang:monitor(process, Pid),
+                Pid ! {cancel, Ref},
+                receive {'DOWN', Mon, process, _, _} -> ok end;
+            undefined ->
+                ok
+        end,
+        receive {async_result, Ref, _} -> ok after 0 -> ok end,
+        {error, timeout}
+    end.
+
+%%--------------------------------------------------------------------
+%% spawn_task
+
+%% @doc Start `Module.Function(*Args)' as a task and forget it: `ok' once
+%% sent (or `{error, Reason}' when it cannot be). A failure is logged by
+%% the sidecar.
+-spec spawn_task(py:name(), py:name(), list()) -> ok | {error, term()}.
+spawn_task(M, F, Args) ->
+    spawn_task(M, F, Args, #{}).
+
+%% @doc `spawn_task(Ctx, Module, Function, Args)' on context `Ctx' (a pid),
+%% or `spawn_task(Module, Function, Args, Kwargs)'.
+-spec spawn_task(pid() | py:name(), py:name(), py:name() | list(), list() | map()) -> ok | {error, term()}.
+spawn_task(Ctx, M, F, Args) when is_pid(Ctx) ->
+    spawn_on(Ctx, M, F, Args, #{});
+spawn_task(M, F, Args, Kwargs) ->
+    spawn_on(route, M, F, Args, #{kwargs => Kwargs}).
+
+%% @doc {@link spawn_task/4} on context `Ctx' with keyword arguments.
+-spec spawn_task(pid(), py:name(), py:name(), list(), map()) -> ok | {error, term()}.
+spawn_task(Ctx, M, F, Args, Kwargs) ->
+    spawn_on(Ctx, M, F, Args, #{kwargs => Kwargs}).
+
+spawn_on(Target, M, F, Args, Opts) ->
+    case prepare(Target, M, F, Args, Opts) of
+        {ok, Sidecar, Ctx, {MB, FB, A, K}, _Timeout} ->
+            case py_instance:lookup(Sidecar) of
+                {ok, Port, _Owner} ->
+                    %% nobody waits: the reply goes to an inactive alias
+                    Alias = alias(),
+                    true = unalias(Alias),
+                    Packet = py_wire:packet(py_wire:task(Ctx, self()), py_wire:id(nested, Alias),
+                                            term_to_binary({MB, FB, A, K, spawn})),
+                    case py_wire:send(Port, Packet) of
+                        true -> ok;
+                        false -> {error, {python_crashed, #{reason => port_closed}}}
+                    end;
+                {error, not_started} ->
+                    not_up(Sidecar)
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%%--------------------------------------------------------------------
+
+%% The sidecar, context, payload and timeout of a task.
+-spec prepare(target(), term(), term(), term(), map()) ->
+          {ok, atom(), pos_integer(), {binary(), binary(), list(), map()}, timeout()} | {error, term()}.
+prepare(Target, M, F, Args, Opts) ->
+    Kwargs = maps:get(kwargs, Opts, #{}),
+    case py_payload:call(M, F, Args, Kwargs) of
+        {ok, {MB, FB, _, _} = Payload} ->
+            case py_payload:timeout(maps:get(timeout, Opts, py_config:call_timeout())) of
+                {ok, Timeout} ->
+                    case target(Target, MB, FB) of
+                        {ok, Sidecar, Ctx} -> {ok, Sidecar, Ctx, Payload, Timeout};
+                        {error, _} = Error -> Error
+                    end;
+                {error, _} = Error ->
+                    Error
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+target(route, M, F) -> py_route:route(M, F);
+target(Pid, _M, _F) -> py_route:resolve(Pid).
