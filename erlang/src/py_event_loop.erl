@@ -27,7 +27,7 @@
 -module(py_event_loop).
 
 -export([run/3, run/4, run/5, create_task/3, create_task/4, create_task/5,
-         await/1, await/2, spawn_task/3, spawn_task/4, spawn_task/5]).
+         await/1, await/2, spawn_task/3, spawn_task/4, spawn_task/5, gather/1, gather/2]).
 
 %% the task process of a create_task, in the caller's process dictionary
 %% until the await
@@ -189,6 +189,60 @@ await(Ref, Timeout) ->
         end,
         receive {async_result, Ref, _} -> ok after 0 -> ok end,
         {error, timeout}
+    end.
+
+%%--------------------------------------------------------------------
+%% gather
+
+%% @doc {@link gather/2} with the call timeout.
+-spec gather([{py:name(), py:name(), list()} | {py:name(), py:name(), list(), map()}]) -> py:result().
+gather(Items) ->
+    gather(Items, py_config:call_timeout()).
+
+%% @doc Run every `{Module, Function, Args}' (or with `Kwargs') as a task at
+%% once, spread over the default pool's contexts, and wait for all:
+%% `{ok, [Result]}' in the order of `Items' when all succeed, else the
+%% first `{error, Reason}' in that order (the others are cancelled).
+%% `Timeout' bounds the whole wait.
+-spec gather([{py:name(), py:name(), list()} | {py:name(), py:name(), list(), map()}], timeout()) ->
+          py:result().
+gather(Items, Timeout) when is_list(Items) ->
+    case py_context_router:contexts() of
+        [] ->
+            {error, not_started};
+        Ctxs ->
+            N = length(Ctxs),
+            Refs = [task_of(lists:nth(I rem N + 1, Ctxs), Item)
+                    || {I, Item} <- lists:zip(lists:seq(0, length(Items) - 1), Items)],
+            Deadline = case Timeout of
+                           infinity -> infinity;
+                           _ -> erlang:monotonic_time(millisecond) + Timeout
+                       end,
+            collect(Refs, Deadline, [])
+    end;
+gather(Items, _Timeout) ->
+    {error, {badarg, {items, Items}}}.
+
+task_of(Ctx, {M, F, Args}) -> create_task(Ctx, M, F, Args);
+task_of(Ctx, {M, F, Args, Kwargs}) -> create_task(Ctx, M, F, Args, Kwargs);
+task_of(_Ctx, Item) ->
+    Ref = make_ref(),
+    self() ! {async_result, Ref, {error, {badarg, {item, Item}}}},
+    Ref.
+
+collect([], _Deadline, Acc) ->
+    {ok, lists:reverse(Acc)};
+collect([Ref | Refs], Deadline, Acc) ->
+    Left = case Deadline of
+               infinity -> infinity;
+               _ -> max(0, Deadline - erlang:monotonic_time(millisecond))
+           end,
+    case await(Ref, Left) of
+        {ok, R} ->
+            collect(Refs, Deadline, [R | Acc]);
+        {error, _} = Error ->
+            _ = [await(Other, 0) || Other <- Refs], % cancelled, their messages gone
+            Error
     end.
 
 %%--------------------------------------------------------------------
