@@ -90,7 +90,8 @@ groups() ->
     [{default, [], Cases ++ [kill_during_tasks]}, {worker, [], Cases}].
 
 init_per_suite(Config) ->
-    py_ct:start([{num_contexts, 2}]),
+    %% one shared executor in multi_executor mode: both loops on one thread
+    py_ct:start([{num_contexts, 2}, {num_executors, 1}]),
     Config.
 
 end_per_suite(_Config) ->
@@ -318,4 +319,7 @@ kill_during_tasks(Config) ->
     py_ct:wait_restarted(Port),
     New = py:context(1),
     helpers([New]),
-    ?equal({ok, 42}, py_event_loop:run(New, '__main__', double, [21])).
+    %% from a process of its own: this one has an environment there already
+    %% (wait_restarted's eval), made before the helpers
+    {_, MRef} = spawn_monitor(fun() -> exit({done, py_event_loop:run(New, '__main__', double, [21])}) end),
+    receive {'DOWN', MRef, process, _, Done} -> ?equal({done, {ok, 42}}, Done) end.
