@@ -3,6 +3,7 @@
  * the queue's mutex guards in_loop and loop_woken, which pushes read. */
 #include "loop.h"
 
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "exec.h"
 #include "log.h"
 #include "run.h"
+#include "wait.h"
 
 /* A step job's seq and chain: above any request's (pool.go counts from
  * 1), one per context. */
@@ -96,9 +98,13 @@ static void step(pyx_queue *q, loopset *s)
         if (r == NULL)
             log_exception(s->e[i].ctx); /* a BaseException out of a task's step */
         else
-            active = PyObject_IsTrue(r) == 1;
-        s->e[i].active = active;
-        any |= active;
+            active = (int)PyLong_AsLong(r); /* 0 idle, 1 waits, 2 ready handles */
+        if (active < 0) {
+            PyErr_Clear();
+            active = 1;
+        }
+        s->e[i].active = active > 0;
+        any = active > any ? active : any;
         Py_XDECREF(r);
         Py_XDECREF(cap);
         Py_DECREF(loop);
@@ -111,8 +117,8 @@ static void step(pyx_queue *q, loopset *s)
         drain(q);
     q->running = NULL; /* an erlang.call of a step left its job there */
     pthread_mutex_unlock(&q->mu);
-    if (any)
-        __atomic_store_n(&q->loop_active, 1, __ATOMIC_RELEASE);
+    if (any) /* a kick meanwhile stored 2 or 1 too: the larger stays */
+        __atomic_fetch_or(&q->loop_active, any, __ATOMIC_ACQ_REL);
 }
 
 /* The job at the head of q, marked running, or NULL; never waits. */
@@ -130,8 +136,25 @@ static pyx_job *try_pop(pyx_queue *q)
     return j;
 }
 
+/* Whether this executor's last pop returned a job: the next request
+ * often follows its reply within microseconds, so it is polled for before
+ * the loop's step (whose select a push wakes only through the eventfd:
+ * about 40 us more a call, measured). */
+static __thread int after_job;
+
+/* Polls q for a job for spin_ns, yielding the CPU, as pyx_queue_pop. */
+static pyx_job *spin_pop(pyx_queue *q, long long spin_ns)
+{
+    long long until = pyx_now_ns() + spin_ns;
+    while (__atomic_load_n(&q->n, __ATOMIC_ACQUIRE) == 0 && pyx_now_ns() < until)
+        sched_yield();
+    return try_pop(q);
+}
+
 pyx_job *pyx_loop_pop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
 {
+    int spin = after_job;
+    after_job = 1;
     for (;;) {
         loopset *s = set_of(q);
         pyx_job *j;
@@ -141,13 +164,20 @@ pyx_job *pyx_loop_pop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
                 return j;
         } else if ((j = try_pop(q)) != NULL)
             return j;
+        /* only a loop that waits (1) is polled past; ready handles (2) run now */
+        else if (spin && spin_ns > 0 && __atomic_load_n(&q->loop_active, __ATOMIC_ACQUIRE) == 1 &&
+                 (j = spin_pop(q, __atomic_load_n(&q->busy, __ATOMIC_RELAXED) > 0 ? busy_spin_ns : spin_ns)) != NULL)
+            return j;
+        spin = 0;
         pthread_mutex_lock(&q->mu);
         int closed = q->closed && q->n == 0;
         pthread_mutex_unlock(&q->mu);
         if (closed)
             return NULL;
-        if (__atomic_load_n(&q->loop_active, __ATOMIC_ACQUIRE))
+        if (__atomic_load_n(&q->loop_active, __ATOMIC_ACQUIRE)) {
+            after_job = 0;
             step(q, s);
+        }
     }
 }
 
@@ -187,7 +217,7 @@ static void each_loop(pyx_queue *q, pyx_ctx *c, const char *method, const void *
     Py_XDECREF(bytes);
     PyErr_Clear();
     PyEval_SaveThread(); /* ... to here */
-    __atomic_store_n(&q->loop_active, 1, __ATOMIC_RELEASE); /* the cancels run in a step */
+    __atomic_fetch_or(&q->loop_active, 2, __ATOMIC_ACQ_REL); /* the cancels run in a step */
 }
 
 void pyx_loop_cancel_run(pyx_queue *q, pyx_job *j) { each_loop(q, NULL, "_pyx_cancel", j->data, j->reply_len); }
@@ -281,7 +311,7 @@ static PyObject *loop_register(PyObject *m, PyObject *loop)
     *job = (pyx_job){.kind = PYX_JOB_LOOP, .seq = LOOP_SEQ + c->id, .chain = LOOP_SEQ + c->id, .ctx = c,
                      .ctx_id = c->id, .out = out};
     s->e[s->n++] = (entry){.ctx = c, .loop = Py_NewRef(loop), .job = job, .active = 1};
-    __atomic_store_n(&q->loop_active, 1, __ATOMIC_RELEASE);
+    __atomic_fetch_or(&q->loop_active, 2, __ATOMIC_ACQ_REL);
     return Py_BuildValue("(Ki)", (unsigned long long)(uintptr_t)q, q->loop_fd);
 }
 
@@ -294,18 +324,24 @@ static PyObject *loop_get(PyObject *m, PyObject *unused)
     return Py_NewRef(e != NULL ? e->loop : Py_None);
 }
 
-/* _loop_kick(queue): a loop of that queue has work now. From its executor
- * a flag; from another thread the executor's wait is woken too. */
-static PyObject *loop_kick(PyObject *m, PyObject *arg)
+/* _loop_kick(queue, level): a loop of that queue has work now, 2 ready
+ * handles, 1 a timer or a reader. From its executor a flag; from another
+ * thread the executor's wait is woken too. */
+static PyObject *loop_kick(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)m;
-    unsigned long long a = PyLong_AsUnsignedLongLong(arg);
-    if (a == (unsigned long long)-1 && PyErr_Occurred())
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_loop_kick(queue, level)");
+        return NULL;
+    }
+    unsigned long long a = PyLong_AsUnsignedLongLong(args[0]);
+    long level = PyLong_AsLong(args[1]);
+    if (PyErr_Occurred())
         return NULL;
     pyx_queue *q = (pyx_queue *)(uintptr_t)a; /* queues are never freed (pool.go) */
     if (q == NULL)
         Py_RETURN_NONE;
-    __atomic_store_n(&q->loop_active, 1, __ATOMIC_RELEASE);
+    __atomic_fetch_or(&q->loop_active, level == 2 ? 2 : 1, __ATOMIC_ACQ_REL);
     if (q != pyx_exec_queue()) {
         PyThreadState *ts = PyEval_SaveThread(); /* the executor may want the GIL */
         pthread_mutex_lock(&q->mu);
@@ -405,7 +441,7 @@ static PyObject *loop_log(PyObject *m, PyObject *text)
 static PyMethodDef loop_methods[] = {
     {"_loop_register", loop_register, METH_O, "_loop_register(loop): see erlang.run"},
     {"_loop_get", loop_get, METH_NOARGS, "_loop_get(): the context's loop or None"},
-    {"_loop_kick", loop_kick, METH_O, "_loop_kick(queue): the loop has work"},
+    {"_loop_kick", (PyCFunction)(void (*)(void))loop_kick, METH_FASTCALL, "_loop_kick(queue, level): the loop has work"},
     {"_loop_hold", loop_hold, METH_O, "_loop_hold(flag): erlang.run runs the loop"},
     {"_loop_check", loop_check, METH_NOARGS, "_loop_check(): KeyboardInterrupt if cancelled"},
     {"_loop_log", loop_log, METH_O, "_loop_log(text): an error line"},

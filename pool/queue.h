@@ -72,7 +72,8 @@ typedef struct {
     int loop_fd;      /* an eventfd the loops' selects watch, -1 until then */
     int in_loop;      /* under mu: the executor is in a loop's select */
     int loop_woken;   /* under mu: loop_fd was written since it went in */
-    int loop_active;  /* atomic: a loop has work, so the executor steps it */
+    int loop_active;  /* atomic: a loop has work, so the executor steps it:
+                         bit 1 it waits (timers, readers), bit 2 handles ready */
 } pyx_queue;
 
 pyx_queue *pyx_queue_new(size_t cap);

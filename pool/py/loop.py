@@ -66,10 +66,11 @@ def _loop_class():
             self._selector._wake = fd
             self._selector.register(fd, selectors.EVENT_READ)
 
-        def _pyx_kick(self):
-            # work given from outside a step: the executor is to step the loop
+        def _pyx_kick(self, level=2):
+            # work given from outside a step: the executor is to step the
+            # loop (2: ready handles, run now; 1: a timer or a reader)
             if self._pyx_q and self._thread_id is None:
-                _loop_kick(self._pyx_q)
+                _loop_kick(self._pyx_q, level)
 
         def create_task(self, coro, **kwargs):
             task = super().create_task(coro, **kwargs)
@@ -88,23 +89,23 @@ def _loop_class():
 
         def call_at(self, when, callback, *args, context=None):
             handle = super().call_at(when, callback, *args, context=context)
-            self._pyx_kick()
+            self._pyx_kick(1)
             return handle
 
         def call_soon_threadsafe(self, callback, *args, context=None):
             handle = super().call_soon_threadsafe(callback, *args, context=context)
             if self._pyx_q:
-                _loop_kick(self._pyx_q)  # from any thread: wakes the executor
+                _loop_kick(self._pyx_q, 2)  # from any thread: wakes the executor
             return handle
 
         def _add_reader(self, fd, callback, *args):
             handle = super()._add_reader(fd, callback, *args)
-            self._pyx_kick()
+            self._pyx_kick(1)
             return handle
 
         def _add_writer(self, fd, callback, *args):
             handle = super()._add_writer(fd, callback, *args)
-            self._pyx_kick()
+            self._pyx_kick(1)
             return handle
 
         def _pyx_active(self):
@@ -114,9 +115,10 @@ def _loop_class():
                         len(self._selector.get_map()) > fixed)
 
         def _pyx_step(self, cap):
-            """One iteration, from the executor (loop.c): whether work is left."""
+            """One iteration, from the executor (loop.c): 2 when handles are
+            ready to run, 1 when it waits (timers, readers, tasks), 0 idle."""
             if self.is_closed() or self.is_running():
-                return False
+                return 0
             self._selector._cap = cap
             old = events._get_running_loop()
             events._set_running_loop(self)
@@ -128,7 +130,7 @@ def _loop_class():
                 self._stopping = False
                 events._set_running_loop(old)
                 self._selector._cap = None
-            return self._pyx_active()
+            return 2 if self._ready else 1 if self._pyx_active() else 0
 
         def _pyx_cancel(self, reply):
             entry = self._pyx_by_id.get(reply)
