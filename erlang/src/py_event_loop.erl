@@ -29,10 +29,6 @@
 -export([run/3, run/4, run/5, create_task/3, create_task/4, create_task/5,
          await/1, await/2, spawn_task/3, spawn_task/4, spawn_task/5, gather/1, gather/2]).
 
-%% the task process of a create_task, in the caller's process dictionary
-%% until the await
--define(TASK(Ref), {'$py_task', Ref}).
-
 -type target() :: pid() | route.
 
 %%--------------------------------------------------------------------
@@ -65,39 +61,8 @@ run(_Ctx, _M, _F, _Args, _Opts) ->
 
 run_on(Target, M, F, Args, Opts) ->
     case prepare(Target, M, F, Args, Opts) of
-        {ok, Sidecar, Ctx, Payload, Timeout} -> wait_task(Sidecar, Ctx, Payload, Timeout);
+        {ok, Sidecar, Ctx, Payload, Timeout} -> py_task:run(Sidecar, Ctx, Payload, Timeout);
         {error, _} = Error -> Error
-    end.
-
-%% The request, in the caller, from the alias to the reply (as py_request).
-wait_task(Sidecar, Ctx, Payload, Timeout) ->
-    case py_instance:lookup(Sidecar) of
-        {ok, Port, Owner} ->
-            Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
-            Id = py_wire:id(nested, Alias),
-            case py_wire:send(Port, py_wire:packet(py_wire:task(Ctx, self()), Id, term_to_binary(Payload))) of
-                true ->
-                    receive
-                        {py_reply, Alias, Bin} ->
-                            erlang:demonitor(Alias, [flush]),
-                            py_request:decode(Bin);
-                        {'DOWN', Alias, process, _, Reason} ->
-                            {error, py_request:crashed(Reason)}
-                    after Timeout ->
-                        py_request:give_up(Port, Id, Alias)
-                    end;
-                false ->
-                    erlang:demonitor(Alias, [flush]),
-                    {error, {python_crashed, #{reason => port_closed}}}
-            end;
-        {error, not_started} ->
-            not_up(Sidecar)
-    end.
-
-not_up(Sidecar) ->
-    case py_lifecycle:state(Sidecar) of
-        restarting -> {error, {python_crashed, #{reason => restarting}}};
-        _ -> {error, not_started}
     end.
 
 %%--------------------------------------------------------------------
@@ -124,44 +89,13 @@ create_task(Ctx, M, F, Args, Kwargs) ->
     start(Ctx, M, F, Args, #{kwargs => Kwargs}).
 
 start(Target, M, F, Args, Opts) ->
-    Ref = make_ref(),
-    Caller = self(),
     case prepare(Target, M, F, Args, Opts) of
         {ok, Sidecar, Ctx, Payload, _Timeout} ->
-            case py_instance:lookup(Sidecar) of
-                {ok, Port, Owner} ->
-                    Pid = spawn(fun() -> task(Caller, Ref, Port, Owner, Ctx, Payload) end),
-                    _ = put(?TASK(Ref), Pid),
-                    Ref;
-                {error, not_started} ->
-                    Caller ! {async_result, Ref, not_up(Sidecar)},
-                    Ref
-            end;
+            py_task:start(Sidecar, Ctx, Payload);
         {error, _} = Error ->
-            Caller ! {async_result, Ref, Error},
+            Ref = make_ref(),
+            self() ! {async_result, Ref, Error},
             Ref
-    end.
-
-%% The process of a create_task: sends it, forwards its result, cancels it
-%% when the caller dies or gives up.
-task(Caller, Ref, Port, Owner, Ctx, Payload) ->
-    CallerMon = erlang:monitor(process, Caller),
-    Alias = erlang:monitor(process, Owner, [{alias, demonitor}]),
-    Id = py_wire:id(nested, Alias),
-    case py_wire:send(Port, py_wire:packet(py_wire:task(Ctx, Caller), Id, term_to_binary(Payload))) of
-        true ->
-            receive
-                {py_reply, Alias, Bin} ->
-                    Caller ! {async_result, Ref, py_request:decode(Bin)};
-                {'DOWN', Alias, process, _, Reason} ->
-                    Caller ! {async_result, Ref, {error, py_request:crashed(Reason)}};
-                {'DOWN', CallerMon, process, _, _} ->
-                    py_request:give_up(Port, Id, Alias);
-                {cancel, Ref} ->
-                    py_request:give_up(Port, Id, Alias)
-            end;
-        false ->
-            Caller ! {async_result, Ref, {error, {python_crashed, #{reason => port_closed}}}}
     end.
 
 %% @doc {@link await/2} with the call timeout.
@@ -174,22 +108,7 @@ await(Ref) ->
 %% `{error, timeout}' returned; no late message is left behind.
 -spec await(reference(), timeout()) -> py:result().
 await(Ref, Timeout) ->
-    receive
-        {async_result, Ref, Result} ->
-            _ = erase(?TASK(Ref)),
-            Result
-    after Timeout ->
-        case erase(?TASK(Ref)) of
-            Pid when is_pid(Pid) ->
-                Mon = erlang:monitor(process, Pid),
-                Pid ! {cancel, Ref},
-                receive {'DOWN', Mon, process, _, _} -> ok end;
-            undefined ->
-                ok
-        end,
-        receive {async_result, Ref, _} -> ok after 0 -> ok end,
-        {error, timeout}
-    end.
+    py_task:await(Ref, Timeout).
 
 %%--------------------------------------------------------------------
 %% gather
@@ -270,23 +189,8 @@ spawn_task(Ctx, M, F, Args, Kwargs) ->
 
 spawn_on(Target, M, F, Args, Opts) ->
     case prepare(Target, M, F, Args, Opts) of
-        {ok, Sidecar, Ctx, {MB, FB, A, K}, _Timeout} ->
-            case py_instance:lookup(Sidecar) of
-                {ok, Port, _Owner} ->
-                    %% nobody waits: the reply goes to an inactive alias
-                    Alias = alias(),
-                    true = unalias(Alias),
-                    Packet = py_wire:packet(py_wire:task(Ctx, self()), py_wire:id(nested, Alias),
-                                            term_to_binary({MB, FB, A, K, spawn})),
-                    case py_wire:send(Port, Packet) of
-                        true -> ok;
-                        false -> {error, {python_crashed, #{reason => port_closed}}}
-                    end;
-                {error, not_started} ->
-                    not_up(Sidecar)
-            end;
-        {error, _} = Error ->
-            Error
+        {ok, Sidecar, Ctx, Payload, _Timeout} -> py_task:spawn(Sidecar, Ctx, Payload);
+        {error, _} = Error -> Error
     end.
 
 %%--------------------------------------------------------------------

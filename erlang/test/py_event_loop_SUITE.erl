@@ -13,7 +13,8 @@
 -export([log/2]).
 -export([python_api/1, erlang_api/1, nif_forms/1, sync_calls_while_sleeping/1, thousand_tasks/1,
          caller_death_cancels/1, timeout_cancels/1, gather/1, spawn_failure_logged/1,
-         sockets/1, run_in_executor/1, subprocess/1, timers/1, kill_during_tasks/1]).
+         sockets/1, run_in_executor/1, subprocess/1, timers/1, kill_during_tasks/1, worker_loop/1,
+         worker_loop_owner_dies/1]).
 
 -define(HELPERS, <<"
 import asyncio, time, erlang
@@ -86,7 +87,7 @@ all() ->
 groups() ->
     Cases = [python_api, erlang_api, nif_forms, sync_calls_while_sleeping, thousand_tasks,
              caller_death_cancels, timeout_cancels, gather, spawn_failure_logged, sockets,
-             run_in_executor, subprocess, timers],
+             run_in_executor, subprocess, timers, worker_loop, worker_loop_owner_dies],
     [{default, [], Cases ++ [kill_during_tasks]}, {worker, [], Cases}].
 
 init_per_suite(Config) ->
@@ -323,3 +324,38 @@ kill_during_tasks(Config) ->
     %% (wait_restarted's eval), made before the helpers
     {_, MRef} = spawn_monitor(fun() -> exit({done, py_event_loop:run(New, '__main__', double, [21])}) end),
     receive {'DOWN', MRef, process, _, Done} -> ?equal({done, {ok, 42}}, Done) end.
+
+%% Worker loops (NIF 4.1): start_loop, submit, submit_await, stop_loop; the
+%% context still serves calls while its loop runs (beyond the NIF).
+worker_loop(Config) ->
+    Ctx = ctx(Config),
+    Self = self(),
+    ?equal({error, no_loop}, py_context:submit(Ctx, asyncio, sleep, [0])),
+    ?equal(ok, py_context:start_loop(Ctx)),
+    ?equal({error, loop_running}, py_context:start_loop(Ctx)),
+    {ok, Ref} = py_context:submit(Ctx, asyncio, sleep, [0.01, <<"done">>]),
+    ?equal({ok, <<"done">>}, py_event_loop:await(Ref, 5000)),
+    ?equal({ok, 3}, py_context:submit_await(Ctx, operator, add, [1, 2])),
+    ?equal({ok, 5}, py_context:submit_await(Ctx, asyncio, sleep, [0], #{result => 5}, 5000)),
+    {ok, Long} = py_context:submit(Ctx, '__main__', sleeper, [30, Self, stopped]),
+    ?equal({ok, 2}, py:eval(Ctx, <<"1 + 1">>)),
+    timer:sleep(100),
+    ?equal(ok, py_context:stop_loop(Ctx)),
+    receive {finally, <<"stopped">>} -> ok after 5000 -> ct:fail(finally_did_not_run) end,
+    ?expect({error, {cancelled, _}}, py_event_loop:await(Long, 5000)),
+    receive {py_loop_exit, Ctx, Exit} -> ?equal(ok, Exit) after 5000 -> ct:fail(no_loop_exit) end,
+    ?equal({error, no_loop}, py_context:stop_loop(Ctx)),
+    ?equal(ok, py_context:start_loop(Ctx)),
+    ?equal(ok, py_context:stop_loop(Ctx, 5000)).
+
+%% The owner of a worker loop dies: the loop's tasks are cancelled.
+worker_loop_owner_dies(Config) ->
+    Ctx = ctx(Config),
+    Self = self(),
+    Owner = spawn(fun() -> receive stop -> ok end end),
+    ?equal(ok, py_context:start_loop(Ctx, #{owner => Owner})),
+    {ok, _Ref} = py_context:submit(Ctx, '__main__', sleeper, [30, Self, owned]),
+    timer:sleep(100),
+    exit(Owner, kill),
+    receive {finally, <<"owned">>} -> ok after 5000 -> ct:fail(finally_did_not_run) end,
+    py_ct:wait_until(fun() -> py_context:stop_loop(Ctx) =:= {error, no_loop} end, 5000, "the loop to stop").

@@ -271,4 +271,24 @@ def _task_end(task):
         _task_reply(reply, 1, exc)
 
 
+def _loop_start():
+    """py_context:start_loop: the context's loop exists from now on."""
+    if _context_loop() is None:
+        raise RuntimeError("erlang: no event loop on this thread")
+    return True
+
+
+def _loop_stop():
+    """py_context:stop_loop: every task of the context's loop is cancelled
+    (each answers its caller as cancelled once its finally has run)."""
+    import asyncio
+    loop = _loop_get()
+    if loop is None:
+        return 0
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for t in tasks:
+        t.cancel()
+    return len(tasks)
+
+
 __all__ += ['run', 'spawn_task', 'new_event_loop', 'get_event_loop']  # noqa: F821 (erlang.py)
