@@ -361,7 +361,8 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
             pyx_loop_down(q, j->ctx, j->data, j->payload_len); /* its tasks too */
         } else if (j->kind == PYX_JOB_LOOP_CANCEL)
             pyx_loop_cancel_run(q, j);
-        /* else PYX_JOB_CB_REPLY: the answer to an erlang.call that gave up */
+        else if (j->kind == PYX_JOB_CB_REPLY) /* erlang.async_call's, or an erlang.call's that gave up */
+            pyx_loop_cb_reply(q, j);
         pyx_queue_done(q);
         free(j);
     }

@@ -354,7 +354,8 @@ static PyObject *loop_kick(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* _loop_hold(flag): erlang.run, in a request, runs the loop itself; while
- * it does, a cancel of the request wakes its select (loop_fd). */
+ * it does, a push (an async_call's answer: _loop_answers) or a cancel of
+ * the request wakes its select (loop_fd). */
 static PyObject *loop_hold(PyObject *m, PyObject *arg)
 {
     (void)m;
@@ -365,7 +366,7 @@ static PyObject *loop_hold(PyObject *m, PyObject *arg)
     if (q != NULL && q->loop_fd >= 0) {
         pthread_mutex_lock(&q->mu);
         q->in_loop = on;
-        q->loop_woken = on ? 1 : q->loop_woken; /* only a cancel writes then */
+        q->loop_woken = 0; /* a push wakes the select: an async_call's answer may be it */
         if (!on)
             drain(q);
         pthread_mutex_unlock(&q->mu);
@@ -438,7 +439,139 @@ static PyObject *loop_log(PyObject *m, PyObject *text)
     Py_RETURN_NONE;
 }
 
+/* erlang.async_call's callback numbers: apart from erlang.call's (which
+ * count from 1 in erlmod.c), so that an answer is never taken for the
+ * other's. */
+#define ASYNC_CB (1LL << 52)
+static long long next_async_cb = ASYNC_CB;
+
+/* _async_send(name, args): sends the callback {'$cb', N} with the body
+ * {Ctx, 0, Name, Args} (docs/PROTOCOL.md) without waiting, and returns N;
+ * the BEAM's answer comes to the context's queue as a PYX_JOB_CB_REPLY
+ * (pyx_loop_cb_reply). Chain 0: the function's calls back into Python are
+ * requests of their own, served as any (the loop does not wait). */
+static PyObject *async_send(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)m;
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_async_send(name: str, args: tuple)");
+        return NULL;
+    }
+    pyx_ctx *c = pyx_current_ctx();
+    pyx_out *out = pyx_current_output();
+    if (c == NULL || out == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "erlang.async_call: not on a context's thread");
+        return NULL;
+    }
+    long long cb = __atomic_add_fetch(&next_async_cb, 1, __ATOMIC_RELAXED);
+    pyx_buf id = {0}, body = {0};
+    PyObject *res = NULL;
+    PyObject *tag = PyObject_CallFunction(c->types.atom_type, "s", "$cb"); /* owned, all */
+    PyObject *list = PySequence_List(args[1]);
+    PyObject *idt = tag && list ? Py_BuildValue("(OL)", tag, cb) : NULL;
+    PyObject *bt = idt ? Py_BuildValue("(LiOO)", c->id, 0, args[0], list) : NULL;
+    if (bt != NULL && pyx_etf_version(&id) == 0 && pyx_to_etf(&c->types, idt, &id) == 0 &&
+        pyx_etf_version(&body) == 0 && pyx_to_etf(&c->types, bt, &body) == 0) {
+        pyx_out_send(out, id.data, id.len, body.data, body.len);
+        res = PyLong_FromLongLong(cb);
+    } else if (!PyErr_Occurred())
+        PyErr_NoMemory();
+    Py_XDECREF(tag);
+    Py_XDECREF(list);
+    Py_XDECREF(idt);
+    Py_XDECREF(bt);
+    pyx_buf_free(&id);
+    pyx_buf_free(&body);
+    return res;
+}
+
+/* _etf_decode(data): the versioned term in bytes data, with the calling
+ * context's classes. */
+static PyObject *etf_decode(PyObject *m, PyObject *data)
+{
+    (void)m;
+    pyx_ctx *c = pyx_current_ctx();
+    if (c == NULL || !PyBytes_Check(data) || PyBytes_GET_SIZE(data) < 1 ||
+        (unsigned char)PyBytes_AS_STRING(data)[0] != ETF_VERSION) {
+        PyErr_SetString(PyExc_ValueError, "_etf_decode: a versioned term on a context's thread");
+        return NULL;
+    }
+    size_t pos = 1;
+    return pyx_from_etf(&c->types, (const unsigned char *)PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data),
+                        &pos);
+}
+
+/* Hands answer j to the loop of s whose async_call waits for it. GIL
+ * held; the current job is restored. */
+static void dispatch(loopset *s, pyx_job *j)
+{
+    PyObject *data = PyBytes_FromStringAndSize((const char *)j->data, (Py_ssize_t)j->payload_len); /* owned */
+    for (int i = 0; data != NULL && i < s->n; i++) {
+        PyObject *loop = Py_NewRef(s->e[i].loop);
+        pyx_job *outer = pyx_current_enter(s->e[i].job);
+        PyObject *r = PyObject_CallMethod(loop, "_pyx_cb_answer", "LO", j->seq, data); /* owned */
+        pyx_current_leave(outer);
+        int found = r != NULL && PyObject_IsTrue(r) == 1;
+        if (r == NULL)
+            log_exception(s->e[i].ctx);
+        Py_XDECREF(r);
+        Py_DECREF(loop);
+        if (found)
+            break;
+    }
+    Py_XDECREF(data);
+    PyErr_Clear();
+}
+
+void pyx_loop_cb_reply(pyx_queue *q, pyx_job *j)
+{
+    loopset *s = set_of(q);
+    if (s == NULL || j->seq <= ASYNC_CB)
+        return; /* an erlang.call that gave up: dropped */
+    PyEval_RestoreThread(s->ex->ts); /* GIL held from here ... */
+    dispatch(s, j);
+    PyEval_SaveThread(); /* ... to here */
+    __atomic_fetch_or(&q->loop_active, 2, __ATOMIC_ACQ_REL); /* the future's callbacks are ready */
+}
+
+/* _loop_answers(): takes the answers to async_calls out of the queue,
+ * wherever they are in it, and hands them to their loops; for the loop's
+ * select (erlang.run in a request, when the executor's main loop does not
+ * pop). Re-arms the eventfd, so the next push wakes the select again. */
+static PyObject *loop_answers(PyObject *m, PyObject *unused)
+{
+    (void)m, (void)unused;
+    pyx_queue *q = pyx_exec_queue();
+    loopset *s = q != NULL ? set_of(q) : NULL;
+    if (s == NULL)
+        Py_RETURN_NONE;
+    pyx_job *got[64];
+    int n = 0;
+    pthread_mutex_lock(&q->mu);
+    q->loop_woken = 0;
+    for (size_t i = 0; i < q->n && n < 64;) {
+        pyx_job *c = q->items[(q->head + i) % q->cap];
+        if (c->kind != PYX_JOB_CB_REPLY || c->seq <= ASYNC_CB) {
+            i++;
+            continue;
+        }
+        for (size_t k = i; k + 1 < q->n; k++) /* close the gap */
+            q->items[(q->head + k) % q->cap] = q->items[(q->head + k + 1) % q->cap];
+        __atomic_store_n(&q->n, q->n - 1, __ATOMIC_RELEASE);
+        got[n++] = c;
+    }
+    pthread_mutex_unlock(&q->mu);
+    for (int i = 0; i < n; i++) {
+        dispatch(s, got[i]);
+        free(got[i]);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef loop_methods[] = {
+    {"_async_send", (PyCFunction)(void (*)(void))async_send, METH_FASTCALL, "_async_send(name, args): see async_call"},
+    {"_etf_decode", etf_decode, METH_O, "_etf_decode(data): a versioned term"},
+    {"_loop_answers", loop_answers, METH_NOARGS, "_loop_answers(): async_call's answers, from the queue"},
     {"_loop_register", loop_register, METH_O, "_loop_register(loop): see erlang.run"},
     {"_loop_get", loop_get, METH_NOARGS, "_loop_get(): the context's loop or None"},
     {"_loop_kick", (PyCFunction)(void (*)(void))loop_kick, METH_FASTCALL, "_loop_kick(queue, level): the loop has work"},

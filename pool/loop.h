@@ -43,6 +43,10 @@ void pyx_loop_cancel_run(pyx_queue *q, pyx_job *j);
 /* exec.c, after the drop of an environment: process pid (its ETF, no
  * version byte) exited, so its tasks on c's loop are cancelled. */
 void pyx_loop_down(pyx_queue *q, pyx_ctx *c, const void *pid, size_t len);
+/* exec.c: the BEAM's answer j to a callback: to the erlang.async_call of
+ * a loop of q that waits for it; else dropped (an erlang.call that gave
+ * up). */
+void pyx_loop_cb_reply(pyx_queue *q, pyx_job *j);
 /* interp.c, GIL held, on c's executor thread, before c goes: its loop
  * answers its pending tasks as cancelled and is closed. */
 void pyx_loop_forget(pyx_ctx *c);

@@ -14,7 +14,7 @@
 -export([python_api/1, erlang_api/1, nif_forms/1, sync_calls_while_sleeping/1, thousand_tasks/1,
          caller_death_cancels/1, timeout_cancels/1, gather/1, spawn_failure_logged/1,
          sockets/1, run_in_executor/1, subprocess/1, timers/1, kill_during_tasks/1, worker_loop/1,
-         worker_loop_owner_dies/1]).
+         worker_loop_owner_dies/1, async_call/1]).
 
 -define(HELPERS, <<"
 import asyncio, time, erlang
@@ -87,12 +87,15 @@ all() ->
 groups() ->
     Cases = [python_api, erlang_api, nif_forms, sync_calls_while_sleeping, thousand_tasks,
              caller_death_cancels, timeout_cancels, gather, spawn_failure_logged, sockets,
-             run_in_executor, subprocess, timers, worker_loop, worker_loop_owner_dies],
+             run_in_executor, subprocess, timers, worker_loop, worker_loop_owner_dies, async_call],
     [{default, [], Cases ++ [kill_during_tasks]}, {worker, [], Cases}].
 
 init_per_suite(Config) ->
     %% one shared executor in multi_executor mode: both loops on one thread
     py_ct:start([{num_contexts, 2}, {num_executors, 1}]),
+    ok = py:register_function(loop_mul, fun([A, B]) -> A * B end),
+    ok = py:register_function(loop_slow, fun([X]) -> timer:sleep(300), X end),
+    ok = py:register_function(loop_fail, fun([]) -> error(boom) end),
     Config.
 
 end_per_suite(_Config) ->
@@ -359,3 +362,37 @@ worker_loop_owner_dies(Config) ->
     exit(Owner, kill),
     receive {finally, <<"owned">>} -> ok after 5000 -> ct:fail(finally_did_not_run) end,
     py_ct:wait_until(fun() -> py_context:stop_loop(Ctx) =:= {error, no_loop} end, 5000, "the loop to stop").
+
+%% await erlang.async_call: the answers resolve futures; the loop goes on
+%% while the BEAM runs the function (a ticker task ticks meanwhile, which a
+%% blocking erlang.call would not let it do); errors raise erlang.Error.
+async_call(Config) ->
+    Ctx = ctx(Config),
+    ok = py:exec(Ctx, <<"async def two_calls():\n"
+                        "    return await asyncio.gather(erlang.async_call('loop_mul', 2, 3),\n"
+                        "                                erlang.async_call('loop_mul', 4, 5))\n"
+                        "async def not_blocked():\n"
+                        "    ticks = 0\n"
+                        "    async def ticker():\n"
+                        "        nonlocal ticks\n"
+                        "        while True:\n"
+                        "            await asyncio.sleep(0.01)\n"
+                        "            ticks += 1\n"
+                        "    t = asyncio.get_running_loop().create_task(ticker())\n"
+                        "    r = await erlang.async_call('loop_slow', 7)\n"
+                        "    t.cancel()\n"
+                        "    return (r, ticks)\n"
+                        "async def fails_cb():\n"
+                        "    try:\n"
+                        "        await erlang.async_call('loop_fail')\n"
+                        "    except erlang.Error as e:\n"
+                        "        return 'raised'\n">>),
+    ?equal({ok, [6, 20]}, py:eval(Ctx, <<"erlang.run(two_calls())">>)),
+    {ok, {7, Ticks}} = py_event_loop:run(Ctx, '__main__', not_blocked, []),
+    ?expect(true, Ticks > 0),
+    %% a sync call is served while the callback runs
+    Ref = py_event_loop:create_task(Ctx, '__main__', not_blocked, []),
+    timer:sleep(50),
+    ?equal({ok, 2}, py:eval(Ctx, <<"1 + 1">>)),
+    ?expect({ok, {7, _}}, py_event_loop:await(Ref, 5000)),
+    ?equal({ok, <<"raised">>}, py_event_loop:run(Ctx, '__main__', fails_cb, [])).

@@ -41,6 +41,7 @@ def _loop_class():
                         os.read(self._wake, 8)
                     except OSError:
                         pass
+                    _loop_answers()  # async_call's, which the executor does not pop in erlang.run
             _loop_check()  # erlang.run in a cancelled request: KeyboardInterrupt
             return ready
 
@@ -52,6 +53,7 @@ def _loop_class():
             self._pyx_q = 0        # the executor's queue, once registered
             self._pyx_tasks = 0    # tasks not done
             self._pyx_by_id = {}   # task request's reply bytes -> (task, caller pid bytes)
+            self._pyx_cbs = {}     # async_call's callback number -> its future
             super().__init__(_Selector())
             self.set_exception_handler(_exception_handler)
 
@@ -131,6 +133,27 @@ def _loop_class():
                 events._set_running_loop(old)
                 self._selector._cap = None
             return 2 if self._ready else 1 if self._pyx_active() else 0
+
+        def _pyx_cb_answer(self, n, data):
+            """The BEAM's answer to async_call n (loop.c): True if it was
+            this loop's."""
+            fut = self._pyx_cbs.pop(n, None)
+            if fut is None:
+                return False
+            if fut.done():
+                return True
+            try:
+                answer = _etf_decode(data)
+                kind, value = answer
+                if kind == 'ok':
+                    fut.set_result(value)
+                elif kind == 'error' and isinstance(value, tuple) and len(value) == 2:
+                    fut.set_exception(Error(*value))  # noqa: F821 (erlang.py)
+                else:
+                    raise ValueError('erlang.async_call: an answer that is neither {ok, _} nor {error, {_, _}}')
+            except Exception as e:
+                fut.set_exception(e)
+            return True
 
         def _pyx_cancel(self, reply):
             entry = self._pyx_by_id.get(reply)
@@ -271,6 +294,24 @@ def _task_end(task):
         _task_reply(reply, 1, exc)
 
 
+async def async_call(name, *args):
+    """Calls the Erlang function registered as name (py:register_function)
+    with args, without blocking the loop: other tasks, and the context's
+    requests, go on while the BEAM answers. Returns its result or raises
+    erlang.Error, as erlang.call does."""
+    import asyncio
+    loop = asyncio.get_running_loop()
+    if getattr(loop, '_pyx_cbs', None) is None or loop is not _loop_get():
+        return call(name, *args)  # noqa: F821 (erlang.py): another loop: the blocking call
+    fut = loop.create_future()
+    n = _async_send(str(name), args)
+    loop._pyx_cbs[n] = fut
+    try:
+        return await fut
+    finally:
+        loop._pyx_cbs.pop(n, None)
+
+
 def _loop_start():
     """py_context:start_loop: the context's loop exists from now on."""
     if _context_loop() is None:
@@ -291,4 +332,4 @@ def _loop_stop():
     return len(tasks)
 
 
-__all__ += ['run', 'spawn_task', 'new_event_loop', 'get_event_loop']  # noqa: F821 (erlang.py)
+__all__ += ['run', 'spawn_task', 'new_event_loop', 'get_event_loop', 'async_call']  # noqa: F821 (erlang.py)
