@@ -24,7 +24,7 @@ real_pyport_accepted(_Config) ->
     py_ct:start([{num_contexts, 1}]),
     {ok, Info} = py_sidecar:info(),
     ct:log("info: ~p", [Info]),
-    ?equal(3, py_wire:protocol_version()),
+    ?equal(4, py_wire:protocol_version()),
     ?equal(py_wire:protocol_version(), maps:get(protocol, Info, none)),
     SlotMin = maps:get(slot_min, Info, none),
     ?expect(N when is_integer(N) andalso N > 0, SlotMin),

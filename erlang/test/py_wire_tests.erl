@@ -16,7 +16,7 @@ split(IoData) ->
 %% Version
 
 protocol_version_test() ->
-    ?assertEqual(3, py_wire:protocol_version()).
+    ?assertEqual(4, py_wire:protocol_version()).
 
 check_info_accepts_own_protocol_test() ->
     Info = #{mode => subinterp, version => <<"3.13">>, num_executors => 4,
