@@ -75,8 +75,11 @@ stop(Ctx, Timeout) ->
             Mon = erlang:monitor(process, Keeper),
             Keeper ! {stop, self(), Timeout},
             receive
-                {'DOWN', Mon, process, Keeper, {stopped, Result}} -> Result;
-                {'DOWN', Mon, process, Keeper, _} -> ok
+                {loop_stopped, Keeper, Result} ->
+                    erlang:demonitor(Mon, [flush]),
+                    Result;
+                {'DOWN', Mon, process, Keeper, _} ->
+                    ok
             after Timeout ->
                 erlang:demonitor(Mon, [flush]),
                 {error, timeout}
@@ -101,14 +104,16 @@ keep(Starter, Ctx, Where, Owner) ->
     CtxMon = erlang:monitor(process, Ctx),
     persistent_term:put(?KEY(Ctx), {self(), Where}),
     Starter ! {self(), ready},
-    Result = receive
-                 {stop, _From, Timeout} -> cancel(Where, Timeout);
-                 {'DOWN', OwnerMon, process, _, _} -> cancel(Where, py_config:call_timeout());
-                 {'DOWN', CtxMon, process, _, Reason} -> {error, {context_down, Reason}}
-             end,
+    {Result, Stopper} =
+        receive
+            {stop, From, Timeout} -> {cancel(Where, Timeout), From};
+            {'DOWN', OwnerMon, process, _, _} -> {cancel(Where, py_config:call_timeout()), none};
+            {'DOWN', CtxMon, process, _, Reason} -> {{error, {context_down, Reason}}, none}
+        end,
     _ = persistent_term:erase(?KEY(Ctx)),
     Owner ! {py_loop_exit, Ctx, Result},
-    exit({stopped, Result}).
+    _ = [Stopper ! {loop_stopped, self(), Result} || is_pid(Stopper)],
+    ok.
 
 cancel(Where, Timeout) ->
     case request(Where, <<"_loop_stop">>, Timeout) of
