@@ -332,4 +332,13 @@ def _loop_stop():
     return len(tasks)
 
 
+__doc__ += """
+Async (docs/async.md): each context has an event loop that its executor
+drives between requests. run(coro) runs a coroutine on it and returns its
+result; spawn_task(coro) starts a task from sync or async code;
+new_event_loop() gives that loop type (ErlangEventLoop), get_event_loop()
+the running or the context's loop; await async_call(name, *args) calls a
+registered function without blocking the loop.
+"""  # noqa: F821 (erlang.py)
+
 __all__ += ['run', 'spawn_task', 'new_event_loop', 'get_event_loop', 'async_call']  # noqa: F821 (erlang.py)
