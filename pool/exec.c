@@ -228,7 +228,7 @@ static void run_request(pyx_job *j, bufs *b)
     /* To the BEAM's logger: at info when the caller gets the error (it has
      * it: no error-level event of its own), at error for a cast's. */
     if (b->tb.len > 0)
-        (void)pyx_out_log(j->out, is_cast(j) ? "error" : "info", j->ctx_id, caller_of(j), j->caller_len,
+        (void)pyx_out_log(j->out, is_cast(j) || who.unwatched ? "error" : "info", j->ctx_id, caller_of(j), j->caller_len,
                           b->tb.data, b->tb.len);
     /* Even a request cancelled while it ran is answered: every request gets
      * exactly one reply (its caller's load-control slot comes back with it),

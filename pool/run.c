@@ -308,7 +308,8 @@ void pyx_run(pyx_ctx *c, long long seq, pyx_caller *who, int op, const unsigned 
             res = do_exec(c, globals, req);
     }
     /* a task {M, F, A, K, spawn}: nobody waits, its failure is logged */
-    int spawn = op == PYX_TASK && res != NULL && PyTuple_GET_SIZE(req) == 5;
+    int spawn = op == PYX_TASK && req != NULL && PyTuple_Check(req) && PyTuple_GET_SIZE(req) == 5;
+    who->unwatched = spawn;
     int deferred = op == PYX_TASK && res != NULL ? pyx_loop_defer(c, res, spawn) : 0;
     if (deferred != 0)
         Py_CLEAR(res); /* -1: its exception is the answer */

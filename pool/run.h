@@ -15,6 +15,8 @@ typedef struct {
     size_t len;
     int nested;
     int created;
+    int unwatched; /* set by pyx_run: a fire-and-forget task (loop.h), whose
+                      error nobody receives: log it at error */
 } pyx_caller;
 
 /* Runs one request on ctx's executor thread: takes and drops the GIL.

@@ -56,7 +56,9 @@ not_up(Sidecar) ->
 %% reference: a process of its own sends it and waits, then sends
 %% `{async_result, Ref, Result}' to the caller; it monitors the caller and
 %% cancels the task if the caller dies. An error before it is sent comes
-%% as that message too.
+%% as that message too. The waiter's pid stays in the caller's process
+%% dictionary until {@link await/2} (or the caller's exit): a caller that
+%% receives the message itself and never awaits keeps that small entry.
 -spec start(atom(), pos_integer(), payload()) -> reference().
 start(Sidecar, Ctx, Payload) ->
     Ref = make_ref(),

@@ -263,6 +263,12 @@ spawn_failure_logged(Config) ->
         ok = py:exec(Ctx, <<"erlang.spawn_task(fails())">>),
         receive {logged, error, Text2} -> ?expect({match, _}, re:run(Text2, "task failed"))
         after 5000 -> ct:fail(not_logged)
+        end,
+        %% a failure before the coroutine (a plain function that raises)
+        ok = py:exec(Ctx, <<"def fails_now():\n    raise ValueError('task failed at once')\n">>),
+        ?equal(ok, py_event_loop:spawn_task(Ctx, '__main__', fails_now, [])),
+        receive {logged, error, Text3} -> ?expect({match, _}, re:run(Text3, "at once"))
+        after 5000 -> ct:fail(not_logged)
         end
     after
         logger:remove_handler(py_loop_test)
