@@ -324,6 +324,17 @@ static PyObject *loop_get(PyObject *m, PyObject *unused)
     return Py_NewRef(e != NULL ? e->loop : Py_None);
 }
 
+void pyx_loop_ready(pyx_queue *q)
+{
+    __atomic_fetch_or(&q->loop_active, 2, __ATOMIC_ACQ_REL);
+    if (q != pyx_exec_queue()) {
+        pthread_mutex_lock(&q->mu);
+        pthread_cond_signal(&q->cv);
+        pyx_queue_wake_loop(q, 1);
+        pthread_mutex_unlock(&q->mu);
+    }
+}
+
 /* _loop_kick(queue, level): a loop of that queue has work now, 2 ready
  * handles, 1 a timer or a reader. From its executor a flag; from another
  * thread the executor's wait is woken too. */
@@ -341,13 +352,11 @@ static PyObject *loop_kick(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
     pyx_queue *q = (pyx_queue *)(uintptr_t)a; /* queues are never freed (pool.go) */
     if (q == NULL)
         Py_RETURN_NONE;
-    __atomic_fetch_or(&q->loop_active, level == 2 ? 2 : 1, __ATOMIC_ACQ_REL);
-    if (q != pyx_exec_queue()) {
+    if (q == pyx_exec_queue())
+        __atomic_fetch_or(&q->loop_active, level == 2 ? 2 : 1, __ATOMIC_ACQ_REL);
+    else { /* another thread: the executor steps at once */
         PyThreadState *ts = PyEval_SaveThread(); /* the executor may want the GIL */
-        pthread_mutex_lock(&q->mu);
-        pthread_cond_signal(&q->cv);
-        pyx_queue_wake_loop(q, 1);
-        pthread_mutex_unlock(&q->mu);
+        pyx_loop_ready(q);
         PyEval_RestoreThread(ts);
     }
     Py_RETURN_NONE;

@@ -55,6 +55,13 @@ void pyx_loop_forget(pyx_ctx *c);
  * when it ends; 0: not awaitable (answer it now); -1 with an exception.
  * spawn: nobody waits for the answer, so a failure is logged at error. */
 int pyx_loop_defer(pyx_ctx *c, PyObject *res, int spawn);
+/* The seam for jobs of other features (a channel's data, a stream's
+ * credit): after a job's handler resolved a future or scheduled a callback
+ * on a loop of q (with that loop's GIL, on the executor's thread), it
+ * calls this so the executor steps the loops before it waits again. Any
+ * thread, no GIL needed; from another thread it also wakes the executor's
+ * wait. */
+void pyx_loop_ready(pyx_queue *q);
 /* erlmod.c, GIL held: adds the loop's C functions to the erlang module.
  * 0 or -1 with an exception. */
 int pyx_loop_add_functions(PyObject *module);
