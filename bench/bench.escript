@@ -130,6 +130,10 @@ main(Args) ->
     flood_latency(print),
     flood_latency(send),
     channels(Rounds),
+    task_roundtrip(),
+    tasks_per_s(100),
+    asyncio_sleep_1ms(),
+    loop_call_latency(),
     steal(Steal0, cpu_times()),
     application:stop(erlang_python).
 
@@ -481,6 +485,70 @@ receive_all(N) ->
     after ?TIMEOUT ->
         error({lost_messages, N})
     end.
+
+%% The event loop (docs/async.md). A task's round trip: py_event_loop:run
+%% of a no-op coroutine (asyncio.sleep(0)), median.
+task_roundtrip() ->
+    Ctx = py:context(1),
+    Run = fun() -> {ok, none} = py_event_loop:run(Ctx, asyncio, sleep, [0]) end,
+    io:format("task_roundtrip_us ~s (py_event_loop:run of asyncio.sleep(0), median of ~b)~n",
+              [fmt(seq_latency(Run)), ?SEQ_N]).
+
+%% Tasks a second from N callers, each running py_event_loop:run of a
+%% no-op coroutine back to back on its scheduler's context.
+tasks_per_s(N) ->
+    Run = fun Loop(Deadline, Count) ->
+                  case erlang:monotonic_time(millisecond) < Deadline of
+                      false -> Count;
+                      true ->
+                          {ok, none} = py_event_loop:run(asyncio, sleep, [0], #{}),
+                          Loop(Deadline, Count + 1)
+                  end
+          end,
+    Self = self(),
+    Go = fun(Millis) ->
+                 Deadline = erlang:monotonic_time(millisecond) + Millis,
+                 Pids = [spawn_link(fun() -> Self ! {tasks, self(), Run(Deadline, 0)} end)
+                         || _ <- lists:seq(1, N)],
+                 lists:sum([receive {tasks, P, C} -> C after 60000 -> error(timeout) end || P <- Pids])
+         end,
+    _ = Go(300),
+    T0 = erlang:monotonic_time(microsecond),
+    Tasks = Go(?CONC_MS),
+    Rate = Tasks / ((erlang:monotonic_time(microsecond) - T0) / 1.0e6),
+    io:format("tasks_per_s_~b_callers ~b (py_event_loop:run of asyncio.sleep(0), ~b contexts, ~b ms)~n",
+              [N, round(Rate), py_context_router:num_contexts(), ?CONC_MS]).
+
+%% asyncio.sleep(0.001) x 1000, each timed in Python (perf_counter).
+asyncio_sleep_1ms() ->
+    Ctx = py:context(1),
+    main_exec(Ctx, <<"import asyncio, time\n"
+                     "async def bench_sleeps(n):\n"
+                     "    ds = []\n"
+                     "    for _ in range(n):\n"
+                     "        t = time.perf_counter()\n"
+                     "        await asyncio.sleep(0.001)\n"
+                     "        ds.append(time.perf_counter() - t)\n"
+                     "    ds.sort()\n"
+                     "    return (ds[len(ds) // 2], ds[(len(ds) * 99) // 100])\n">>),
+    {_, MRef} = spawn_monitor(fun() -> exit({done, py_event_loop:run(Ctx, '__main__', bench_sleeps, [1000])}) end),
+    {ok, {Median, P99}} = receive {'DOWN', MRef, process, _, {done, R}} -> R end,
+    io:format("asyncio_sleep_1ms_us ~s (median; p99 ~s; asyncio.sleep(0.001) x 1000 timed in Python)~n",
+              [fmt(Median * 1.0e6), fmt(P99 * 1.0e6)]).
+
+%% call_latency_median_us's call on a context whose loop is idle, then
+%% while a coroutine waits on a timer there (the executor waits in the
+%% loop's select then, woken by the eventfd a request writes).
+loop_call_latency() ->
+    Ctx = py:context(1),
+    Call = fun() -> {ok, 3} = py:call(Ctx, operator, add, [1, 2]) end,
+    Idle = seq_latency(Call),
+    Ref = py_event_loop:create_task(Ctx, asyncio, sleep, [600]),
+    timer:sleep(50),
+    Busy = seq_latency(Call),
+    {error, timeout} = py_event_loop:await(Ref, 0),
+    io:format("loop_call_latency_median_us ~s (py:call(operator, add) while a coroutine sleeps on the "
+              "context; ~s with its loop idle)~n", [fmt(Busy), fmt(Idle)]).
 
 %% Load control (API.md section 10) at the default max_concurrent (the
 %% other rows run at 1000): 200 processes make one py:call(time, sleep,

@@ -186,6 +186,46 @@ main(Args) ->
          fun() -> wait_count(casts, 100, 100) end, {ok, 100}),
     io:format("      (each cast returned in ~.1f µs on average)~n", [TCasts / 100]),
 
+    section("streams and async: tokens as messages, an asyncio gather, a channel"),
+    ok = py:exec(C1, <<"import time\n"
+                       "def tokens(text):\n"
+                       "    for word in text.split():\n"
+                       "        time.sleep(0.02)  # an LLM client's pace\n"
+                       "        yield word\n">>),
+    {ok, StreamRef} = py:stream_start('__main__', tokens, [<<"streamed from a Python generator, one message per token">>]),
+    io:format("  py:stream_start('__main__', tokens, [Text]), the tokens as they come:~n     "),
+    Tokens = stream_tokens(StreamRef, []),
+    show("  ... and the whole stream", fun() -> length(Tokens) end, 9),
+    show("py:stream_eval(<<\"(x * x for x in range(5))\">>)",
+         fun() -> py:stream_eval(<<"(x * x for x in range(5))">>) end, {ok, [0, 1, 4, 9, 16]}),
+    ok = py:exec(C1, <<"import asyncio\n"
+                       "async def fetch(i):\n"
+                       "    await asyncio.sleep(0.2)  # an HTTP call's wait\n"
+                       "    return i * 10\n"
+                       "async def fetch_all(n):\n"
+                       "    return await asyncio.gather(*(fetch(i) for i in range(n)))\n">>),
+    show("py_event_loop:run(Ctx1, '__main__', fetch_all, [50])  (50 waits of 0.2 s at once)",
+         fun() -> py_event_loop:run(C1, '__main__', fetch_all, [50]) end,
+         {ok, [I * 10 || I <- lists:seq(0, 49)]}),
+    ok = py:exec(C1, <<"async def slow():\n"
+                       "    await asyncio.sleep(1)\n"
+                       "    return 'slept'\n">>),
+    Task = py_event_loop:create_task(C1, '__main__', slow, []),
+    latency("py:eval(Ctx1, ...) while a task of Ctx1 sleeps", fun() -> {ok, 2} = py:eval(C1, <<"1 + 1">>) end),
+    show("py_event_loop:await(Task, 5000)", fun() -> py_event_loop:await(Task, 5000) end, {ok, <<"slept">>}),
+    show("py:async_gather([{asyncio, sleep, [0.1, I]} || I <- [1, 2, 3]])",
+         fun() -> py:async_gather([{asyncio, sleep, [0.1, I]} || I <- [1, 2, 3]]) end, {ok, [1, 2, 3]}),
+    {ok, Ch} = py_channel:new(),
+    ok = py:exec(C1, <<"from erlang import Channel\n"
+                       "def total(ch):\n"
+                       "    return sum(Channel(ch))  # until the channel is closed\n">>),
+    Summer = self(),
+    _ = spawn_link(fun() -> Summer ! {total, py:call(C1, '__main__', total, [Ch])} end),
+    [ok = py_channel:send(Ch, I) || I <- lists:seq(1, 100)],
+    ok = py_channel:close(Ch),
+    show("py_channel:send 1..100, close; Python sums what it receives",
+         fun() -> receive {total, T} -> T after 10000 -> timeout end end, {ok, 5050}),
+
     section("crash isolation: the sidecar dies, the BEAM does not"),
     ok = py:subscribe_restarts(),
     #{level := Level} = logger:get_primary_config(),
@@ -232,6 +272,20 @@ check_exe([Path | _], _Root) ->
     filelib:is_regular(Path) orelse fail("~ts not found (run `make build` first)", [Path]);
 check_exe([], Root) ->
     check_exe([filename:join([Root, "erlang", "priv", "pyport"])], Root).
+
+%% The tokens of a py:stream_start stream, printed as they come.
+stream_tokens(Ref, Acc) ->
+    receive
+        {py_stream, Ref, {data, Token}} ->
+            io:format("~ts ", [Token]),
+            stream_tokens(Ref, [Token | Acc]);
+        {py_stream, Ref, done} ->
+            io:format("~n"),
+            lists:reverse(Acc);
+        {py_stream, Ref, {error, E}} ->
+            fail("stream: ~p", [E])
+    after 10000 -> fail("stream: no token for 10 s", [])
+    end.
 
 section(Title) ->
     io:format("~ts~n", [Title]).

@@ -11,6 +11,9 @@ enum { PYX_SUBINTERP = 0, PYX_MULTI_EXECUTOR = 1, PYX_FREE_THREADED = 2 };
 
 /* Request kinds. */
 enum { PYX_CALL = 0, PYX_EVAL = 1, PYX_EXEC = 2 };
+/* A call whose awaitable result runs as a task on the context's loop
+ * (loop.h), answered when it ends. */
+enum { PYX_TASK = 3 };
 
 typedef struct pyx_stdio pyx_stdio; /* pylog.h */
 

@@ -19,6 +19,7 @@
 #include "current.h"
 #include "env.h"
 #include "erlmod_state.h"
+#include "loop.h"
 #include "etfw.h"
 #include "exec.h"
 #include "channel.h"
@@ -498,7 +499,8 @@ static int erlang_exec(PyObject *module)
 {
     PyObject *dict = PyModule_GetDict(module);
     if (pyx_state_add_functions(module) < 0 || pyx_channel_add_functions(module) < 0 ||
-        pyx_py_run(PYX_PY_TERMS, dict) < 0 || pyx_py_run(PYX_PY_ERLANG, dict) < 0 ||
+        pyx_loop_add_functions(module) < 0 || pyx_py_run(PYX_PY_TERMS, dict) < 0 ||
+        pyx_py_run(PYX_PY_ERLANG, dict) < 0 || pyx_py_run(PYX_PY_LOOP, dict) < 0 ||
         pyx_stream_add_functions(module) < 0 || pyx_py_run(PYX_PY_CHANNEL, dict) < 0)
         return -1;
     return 0;

@@ -18,6 +18,7 @@
 #include "env.h"
 #include "etfw.h"
 #include "log.h"
+#include "loop.h"
 #include "run.h"
 
 /* Sends {error, {Tag, Detail}}; tag is at most 255 bytes of ASCII. */
@@ -227,14 +228,15 @@ static void run_request(pyx_job *j, bufs *b)
     /* To the BEAM's logger: at info when the caller gets the error (it has
      * it: no error-level event of its own), at error for a cast's. */
     if (b->tb.len > 0)
-        (void)pyx_out_log(j->out, is_cast(j) ? "error" : "info", j->ctx_id, caller_of(j), j->caller_len,
+        (void)pyx_out_log(j->out, is_cast(j) || who.unwatched ? "error" : "info", j->ctx_id, caller_of(j), j->caller_len,
                           b->tb.data, b->tb.len);
     /* Even a request cancelled while it ran is answered: every request gets
      * exactly one reply (its caller's load-control slot comes back with it),
      * and the BEAM drops one that nobody waits for. */
     /* the payload, if it lay in the mapping, has been converted (copied) */
     int mapped = fd >= 0 && b->slot.map != NULL && payload == b->slot.map;
-    reply(j, fd, mapped ? &b->slot : NULL, &b->res);
+    if (b->res.len > 0) /* else a task that answers when it ends (loop.h) */
+        reply(j, fd, mapped ? &b->slot : NULL, &b->res);
     if (fd >= 0)
         close(fd);
     reuse(&b->in);
@@ -353,14 +355,18 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
     pyx_job *j;
     own_queue = q;
     own_spin_ns = spin_ns;
-    while ((j = pyx_queue_pop(q, spin_ns, busy_spin_ns)) != NULL) {
+    while ((j = pyx_loop_pop(q, spin_ns, busy_spin_ns)) != NULL) {
         if (j->kind == PYX_JOB_GO)
             pyxRunGo(j->go); /* into Go: contexts made and freed */
         else if (j->kind == PYX_JOB_REQUEST)
             run_job(j, &b);
-        else if (j->kind == PYX_JOB_DROP_ENV)
+        else if (j->kind == PYX_JOB_DROP_ENV) {
             pyx_env_drop(j->ctx, j->data, j->payload_len);
-        /* else PYX_JOB_CB_REPLY: the answer to an erlang.call that gave up */
+            pyx_loop_down(q, j->ctx, j->data, j->payload_len); /* its tasks too */
+        } else if (j->kind == PYX_JOB_LOOP_CANCEL)
+            pyx_loop_cancel_run(q, j);
+        else if (j->kind == PYX_JOB_CB_REPLY) /* erlang.async_call's, or an erlang.call's that gave up */
+            pyx_loop_cb_reply(q, j);
         pyx_queue_done(q);
         free(j);
     }

@@ -9,6 +9,7 @@
 
 #include "erlmod.h"
 #include "lock.h"
+#include "loop.h"
 #include "pylog.h"
 #include "pysrc.h"
 #include "sleep.h"
@@ -260,6 +261,7 @@ fail:
 void pyx_ctx_free(pyx_ctx *c)
 {
     PyEval_RestoreThread(c->ex->ts);
+    pyx_loop_forget(c); /* its tasks answered, its loop closed */
     PyObject *erl = PyImport_ImportModule("erlang");
     if (erl != NULL) {
         pyx_erlang_home(erl, c, 0);

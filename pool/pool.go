@@ -23,6 +23,7 @@ package pool
 #include "alive.h"
 #include "exec.h"
 #include "interp.h"
+#include "loop.h"
 #include "pysrc.h"
 #include "run.h"
 */
@@ -61,6 +62,7 @@ const (
 	Call Op = C.PYX_CALL
 	Eval Op = C.PYX_EVAL
 	Exec Op = C.PYX_EXEC
+	Task Op = C.PYX_TASK // a Call whose awaitable result runs on the context's loop (loop.h)
 )
 
 // Kind says where a context runs.
@@ -119,6 +121,8 @@ var (
 	logstreamPy string
 	//go:embed py/stream.py
 	streamPy string
+	//go:embed py/loop.py
+	loopPy string
 )
 
 // setSources gives C the Python source (pysrc.h); never freed.
@@ -133,6 +137,7 @@ func setSources() {
 		{C.PYX_PY_LOGSTREAM, "erlang/logstream.py", logstreamPy},
 		{C.PYX_PY_STREAM, "erlang/stream.py", streamPy},
 		{C.PYX_PY_CHANNEL, "erlang/channel.py", channelPy},
+		{C.PYX_PY_LOOP, "erlang/loop.py", loopPy},
 	} {
 		C.pyx_py_set(s.which, C.CString(s.name), C.CString(s.text))
 	}
@@ -524,6 +529,8 @@ func (p *Pool) Cancel(out *port.Output, reply []byte) {
 	defer p.allMu.Unlock()
 	for e := range p.all {
 		seq := C.pyx_queue_cancel(e.queue, cOut(out), bytesPtr(reply), C.size_t(len(reply)))
+		// and a task of its loops, if it has some (loop.h)
+		_ = C.pyx_loop_cancel(e.queue, cOut(out), bytesPtr(reply), C.size_t(len(reply)))
 		if seq != 0 {
 			select { // the watchdog times it
 			case p.poke <- struct{}{}:

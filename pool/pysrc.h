@@ -13,6 +13,7 @@ enum {
     PYX_PY_LOGSTREAM, /* sys.stdout and sys.stderr: _install(out, err) */
     PYX_PY_STREAM,    /* py:stream's helpers, in the erlang module (stream.h) */
     PYX_PY_CHANNEL,   /* erlang.Channel, ByteChannel, PyBuffer (channel.h) */
+    PYX_PY_LOOP,      /* the event loop (loop.h), in the erlang module */
     PYX_PY_COUNT,
 };
 

@@ -3,9 +3,20 @@
 #include "queue.h"
 
 #include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
+
+void pyx_queue_wake_loop(pyx_queue *q, int always)
+{
+    if (!q->in_loop || (q->loop_woken && !always))
+        return;
+    uint64_t one = 1;
+    q->loop_woken = 1;
+    (void)!write(q->loop_fd, &one, sizeof one); /* EAGAIN: it is readable anyway */
+}
 
 pyx_queue *pyx_queue_new(size_t cap)
 {
@@ -18,6 +29,7 @@ pyx_queue *pyx_queue_new(size_t cap)
         return NULL;
     }
     q->cap = cap;
+    q->loop_fd = -1;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
     return q;
@@ -36,6 +48,7 @@ int pyx_queue_push(pyx_queue *q, pyx_job *j)
         __atomic_store_n(&q->n, q->n + 1, __ATOMIC_RELEASE);
         if (q->n == 1 || q->selective)
             pthread_cond_signal(&q->cv);
+        pyx_queue_wake_loop(q, 0);
     }
     pthread_mutex_unlock(&q->mu);
     if (rc != 0)
@@ -134,7 +147,8 @@ pyx_job *pyx_queue_pop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
             sched_yield();
     }
     pthread_mutex_lock(&q->mu);
-    while (q->n == 0 && !q->closed)
+    /* a loop given work wakes it too (loop.c), with no job: NULL then */
+    while (q->n == 0 && !q->closed && !__atomic_load_n(&q->loop_active, __ATOMIC_ACQUIRE))
         pthread_cond_wait(&q->cv, &q->mu);
     int busy = __atomic_load_n(&q->busy, __ATOMIC_RELAXED);
     if (q->n >= 2)
@@ -239,6 +253,7 @@ long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const void *reply, 
                 r->cancel_ns = now_ns();
             running = q->running->seq;
             pthread_cond_signal(&q->cv); /* it may wait in pyx_queue_pop_for */
+            pyx_queue_wake_loop(q, 1);   /* or in a loop's select (erlang.run) */
             if (q->wake != NULL) {       /* or in pyx_wait: lock order q->mu, then wake's */
                 pthread_mutex_lock(&q->wake->mu);
                 pthread_cond_broadcast(&q->wake->cv);

@@ -20,6 +20,9 @@ enum { PYX_QUEUE_OK = 0, PYX_QUEUE_FULL = -1, PYX_QUEUE_CLOSED = -2, PYX_QUEUE_N
  * BEAM's word that a process exited (data: its pid, payload_len bytes),
  * whose environment in ctx goes (env.h). */
 enum { PYX_JOB_REQUEST = 0, PYX_JOB_GO = 1, PYX_JOB_CB_REPLY = 2, PYX_JOB_DROP_ENV = 3 };
+/* The event loop's (loop.h): cancel the task whose reply prefix is data;
+ * and the kind of the job that stands for a loop's step (never queued). */
+enum { PYX_JOB_LOOP_CANCEL = 4, PYX_JOB_LOOP = 5 };
 
 /* One job, malloc'd in one piece with its bytes; the executor frees it. */
 typedef struct {
@@ -64,6 +67,13 @@ typedef struct {
     pyx_job *running; /* popped and not yet done; only under mu */
     pyx_wake *wake;   /* under mu: where the executor's thread waits in
                          pyx_wait, if it does; NULL else */
+    /* The event loops of the executor's contexts (loop.h). */
+    void *loops;      /* loop.c's set, NULL until a loop is made; atomic */
+    int loop_fd;      /* an eventfd the loops' selects watch, -1 until then */
+    int in_loop;      /* under mu: the executor is in a loop's select */
+    int loop_woken;   /* under mu: loop_fd was written since it went in */
+    int loop_active;  /* atomic: a loop has work, so the executor steps it:
+                         bit 1 it waits (timers, readers), bit 2 handles ready */
 } pyx_queue;
 
 pyx_queue *pyx_queue_new(size_t cap);
@@ -89,7 +99,8 @@ int pyx_queue_drop_env(pyx_queue *q, pyx_ctx *ctx, const void *pid, size_t len);
 /* Queues a Go func() (a cgo.Handle), run on the executor's thread. */
 int pyx_queue_go(pyx_queue *q, uintptr_t handle);
 /* Blocks until a job comes and marks it running; NULL once closed and
- * drained. It first polls for spin_ns: a sleeping thread takes tens of
+ * drained, or at once when a loop of the queue has work (loop_active:
+ * loop.h's pyx_loop_pop calls it then). It first polls for spin_ns: a sleeping thread takes tens of
  * microseconds to wake on these machines, longer than a request. The poll
  * yields the CPU at each turn, so that on a busy machine it gives way to
  * the threads (the BEAM's among them) that have work. Under load (a job
@@ -126,6 +137,9 @@ long long pyx_queue_cancel(pyx_queue *q, const pyx_out *out, const void *reply, 
  * pyx_queue_resume) under mu, before it is freed. */
 int pyx_queue_stuck(pyx_queue *q, long long grace_ns, long long *ctx);
 void pyx_queue_close(pyx_queue *q);
+/* Under q->mu: wakes a loop's select that the executor is in (loop.h),
+ * once per select unless always (a cancel). */
+void pyx_queue_wake_loop(pyx_queue *q, int always);
 
 /* For an executor's thread waiting within request outer (no GIL held), for
  * something other than the BEAM (a channel's message: channel.c): blocks

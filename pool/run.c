@@ -10,6 +10,7 @@
 #include "current.h"
 #include "env.h"
 #include "etfw.h"
+#include "loop.h"
 
 /* Eval sources compiled and kept per context, up to this many. */
 #define EVAL_CACHE_MAX 512
@@ -163,8 +164,10 @@ static PyObject *do_call(pyx_ctx *c, PyObject *globals, PyObject *req)
     PyObject *module, *func, *args, *kwargs, *ret = NULL;
     if (!PyArg_ParseTuple(req, "UUO!O!|U:call", &module, &func, &PyList_Type, &args, &PyDict_Type, &kwargs, &ret))
         return NULL;
-    if (ret != NULL && PyUnicode_CompareWithASCIIString(ret, "ref") != 0) {
-        PyErr_SetString(PyExc_ValueError, "call: the fifth element must be ref");
+    if (ret != NULL && PyUnicode_CompareWithASCIIString(ret, "spawn") == 0)
+        ret = NULL; /* a task's: see pyx_run */
+    else if (ret != NULL && PyUnicode_CompareWithASCIIString(ret, "ref") != 0) {
+        PyErr_SetString(PyExc_ValueError, "call: the fifth element must be ref (or, for a task, spawn)");
         return NULL;
     }
     PyObject *fn = lookup(globals, module, func);
@@ -297,14 +300,22 @@ void pyx_run(pyx_ctx *c, long long seq, pyx_caller *who, int op, const unsigned 
     } else if ((req = pyx_from_etf(&c->types, payload, len, &pos)) != NULL) {
         if (!PyTuple_Check(req))
             PyErr_SetString(PyExc_TypeError, "request payload is not a tuple");
-        else if (op == PYX_CALL)
+        else if (op == PYX_CALL || op == PYX_TASK)
             res = do_call(c, globals, req);
         else if (op == PYX_EVAL)
             res = do_eval(c, globals, req);
         else
             res = do_exec(c, globals, req);
     }
-    if (res == NULL) {
+    /* a task {M, F, A, K, spawn}: nobody waits, its failure is logged */
+    int spawn = op == PYX_TASK && req != NULL && PyTuple_Check(req) && PyTuple_GET_SIZE(req) == 5;
+    who->unwatched = spawn;
+    int deferred = op == PYX_TASK && res != NULL ? pyx_loop_defer(c, res, spawn) : 0;
+    if (deferred != 0)
+        Py_CLEAR(res); /* -1: its exception is the answer */
+    if (deferred > 0) {
+        out->len = 0; /* the task answers when it ends */
+    } else if (res == NULL) {
         put_traceback(traceback);
         put_exception(out);
     } else if (op == PYX_EXEC)
@@ -322,6 +333,14 @@ void pyx_run(pyx_ctx *c, long long seq, pyx_caller *who, int op, const unsigned 
     PyThreadState_SetAsyncExc(c->ex->thread_id, NULL);
     PyErr_Clear();
     PyEval_SaveThread(); /* ... to here */
+}
+
+void pyx_run_ok(pyx_ctx *c, PyObject *res, pyx_buf *out) { put_ok(c, res, out); }
+
+void pyx_run_error(pyx_buf *traceback, pyx_buf *out)
+{
+    put_traceback(traceback);
+    put_exception(out);
 }
 
 /* Raises KeyboardInterrupt, a BaseException: code that catches Exception

@@ -15,14 +15,22 @@ typedef struct {
     size_t len;
     int nested;
     int created;
+    int unwatched; /* set by pyx_run: a fire-and-forget task (loop.h), whose
+                      error nobody receives: log it at error */
 } pyx_caller;
 
 /* Runs one request on ctx's executor thread: takes and drops the GIL.
  * payload is a versioned ETF term; the versioned ETF result is appended to
  * out, and the traceback (UTF-8 text) of a Python exception to traceback.
- * It runs with the globals of who's environment (env.h). */
+ * It runs with the globals of who's environment (env.h). A PYX_TASK
+ * whose result became a task (loop.h) leaves out empty: no reply now. */
 void pyx_run(pyx_ctx *ctx, long long seq, pyx_caller *who, int op, const unsigned char *payload, size_t len,
              pyx_buf *out, pyx_buf *traceback);
+/* For loop.c, GIL held: appends {ok, Term} for res (borrowed) to out, or
+ * the error of its conversion; and for the pending exception, its
+ * traceback to traceback and {error, {'Name', Msg}} to out, clearing it. */
+void pyx_run_ok(pyx_ctx *c, PyObject *res, pyx_buf *out);
+void pyx_run_error(pyx_buf *traceback, pyx_buf *out);
 /* Raises KeyboardInterrupt in ex's thread if request seq is still running
  * there. Any thread; blocks until it gets the interpreter's GIL. */
 int pyx_interrupt(pyx_exec *ex, long long seq);

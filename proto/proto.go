@@ -28,6 +28,7 @@ const (
 	TagCall           etf.Atom = "call"
 	TagEval           etf.Atom = "eval"
 	TagExec           etf.Atom = "exec"
+	TagTask           etf.Atom = "task" // {task, Id, Ctx, ...}: a call whose awaitable result runs on the context's loop
 	TagCancel         etf.Atom = "cancel"
 	TagCreateContext  etf.Atom = "create_context"
 	TagDestroyContext etf.Atom = "destroy_context"
@@ -80,6 +81,7 @@ const (
 	Call Op = iota + 1 // {call, Id, Ctx, ...}: {Module, Function, Args, Kwargs}
 	Eval               // {eval, Id, Ctx}: {Code, Locals}
 	Exec               // {exec, Id, Ctx}: {Code}
+	Task               // {task, Id, Ctx, ...}: as Call; an awaitable result becomes a task, answered when it ends
 )
 
 // OpOf returns the op that a header's tag names, if it names one.
@@ -91,6 +93,8 @@ func OpOf(tag etf.Atom) (Op, bool) {
 		return Eval, true
 	case TagExec:
 		return Exec, true
+	case TagTask:
+		return Task, true
 	}
 	return 0, false
 }
@@ -104,6 +108,8 @@ func (o Op) String() string {
 		return string(TagEval)
 	case Exec:
 		return string(TagExec)
+	case Task:
+		return string(TagTask)
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }

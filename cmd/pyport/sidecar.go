@@ -67,7 +67,7 @@ type sidecarContext struct {
 	out *port.Output
 }
 
-var ops = [...]pool.Op{proto.Call: pool.Call, proto.Eval: pool.Eval, proto.Exec: pool.Exec}
+var ops = [...]pool.Op{proto.Call: pool.Call, proto.Eval: pool.Eval, proto.Exec: pool.Exec, proto.Task: pool.Task}
 
 func (sc sidecarContext) Submit(op proto.Op, chain int64, id, caller, payload []byte) error {
 	return contextError(sc.c.SubmitFrom(sc.out, ops[op], chain, id, caller, payload))

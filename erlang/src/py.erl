@@ -64,6 +64,7 @@
          parallel/1,
          stream/3, stream/4, stream_eval/1, stream_eval/2,
          stream_start/3, stream_start/4, stream_cancel/1,
+         async_call/3, async_call/4, async_await/1, async_await/2, async_gather/1,
          context/0, context/1,
          start_contexts/0, start_contexts/1, stop_contexts/0, contexts_started/0,
          execution_mode/0, subinterp_supported/0, num_executors/0, version/0,
@@ -434,6 +435,37 @@ stream_start(M, F, Args, Opts) ->
 -spec stream_cancel(reference()) -> ok | {error, term()}.
 stream_cancel(Ref) ->
     py_stream:cancel(Ref).
+
+%% @doc The NIF 2.x's asyncio call: `Module.Function(*Args)' as a task on
+%% a context's event loop (a coroutine function's coroutine is awaited
+%% there); returns a reference for {@link async_await/2} (docs/async.md,
+%% {@link py_event_loop:create_task/4}).
+-spec async_call(name(), name(), list()) -> reference().
+async_call(M, F, Args) ->
+    py_event_loop:create_task(M, F, Args).
+
+%% @doc {@link async_call/3} with keyword arguments.
+-spec async_call(name(), name(), list(), map()) -> reference().
+async_call(M, F, Args, Kwargs) ->
+    py_event_loop:create_task(M, F, Args, Kwargs).
+
+%% @doc The result of {@link async_call/3}, within the call timeout.
+-spec async_await(reference()) -> result().
+async_await(Ref) ->
+    py_event_loop:await(Ref).
+
+%% @doc The result of {@link async_call/3} within `Timeout' ms; on timeout
+%% the task is cancelled: `{error, timeout}'.
+-spec async_await(reference(), timeout()) -> result().
+async_await(Ref, Timeout) ->
+    py_event_loop:await(Ref, Timeout).
+
+%% @doc Run `[{Module, Function, Args}]' as tasks at once, spread over the
+%% contexts: `{ok, [Result]}' in order, or the first error
+%% ({@link py_event_loop:gather/1}).
+-spec async_gather([{name(), name(), list()}]) -> result().
+async_gather(Items) ->
+    py_event_loop:gather(Items).
 
 %% @doc Run the calls spread over the default pool's contexts (item I on
 %% context I modulo the pool size) and return their results in input order.

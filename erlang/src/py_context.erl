@@ -17,6 +17,9 @@
 -export([start_link/2, new/1, stop/1, exec/2, exec/3, eval/3, eval/4, call/5, call/6,
          ctx_id/1, mode/1, label/1, new_table/0, cleanup/2, create_local_env/1]).
 -export([start_link/3, where/1, cleanup/3, forget_sidecar/1, all/0]).
+%% worker loops (NIF 4.1): py_worker_loop
+-export([start_loop/1, start_loop/2, submit/4, submit/5, submit_await/4, submit_await/5,
+         submit_await/6, stop_loop/1, stop_loop/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TAB, py_contexts).
@@ -103,6 +106,63 @@ kind(_Sidecar, Mode) ->
 -spec stop(pid()) -> ok.
 stop(Pid) ->
     gen_server:stop(Pid).
+
+%% @doc Start the worker loop of `Ctx', owned by the caller
+%% ({@link py_worker_loop}, docs/async.md): `ok' or `{error, loop_running}'.
+-spec start_loop(pid()) -> ok | {error, term()}.
+start_loop(Ctx) ->
+    start_loop(Ctx, #{}).
+
+%% @doc {@link start_loop/1} with `#{owner => Pid}', the process that gets
+%% `{py_loop_exit, Ctx, Result}' and whose death stops the loop.
+-spec start_loop(pid(), map()) -> ok | {error, term()}.
+start_loop(Ctx, Opts) when is_map(Opts) ->
+    case where(Ctx) of
+        {ok, Sidecar, Id} -> py_worker_loop:start(Ctx, {Sidecar, Id}, maps:get(owner, Opts, self()));
+        {error, _} = Error -> Error
+    end;
+start_loop(_Ctx, Opts) ->
+    {error, {badarg, {"Opts must be a map", Opts}}}.
+
+%% @doc A task on the loop of `Ctx': `{ok, Ref}', its result as
+%% `{async_result, Ref, Result}'; `{error, no_loop}' before start_loop.
+-spec submit(pid(), py:name(), py:name(), list()) -> {ok, reference()} | {error, term()}.
+submit(Ctx, M, F, Args) ->
+    py_worker_loop:submit(Ctx, M, F, Args, #{}).
+
+%% @doc {@link submit/4} with keyword arguments.
+-spec submit(pid(), py:name(), py:name(), list(), map()) -> {ok, reference()} | {error, term()}.
+submit(Ctx, M, F, Args, Kwargs) ->
+    py_worker_loop:submit(Ctx, M, F, Args, Kwargs).
+
+%% @doc {@link submit/4} and its result, within the call timeout.
+-spec submit_await(pid(), py:name(), py:name(), list()) -> py:result().
+submit_await(Ctx, M, F, Args) ->
+    py_worker_loop:submit_await(Ctx, M, F, Args, #{}, py_config:call_timeout()).
+
+%% @doc {@link submit_await/6} with keyword arguments (a map) or a timeout.
+-spec submit_await(pid(), py:name(), py:name(), list(), map() | timeout()) -> py:result().
+submit_await(Ctx, M, F, Args, Kwargs) when is_map(Kwargs) ->
+    py_worker_loop:submit_await(Ctx, M, F, Args, Kwargs, py_config:call_timeout());
+submit_await(Ctx, M, F, Args, Timeout) ->
+    py_worker_loop:submit_await(Ctx, M, F, Args, #{}, Timeout).
+
+%% @doc {@link submit/5} and its result within `Timeout' ms (on timeout the
+%% task is cancelled).
+-spec submit_await(pid(), py:name(), py:name(), list(), map(), timeout()) -> py:result().
+submit_await(Ctx, M, F, Args, Kwargs, Timeout) ->
+    py_worker_loop:submit_await(Ctx, M, F, Args, Kwargs, Timeout).
+
+%% @doc Stop the loop of `Ctx' (its tasks cancelled), within the call timeout:
+%% `ok' or `{error, no_loop}'.
+-spec stop_loop(pid()) -> ok | {error, term()}.
+stop_loop(Ctx) ->
+    py_worker_loop:stop(Ctx, py_config:call_timeout()).
+
+%% @doc {@link stop_loop/1} within `Timeout' ms: `{error, timeout}' past it.
+-spec stop_loop(pid(), timeout()) -> ok | {error, term()}.
+stop_loop(Ctx, Timeout) ->
+    py_worker_loop:stop(Ctx, Timeout).
 
 %% @doc Run statements in the context's `__main__'.
 -spec exec(pid(), iodata() | unicode:chardata()) -> ok | {error, term()}.

@@ -25,7 +25,7 @@
          op/4, create_context/2, destroy_context/1, info/0,
          state_store/1, state_fetch/1, state_remove/1, state_keys/0,
          state_clear/0, state_incr/2, state_load/0, atoms_load/0,
-         cancel/1, cb_reply/3, log_ack/1, send_ack/1, down/2,
+         task/2, cancel/1, cb_reply/3, log_ack/1, send_ack/1, down/2,
          chan_open/3, chan_send/1, chan_close/2]).
 -export([decode/1, result/1, cast_error/1, log_entries/1]).
 
@@ -172,6 +172,12 @@ send(Port, Packet) ->
 %% payload is `term_to_binary(Payload)', none when it is in the slot.
 -spec op(call | eval | exec, pos_integer(), slot() | none, chain() | none) -> request().
 op(Op, Ctx, Slot, Chain) -> [Op, Ctx, Slot, Chain, self()].
+
+%% @doc A task on context `Ctx' for process `Caller' (in whose environment
+%% it runs, and whose exit cancels it): `{task, Id, Ctx, none, none,
+%% Caller}', its payload a call's (docs/async.md).
+-spec task(pos_integer(), pid()) -> request().
+task(Ctx, Caller) -> [task, Ctx, none, none, Caller].
 
 %% @doc `{create_context, Id, Ctx, Kind}'.
 -spec create_context(pos_integer(), auto | subinterp | worker) -> request().

@@ -4,7 +4,10 @@ type checkers find them through erlang/priv/python/erlang-stubs/ (README,
 "Python type stubs"). Every name of `erlang.__all__` is here
 (py_pystubs_SUITE checks it)."""
 
-from typing import Any, Callable, Iterator, Mapping, Sequence
+import asyncio
+from typing import Any, Callable, Coroutine, Iterator, Mapping, Sequence, TypeVar
+
+_T = TypeVar('_T')
 
 __all__: list[str]
 
@@ -154,3 +157,11 @@ class PyBuffer:
     def close(self) -> None: ...
 
 def reply(pid: Pid, term: Any) -> None: ...
+
+# --- Async (docs/async.md) --------------------------------------------------
+
+def run(coro: Coroutine[Any, Any, _T], /) -> _T: ...
+def spawn_task(coro: Coroutine[Any, Any, Any], /) -> asyncio.Task[Any]: ...
+def new_event_loop() -> asyncio.AbstractEventLoop: ...
+def get_event_loop() -> asyncio.AbstractEventLoop: ...
+def async_call(name: str, *args: Any) -> Coroutine[Any, Any, Any]: ...
