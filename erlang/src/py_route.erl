@@ -17,7 +17,10 @@
 %%     that pool ({@link bind_context/2}) is taken first;</li>
 %% <li>in a callback from Python, the context that called it;</li>
 %% <li>the caller's bound context ({@link bind_context/1});</li>
-%% <li>the default pool's context for the caller's scheduler.</li>
+%% <li>the default pool's context for the caller's scheduler, the one of
+%%     its first such call: later ones go to the same context, so that a
+%%     process that moved to another scheduler still finds its environment
+%%     there.</li>
 %% </ol>
 -module(py_route).
 
@@ -34,6 +37,8 @@
 %% the caller's binding in one pool (bind_context/2), other than the
 %% default sidecar's default pool, whose binding is ?BOUND
 -define(BOUND(Sidecar, Name), {'$py_bound_context', Sidecar, Name}).
+%% the index of the context the caller's first pick in a pool gave (pick/2)
+-define(PICKED(Sidecar, Name), {'$py_picked_context', Sidecar, Name}).
 
 -type pool_ref() :: atom() | {atom(), atom()}.
 -type route_key() :: binary() | {binary(), binary()}.
@@ -347,12 +352,24 @@ registered_pool(Routes, M, F) ->
         error -> maps:find(M, Routes)
     end.
 
+%% The context of the caller's scheduler at its first pick in the pool,
+%% kept for its later picks (by index, which a replaced context keeps): a
+%% process that migrates to another scheduler still finds its environment
+%% (what its py:exec defined) in the context it used before.
 pick(Sidecar, Name) ->
     case persistent_term:get(?POOL(Sidecar, Name), undefined) of
         undefined ->
             {error, {unknown_pool, Name}};
         Members ->
-            I = (erlang:system_info(scheduler_id) - 1) rem tuple_size(Members) + 1,
+            Key = ?PICKED(Sidecar, Name),
+            I = case get(Key) of
+                    Kept when is_integer(Kept), Kept =< tuple_size(Members) ->
+                        Kept;
+                    _ ->
+                        New = (erlang:system_info(scheduler_id) - 1) rem tuple_size(Members) + 1,
+                        put(Key, New),
+                        New
+                end,
             {Pid, Ctx} = element(I, Members),
             {ok, Pid, Ctx}
     end.

@@ -9,13 +9,13 @@
 -include("py_ct.hrl").
 
 -export([all/0, init_per_suite/1, end_per_suite/1]).
--export([two_processes_isolated/1, exec_then_eval/1, call_main_sees_env/1, bound_context/1,
+-export([two_processes_isolated/1, exec_then_eval/1, unrouted_after_migration/1, call_main_sees_env/1, bound_context/1,
          made_from_main/1, freed_at_exit/1, nested_callbacks_keep_env/1,
          other_context_in_callback/1, empty_after_restart/1, many_short_processes/1,
          send_to_dead_raises/1, send_fast_path/1, send_to_name/1, local_env/1]).
 
 all() ->
-    [two_processes_isolated, exec_then_eval, call_main_sees_env, bound_context, made_from_main,
+    [two_processes_isolated, exec_then_eval, unrouted_after_migration, call_main_sees_env, bound_context, made_from_main,
      freed_at_exit, nested_callbacks_keep_env, other_context_in_callback, send_to_dead_raises,
      send_fast_path, send_to_name, local_env, many_short_processes, empty_after_restart].
 
@@ -73,6 +73,26 @@ exec_then_eval(_Config) ->
     ?expect({ok, 42}, py:eval(py:context(1), <<"x">>)),
     %% erlang is there without an import
     ?expect({ok, true}, py:eval(py:context(1), <<"erlang.Atom('true')">>)).
+
+%% Without a context: an exec, then the process moves to another scheduler,
+%% and its eval still meets what the exec defined (the first pick's context
+%% is kept, py_route), as does a stream opened there.
+unrouted_after_migration(_Config) ->
+    case erlang:system_info(schedulers_online) >= 2 andalso py_context_router:num_contexts() >= 2 of
+        false ->
+            {skip, "needs 2 schedulers and 2 contexts"};
+        true ->
+            Self = self(),
+            _ = spawn_opt(fun() ->
+                                  ok = py:exec(<<"where = 'first'">>),
+                                  _ = erlang:process_flag(scheduler, 2),
+                                  erlang:yield(),
+                                  Self ! {moved, erlang:system_info(scheduler_id),
+                                          py:eval(<<"where">>), py:stream_eval(<<"iter(where)">>)}
+                          end, [link, {scheduler, 1}]),
+            ?expect({moved, 2, {ok, <<"first">>}, {ok, [<<"f">>, <<"i">>, <<"r">>, <<"s">>, <<"t">>]}},
+                    receive {moved, _, _, _} = M -> M after 5000 -> timeout end)
+    end.
 
 %% py:call(Ctx, '__main__', F, Args) finds F in the caller's environment.
 call_main_sees_env(_Config) ->
