@@ -11,9 +11,9 @@
 
 -export([run/4, start/3, await/2, spawn/3]).
 
-%% the task process of a start/3, in the caller's process dictionary
-%% until the await
--define(TASK(Ref), {'$py_task', Ref}).
+%% How long an await past its timeout waits for the task's process to
+%% answer its cancel (ms); that process answers at once if it still runs.
+-define(CANCEL_WAIT, 1000).
 
 -type payload() :: {binary(), binary(), list(), map()}.
 -export_type([payload/0]).
@@ -56,19 +56,31 @@ not_up(Sidecar) ->
 %% reference: a process of its own sends it and waits, then sends
 %% `{async_result, Ref, Result}' to the caller; it monitors the caller and
 %% cancels the task if the caller dies. An error before it is sent comes
-%% as that message too. The waiter's pid stays in the caller's process
-%% dictionary until {@link await/2} (or the caller's exit): a caller that
-%% receives the message itself and never awaits keeps that small entry.
+%% as that message too. `Ref' is that process's alias, which {@link
+%% await/2} cancels through: nothing is kept in the caller, so a caller
+%% that receives the message itself and never awaits keeps nothing.
 -spec start(atom(), pos_integer(), payload()) -> reference().
 start(Sidecar, Ctx, Payload) ->
-    Ref = make_ref(),
     Caller = self(),
     case py_instance:lookup(Sidecar) of
         {ok, Port, Owner} ->
-            Pid = spawn(fun() -> task(Caller, Ref, Port, Owner, Ctx, Payload) end),
-            _ = put(?TASK(Ref), Pid),
-            Ref;
+            Tag = make_ref(),
+            {Pid, Mon} = spawn_monitor(fun() ->
+                                               Ref = alias(),
+                                               Caller ! {Tag, Ref},
+                                               task(Caller, Ref, Port, Owner, Ctx, Payload)
+                                       end),
+            receive
+                {Tag, Ref} ->
+                    erlang:demonitor(Mon, [flush]),
+                    Ref;
+                {'DOWN', Mon, process, Pid, Reason} ->
+                    Ref = make_ref(),
+                    Caller ! {async_result, Ref, {error, {task_failed, Reason}}},
+                    Ref
+            end;
         {error, not_started} ->
+            Ref = make_ref(),
             Caller ! {async_result, Ref, not_up(Sidecar)},
             Ref
     end.
@@ -89,7 +101,8 @@ task(Caller, Ref, Port, Owner, Ctx, Payload) ->
                 {'DOWN', CallerMon, process, _, _} ->
                     py_request:give_up(Port, Id, Alias);
                 {cancel, Ref} ->
-                    py_request:give_up(Port, Id, Alias)
+                    _ = py_request:give_up(Port, Id, Alias),
+                    Caller ! {py_task_cancelled, Ref}
             end;
         false ->
             Caller ! {async_result, Ref, {error, {python_crashed, #{reason => port_closed}}}}
@@ -98,22 +111,22 @@ task(Caller, Ref, Port, Owner, Ctx, Payload) ->
 %% @doc The result of task `Ref' of {@link start/3}, waiting at most
 %% `Timeout' ms: on timeout the task is cancelled (its `finally' runs) and
 %% `{error, timeout}' returned; no late message is left behind.
+%% The task's process answers a cancel with `{py_task_cancelled, Ref}';
+%% one that ended first has sent its result, and the cancel, to an alias
+%% gone with it, is dropped: either way exactly one message comes.
 -spec await(reference(), timeout()) -> py:result().
 await(Ref, Timeout) ->
     receive
         {async_result, Ref, Result} ->
-            _ = erase(?TASK(Ref)),
             Result
     after Timeout ->
-        case erase(?TASK(Ref)) of
-            Pid when is_pid(Pid) ->
-                Mon = erlang:monitor(process, Pid),
-                Pid ! {cancel, Ref},
-                receive {'DOWN', Mon, process, _, _} -> ok end;
-            undefined ->
-                ok
+        Ref ! {cancel, Ref},
+        receive
+            {async_result, Ref, _} -> ok;
+            {py_task_cancelled, Ref} -> ok
+        after ?CANCEL_WAIT ->
+            ok % a reference whose result was taken already: no one answers
         end,
-        receive {async_result, Ref, _} -> ok after 0 -> ok end,
         {error, timeout}
     end.
 

@@ -172,6 +172,16 @@ erlang_api(Config) ->
     ?equal({ok, 10}, py_event_loop:await(Ref, 5000)),
     Ref2 = py_event_loop:create_task(Ctx, '__main__', double, [6]),
     receive {async_result, Ref2, R2} -> ?equal({ok, 12}, R2) after 5000 -> ct:fail(no_async_result) end,
+    %% a caller that only receives the messages keeps nothing of its tasks
+    {dictionary, Dict0} = process_info(self(), dictionary),
+    Refs = [py_event_loop:create_task(Ctx, '__main__', double, [I]) || I <- lists:seq(1, 200)],
+    ?equal([{ok, 2 * I} || I <- lists:seq(1, 200)],
+           [receive {async_result, R, Res} -> Res after 5000 -> timeout end || R <- Refs]),
+    ?equal({dictionary, Dict0}, process_info(self(), dictionary)),
+    %% an await past its timeout cancels, and leaves no late message
+    RefSlow = py_event_loop:create_task(Ctx, asyncio, sleep, [5]),
+    ?equal({error, timeout}, py_event_loop:await(RefSlow, 50)),
+    receive {_, RefSlow, _} = LateSlow -> ct:fail({late, LateSlow}) after 200 -> ok end,
     Ref3 = py_event_loop:create_task(Ctx, asyncio, sleep, [0.01, <<"slept">>]),
     ?equal({ok, <<"slept">>}, py_event_loop:await(Ref3, 5000)),
     Self = self(),
