@@ -55,7 +55,5 @@ typedef struct pyx_ctx {
     pyx_types types;      /* strong references, see pyetf.h */
     PyObject *marker_type; /* strong: erlang.ScheduleMarker, for run.c's
                               check of a result */
-    PyObject *stream_state; /* strong, NULL until the first: py/stream.py's
-                               dict for this context (stream.h) */
 } pyx_ctx;
 #endif

@@ -13,7 +13,6 @@
 #include "pylog.h"
 #include "pysrc.h"
 #include "sleep.h"
-#include "stream.h"
 
 int pyx_mode(void)
 {
@@ -190,7 +189,6 @@ pyx_exec *pyx_exec_new(int own_interp, const char *paths, char **err)
 static void ctx_release(pyx_ctx *c)
 {
     pyx_env_release(c);
-    pyx_stream_release(c);
     Py_CLEAR(c->globals);
     Py_CLEAR(c->eval_cache);
     Py_CLEAR(c->types.pid_type);

@@ -1,7 +1,6 @@
 /* stream.c: the C side of streams (stream.h): the globals of the request
  * running (the caller's environment, which py:stream looks its function
- * up in, as py:call does) and a dict of per-context state for
- * py/stream.py (the private event loop of async generators). The GIL is
+ * up in, as py:call does) and the hand-over of a stream to its relay. The GIL is
  * held in every function here (they are called from Python). */
 #include "stream.h"
 
@@ -20,23 +19,6 @@ static PyObject *stream_globals(PyObject *module, PyObject *unused)
         return NULL;
     }
     return Py_NewRef(c->env != NULL ? c->env : c->globals);
-}
-
-/* _stream_state(): the context's dict for py/stream.py, made on first use
- * and kept in c->stream_state (strong) until the context goes; a new
- * reference. */
-static PyObject *stream_state(PyObject *module, PyObject *unused)
-{
-    (void)module;
-    (void)unused;
-    pyx_ctx *c = pyx_current_ctx();
-    if (c == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_stream_state: no request runs on this thread");
-        return NULL;
-    }
-    if (c->stream_state == NULL && (c->stream_state = PyDict_New()) == NULL)
-        return NULL;
-    return Py_NewRef(c->stream_state);
 }
 
 /* _stream_adopt(n): ref n (env.h) is held from now on by the process of
@@ -94,7 +76,6 @@ static PyObject *stream_adopt(PyObject *module, PyObject *arg)
 static PyMethodDef stream_methods[] = {
     {"_stream_adopt", stream_adopt, METH_O, "_stream_adopt(n): the running request's process holds ref n now"},
     {"_stream_globals", stream_globals, METH_NOARGS, "_stream_globals(): the running request's globals"},
-    {"_stream_state", stream_state, METH_NOARGS, "_stream_state(): this context's dict for streams"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -103,11 +84,4 @@ int pyx_stream_add_functions(PyObject *module)
     if (PyModule_AddFunctions(module, stream_methods) < 0)
         return -1;
     return pyx_py_run(PYX_PY_STREAM, PyModule_GetDict(module)); /* dict borrowed */
-}
-
-void pyx_stream_release(pyx_ctx *c)
-{
-    /* The private loop goes with it; an async generator still open on it
-     * was closed by its holder's exit or its stream's end, before. */
-    Py_CLEAR(c->stream_state);
 }

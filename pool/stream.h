@@ -8,10 +8,8 @@
 
 #include "ctx.h"
 
-/* Adds _stream_globals and _stream_state to the `erlang` module, then runs
+/* Adds _stream_globals and _stream_adopt to the `erlang` module, then runs
  * py/stream.py in its dict (erlmod.c's exec slot). 0, or -1 with an
  * exception set. */
 int pyx_stream_add_functions(PyObject *module);
-/* Frees c's stream state (the context goes). */
-void pyx_stream_release(pyx_ctx *c);
 #endif

@@ -4,7 +4,7 @@
 %% The generator stays in its context: opening a stream is a call whose
 %% result, a stream object (`pool/py/stream.py'), is kept there as an
 %% object reference (`pool/env.c'). Each batch of items is then one
-%% ordinary request, `erlang._stream_next(N, Count)', answered
+%% request, `erlang._stream_next(N, Count)', answered
 %% `{Items, more | done}': other processes' calls to that context run
 %% between batches, and no request waits in the context for a consumer.
 %%
@@ -36,9 +36,10 @@
 %% (default `call_timeout') is cancelled and ends it with
 %% `{py_stream, Ref, {error, timeout}}'.
 %%
-%% Async generators are stepped by `stream.py''s `anext_item/1', which for
-%% now runs each `__anext__()' to completion on an event loop of the
-%% context's own (docs/streams.md).
+%% Each batch is a task request (`py_task', no `py_semaphore' slot): an
+%% async generator's batch is a coroutine that the context's event loop
+%% awaits while the context serves other requests (docs/async.md); a sync
+%% generator's is answered at once.
 -module(py_stream).
 
 -export([stream/5, stream_eval/3, start/4, cancel/1]).
@@ -105,7 +106,7 @@ collect({error, _} = Error, _Timeout) ->
     Error.
 
 collect(Sidecar, Ctx, N, Deadline, Acc) ->
-    case py_request:run(Sidecar, call, Ctx, next_payload(N, ?LIST_BATCH), left(Deadline)) of
+    case batch(Sidecar, Ctx, next_payload(N, ?LIST_BATCH), left(Deadline)) of
         {ok, {Items, more}} when is_list(Items) ->
             collect(Sidecar, Ctx, N, Deadline, [Items | Acc]);
         {ok, {Items, done}} when is_list(Items) ->
@@ -256,29 +257,19 @@ room(#relay{owner = Owner, bound = Bound, count = Count} = S, Poll) ->
 
 %% One batch of Count items, asked for without blocking the relay, which
 %% meanwhile still takes a cancel or the owner's exit.
-step(#relay{sidecar = Sidecar, ctx = Ctx, port = Port, port_owner = PortOwner, n = N} = S, Count) ->
-    case acquire(Sidecar, S#relay.timeout) of
-        ok ->
-            Alias = erlang:monitor(process, PortOwner, [{alias, demonitor}]),
-            Packet = py_wire:packet(py_wire:op(call, Ctx, none, none), py_wire:id(call, Alias),
-                                    term_to_binary(next_payload(N, Count))),
-            case py_wire:send(Port, Packet) of
-                true ->
-                    await(S, Alias, Count);
-                false ->
-                    erlang:demonitor(Alias, [flush]),
-                    py_semaphore:release(Sidecar),
-                    finish(S, {error, {python_crashed, #{reason => port_closed}}})
-            end;
-        {error, _} = Error ->
-            finish(S, Error)
-    end.
-
-acquire(Sidecar, Timeout) ->
-    case py_semaphore:acquire(Sidecar, 0) of
-        ok -> ok;
-        {error, {overloaded, _, _}} -> py_semaphore:acquire(Sidecar, Timeout);
-        {error, _} = Error -> Error
+%% A batch is a task request (py_task): an async generator's batch is a
+%% coroutine, awaited on the context's loop while the context serves
+%% others; a sync one is answered at once. It holds no py_semaphore slot.
+step(#relay{ctx = Ctx, port = Port, port_owner = PortOwner, n = N} = S, Count) ->
+    Alias = erlang:monitor(process, PortOwner, [{alias, demonitor}]),
+    Packet = py_wire:packet(py_wire:task(Ctx, self()), py_wire:id(nested, Alias),
+                            term_to_binary(next_payload(N, Count))),
+    case py_wire:send(Port, Packet) of
+        true ->
+            await(S, Alias, Count);
+        false ->
+            erlang:demonitor(Alias, [flush]),
+            finish(S, {error, {python_crashed, #{reason => port_closed}}})
     end.
 
 await(#relay{ref = Ref, owner = Owner, timeout = Timeout} = S, Alias, Count) ->
@@ -303,7 +294,7 @@ await(#relay{ref = Ref, owner = Owner, timeout = Timeout} = S, Alias, Count) ->
         Msg ->
             control(S, Msg, Alias, fun() -> await(S, Alias, Count) end)
     after Timeout ->
-        _ = py_request:give_up(S#relay.port, py_wire:id(call, Alias), Alias),
+        _ = py_request:give_up(S#relay.port, py_wire:id(nested, Alias), Alias),
         stop(S, {error, timeout})
     end.
 
@@ -334,7 +325,7 @@ give_up(#relay{port = Port}, Alias) ->
         {py_reply, Alias, _} -> erlang:demonitor(Alias, [flush]), ok;
         {'DOWN', Alias, process, _, _} -> ok
     after ?GRACE ->
-        _ = py_request:give_up(Port, py_wire:id(call, Alias), Alias),
+        _ = py_request:give_up(Port, py_wire:id(nested, Alias), Alias),
         ok
     end.
 
@@ -385,6 +376,16 @@ where(M, F, Timeout) ->
             end;
         {error, _} ->
             py_lifecycle:when_up(py_route:sidecar(), Timeout, fun() -> py_route:route(M, F) end)
+    end.
+
+%% One batch for the caller: a task request (see step/2); in a function
+%% that Python called, a call of the waiting request's chain, which its
+%% context runs on top of it (an async generator cannot be stepped there:
+%% the loop does not run while its context waits for the callback).
+batch(Sidecar, Ctx, Payload, Timeout) ->
+    case py_callback:caller(Sidecar) of
+        none -> py_task:run(Sidecar, Ctx, Payload, Timeout);
+        _ -> py_request:run(Sidecar, call, Ctx, Payload, Timeout)
     end.
 
 next_payload(N, Count) ->

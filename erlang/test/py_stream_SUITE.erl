@@ -13,7 +13,7 @@
          bad_input/1, bounded_100k/1, bound_option_and_setting/1, cancel_runs_finally/1,
          cancel_interrupts_a_wait/1, owner_death_runs_finally/1, starter_may_exit/1,
          calls_interleave/1, relay_killed_runs_finally/1, from_a_callback/1,
-         kill_during_50_streams/1]).
+         kill_during_50_streams/1, async_generator_frees_context/1]).
 
 -define(CODE, <<"
 import asyncio, time, erlang
@@ -63,6 +63,11 @@ def blobs(n, size):
     for i in range(n):
         yield (i, b'x' * size)
 
+async def aslow(n, seconds):
+    for i in range(n):
+        await asyncio.sleep(seconds)
+        yield i
+
 def slow(n, seconds):
     for i in range(n):
         time.sleep(seconds)
@@ -91,7 +96,7 @@ all() ->
     [api_examples, generators_and_iterators, async_generator, error_midway, bad_input,
      bounded_100k, bound_option_and_setting, cancel_runs_finally, cancel_interrupts_a_wait,
      owner_death_runs_finally, starter_may_exit, calls_interleave, relay_killed_runs_finally,
-     from_a_callback, kill_during_50_streams].
+     from_a_callback, kill_during_50_streams, async_generator_frees_context].
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 2}]),
@@ -507,3 +512,25 @@ sample_until_result(Pid, Acc) ->
     end.
 
 max2({A, B}, {C, D}) -> {max(A, C), max(B, D)}.
+
+%% While an async generator awaits (0.2 s per item, on the context's loop),
+%% its context serves calls: none waits for an item's await (each is far
+%% shorter than one), and the items all come, in order.
+async_generator_frees_context(_Config) ->
+    Ctx = py:context(),
+    {ok, Ref} = py:stream_start('__main__', aslow, [5, 0.2]),
+    {Items, Calls, Worst} = calls_during(Ref, Ctx, [], 0, 0),
+    ?expect([0, 1, 2, 3, 4], Items),
+    ct:pal("~b calls during the stream, the longest ~b us", [Calls, Worst]),
+    true = Calls >= 10,
+    true = Worst < 100000.
+
+calls_during(Ref, Ctx, Items, Calls, Worst) ->
+    receive
+        {py_stream, Ref, {data, X}} -> calls_during(Ref, Ctx, [X | Items], Calls, Worst);
+        {py_stream, Ref, done} -> {lists:reverse(Items), Calls, Worst};
+        {py_stream, Ref, Other} -> ct:fail({stream, Other})
+    after 0 ->
+        {Us, {ok, 2}} = timer:tc(fun() -> py:eval(Ctx, <<"1 + 1">>) end),
+        calls_during(Ref, Ctx, Items, Calls + 1, max(Worst, Us))
+    end.

@@ -13,23 +13,10 @@ import time as _stream_time
 _STREAM_BATCH_SECONDS = 0.005
 
 
-def anext_item(agen):
-    # One item of an async generator. For now its __anext__() runs to
-    # completion on a private event loop of the context (made once per
-    # context, _stream_state()); once the per-context asyncio loop
-    # (pool/loop.c, issue 15's event loop) is merged, this is the one place
-    # to change: it will step the generator on the context's loop without
-    # blocking the context.
-    return _stream_loop().run_until_complete(agen.__anext__())
-
-
-def _stream_loop():
-    state = _stream_state()
-    loop = state.get('loop')
-    if loop is None or loop.is_closed():
-        import asyncio
-        loop = state['loop'] = asyncio.new_event_loop()
-    return loop
+# An async generator is stepped on the context's event loop (loop.py): a
+# batch of it is a coroutine, which the batch request (a task request,
+# py_stream) awaits there, so the context serves other requests while the
+# generator awaits.
 
 
 class _Stream:
@@ -44,9 +31,8 @@ class _Stream:
         if hasattr(obj, '__anext__'):
             self.agen, self.it = obj, None
             # kept for close(), which may run with no request (its holder's
-            # exit drops it between requests), when _stream_state() cannot
-            # tell the context
-            self.loop = _stream_loop()
+            # exit drops it between requests), when the context is not known
+            self.loop = _context_loop()
         else:
             self.agen, self.it = None, iter(obj)  # TypeError for no iterable
 
@@ -62,18 +48,38 @@ class _Stream:
         items = []
         deadline = _stream_time.monotonic() + _STREAM_BATCH_SECONDS
         try:
-            if self.agen is not None:
-                while len(items) < n:
-                    items.append(anext_item(self.agen))
-                    if _stream_time.monotonic() >= deadline:
-                        break
-            else:
-                it = self.it
-                while len(items) < n:
-                    items.append(next(it))
-                    if _stream_time.monotonic() >= deadline:
-                        break
-        except (StopIteration, StopAsyncIteration):
+            it = self.it
+            while len(items) < n:
+                items.append(next(it))
+                if _stream_time.monotonic() >= deadline:
+                    break
+        except StopIteration:
+            self._finish()
+            return items, Atom('done')
+        except Exception as exc:
+            if not items:
+                self._finish()
+                raise
+            self.pending = exc
+        return items, Atom('more')
+
+    async def next_batch_async(self, n):
+        # next_batch of an async generator, awaited on the context's loop.
+        if self.pending is not None:
+            exc, self.pending = self.pending, None
+            self._finish()
+            raise exc
+        if self.closed:
+            return [], Atom('done')
+        items = []
+        deadline = _stream_time.monotonic() + _STREAM_BATCH_SECONDS
+        try:
+            agen = self.agen
+            while len(items) < n:
+                items.append(await agen.__anext__())
+                if _stream_time.monotonic() >= deadline:
+                    break
+        except StopAsyncIteration:
             self._finish()
             return items, Atom('done')
         except Exception as exc:
@@ -94,7 +100,18 @@ class _Stream:
         it, agen = self.it, self.agen
         self._finish()
         if agen is not None:
-            self.loop.run_until_complete(agen.aclose())
+            loop = self.loop
+            if loop is None or loop.is_closed():
+                import asyncio
+                asyncio.run(agen.aclose())
+            elif loop.is_running():  # from a task of that loop
+                loop.create_task(agen.aclose())
+            else:
+                _loop_hold(True)
+                try:
+                    loop.run_until_complete(agen.aclose())
+                finally:
+                    _loop_hold(False)
         elif hasattr(it, 'close'):
             it.close()
 
@@ -129,11 +146,25 @@ def _stream_open_eval(code, local_vars):
 
 def _stream_next(n, count):
     # The next batch of stream n (an object reference): (Items, more | done).
-    # The stream is released once done, or on an error.
+    # The stream is released once done, or on an error. An async
+    # generator's batch is a coroutine, which the request (a task) awaits.
     stream = _ref_get(n)
+    if stream.agen is not None:
+        return _stream_next_async(n, stream, count)
     try:
         items, state = stream.next_batch(count)
     except BaseException:
+        _stream_release(n)
+        raise
+    if state == 'done':
+        _stream_release(n)
+    return items, state
+
+
+async def _stream_next_async(n, stream, count):
+    try:
+        items, state = await stream.next_batch_async(count)
+    except BaseException:  # CancelledError too: a cancel of the batch
         _stream_release(n)
         raise
     if state == 'done':
