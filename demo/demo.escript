@@ -195,7 +195,7 @@ main(Args) ->
     {ok, StreamRef} = py:stream_start('__main__', tokens, [<<"streamed from a Python generator, one message per token">>]),
     io:format("  py:stream_start('__main__', tokens, [Text]), the tokens as they come:~n     "),
     Tokens = stream_tokens(StreamRef, []),
-    show("  ... and the whole stream", fun() -> length(Tokens) end, 9),
+    show("  tokens received, then {py_stream, Ref, done}", fun() -> length(Tokens) end, 9),
     show("py:stream_eval(<<\"(x * x for x in range(5))\">>)",
          fun() -> py:stream_eval(<<"(x * x for x in range(5))">>) end, {ok, [0, 1, 4, 9, 16]}),
     ok = py:exec(C1, <<"import asyncio\n"
@@ -216,11 +216,14 @@ main(Args) ->
     show("py:async_gather([{asyncio, sleep, [0.1, I]} || I <- [1, 2, 3]])",
          fun() -> py:async_gather([{asyncio, sleep, [0.1, I]} || I <- [1, 2, 3]]) end, {ok, [1, 2, 3]}),
     {ok, Ch} = py_channel:new(),
-    ok = py:exec(C1, <<"from erlang import Channel\n"
-                       "def total(ch):\n"
-                       "    return sum(Channel(ch))  # until the channel is closed\n">>),
     Summer = self(),
-    _ = spawn_link(fun() -> Summer ! {total, py:call(C1, '__main__', total, [Ch])} end),
+    _ = spawn_link(fun() ->
+                           %% a process of its own: its environment has total()
+                           ok = py:exec(C1, <<"from erlang import Channel\n"
+                                              "def total(ch):\n"
+                                              "    return sum(Channel(ch))  # until closed\n">>),
+                           Summer ! {total, py:call(C1, '__main__', total, [Ch])}
+                   end),
     [ok = py_channel:send(Ch, I) || I <- lists:seq(1, 100)],
     ok = py_channel:close(Ch),
     show("py_channel:send 1..100, close; Python sums what it receives",
