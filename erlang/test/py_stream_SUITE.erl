@@ -401,8 +401,9 @@ from_a_callback(_Config) ->
         py:unregister_function(stream_from_erlang)
     end.
 
-%% A SIGKILL of the sidecar during 50 streams (and py:stream calls): each
-%% ends with {python_crashed, _}, none hangs, and new streams work after.
+%% A SIGKILL of the sidecar during 50 streams (and py:stream calls, an async
+%% generator's stream, 50 tasks): each ends with {python_crashed, _}, none
+%% hangs, and new streams work after.
 kill_during_50_streams(_Config) ->
     Self = self(),
     Owners = [spawn_link(fun() -> Self ! {ended, self(), until_end(Self)} end) || _ <- lists:seq(1, 50)],
@@ -417,7 +418,13 @@ kill_during_50_streams(_Config) ->
     Lists = [spawn_link(fun() -> Self ! {list, self(), py:stream('__main__', slow, [100000, 0.001])} end)
              || _ <- lists:seq(1, 4)],
     [receive {first, O} -> ok after 30000 -> ct:fail("no item for ~p", [O]) end || O <- Owners],
+    %% and 50 tasks, half on each context, with an async generator's stream
+    Tasks = [py_event_loop:create_task(py:context(1 + I rem 2), asyncio, sleep, [30]) || I <- lists:seq(1, 50)],
+    {ok, ARef} = py:stream_start('__main__', aslow, [1000, 0.01]),
+    receive {py_stream, ARef, {data, 0}} -> ok after 30000 -> ct:fail(no_async_item) end,
     Port = py_ct:kill_sidecar(),
+    [?expect({error, {python_crashed, _}}, py_event_loop:await(T, 30000)) || T <- Tasks],
+    ?expect({error, {python_crashed, _}}, last_event(ARef)),
     [receive
          {ended, O, Result} -> ?expect({error, {python_crashed, _}}, Result)
      after 30000 -> ct:fail("stream of ~p hung", [O])
