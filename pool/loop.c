@@ -66,14 +66,25 @@ static void log_exception(pyx_ctx *c)
     PyErr_Clear();
 }
 
+/* While requests keep coming, the loops still get a step this often
+ * (one that does not wait: poll), so their timers and ready tasks are not
+ * starved by a queue that is never empty (a stream's batches, a caller in
+ * a loop). */
+#define LOOP_FAIR_NS 1000000LL
+
+/* When this executor last stepped its loops (CLOCK_MONOTONIC ns). */
+static __thread long long last_step_ns;
+
 /* One _run_once of each loop of s. Only the loop that alone has work may
  * block in its select (until its next timer, a reader, or a push to q
  * writes loop_fd); with several, each waits at most 1 ms, so none waits
- * on another's select for long. No GIL on entry. */
-static void step(pyx_queue *q, loopset *s)
+ * on another's select for long. poll: jobs wait, so no select waits at
+ * all. No GIL on entry. */
+static void step(pyx_queue *q, loopset *s, int poll)
 {
+    last_step_ns = pyx_now_ns();
     pthread_mutex_lock(&q->mu);
-    if (q->n > 0 || q->closed) {
+    if ((q->n > 0 && !poll) || q->closed) {
         pthread_mutex_unlock(&q->mu);
         return;
     }
@@ -88,8 +99,9 @@ static void step(pyx_queue *q, loopset *s)
     for (int i = 0; i < s->n; i++) {
         /* s->e may grow during the step (a nested request of another
          * context makes its loop): read through the index each time */
-        PyObject *cap = !s->e[i].active ? PyFloat_FromDouble(0) : actives > 1 ? PyFloat_FromDouble(0.001)
-                                                                                : Py_NewRef(Py_None);
+        PyObject *cap = poll || !s->e[i].active ? PyFloat_FromDouble(0)
+                        : actives > 1           ? PyFloat_FromDouble(0.001)
+                                                : Py_NewRef(Py_None);
         PyObject *loop = Py_NewRef(s->e[i].loop);
         pyx_job *outer = pyx_current_enter(s->e[i].job);
         PyObject *r = cap != NULL ? PyObject_CallMethod(loop, "_pyx_step", "O", cap) : NULL; /* owned */
@@ -162,6 +174,10 @@ pyx_job *pyx_loop_pop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
             j = pyx_queue_pop(q, spin_ns, busy_spin_ns); /* NULL: closed, or a loop got work */
             if (j != NULL || s == NULL)
                 return j;
+        } else if (pyx_now_ns() - last_step_ns >= LOOP_FAIR_NS && __atomic_load_n(&q->n, __ATOMIC_ACQUIRE) > 0) {
+            step(q, s, 1); /* its turn, though jobs wait: then the jobs */
+            if ((j = try_pop(q)) != NULL)
+                return j;
         } else if ((j = try_pop(q)) != NULL)
             return j;
         /* only a loop that waits (1) is polled past; ready handles (2) run now */
@@ -176,7 +192,7 @@ pyx_job *pyx_loop_pop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
             return NULL;
         if (__atomic_load_n(&q->loop_active, __ATOMIC_ACQUIRE)) {
             after_job = 0;
-            step(q, s);
+            step(q, s, 0);
         }
     }
 }

@@ -11,7 +11,7 @@
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1, init_per_group/2, end_per_group/2]).
 -export([log/2]).
--export([python_api/1, erlang_api/1, nif_forms/1, sync_calls_while_sleeping/1, thousand_tasks/1,
+-export([python_api/1, erlang_api/1, nif_forms/1, sync_calls_while_sleeping/1, tasks_while_queue_busy/1, thousand_tasks/1,
          caller_death_cancels/1, timeout_cancels/1, gather/1, spawn_failure_logged/1,
          sockets/1, run_in_executor/1, subprocess/1, timers/1, kill_during_tasks/1, worker_loop/1,
          worker_loop_owner_dies/1, async_call/1]).
@@ -85,7 +85,7 @@ all() ->
     [{group, default}, {group, worker}].
 
 groups() ->
-    Cases = [python_api, erlang_api, nif_forms, sync_calls_while_sleeping, thousand_tasks,
+    Cases = [python_api, erlang_api, nif_forms, sync_calls_while_sleeping, tasks_while_queue_busy, thousand_tasks,
              caller_death_cancels, timeout_cancels, gather, spawn_failure_logged, sockets,
              run_in_executor, subprocess, timers, worker_loop, worker_loop_owner_dies, async_call],
     [{default, [], Cases ++ [kill_during_tasks]}, {worker, [], Cases}].
@@ -211,6 +211,29 @@ sync_calls_while_sleeping(Config) ->
     ?equal({ok, false}, py:eval(Ctx, <<"done.get('long', False)">>)),
     ?equal({ok, <<"long">>}, py_event_loop:await(Ref, 10000)),
     ?equal({ok, true}, py:eval(Ctx, <<"done.get('long', False)">>)).
+
+%% Requests that keep the context's queue from ever being empty (two
+%% streams whose batches each take 5 ms, back to back) do not starve its
+%% loop: a task's 0.2 s sleep still ends well before the streams do (the
+%% loop gets a step at least every millisecond).
+tasks_while_queue_busy(Config) ->
+    Ctx = ctx(Config),
+    Self = self(),
+    Streamers = [spawn_link(fun() ->
+                                    ok = py_context_router:bind_context(Ctx),
+                                    ok = py:exec(Ctx, <<"import time\n"
+                                                        "def slow(n):\n"
+                                                        "    for i in range(n):\n"
+                                                        "        time.sleep(0.001)\n"
+                                                        "        yield i\n">>),
+                                    Self ! {streamed, py:stream('__main__', slow, [20000])}
+                            end) || _ <- [1, 2]],
+    timer:sleep(200),
+    Result = py_event_loop:run(Ctx, asyncio, sleep, [0.2, <<"woke">>], #{timeout => 10000}),
+    StreamsLeft = [P || P <- Streamers, is_process_alive(P)],
+    ?equal({ok, <<"woke">>}, Result),
+    ?equal(Streamers, StreamsLeft), % still streaming: the task did not wait for them
+    [begin unlink(P), exit(P, kill) end || P <- Streamers].
 
 %% 1000 tasks at once over the contexts: none refused (tasks hold no
 %% py_semaphore slot), all answered.

@@ -96,7 +96,7 @@ all() ->
     [api_examples, generators_and_iterators, async_generator, error_midway, bad_input,
      bounded_100k, bound_option_and_setting, cancel_runs_finally, cancel_interrupts_a_wait,
      owner_death_runs_finally, starter_may_exit, calls_interleave, relay_killed_runs_finally,
-     from_a_callback, kill_during_50_streams, async_generator_frees_context].
+     from_a_callback, async_generator_frees_context, kill_during_50_streams].
 
 init_per_suite(Config) ->
     py_ct:start([{num_contexts, 2}]),
