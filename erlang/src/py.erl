@@ -828,15 +828,7 @@ with_timeout(_Timeout, _Op, {error, _} = Error, _Payload) ->
 %% fails, or finds a sidecar that restarts, it is looked up again once that
 %% sidecar is up.
 context(route, M, F, Timeout) ->
-    case py_route:route(M, F) of
-        {ok, Sidecar, _Ctx} = Found ->
-            case py_lifecycle:state(Sidecar) of
-                up -> Found;
-                _ -> py_lifecycle:when_up(Sidecar, Timeout, fun() -> py_route:route(M, F) end)
-            end;
-        {error, _} ->
-            py_lifecycle:when_up(py_route:sidecar(), Timeout, fun() -> py_route:route(M, F) end)
-    end;
+    py_route:route_up(M, F, Timeout);
 context(Target, _M, _F, Timeout) ->
     case py_route:resolve(Target) of
         {ok, Sidecar, _Ctx} = Found ->

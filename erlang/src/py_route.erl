@@ -24,7 +24,7 @@
 %% </ol>
 -module(py_route).
 
--export([route/2, route/3, resolve/1, sidecar/0, sidecar_of/1, ref/1,
+-export([route/2, route/3, route_up/3, resolve/1, sidecar/0, sidecar_of/1, ref/1,
          get_context/0, get_context/1, bind_context/1, unbind_context/0,
          pool_context/1, bind_context/2, unbind_context/1, lookup/3,
          num_contexts/1, pool_contexts/1, pool_ctx_ids/1, is_pool/1]).
@@ -310,6 +310,23 @@ route(M, F) ->
     case py_callback:callback() of
         {Sidecar, Ctx, Chain} -> route(Sidecar, {Ctx, Chain}, M, F);
         none -> route(?DEFAULT, none, M, F)
+    end.
+
+%% @doc {@link route/2} once the sidecar it names is up: during a restart
+%% of that sidecar (or when the route fails, as when no sidecar is up yet)
+%% it waits for it, at most `Timeout' ms ({@link py_lifecycle:when_up/3}),
+%% and routes again then.
+-spec route_up(binary() | undefined, binary() | undefined, timeout()) ->
+          {ok, atom(), pos_integer()} | {error, term()}.
+route_up(M, F, Timeout) ->
+    case route(M, F) of
+        {ok, Sidecar, _Ctx} = Found ->
+            case py_lifecycle:state(Sidecar) of
+                up -> Found;
+                _ -> py_lifecycle:when_up(Sidecar, Timeout, fun() -> route(M, F) end)
+            end;
+        {error, _} ->
+            py_lifecycle:when_up(sidecar(), Timeout, fun() -> route(M, F) end)
     end.
 
 %% InCallback: py_callback:caller/1 of that sidecar.

@@ -368,15 +368,7 @@ open_where(M, F, Helper, Args, Timeout) ->
 
 %% The sidecar and context of module M's calls, once that sidecar is up.
 where(M, F, Timeout) ->
-    case py_route:route(M, F) of
-        {ok, Sidecar, _Ctx} = Found ->
-            case py_lifecycle:state(Sidecar) of
-                up -> Found;
-                _ -> py_lifecycle:when_up(Sidecar, Timeout, fun() -> py_route:route(M, F) end)
-            end;
-        {error, _} ->
-            py_lifecycle:when_up(py_route:sidecar(), Timeout, fun() -> py_route:route(M, F) end)
-    end.
+    py_route:route_up(M, F, Timeout).
 
 %% One batch for the caller: a task request (see step/2); in a function
 %% that Python called, a call of the waiting request's chain, which its

@@ -39,12 +39,9 @@ class _Stream:
     def next_batch(self, n):
         # (Items, more | done); an exception raised after some items of
         # this batch comes at the next call, so those items go out first.
-        if self.pending is not None:
-            exc, self.pending = self.pending, None
-            self._finish()
-            raise exc
-        if self.closed:
-            return [], Atom('done')
+        done = self._begin()
+        if done is not None:
+            return done
         items = []
         deadline = _stream_time.monotonic() + _STREAM_BATCH_SECONDS
         try:
@@ -57,20 +54,14 @@ class _Stream:
             self._finish()
             return items, Atom('done')
         except Exception as exc:
-            if not items:
-                self._finish()
-                raise
-            self.pending = exc
+            self._failed(items, exc)
         return items, Atom('more')
 
     async def next_batch_async(self, n):
         # next_batch of an async generator, awaited on the context's loop.
-        if self.pending is not None:
-            exc, self.pending = self.pending, None
-            self._finish()
-            raise exc
-        if self.closed:
-            return [], Atom('done')
+        done = self._begin()
+        if done is not None:
+            return done
         items = []
         deadline = _stream_time.monotonic() + _STREAM_BATCH_SECONDS
         try:
@@ -83,11 +74,27 @@ class _Stream:
             self._finish()
             return items, Atom('done')
         except Exception as exc:
-            if not items:
-                self._finish()
-                raise
-            self.pending = exc
+            self._failed(items, exc)
         return items, Atom('more')
+
+    def _begin(self):
+        # Before a batch: raises the exception the last one kept, gives
+        # the batch of a stream closed, or None to go on.
+        if self.pending is not None:
+            exc, self.pending = self.pending, None
+            self._finish()
+            raise exc
+        if self.closed:
+            return [], Atom('done')
+        return None
+
+    def _failed(self, items, exc):
+        # An exception in a batch: raised now if no item came before it,
+        # else kept for the next batch, so that those items go out first.
+        if not items:
+            self._finish()
+            raise exc
+        self.pending = exc
 
     def _finish(self):
         self.closed = True
