@@ -344,7 +344,7 @@ static int take_locked(void *arg)
  * plain wait, which serves nothing). */
 static int wait_serving(pyx_chan *c, take *t, long long deadline, int cancellable)
 {
-    pyx_queue *q = pyx_exec_queue();
+    pyx_queue *q = pyx_current_queue();
     pyx_job *outer = q != NULL ? pyx_current_job() : NULL;
     if (outer == NULL)
         return -1;

@@ -3,6 +3,7 @@
 #include "current.h"
 
 static __thread pyx_job *own_job;
+static __thread pyx_queue *own_queue;
 static pyx_out *any_out; /* atomic */
 
 pyx_ctx *pyx_current_ctx(void) { return own_job != NULL ? own_job->ctx : NULL; }
@@ -14,6 +15,10 @@ int pyx_current_cancelled(void) { return own_job != NULL && __atomic_load_n(&own
 pyx_out *pyx_current_output(void) { return __atomic_load_n(&any_out, __ATOMIC_ACQUIRE); }
 
 pyx_job *pyx_current_job(void) { return own_job; }
+
+pyx_queue *pyx_current_queue(void) { return own_queue; }
+
+void pyx_current_set_queue(pyx_queue *q) { own_queue = q; }
 
 pyx_job *pyx_current_enter(pyx_job *j)
 {

@@ -21,6 +21,12 @@ int pyx_current_cancelled(void);
  * one in the process (cmd/pyport). Any thread. */
 pyx_out *pyx_current_output(void);
 
+/* The queue of the executor whose thread calls (for its waits: wait.h,
+ * loop.h, channel.h), NULL on other threads. */
+pyx_queue *pyx_current_queue(void);
+/* For exec.c: q is this thread's executor's queue. */
+void pyx_current_set_queue(pyx_queue *q);
+
 /* For exec.c. The job running on this thread, NULL if none. */
 pyx_job *pyx_current_job(void);
 /* Makes j the job running on this thread, returning the one it runs on

@@ -199,10 +199,8 @@ static void env_notice(const pyx_job *j)
 }
 
 /* The executor's queue, for erlang.call. */
-static __thread pyx_queue *own_queue;
 static __thread long long own_spin_ns;
 
-pyx_queue *pyx_exec_queue(void) { return own_queue; }
 
 /* Runs one request and writes its reply. No GIL held on entry or exit. */
 static void run_request(pyx_job *j, bufs *b)
@@ -266,7 +264,7 @@ static void free_bufs(bufs *b)
 static int callback_in_request(pyx_job *outer, long long cb, const pyx_buf *id, const pyx_buf *body,
                                pyx_buf *answer)
 {
-    pyx_queue *q = own_queue;
+    pyx_queue *q = pyx_current_queue();
     pyx_out_send(outer->out, id->data, id->len, body->data, body->len);
     for (;;) {
         pyx_job *j = pyx_queue_pop_for(q, cb, outer->chain, outer, own_spin_ns);
@@ -287,7 +285,7 @@ void pyx_exec_run_on_top(pyx_job *outer, pyx_job *j)
 {
     bufs nested = {0}; /* its own: the waiting request's payload may still lie in outer's */
     run_job(j, &nested);
-    pyx_queue_resume(own_queue, outer);
+    pyx_queue_resume(pyx_current_queue(), outer);
     free(j);
     free_bufs(&nested);
 }
@@ -353,7 +351,7 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns)
 {
     bufs b = {0};
     pyx_job *j;
-    own_queue = q;
+    pyx_current_set_queue(q);
     own_spin_ns = spin_ns;
     while ((j = pyx_loop_pop(q, spin_ns, busy_spin_ns)) != NULL) {
         if (j->kind == PYX_JOB_GO)

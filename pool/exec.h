@@ -23,10 +23,6 @@ void pyx_exec_loop(pyx_queue *q, long long spin_ns, long long busy_spin_ns);
  * memory. */
 int pyx_exec_callback(pyx_out *out, long long cb, const pyx_buf *id, const pyx_buf *body, pyx_buf *answer);
 
-/* The queue of the executor whose thread calls, NULL on other threads
- * (for pyx_wait). */
-pyx_queue *pyx_exec_queue(void);
-
 /* On an executor's thread waiting within request outer (no GIL held):
  * runs request j, which pyx_queue_pop_for or pyx_queue_pop_any took for
  * it, on top of outer, then makes outer the running one again; frees j. */

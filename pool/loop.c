@@ -12,7 +12,6 @@
 
 #include "current.h"
 #include "etfw.h"
-#include "exec.h"
 #include "log.h"
 #include "run.h"
 #include "wait.h"
@@ -242,7 +241,7 @@ void pyx_loop_down(pyx_queue *q, pyx_ctx *c, const void *pid, size_t len) { each
 
 void pyx_loop_forget(pyx_ctx *c)
 {
-    pyx_queue *q = pyx_exec_queue();
+    pyx_queue *q = pyx_current_queue();
     loopset *s = q != NULL ? set_of(q) : NULL;
     entry *e = find(s, c);
     if (e == NULL)
@@ -259,25 +258,6 @@ void pyx_loop_forget(pyx_ctx *c)
     *e = s->e[--s->n];
 }
 
-int pyx_loop_defer(pyx_ctx *c, PyObject *res, int spawn)
-{
-    (void)c;
-    PyAsyncMethods *am = Py_TYPE(res)->tp_as_async;
-    if (am == NULL || am->am_await == NULL) /* not awaitable: coroutines, futures, __await__ are */
-        return 0;
-    pyx_job *j = pyx_current_job();
-    PyObject *erl = PyImport_ImportModule("erlang"); /* owned; from sys.modules */
-    PyObject *reply = PyBytes_FromStringAndSize((const char *)j->data, (Py_ssize_t)j->reply_len);
-    PyObject *caller = j->caller_len > 0
-                           ? PyBytes_FromStringAndSize((const char *)j->data + j->caller_off, (Py_ssize_t)j->caller_len)
-                           : Py_NewRef(Py_None);
-    PyObject *r = erl && reply && caller ? PyObject_CallMethod(erl, "_task_start", "OOOi", res, reply, caller, spawn) : NULL;
-    Py_XDECREF(r);
-    Py_XDECREF(caller);
-    Py_XDECREF(reply);
-    Py_XDECREF(erl);
-    return r != NULL ? 1 : -1;
-}
 
 /* ---- the erlang module's functions (py/loop.py calls them) ---- */
 
@@ -286,7 +266,7 @@ int pyx_loop_defer(pyx_ctx *c, PyObject *res, int spawn)
 static PyObject *loop_register(PyObject *m, PyObject *loop)
 {
     (void)m;
-    pyx_queue *q = pyx_exec_queue();
+    pyx_queue *q = pyx_current_queue();
     pyx_ctx *c = pyx_current_ctx();
     pyx_out *out = pyx_current_output();
     if (q == NULL || c == NULL || out == NULL) {
@@ -335,7 +315,7 @@ static PyObject *loop_register(PyObject *m, PyObject *loop)
 static PyObject *loop_get(PyObject *m, PyObject *unused)
 {
     (void)m, (void)unused;
-    pyx_queue *q = pyx_exec_queue();
+    pyx_queue *q = pyx_current_queue();
     entry *e = q != NULL ? find(set_of(q), pyx_current_ctx()) : NULL;
     return Py_NewRef(e != NULL ? e->loop : Py_None);
 }
@@ -343,7 +323,7 @@ static PyObject *loop_get(PyObject *m, PyObject *unused)
 void pyx_loop_ready(pyx_queue *q)
 {
     __atomic_fetch_or(&q->loop_active, 2, __ATOMIC_ACQ_REL);
-    if (q != pyx_exec_queue()) {
+    if (q != pyx_current_queue()) {
         pthread_mutex_lock(&q->mu);
         pthread_cond_signal(&q->cv);
         pyx_queue_wake_loop(q, 1);
@@ -368,7 +348,7 @@ static PyObject *loop_kick(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
     pyx_queue *q = (pyx_queue *)(uintptr_t)a; /* queues are never freed (pool.go) */
     if (q == NULL)
         Py_RETURN_NONE;
-    if (q == pyx_exec_queue())
+    if (q == pyx_current_queue())
         __atomic_fetch_or(&q->loop_active, level == 2 ? 2 : 1, __ATOMIC_ACQ_REL);
     else { /* another thread: the executor steps at once */
         PyThreadState *ts = PyEval_SaveThread(); /* the executor may want the GIL */
@@ -384,7 +364,7 @@ static PyObject *loop_kick(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *loop_hold(PyObject *m, PyObject *arg)
 {
     (void)m;
-    pyx_queue *q = pyx_exec_queue();
+    pyx_queue *q = pyx_current_queue();
     int on = PyObject_IsTrue(arg);
     if (on < 0)
         return NULL;
@@ -566,7 +546,7 @@ void pyx_loop_cb_reply(pyx_queue *q, pyx_job *j)
 static PyObject *loop_answers(PyObject *m, PyObject *unused)
 {
     (void)m, (void)unused;
-    pyx_queue *q = pyx_exec_queue();
+    pyx_queue *q = pyx_current_queue();
     loopset *s = q != NULL ? set_of(q) : NULL;
     if (s == NULL)
         Py_RETURN_NONE;

@@ -13,7 +13,7 @@
  * idle loop costs a request one atomic load.
  *
  * Tasks (op PYX_TASK): a call whose result is awaitable becomes a task on
- * the loop (pyx_loop_defer); its reply goes when it ends, written by
+ * the loop (task.h: pyx_task_defer); its reply goes when it ends, written by
  * erlang._task_reply. While a loop steps, the code it runs sees as its
  * request a job of kind PYX_JOB_LOOP of the loop's context (current.h),
  * so erlang.call, erlang.send and the log lines know their context.
@@ -50,11 +50,6 @@ void pyx_loop_cb_reply(pyx_queue *q, pyx_job *j);
 /* interp.c, GIL held, on c's executor thread, before c goes: its loop
  * answers its pending tasks as cancelled and is closed. */
 void pyx_loop_forget(pyx_ctx *c);
-/* run.c, GIL held: the result res (borrowed) of a task request. 1: res is
- * awaitable and now runs as a task on c's loop, which answers the request
- * when it ends; 0: not awaitable (answer it now); -1 with an exception.
- * spawn: nobody waits for the answer, so a failure is logged at error. */
-int pyx_loop_defer(pyx_ctx *c, PyObject *res, int spawn);
 /* The seam for jobs of other features (a channel's data, a stream's
  * credit): after a job's handler resolved a future or scheduled a callback
  * on a loop of q (with that loop's GIL, on the executor's thread), it

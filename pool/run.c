@@ -10,7 +10,7 @@
 #include "current.h"
 #include "env.h"
 #include "etfw.h"
-#include "loop.h"
+#include "task.h"
 
 /* Eval sources compiled and kept per context, up to this many. */
 #define EVAL_CACHE_MAX 512
@@ -310,7 +310,7 @@ void pyx_run(pyx_ctx *c, long long seq, pyx_caller *who, int op, const unsigned 
     /* a task {M, F, A, K, spawn}: nobody waits, its failure is logged */
     int spawn = op == PYX_TASK && req != NULL && PyTuple_Check(req) && PyTuple_GET_SIZE(req) == 5;
     who->unwatched = spawn;
-    int deferred = op == PYX_TASK && res != NULL ? pyx_loop_defer(c, res, spawn) : 0;
+    int deferred = op == PYX_TASK && res != NULL ? pyx_task_defer(c, res, spawn) : 0;
     if (deferred != 0)
         Py_CLEAR(res); /* -1: its exception is the answer */
     if (deferred > 0) {

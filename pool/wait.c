@@ -4,7 +4,6 @@
 #include <time.h>
 
 #include "current.h"
-#include "exec.h"
 
 long long pyx_now_ns(void)
 {
@@ -40,7 +39,7 @@ void pyx_wake_destroy(pyx_wake *w)
 int pyx_wait(pyx_wake *w, long long deadline_ns, int (*ready)(void *), void *arg, int cancellable)
 {
     pyx_job *j = cancellable ? pyx_current_job() : NULL;
-    pyx_queue *q = j != NULL ? pyx_exec_queue() : NULL;
+    pyx_queue *q = j != NULL ? pyx_current_queue() : NULL;
     if (q != NULL) /* before the first look at the flag: no cancel is missed */
         pyx_queue_watch(q, w);
     int rc = PYX_WAIT_TIMEOUT;
