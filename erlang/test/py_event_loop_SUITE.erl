@@ -78,7 +78,7 @@ async def sleeps(n):
         await asyncio.sleep(0.001)
         ds.append(time.perf_counter() - t)
     ds.sort()
-    return (ds[len(ds) // 2], ds[(len(ds) * 99) // 100])
+    return (ds[0], ds[len(ds) // 2], ds[(len(ds) * 99) // 100])
 ">>).
 
 all() ->
@@ -342,9 +342,12 @@ subprocess(Config) ->
 %% bench's asyncio_sleep_1ms_us measures them).
 timers(Config) ->
     Ctx = ctx(Config),
-    {ok, {Median, P99}} = py_event_loop:run(Ctx, '__main__', sleeps, [200]),
-    ct:pal("asyncio.sleep(0.001): median ~.3f ms, p99 ~.3f ms", [Median * 1000, P99 * 1000]),
-    ?expect(true, Median >= 0.001).
+    %% 1000 timed sleeps: none ends early (the loop's timers are exact to
+    %% its clock); how late they end is the bench's (asyncio_sleep_1ms_us)
+    {ok, {Min, Median, P99}} = py_event_loop:run(Ctx, '__main__', sleeps, [1000], #{timeout => 60000}),
+    ct:pal("asyncio.sleep(0.001) x 1000: min ~.3f ms, median ~.3f ms, p99 ~.3f ms",
+           [Min * 1000, Median * 1000, P99 * 1000]),
+    ?expect(true, Min >= 0.00099). % a float of the same clock, rounded
 
 %% kill -9 of the sidecar under 50 tasks: each ends with python_crashed,
 %% none hangs; tasks work after the restart.
