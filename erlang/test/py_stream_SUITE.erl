@@ -520,17 +520,18 @@ sample_until_result(Pid, Acc) ->
 
 max2({A, B}, {C, D}) -> {max(A, C), max(B, D)}.
 
-%% While an async generator awaits (0.2 s per item, on the context's loop),
-%% its context serves calls: none waits for an item's await (each is far
-%% shorter than one), and the items all come, in order.
+%% While an async generator awaits (0.5 s per item, on the context's loop),
+%% its context serves calls: none waits for an item's await (a call that
+%% did would take up to 0.5 s; the bound is half that), and the items all
+%% come, in order.
 async_generator_frees_context(_Config) ->
     Ctx = py:context(),
-    {ok, Ref} = py:stream_start('__main__', aslow, [5, 0.2]),
+    {ok, Ref} = py:stream_start('__main__', aslow, [4, 0.5]),
     {Items, Calls, Worst} = calls_during(Ref, Ctx, [], 0, 0),
-    ?expect([0, 1, 2, 3, 4], Items),
+    ?expect([0, 1, 2, 3], Items),
     ct:pal("~b calls during the stream, the longest ~b us", [Calls, Worst]),
     true = Calls >= 10,
-    true = Worst < 100000.
+    true = Worst < 250000.
 
 calls_during(Ref, Ctx, Items, Calls, Worst) ->
     receive
