@@ -802,7 +802,7 @@ context_now(Target, M, F) ->
 prepare_call(Target, M, F, Args, Kwargs, Timeout) ->
     case py_payload:call(M, F, Args, Kwargs) of
         {ok, {MB, FB, _, _} = Payload} ->
-            with_timeout(Timeout, call, context(Target, MB, FB, Timeout), Payload);
+            with_timeout(Timeout, call, py_route:target_up(Target, MB, FB, Timeout), Payload);
         {error, _} = Error ->
             Error
     end.
@@ -810,7 +810,7 @@ prepare_call(Target, M, F, Args, Kwargs, Timeout) ->
 -spec prepare(py_request:op(), target(), {ok, tuple()} | {error, term()}, term()) ->
           {ok, prepared()} | {error, term()}.
 prepare(Op, Target, {ok, Payload}, Timeout) ->
-    with_timeout(Timeout, Op, context(Target, undefined, undefined, Timeout), Payload);
+    with_timeout(Timeout, Op, py_route:target_up(Target, undefined, undefined, Timeout), Payload);
 prepare(_Op, _Target, {error, _} = Error, _Timeout) ->
     Error.
 
@@ -822,24 +822,6 @@ with_timeout(Timeout, Op, {ok, Sidecar, Ctx}, Payload) ->
 with_timeout(_Timeout, _Op, {error, _} = Error, _Payload) ->
     Error.
 
-%% The sidecar and context of a call, after the restart of that sidecar
-%% under way if there is one (py_lifecycle:when_up/3). The target (or the
-%% route) is looked up first, as it names its sidecar; when the lookup
-%% fails, or finds a sidecar that restarts, it is looked up again once that
-%% sidecar is up.
-context(route, M, F, Timeout) ->
-    py_route:route_up(M, F, Timeout);
-context(Target, _M, _F, Timeout) ->
-    case py_route:resolve(Target) of
-        {ok, Sidecar, _Ctx} = Found ->
-            case py_lifecycle:state(Sidecar) of
-                up -> Found;
-                _ -> py_lifecycle:when_up(Sidecar, Timeout, fun() -> py_route:resolve(Target) end)
-            end;
-        {error, _} ->
-            py_lifecycle:when_up(py_route:sidecar_of(Target), Timeout,
-                                 fun() -> py_route:resolve(Target) end)
-    end.
 
 run({ok, {Op, Sidecar, Ctx, Payload, Timeout}}) ->
     case py_events:enabled() of

@@ -204,7 +204,7 @@ prepare(Target, M, F, Args, Opts) ->
         {ok, {MB, FB, _, _} = Payload} ->
             case py_payload:timeout(maps:get(timeout, Opts, py_config:call_timeout())) of
                 {ok, Timeout} ->
-                    case target(Target, MB, FB) of
+                    case py_route:target_up(Target, MB, FB, Timeout) of
                         {ok, Sidecar, Ctx} -> {ok, Sidecar, Ctx, Payload, Timeout};
                         {error, _} = Error -> Error
                     end;
@@ -215,5 +215,3 @@ prepare(Target, M, F, Args, Opts) ->
             Error
     end.
 
-target(route, M, F) -> py_route:route(M, F);
-target(Pid, _M, _F) -> py_route:resolve(Pid).

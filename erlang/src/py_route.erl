@@ -24,7 +24,7 @@
 %% </ol>
 -module(py_route).
 
--export([route/2, route/3, route_up/3, resolve/1, sidecar/0, sidecar_of/1, ref/1,
+-export([route/2, route/3, route_up/3, resolve/1, resolve_up/2, target_up/4, sidecar/0, sidecar_of/1, ref/1,
          get_context/0, get_context/1, bind_context/1, unbind_context/0,
          pool_context/1, bind_context/2, unbind_context/1, lookup/3,
          num_contexts/1, pool_contexts/1, pool_ctx_ids/1, is_pool/1]).
@@ -328,6 +328,31 @@ route_up(M, F, Timeout) ->
         {error, _} ->
             py_lifecycle:when_up(sidecar(), Timeout, fun() -> route(M, F) end)
     end.
+
+%% @doc {@link resolve/1} once the sidecar of `Target' (a context pid or a
+%% pool reference) is up, as {@link route_up/3} waits for a route.
+-spec resolve_up(term(), timeout()) -> {ok, atom(), pos_integer()} | {error, term()}.
+resolve_up(Target, Timeout) ->
+    case resolve(Target) of
+        {ok, Sidecar, _Ctx} = Found ->
+            case py_lifecycle:state(Sidecar) of
+                up -> Found;
+                _ -> py_lifecycle:when_up(Sidecar, Timeout, fun() -> resolve(Target) end)
+            end;
+        {error, _} ->
+            py_lifecycle:when_up(sidecar_of(Target), Timeout, fun() -> resolve(Target) end)
+    end.
+
+%% @doc The sidecar and context of a request for `Target': `route' (the
+%% caller's route for `Module.Function', {@link route_up/3}) or a context
+%% pid or pool reference ({@link resolve_up/2}), after the restart of that
+%% sidecar under way if there is one. The target (or the route) is looked
+%% up first, as it names its sidecar; when the lookup fails, or finds a
+%% sidecar that restarts, it is looked up again once that sidecar is up.
+-spec target_up(term(), binary() | undefined, binary() | undefined, timeout()) ->
+          {ok, atom(), pos_integer()} | {error, term()}.
+target_up(route, M, F, Timeout) -> route_up(M, F, Timeout);
+target_up(Target, _M, _F, Timeout) -> resolve_up(Target, Timeout).
 
 %% InCallback: py_callback:caller/1 of that sidecar.
 route(Sidecar, InCallback, M, F) ->

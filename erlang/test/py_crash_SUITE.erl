@@ -70,7 +70,8 @@ exec_globals_are_lost(_Config) ->
     restarted(),
     ?expect({error, {'NameError', _}}, py:eval(py:context(1), <<"defined_before">>)).
 
-%% A call made while the sidecar restarts waits for it instead of failing.
+%% A call (or a task) made while the sidecar restarts waits for it instead
+%% of failing.
 calls_wait_for_restart(_Config) ->
     %% the second crash in the window waits restart_backoff_ms
     application:set_env(erlang_python, restart_backoff_ms, 500),
@@ -81,7 +82,10 @@ calls_wait_for_restart(_Config) ->
     py_ct:wait_until(fun() -> py_lifecycle:state() =:= restarting end, 5000, "restarting"),
     Parent = self(),
     Pids = [spawn(fun() -> Parent ! {result, self(), py:eval(<<"6 * 7">>)} end)
-            || _ <- lists:seq(1, 10)],
+            || _ <- lists:seq(1, 10)] ++
+           %% and tasks, as calls do
+           [spawn(fun() -> Parent ! {result, self(), py_event_loop:run(asyncio, sleep, [0, 42])} end)
+            || _ <- lists:seq(1, 5)],
     ?expect(restarting, py_lifecycle:state()),
     [receive {result, P, R} -> ?expect({ok, 42}, R) after 10000 -> ct:fail(hung) end
      || P <- Pids],
