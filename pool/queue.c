@@ -175,6 +175,17 @@ int pyx_job_cancelled(const pyx_job *j)
     return 0;
 }
 
+/* Under q->mu: takes the job i places from the head out of q, however
+ * far back, closing the gap. */
+static pyx_job *take_at(pyx_queue *q, size_t i)
+{
+    pyx_job *j = q->items[(q->head + i) % q->cap];
+    for (size_t k = i; k + 1 < q->n; k++)
+        q->items[(q->head + k) % q->cap] = q->items[(q->head + k + 1) % q->cap];
+    __atomic_store_n(&q->n, q->n - 1, __ATOMIC_RELEASE);
+    return j;
+}
+
 pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long chain, pyx_job *outer, long long spin_ns)
 {
     pyx_job *j = NULL;
@@ -184,10 +195,7 @@ pyx_job *pyx_queue_pop_for(pyx_queue *q, long long cb, long long chain, pyx_job 
         for (size_t i = 0; i < q->n; i++) {
             pyx_job *c = q->items[(q->head + i) % q->cap];
             if ((c->kind == PYX_JOB_CB_REPLY && c->seq == cb) || (c->kind == PYX_JOB_REQUEST && c->chain == chain)) {
-                for (size_t k = i; k + 1 < q->n; k++) /* close the gap */
-                    q->items[(q->head + k) % q->cap] = q->items[(q->head + k + 1) % q->cap];
-                __atomic_store_n(&q->n, q->n - 1, __ATOMIC_RELEASE);
-                j = c;
+                j = take_at(q, i);
                 break;
             }
         }
@@ -318,10 +326,7 @@ pyx_job *pyx_queue_pop_any(pyx_queue *q, pyx_job *outer, int (*ready)(void *), v
             pyx_job *c = q->items[(q->head + i) % q->cap];
             if (c->kind != PYX_JOB_REQUEST)
                 continue; /* set-up, exits, answers: for the loop, later */
-            for (size_t k = i; k + 1 < q->n; k++) /* close the gap */
-                q->items[(q->head + k) % q->cap] = q->items[(q->head + k + 1) % q->cap];
-            __atomic_store_n(&q->n, q->n - 1, __ATOMIC_RELEASE);
-            j = c;
+            j = take_at(q, i);
         }
         if (j != NULL)
             break;
